@@ -1,0 +1,51 @@
+/**
+ * Lab smoke run: network + test DHCP + install server + one VM booting the installer directly, until the
+ * VM stops. Prints serial lines and install events. For manual checks while developing the lab.
+ *
+ *   node_modules/.bin/node scripts/lab/smoke.ts [--uefi] [--image PATH]
+ */
+
+import { parseArgs } from 'node:util';
+import { installerCmdline } from '../../src/install/protocol.ts';
+import { labAssetPaths } from '../../src/lab/assets.ts';
+import { startInstallServer } from '../../src/lab/install-server.ts';
+import { LabNetwork } from '../../src/lab/network.ts';
+import { QemuVm } from '../../src/lab/vm.ts';
+
+const { values } = parseArgs({ options: { uefi: { type: 'boolean' }, image: { type: 'string' } } });
+const paths = labAssetPaths();
+const t0 = Date.now();
+const ts = () => ((Date.now() - t0) / 1000).toFixed(1).padStart(6);
+const net = await LabNetwork.create({ name: 'strata-smoke', uplink: true });
+await net.startTestDhcp();
+const server = await startInstallServer(
+  {
+    nodes: {
+      smoke: {
+        installToken: 't1',
+        config: { imageUrl: '/images/os.tar.zst', installedToken: 't2', reboot: 'poweroff' },
+      },
+    },
+    files: values.image ? { '/images/os.tar.zst': values.image } : {},
+    onRequest: (r) => console.log(ts(), 'HTTP', JSON.stringify(r)),
+  },
+  { host: net.info.uplink!.host },
+);
+const vm = await QemuVm.create({
+  name: 'smoke',
+  network: net,
+  firmware: values.uefi ? 'uefi' : 'bios',
+  rebootAction: 'stop',
+  kernel: {
+    kernel: paths.kernel,
+    initrd: paths.initramfs,
+    append: `console=ttyS0 quiet ${installerCmdline({ url: server.url, node: 'smoke', token: 't1', onfail: 'poweroff' })}`,
+  },
+  onSerialLine: (l) => console.log(ts(), 'serial', l),
+});
+await vm.powerOn();
+const status = await vm.waitForStop(40 * 60_000);
+console.log(ts(), 'stopped:', status);
+await vm.destroy();
+await server.close();
+await net.destroy();

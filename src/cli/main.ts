@@ -1,0 +1,286 @@
+/**
+ * The `strata` command: `up`/`manager`/`worker` start the platform; the kubectl-like verbs (apply, get,
+ * describe, delete, events) are thin calls to the HTTP API.
+ */
+import { readFileSync } from 'node:fs';
+import { Command, Option } from 'commander';
+import '../core/kinds/index.ts';
+import '../layers.ts';
+import { allKinds, type KindDef, resolveKind } from '../core/resources/kinds.ts';
+import type { Resource, StrataEvent } from '../core/resources/types.ts';
+import { type Platform, startPlatform, VERSION } from '../platform.ts';
+import { ApiClient, CliError } from './client.ts';
+import { describe, formatEvent, printResources, table } from './print.ts';
+
+function kindArg(name: string): KindDef {
+  const def = resolveKind(name);
+  if (!def) {
+    throw new CliError(
+      `error: the server doesn't have a resource type "${name}" (known: ${allKinds()
+        .map((k) => k.plural)
+        .join(', ')})`,
+    );
+  }
+  return def;
+}
+
+function client(cmd: Command): ApiClient {
+  const o = cmd.optsWithGlobals<{ server?: string; token?: string; dataDir?: string }>();
+  return new ApiClient({
+    ...(o.server ? { server: o.server } : {}),
+    ...(o.token ? { token: o.token } : {}),
+    ...(o.dataDir ? { dataDir: o.dataDir } : {}),
+  });
+}
+
+async function runUntilSignal(p: Platform): Promise<void> {
+  await new Promise<void>((resolve) => {
+    const stop = () => resolve();
+    process.once('SIGINT', stop);
+    process.once('SIGTERM', stop);
+  });
+  await p.stop();
+}
+
+export function buildCli(): Command {
+  const program = new Command('strata')
+    .description('Strata: from bare metal to a running service mesh, one declarative ladder')
+    .version(VERSION)
+    .addOption(new Option('--server <url>', 'API address').env('STRATA_SERVER'))
+    .addOption(new Option('--token <token>', 'API bearer token').env('STRATA_TOKEN'))
+    .addOption(new Option('--data-dir <dir>', 'data directory').env('STRATA_DATA_DIR').default('.strata'))
+    .showHelpAfterError();
+
+  const serverOpts = (c: Command) =>
+    c
+      .addOption(new Option('--listen <host:port>', 'API listen address').default('127.0.0.1:7420'))
+      .addOption(
+        new Option('--database <url>', 'store: postgres://... (default: SQLite in the data directory)').env(
+          'STRATA_DATABASE',
+        ),
+      )
+      .addOption(
+        new Option('--admin-token <token>', 'use this admin token instead of generating one').env(
+          'STRATA_ADMIN_TOKEN',
+        ),
+      );
+
+  serverOpts(
+    program.command('up').description('start the whole platform in one process (API, managers, workers)'),
+  ).action(async (o, cmd: Command) => {
+    const g = cmd.optsWithGlobals();
+    const p = await startPlatform({
+      dataDir: g.dataDir,
+      listen: o.listen,
+      database: o.database,
+      manager: true,
+      roles: ['*'],
+      token: o.adminToken,
+      onToken: (t) =>
+        process.stdout.write(`Admin API token (shown once; also in ${g.dataDir}/admin-token): ${t}\n`),
+    });
+    process.stdout.write(
+      `Strata ${VERSION} is up: API http://${p.address!.host}:${p.address!.port} (store ${p.store.driver}, transport ${p.transport.name})\n`,
+    );
+    await runUntilSignal(p);
+  });
+
+  serverOpts(
+    program.command('manager').description('run the API and the managers; workers connect over NATS'),
+  )
+    .requiredOption('--nats <url>', 'NATS server URL (nats://host:4222)')
+    .action(async (o, cmd: Command) => {
+      const g = cmd.optsWithGlobals();
+      const p = await startPlatform({
+        dataDir: g.dataDir,
+        listen: o.listen,
+        database: o.database,
+        nats: o.nats,
+        manager: true,
+        roles: [],
+        token: o.adminToken,
+        onToken: (t) => process.stdout.write(`Admin API token (shown once): ${t}\n`),
+      });
+      process.stdout.write(
+        `Strata manager is up: API http://${p.address!.host}:${p.address!.port} (store ${p.store.driver}, transport nats)\n`,
+      );
+      await runUntilSignal(p);
+    });
+
+  program
+    .command('worker')
+    .description('run workers for some roles, taking work from NATS')
+    .requiredOption('--nats <url>', 'NATS server URL')
+    .requiredOption('--roles <roles>', 'comma-separated roles, e.g. sshkeys')
+    .action(async (o, cmd: Command) => {
+      const g = cmd.optsWithGlobals();
+      const p = await startPlatform({
+        dataDir: g.dataDir,
+        nats: o.nats,
+        manager: false,
+        roles: String(o.roles)
+          .split(',')
+          .map((r) => r.trim())
+          .filter(Boolean),
+      });
+      process.stdout.write(`Strata worker is up: roles ${o.roles}\n`);
+      await runUntilSignal(p);
+    });
+
+  program
+    .command('apply')
+    .description('create or update resources from YAML/JSON files (all or nothing)')
+    .requiredOption('-f, --filename <file...>', 'manifest file(s), or - for standard input')
+    .option('--dry-run', 'validate only')
+    .action(async (o, cmd: Command) => {
+      const files = (o.filename as string[]).map((f) => {
+        try {
+          return { name: f === '-' ? '<stdin>' : f, text: readFileSync(f === '-' ? 0 : f, 'utf8') };
+        } catch (e) {
+          throw new CliError(
+            `error: cannot read ${f}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`,
+          );
+        }
+      });
+      const out = await client(cmd).request<{ items: { kind: string; name: string; action: string }[] }>(
+        'POST',
+        `/api/v1/apply${o.dryRun ? '?dryRun=true' : ''}`,
+        JSON.stringify({ files }),
+      );
+      for (const i of out.items)
+        process.stdout.write(
+          `${i.kind.toLowerCase()}/${i.name} ${i.action}${o.dryRun ? ' (dry run)' : ''}\n`,
+        );
+    });
+
+  program
+    .command('get')
+    .description('list resources of a kind, or one by name')
+    .argument('<kind>')
+    .argument('[name]')
+    .addOption(
+      new Option('-o, --output <format>', 'output format')
+        .choices(['table', 'wide', 'json', 'yaml', 'name'])
+        .default('table'),
+    )
+    .option('-l, --selector <labels>', 'label selector key=value[,key=value]')
+    .action(async (kind: string, name: string | undefined, o, cmd: Command) => {
+      const def = kindArg(kind);
+      const c = client(cmd);
+      const items = name
+        ? [await c.request<Resource>('GET', `/api/v1/${def.plural}/${encodeURIComponent(name)}`)]
+        : (
+            await c.request<{ items: Resource[] }>(
+              'GET',
+              `/api/v1/${def.plural}${o.selector ? `?labelSelector=${encodeURIComponent(o.selector)}` : ''}`,
+            )
+          ).items;
+      if (!items.length && (o.output === 'table' || o.output === 'wide')) {
+        process.stderr.write(`No ${def.plural} found.\n`);
+        return;
+      }
+      process.stdout.write(printResources(def, items, o.output) + '\n');
+    });
+
+  program
+    .command('describe')
+    .description('show a resource in detail with its recent events')
+    .argument('<kind>')
+    .argument('<name>')
+    .action(async (kind: string, name: string, _o, cmd: Command) => {
+      const def = kindArg(kind);
+      const c = client(cmd);
+      const r = await c.request<Resource>('GET', `/api/v1/${def.plural}/${encodeURIComponent(name)}`);
+      const ev = await c.request<{ items: StrataEvent[] }>(
+        'GET',
+        `/api/v1/${def.plural}/${encodeURIComponent(name)}/events`,
+      );
+      process.stdout.write(describe(r, ev.items) + '\n');
+    });
+
+  program
+    .command('delete')
+    .description('delete a resource (a node first walks back down its ladder)')
+    .argument('<kind>')
+    .argument('<name>')
+    .action(async (kind: string, name: string, _o, cmd: Command) => {
+      const def = kindArg(kind);
+      const out = await client(cmd).request<{ details: { pending: boolean } }>(
+        'DELETE',
+        `/api/v1/${def.plural}/${encodeURIComponent(name)}`,
+      );
+      process.stdout.write(
+        `${def.kind.toLowerCase()}/${name} ${out.details.pending ? 'deletion started' : 'deleted'}\n`,
+      );
+    });
+
+  program
+    .command('events')
+    .description("a resource's timeline, e.g. strata events node n1 --follow")
+    .argument('<kind>')
+    .argument('<name>')
+    .option('-f, --follow', 'keep printing new events')
+    .option('-o, --output <format>', 'text or json', 'text')
+    .action(async (kind: string, name: string, o, cmd: Command) => {
+      const def = kindArg(kind);
+      const c = client(cmd);
+      const print = (e: StrataEvent) =>
+        process.stdout.write((o.output === 'json' ? JSON.stringify(e) : formatEvent(e)) + '\n');
+      const ev = await c.request<{ items: StrataEvent[] }>(
+        'GET',
+        `/api/v1/${def.plural}/${encodeURIComponent(name)}/events`,
+      );
+      ev.items.forEach(print);
+      if (!o.follow) return;
+      const after = ev.items.at(-1)?.id ?? 0;
+      for await (const m of c.stream(
+        `/api/v1/stream?kind=${def.kind}&name=${encodeURIComponent(name)}&after=${after}`,
+      )) {
+        if (m.event === 'timeline') print(JSON.parse(m.data));
+      }
+    });
+
+  const wo = program.command('workorder').alias('workorders').description('work orders for the human steps');
+  wo.command('list', { isDefault: true })
+    .description('open and done work orders')
+    .action(async (_o, cmd: Command) => {
+      const out = await client(cmd).request<{
+        items: { node: string; action: string; state: string; instructions: string }[];
+      }>('GET', '/api/v1/workorders');
+      if (!out.items.length) return void process.stderr.write('No work orders.\n');
+      process.stdout.write(
+        table([
+          ['NODE', 'ACTION', 'STATE', 'INSTRUCTIONS'],
+          ...out.items.map((w) => [w.node, w.action, w.state, w.instructions]),
+        ]) + '\n',
+      );
+    });
+  wo.command('done')
+    .description('confirm that the work order of a node is done')
+    .argument('<node>')
+    .option('--by <who>', 'who did it', process.env.USER ?? 'cli')
+    .action(async (node: string, o, cmd: Command) => {
+      await client(cmd).request(
+        'POST',
+        `/api/v1/workorders/${encodeURIComponent(node)}/done`,
+        JSON.stringify({ by: o.by }),
+      );
+      process.stdout.write(`workorder/${node} done\n`);
+    });
+
+  return program;
+}
+
+export async function main(argv: string[]): Promise<void> {
+  try {
+    await buildCli().parseAsync(argv);
+  } catch (e) {
+    if (e instanceof CliError) {
+      process.stderr.write(e.message + '\n');
+      process.exitCode = e.exitCode;
+      return;
+    }
+    process.stderr.write(`error: ${(e as Error).message}\n`);
+    process.exitCode = 1;
+  }
+}

@@ -1,0 +1,124 @@
+/**
+ * Node: one machine on the ladder. `spec.targetState` is what the user wants (0..9, the seed's states);
+ * `status.state` is what Strata last measured. Providers name the implementation used for each layer.
+ */
+import { z } from 'zod';
+import { hostname, ipv4, labels, mac, resourceName } from '../resources/fields.ts';
+import { registerKind } from '../resources/kinds.ts';
+import type { Condition, Resource } from '../resources/types.ts';
+
+export const STATE_NAMES = [
+  'host',
+  'proprietary node',
+  'UEFI/BIOS node',
+  'iPXE node',
+  'local network node',
+  'global network node',
+  'layer-1 cluster node',
+  'layer-n cluster node',
+  'service mesh namespace node',
+  'service mesh node',
+] as const;
+
+export const nodeSpec = z
+  .object({
+    macAddresses: z.array(mac).default([]),
+    uuid: z
+      .string()
+      .regex(/^[0-9a-fA-F-]{32,36}$/, { message: 'expected an SMBIOS UUID like 8c5a3e4f-...' })
+      .optional(),
+    serial: z.string().optional(),
+    hostname: hostname.optional(),
+    targetState: z
+      .number({ message: 'expected a state number 0..9' })
+      .int()
+      .min(0, { message: 'expected a state number 0..9' })
+      .max(9, { message: 'expected a state number 0..9' })
+      .default(0),
+    /** Network this node boots on; when absent, the network whose subnet holds its address, or the only one. */
+    network: resourceName.optional(),
+    /** Reserved address on that network. */
+    ipAddress: ipv4.optional(),
+    /** Profile to boot; when absent, the profile whose selector matches the node's labels. */
+    profile: resourceName.optional(),
+    providers: z
+      .object({
+        hardware: z.enum(['human', 'lab', 'redfish', 'ipmi', 'none']).default('human'),
+        boot: z.enum(['network', 'usb']).default('network'),
+        install: z.enum(['preseed', 'kickstart', 'cloud-init', 'image']).optional(),
+      })
+      .strict()
+      .default({ hardware: 'human', boot: 'network' }),
+    /** Ask for a fresh OS install on the next boot (PXE-once is otherwise kept). */
+    reprovision: z.boolean().default(false),
+  })
+  .strict();
+
+export type NodeSpec = z.infer<typeof nodeSpec>;
+
+export interface StepStatus {
+  name: string;
+  from: number;
+  startedAt: string;
+  attempts: number;
+  lastError?: string;
+  nextAttemptAt?: string;
+  message?: string;
+}
+
+export interface NodeStatus {
+  state: number;
+  /** Human summary: `Ready`, `Provisioning`, `Waiting`, `Failed`, `Discovered`. */
+  phase?: string;
+  conditions?: Condition[];
+  step?: StepStatus;
+  /** What its packets told about a machine that enrolled itself. */
+  discovered?: {
+    arch?: string;
+    vendorClass?: string;
+    hostname?: string;
+    firstSeen?: string;
+    network?: string;
+  };
+  addresses?: string[];
+  /** Set once the OS is installed; the boot script then boots the local disk (PXE-once). */
+  installedAt?: string;
+  hostKey?: string;
+  lastSeen?: string;
+}
+
+export type NodeResource = Resource<NodeSpec, NodeStatus>;
+
+registerKind({
+  kind: 'Node',
+  plural: 'nodes',
+  aliases: ['node', 'no'],
+  description: 'A machine climbing the ladder from bare metal to service mesh.',
+  spec: nodeSpec,
+  columns: [
+    { header: 'STATE', value: (r) => (r.status as NodeStatus | undefined)?.state ?? 0 },
+    { header: 'TARGET', value: (r) => (r.spec as NodeSpec).targetState },
+    { header: 'PHASE', value: (r) => (r.status as NodeStatus | undefined)?.phase ?? 'Pending' },
+    {
+      header: 'STEP',
+      value: (r) => {
+        const s = (r.status as NodeStatus | undefined)?.step;
+        return s ? `${s.name}${s.attempts > 1 ? ` (try ${s.attempts})` : ''}` : '-';
+      },
+    },
+    { header: 'MAC', value: (r) => (r.spec as NodeSpec).macAddresses?.[0] ?? '-' },
+    {
+      header: 'ADDRESS',
+      wide: true,
+      value: (r) => (r.status as NodeStatus | undefined)?.addresses?.[0] ?? '-',
+    },
+    { header: 'HARDWARE', wide: true, value: (r) => (r.spec as NodeSpec).providers?.hardware },
+    {
+      header: 'ERROR',
+      wide: true,
+      value: (r) => (r.status as NodeStatus | undefined)?.step?.lastError ?? '',
+    },
+  ],
+});
+
+export { labels };

@@ -1,0 +1,385 @@
+/**
+ * The ladder engine: the Node manager. For each node it compares `spec.targetState` with the measured
+ * `status.state` and takes one step at a time — check, then act, with retries (exponential backoff and
+ * jitter) and every transition on the node's timeline. Lowering the target or deleting the node walks back
+ * down through the steps' `undo`. Work is driven by changes and timeline events, plus a periodic resync,
+ * through a bounded keyed queue.
+ */
+import type { NodeResource, NodeStatus, StepStatus } from '../kinds/node.ts';
+import { STATE_NAMES } from '../kinds/node.ts';
+import { counter, gauge, histogram } from '../metrics.ts';
+import { backoffMs, WorkQueue } from './queue.ts';
+import type { CoreServices, Step, StepContext } from './step.ts';
+
+export const LADDER_FINALIZER = 'strata.dev/ladder';
+const SOURCE = 'ladder-manager';
+
+const stepRuns = counter('strata_step_actions_total', 'Step actions run', ['step', 'result']);
+const stepDuration = histogram(
+  'strata_step_duration_seconds',
+  'Time from step start to completion',
+  ['step'],
+  [0.1, 1, 5, 15, 30, 60, 120, 300, 600, 1800],
+);
+const nodesByState = gauge('strata_nodes', 'Nodes by observed state', ['state']);
+
+export interface EngineOptions {
+  concurrency?: number;
+  resyncMs?: number;
+  /** How long a waiting step sleeps before re-checking when no event wakes it. */
+  waitRecheckMs?: number;
+  backoffBaseMs?: number;
+  backoffCapMs?: number;
+}
+
+export class LadderEngine {
+  readonly #core: CoreServices;
+  readonly #steps: Step[] = [];
+  readonly #queue: WorkQueue;
+  readonly #opts: Required<EngineOptions>;
+  #resync: NodeJS.Timeout | undefined;
+  readonly #unsubs: (() => void)[] = [];
+  readonly #seen = new Map<string, string>();
+
+  constructor(core: CoreServices, opts: EngineOptions = {}) {
+    this.#core = core;
+    this.#opts = {
+      concurrency: opts.concurrency ?? 8,
+      resyncMs: opts.resyncMs ?? 30_000,
+      waitRecheckMs: opts.waitRecheckMs ?? 15_000,
+      backoffBaseMs: opts.backoffBaseMs ?? 1000,
+      backoffCapMs: opts.backoffCapMs ?? 300_000,
+    };
+    this.#queue = new WorkQueue((name) => this.reconcile(name), this.#opts.concurrency);
+  }
+
+  register(step: Step): void {
+    this.#steps.push(step);
+  }
+
+  steps(): readonly Step[] {
+    return this.#steps;
+  }
+
+  /** The step that moves `node` from `from` to `from + 1`, per its providers. */
+  stepFor(node: NodeResource, from: number): Step | undefined {
+    return this.#steps.find((s) => s.from === from && (!s.appliesTo || s.appliesTo(node)));
+  }
+
+  async start(): Promise<void> {
+    this.#unsubs.push(
+      this.#core.hub.onChange((ev) => {
+        if (ev.object.kind !== 'Node') return;
+        const name = ev.object.metadata.name;
+        if (ev.type === 'DELETED') return void this.#seen.delete(name);
+        // Only what the user changed (spec, deletion) wakes the node; its own status writes do not.
+        const m = ev.object.metadata;
+        const key = `${m.generation}|${m.deletionTimestamp ?? ''}`;
+        if (this.#seen.get(name) === key) return;
+        this.#seen.set(name, key);
+        this.#queue.add(name);
+      }),
+      this.#core.hub.onEvent((ev) => {
+        if (ev.kind === 'Node' && ev.source !== SOURCE) this.#queue.add(ev.name);
+      }),
+    );
+    await this.resync();
+    this.#resync = setInterval(() => void this.resync(), this.#opts.resyncMs);
+    this.#resync.unref();
+  }
+
+  async resync(): Promise<void> {
+    const nodes = await this.#core.resources.list<NodeResource>('Node');
+    const counts = new Array(10).fill(0);
+    for (const n of nodes) {
+      counts[n.status?.state ?? 0]++;
+      this.#queue.add(n.metadata.name);
+    }
+    for (const [s, c] of counts.entries()) nodesByState.set({ state: String(s) }, c);
+  }
+
+  /** Asks for a node to be looked at again now (e.g. a worker reported something). */
+  poke(name: string): void {
+    this.#queue.add(name);
+  }
+
+  whenIdle(): Promise<void> {
+    return this.#queue.whenIdle();
+  }
+
+  stop(): void {
+    clearInterval(this.#resync);
+    this.#queue.stop();
+    for (const u of this.#unsubs.splice(0)) u();
+  }
+
+  #ctx(node: NodeResource, step: Step, signal: AbortSignal): StepContext {
+    const core = this.#core;
+    return {
+      ...core,
+      node,
+      step,
+      signal,
+      record: (reason, message, data, type = 'Normal') =>
+        core.hub.record({
+          kind: 'Node',
+          name: node.metadata.name,
+          step: step.name,
+          source: SOURCE,
+          reason,
+          message,
+          type,
+          ...(data ? { data } : {}),
+        }),
+    };
+  }
+
+  #event(
+    node: NodeResource,
+    reason: string,
+    message: string,
+    step?: string,
+    data?: Record<string, unknown>,
+    warn = false,
+  ) {
+    this.#core.hub.record({
+      kind: 'Node',
+      name: node.metadata.name,
+      source: SOURCE,
+      reason,
+      message,
+      type: warn ? 'Warning' : 'Normal',
+      ...(step ? { step } : {}),
+      ...(data ? { data } : {}),
+    });
+  }
+
+  async #setStatus(
+    name: string,
+    fn: (s: NodeStatus) => NodeStatus | undefined,
+  ): Promise<NodeResource | undefined> {
+    return (await this.#core.resources.patchStatus<NodeStatus>('Node', name, (s) => {
+      const next = fn({ ...s, state: s.state ?? 0 });
+      // Unchanged status is not written: no write, no change event, no wake-up loop.
+      return next && JSON.stringify(next) !== JSON.stringify(s) ? next : undefined;
+    })) as NodeResource | undefined;
+  }
+
+  /** One pass over one node: at most one step forward or back, then re-queue as needed. */
+  async reconcile(name: string): Promise<void> {
+    const node = await this.#core.resources.get<NodeResource>('Node', name);
+    if (!node) return;
+    const deleting = Boolean(node.metadata.deletionTimestamp);
+    const target = deleting ? 0 : node.spec.targetState;
+    const state = node.status?.state ?? 0;
+
+    if (state === target) {
+      if (deleting) {
+        this.#event(node, 'Deleted', 'node is back at state 0; removing it');
+        await this.#core.hub.flush();
+        await this.#core.resources.removeFinalizer('Node', name, LADDER_FINALIZER);
+        return;
+      }
+      const phase = state === 0 && node.status?.discovered ? 'Discovered' : 'Ready';
+      if (node.status?.phase !== phase || node.status?.step) {
+        await this.#setStatus(name, ({ step: _s, ...s }) => ({ ...s, phase }));
+        if (phase === 'Ready')
+          this.#event(node, 'TargetReached', `node is at its target state ${state} (${STATE_NAMES[state]})`);
+      }
+      return;
+    }
+    if (state > target) return this.#stepDown(node, state);
+    return this.#stepUp(node, state);
+  }
+
+  async #stepUp(node: NodeResource, state: number): Promise<void> {
+    const name = node.metadata.name;
+    const step = this.stepFor(node, state);
+    if (!step) {
+      const why = `no step is registered from state ${state} (${STATE_NAMES[state]}) for this node's providers`;
+      if (node.status?.phase !== 'Blocked') {
+        await this.#setStatus(name, (s) => ({
+          ...s,
+          phase: 'Blocked',
+          step: { name: '-', from: state, startedAt: now(), attempts: 0, message: why },
+        }));
+        this.#event(node, 'Blocked', why, undefined, undefined, true);
+      }
+      return;
+    }
+    const prev =
+      node.status?.step?.name === step.name && node.status.step.from === state ? node.status.step : undefined;
+    const ac = new AbortController();
+    const ctx = this.#ctx(node, step, ac.signal);
+
+    let inNext = false;
+    try {
+      inNext = await step.check(ctx);
+    } catch (err) {
+      return this.#failed(node, step, prev, state, `check failed: ${message(err)}`);
+    }
+    if (inNext) {
+      const started = prev ? Date.parse(prev.startedAt) : Date.now();
+      const secs = (Date.now() - started) / 1000;
+      stepDuration.observe({ step: step.name }, secs);
+      await this.#setStatus(name, ({ step: _s, ...s }) => ({
+        ...s,
+        state: state + 1,
+        phase: state + 1 === node.spec.targetState ? 'Ready' : 'Provisioning',
+      }));
+      this.#event(
+        node,
+        'StepCompleted',
+        `state ${state} → ${state + 1} (${STATE_NAMES[state + 1]}) in ${secs.toFixed(1)} s`,
+        step.name,
+        {
+          from: state,
+          to: state + 1,
+          durationSeconds: Number(secs.toFixed(3)),
+        },
+      );
+      this.#queue.add(name);
+      return;
+    }
+    if (prev?.nextAttemptAt && Date.parse(prev.nextAttemptAt) > Date.now()) {
+      this.#queue.addAfter(name, Date.parse(prev.nextAttemptAt) - Date.now());
+      return;
+    }
+    const attempts = (prev?.attempts ?? 0) + 1;
+    const startedAt = prev?.startedAt ?? now();
+    if (!prev)
+      this.#event(node, 'StepStarted', `${step.description} (state ${state} → ${state + 1})`, step.name);
+    await this.#setStatus(name, (s) => ({
+      ...s,
+      phase: 'Provisioning',
+      step: {
+        name: step.name,
+        from: state,
+        startedAt,
+        attempts,
+        ...(prev?.lastError ? { lastError: prev.lastError } : {}),
+      },
+    }));
+    try {
+      const outcome = await withTimeout(step.action(ctx), step.timeoutMs ?? 600_000, ac);
+      stepRuns.inc({ step: step.name, result: outcome.status });
+      if (outcome.status === 'done') {
+        await this.#setStatus(name, (s) => ({
+          ...s,
+          step: {
+            name: step.name,
+            from: state,
+            startedAt,
+            attempts: 0,
+            ...(outcome.message ? { message: outcome.message } : {}),
+          },
+        }));
+        this.#queue.add(name);
+      } else {
+        const changed = prev?.message !== outcome.message;
+        await this.#setStatus(name, (s) => ({
+          ...s,
+          phase: 'Waiting',
+          step: { name: step.name, from: state, startedAt, attempts: 0, message: outcome.message },
+        }));
+        if (changed) this.#event(node, 'Waiting', outcome.message, step.name);
+        this.#queue.addAfter(name, outcome.recheckAfterMs ?? this.#opts.waitRecheckMs);
+      }
+    } catch (err) {
+      stepRuns.inc({ step: step.name, result: 'error' });
+      await this.#failed(
+        node,
+        step,
+        { name: step.name, from: state, startedAt, attempts },
+        state,
+        message(err),
+      );
+    }
+  }
+
+  async #failed(
+    node: NodeResource,
+    step: Step,
+    prev: StepStatus | undefined,
+    state: number,
+    error: string,
+  ): Promise<void> {
+    const attempts = Math.max(1, prev?.attempts ?? 1);
+    const delay = backoffMs(attempts, this.#opts.backoffBaseMs, this.#opts.backoffCapMs);
+    const next = new Date(Date.now() + delay).toISOString();
+    await this.#setStatus(node.metadata.name, (s) => ({
+      ...s,
+      phase: 'Failed',
+      step: {
+        name: step.name,
+        from: state,
+        startedAt: prev?.startedAt ?? now(),
+        attempts,
+        lastError: error,
+        nextAttemptAt: next,
+      },
+    }));
+    this.#event(
+      node,
+      'StepFailed',
+      `${error} (attempt ${attempts}; retrying in ${(delay / 1000).toFixed(1)} s)`,
+      step.name,
+      { attempts, retryInMs: delay },
+      true,
+    );
+    this.#queue.addAfter(node.metadata.name, delay);
+  }
+
+  async #stepDown(node: NodeResource, state: number): Promise<void> {
+    const step = this.stepFor(node, state - 1);
+    const name = node.metadata.name;
+    if (step?.undo) {
+      const ac = new AbortController();
+      try {
+        this.#event(node, 'UndoStarted', `undoing ${step.name} (state ${state} → ${state - 1})`, step.name);
+        await withTimeout(step.undo(this.#ctx(node, step, ac.signal)), step.timeoutMs ?? 600_000, ac);
+      } catch (err) {
+        return this.#failed(node, step, node.status?.step, state, `undo failed: ${message(err)}`);
+      }
+    } else {
+      this.#event(
+        node,
+        'StateLowered',
+        `state ${state} → ${state - 1}: step ${step?.name ?? '(none)'} has nothing to undo, what it made stays in place`,
+        step?.name,
+      );
+    }
+    await this.#setStatus(name, ({ step: _s, ...s }) => ({
+      ...s,
+      state: state - 1,
+      phase: 'Deprovisioning',
+    }));
+    this.#event(node, 'StepUndone', `state ${state} → ${state - 1} (${STATE_NAMES[state - 1]})`, step?.name);
+    this.#queue.add(name);
+  }
+}
+
+function now(): string {
+  return new Date().toISOString();
+}
+
+function message(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}
+
+async function withTimeout<T>(p: Promise<T>, ms: number, ac: AbortController): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    return await Promise.race([
+      p,
+      new Promise<never>((_, rej) => {
+        timer = setTimeout(() => {
+          ac.abort();
+          rej(new Error(`timed out after ${Math.round(ms / 1000)} s`));
+        }, ms);
+      }),
+    ]);
+  } finally {
+    clearTimeout(timer);
+  }
+}

@@ -1,0 +1,33 @@
+/**
+ * A layer plugs into the platform: it may register kinds (on import), ladder steps and API routes, run a
+ * manager (decides, records) in the control plane and workers (do) for the roles it serves. The platform
+ * starts the managers in `strata up`/`strata manager` and the workers in `strata up`/`strata worker`, so the
+ * same code runs in one process or split across machines over NATS.
+ */
+import type { Router } from '../api/http.ts';
+import type { LadderEngine } from './ladder/engine.ts';
+import type { CoreServices } from './ladder/step.ts';
+
+export interface Stoppable {
+  stop(): Promise<void> | void;
+}
+
+export interface ManagerContext extends CoreServices {
+  engine: LadderEngine;
+  router: Router;
+  dataDir: string;
+}
+
+export interface WorkerContext extends CoreServices {
+  dataDir: string;
+  /** Identifies this worker on timelines, e.g. `sshkeys-worker@host`. */
+  id: string;
+}
+
+export interface Layer {
+  name: string;
+  /** Worker roles this layer provides (`strata worker --roles ...`). */
+  roles: string[];
+  manager?(ctx: ManagerContext): Promise<Stoppable | undefined>;
+  worker?(ctx: WorkerContext, role: string): Promise<Stoppable | undefined>;
+}

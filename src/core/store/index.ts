@@ -1,0 +1,27 @@
+/**
+ * Picks the store driver from one setting (`--store` / `STRATA_STORE`): a `postgres://` or
+ * `postgresql://` URL opens PostgreSQL (several managers sharing one database); `sqlite:PATH` or nothing
+ * opens SQLite, by default at `<dataDir>/strata.db` (the embedded, zero set-up default). The PostgreSQL
+ * driver is loaded only when asked for, so the embedded default never loads `pg`.
+ */
+import { join, resolve } from 'node:path';
+import { SqliteStore } from './sqlite.ts';
+import type { Store } from './types.ts';
+
+export type { Store } from './types.ts';
+
+export async function openStore(spec: string, dataDir: string): Promise<Store> {
+  const s = spec.trim();
+  if (/^postgres(ql)?:\/\//i.test(s)) {
+    const { PostgresStore } = await import('./postgres.ts');
+    return PostgresStore.open(s);
+  }
+  if (s === '' || /^sqlite:$/i.test(s)) return new SqliteStore(join(dataDir, 'strata.db'));
+  if (/^sqlite:/i.test(s)) {
+    const path = s.slice('sqlite:'.length);
+    return new SqliteStore(path === ':memory:' ? path : resolve(path));
+  }
+  throw new Error(
+    `unknown store "${s}": use postgres://USER:PASSWORD@HOST:PORT/DB, sqlite:PATH, or nothing for ${join(dataDir, 'strata.db')}`,
+  );
+}

@@ -1,0 +1,48 @@
+/**
+ * Versioned schema migrations, applied in order on start and recorded in `schema_migrations`. Append new
+ * versions; never edit an applied one.
+ */
+
+export interface Migration {
+  version: number;
+  sql: string;
+}
+
+export const SQLITE_MIGRATIONS: Migration[] = [
+  {
+    version: 1,
+    sql: `
+      CREATE TABLE resources (
+        kind TEXT NOT NULL, name TEXT NOT NULL, api_version TEXT NOT NULL,
+        meta TEXT NOT NULL, spec TEXT NOT NULL, status TEXT, rv INTEGER NOT NULL,
+        PRIMARY KEY (kind, name));
+      CREATE TABLE counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
+      INSERT INTO counters (name, value) VALUES ('rv', 0);
+      CREATE TABLE events (
+        id INTEGER PRIMARY KEY AUTOINCREMENT, time TEXT NOT NULL, kind TEXT NOT NULL, name TEXT NOT NULL,
+        step TEXT, source TEXT NOT NULL, type TEXT NOT NULL, reason TEXT NOT NULL, message TEXT NOT NULL, data TEXT);
+      CREATE INDEX events_by_object ON events (kind, name, id);
+      CREATE TABLE records (collection TEXT NOT NULL, key TEXT NOT NULL, value TEXT NOT NULL,
+        PRIMARY KEY (collection, key));
+    `,
+  },
+];
+
+export const POSTGRES_MIGRATIONS: Migration[] = [
+  {
+    version: 1,
+    sql: `
+      CREATE TABLE resources (
+        kind TEXT NOT NULL, name TEXT NOT NULL, api_version TEXT NOT NULL,
+        meta JSONB NOT NULL, spec JSONB NOT NULL, status JSONB, rv BIGINT NOT NULL,
+        PRIMARY KEY (kind, name));
+      CREATE SEQUENCE resource_versions;
+      CREATE TABLE events (
+        id BIGSERIAL PRIMARY KEY, time TIMESTAMPTZ NOT NULL, kind TEXT NOT NULL, name TEXT NOT NULL,
+        step TEXT, source TEXT NOT NULL, type TEXT NOT NULL, reason TEXT NOT NULL, message TEXT NOT NULL, data JSONB);
+      CREATE INDEX events_by_object ON events (kind, name, id);
+      CREATE TABLE records (collection TEXT NOT NULL, key TEXT NOT NULL, value JSONB NOT NULL,
+        PRIMARY KEY (collection, key));
+    `,
+  },
+];

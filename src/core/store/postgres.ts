@@ -1,0 +1,333 @@
+/**
+ * PostgreSQL store, for several managers sharing one database (HA). Same semantics as the SQLite store
+ * (the conformance suite runs against both); what differs is how concurrency is made safe:
+ *
+ * - Migrations run in one transaction under a transaction-scoped advisory lock, so managers starting at
+ *   once apply each version exactly once and the others wait, then see it recorded.
+ * - `write(ops)` is one READ COMMITTED transaction that locks every row it touches with
+ *   `SELECT ... FOR UPDATE` before checking `expectedVersion`: a concurrent writer waits for the lock and
+ *   then sees the committed version, so it gets Conflict instead of overwriting (no lost updates).
+ *   Concurrent creates of one name meet at the primary key (`ON CONFLICT DO NOTHING`) → AlreadyExists.
+ *   A deadlock between two multi-op writes is retried (a few times) as a whole transaction.
+ * - `resourceVersion` comes from the `resource_versions` sequence (unique, increasing; gaps after a
+ *   rollback are harmless because versions are opaque tokens). Two concurrent writers may commit their
+ *   versions out of order, so a version is a concurrency token, not a cursor.
+ * - Event appends are serialised (advisory lock until commit), so event ids *are* a cursor: following a
+ *   timeline with `afterId` never skips an event.
+ *
+ * JSON lives in JSONB: objects round-trip by value but JSONB does not keep key order, so "did the spec
+ * change" (generation bump) compares canonical JSON rather than text. Lists order by name with the "C"
+ * collation so both drivers sort identically whatever the database's locale.
+ */
+import { randomUUID } from 'node:crypto';
+import pg from 'pg';
+import { alreadyExists, conflict, notFound } from '../resources/errors.ts';
+import type { Resource, StrataEvent } from '../resources/types.ts';
+import { POSTGRES_MIGRATIONS } from './migrations.ts';
+import { rowToEvent } from './sqlite.ts';
+import {
+  type EventQuery,
+  type ListOptions,
+  matchesLabels,
+  type Store,
+  type StoredRecord,
+  type WriteOp,
+  type WriteResult,
+} from './types.ts';
+
+/** Key of the advisory lock serialising migrations across processes ("strata" in ASCII). */
+const MIGRATION_LOCK = 0x737472617461;
+/** Key of the advisory lock that makes event ids commit in order ("events"). */
+const EVENTS_LOCK = 0x6576656e7473;
+/** Deadlock / serialization failure: the transaction can simply be run again. */
+const RETRYABLE = new Set(['40P01', '40001']);
+
+interface Row {
+  kind: string;
+  name: string;
+  api_version: string;
+  meta: Record<string, unknown>;
+  spec: Record<string, unknown>;
+  status: Record<string, unknown> | null;
+  rv: string;
+}
+
+function rowToResource(row: Row): Resource {
+  const metadata = { ...row.meta, resourceVersion: String(row.rv) } as Resource['metadata'];
+  const r: Resource = { apiVersion: row.api_version, kind: row.kind, metadata, spec: row.spec };
+  if (row.status) r.status = row.status;
+  return r;
+}
+
+/** JSON with object keys sorted, for comparing values the way JSONB does. */
+function canonical(v: unknown): string {
+  return JSON.stringify(v, (_k, x) =>
+    x && typeof x === 'object' && !Array.isArray(x)
+      ? Object.fromEntries(Object.entries(x).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)))
+      : x,
+  );
+}
+
+export interface PostgresStoreOptions {
+  /** Connections in the pool. Default 10. */
+  poolSize?: number;
+}
+
+export class PostgresStore implements Store {
+  readonly driver = 'postgres' as const;
+  readonly #pool: pg.Pool;
+  #closed = false;
+
+  private constructor(pool: pg.Pool) {
+    this.#pool = pool;
+  }
+
+  /** Connects and applies pending migrations. Rejects when the database is unreachable. */
+  static async open(url: string, opts: PostgresStoreOptions = {}): Promise<PostgresStore> {
+    const pool = new pg.Pool({
+      connectionString: url,
+      max: opts.poolSize ?? 10,
+      application_name: 'strata',
+      connectionTimeoutMillis: 10_000,
+    });
+    // An idle connection that breaks (server restart) must not crash the process; the pool replaces it.
+    pool.on('error', () => {});
+    const store = new PostgresStore(pool);
+    try {
+      await store.#migrate();
+    } catch (e) {
+      await pool.end().catch(() => {});
+      throw e;
+    }
+    return store;
+  }
+
+  async #migrate(): Promise<void> {
+    await this.#tx(async (c) => {
+      await c.query('SELECT pg_advisory_xact_lock($1)', [MIGRATION_LOCK]);
+      await c.query(
+        'CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at TIMESTAMPTZ NOT NULL)',
+      );
+      const done = new Set(
+        (await c.query<{ version: number }>('SELECT version FROM schema_migrations')).rows.map(
+          (r) => r.version,
+        ),
+      );
+      for (const m of POSTGRES_MIGRATIONS) {
+        if (done.has(m.version)) continue;
+        await c.query(m.sql);
+        await c.query('INSERT INTO schema_migrations (version, applied_at) VALUES ($1, now())', [m.version]);
+      }
+    });
+  }
+
+  /** Runs fn in a transaction on one pooled connection; retries the whole of it after a deadlock. */
+  async #tx<T>(fn: (c: pg.PoolClient) => Promise<T>): Promise<T> {
+    for (let attempt = 1; ; attempt++) {
+      const c = await this.#pool.connect();
+      let broken: Error | undefined;
+      try {
+        await c.query('BEGIN');
+        const out = await fn(c);
+        await c.query('COMMIT');
+        return out;
+      } catch (e) {
+        try {
+          await c.query('ROLLBACK');
+        } catch (re) {
+          broken = re as Error;
+        }
+        const code = (e as { code?: string }).code;
+        if (!code || !RETRYABLE.has(code) || attempt >= 5) throw e;
+      } finally {
+        c.release(broken);
+      }
+      await new Promise((r) => setTimeout(r, 5 * attempt + Math.random() * 20));
+    }
+  }
+
+  async get(kind: string, name: string): Promise<Resource | undefined> {
+    const { rows } = await this.#pool.query<Row>('SELECT * FROM resources WHERE kind = $1 AND name = $2', [
+      kind,
+      name,
+    ]);
+    return rows[0] ? rowToResource(rows[0]) : undefined;
+  }
+
+  async list(kind: string, opts?: ListOptions): Promise<Resource[]> {
+    const labels = opts?.labels && Object.keys(opts.labels).length ? canonical(opts.labels) : null;
+    const { rows } = await this.#pool.query<Row>(
+      `SELECT * FROM resources WHERE kind = $1
+         AND ($2::jsonb IS NULL OR COALESCE(meta->'labels', '{}'::jsonb) @> $2::jsonb)
+       ORDER BY name COLLATE "C"`,
+      [kind, labels],
+    );
+    return rows.map(rowToResource).filter((r) => matchesLabels(r, opts?.labels));
+  }
+
+  async write(ops: WriteOp[]): Promise<WriteResult[]> {
+    if (!ops.length) return [];
+    return this.#tx(async (c) => {
+      const out: WriteResult[] = [];
+      for (const op of ops) out.push(await this.#apply(c, op));
+      return out;
+    });
+  }
+
+  async #apply(c: pg.PoolClient, op: WriteOp): Promise<WriteResult> {
+    const kind = op.op === 'create' || op.op === 'update' ? op.resource.kind : op.kind;
+    const name = op.op === 'create' || op.op === 'update' ? op.resource.metadata.name : op.name;
+    if (op.op === 'create') {
+      const { resourceVersion: _rv, ...meta } = op.resource.metadata;
+      const metadata = {
+        ...meta,
+        uid: meta.uid ?? randomUUID(),
+        generation: 1,
+        creationTimestamp: meta.creationTimestamp ?? new Date().toISOString(),
+      };
+      const { rows } = await c.query<Row>(
+        `INSERT INTO resources (kind, name, api_version, meta, spec, status, rv)
+         VALUES ($1, $2, $3, $4::jsonb, $5::jsonb, $6::jsonb, nextval('resource_versions'))
+         ON CONFLICT (kind, name) DO NOTHING RETURNING *`,
+        [
+          kind,
+          name,
+          op.resource.apiVersion,
+          JSON.stringify(metadata),
+          JSON.stringify(op.resource.spec),
+          op.resource.status ? JSON.stringify(op.resource.status) : null,
+        ],
+      );
+      if (!rows[0]) throw alreadyExists(kind, name);
+      return { op: op.op, resource: rowToResource(rows[0]) };
+    }
+    const row = (
+      await c.query<Row>('SELECT * FROM resources WHERE kind = $1 AND name = $2 FOR UPDATE', [kind, name])
+    ).rows[0];
+    if (!row) throw notFound(kind, name);
+    if (op.expectedVersion !== undefined && op.expectedVersion !== String(row.rv)) {
+      throw conflict(kind, name, op.expectedVersion, String(row.rv));
+    }
+    const current = rowToResource(row);
+    if (op.op === 'delete') {
+      await c.query('DELETE FROM resources WHERE kind = $1 AND name = $2', [kind, name]);
+      return { op: op.op, resource: current };
+    }
+    let updated: Row | undefined;
+    if (op.op === 'status') {
+      updated = (
+        await c.query<Row>(
+          `UPDATE resources SET status = $1::jsonb, rv = nextval('resource_versions')
+           WHERE kind = $2 AND name = $3 RETURNING *`,
+          [JSON.stringify(op.status), kind, name],
+        )
+      ).rows[0];
+    } else {
+      const specChanged = canonical(op.resource.spec) !== canonical(row.spec);
+      const { resourceVersion: _rv, ...meta } = op.resource.metadata;
+      const metadata = {
+        ...meta,
+        uid: current.metadata.uid,
+        creationTimestamp: current.metadata.creationTimestamp,
+        generation: (current.metadata.generation ?? 1) + (specChanged ? 1 : 0),
+      };
+      updated = (
+        await c.query<Row>(
+          `UPDATE resources SET meta = $1::jsonb, spec = $2::jsonb, rv = nextval('resource_versions')
+           WHERE kind = $3 AND name = $4 RETURNING *`,
+          [JSON.stringify(metadata), JSON.stringify(op.resource.spec), kind, name],
+        )
+      ).rows[0];
+    }
+    return { op: op.op, resource: rowToResource(updated!) };
+  }
+
+  async appendEvents(events: StrataEvent[]): Promise<void> {
+    if (!events.length) return;
+    await this.#tx(async (c) => {
+      // Appends are serialised until commit, so ids become visible in increasing order and a reader
+      // following with `afterId` never skips an event committed late with a smaller id.
+      await c.query('SELECT pg_advisory_xact_lock($1)', [EVENTS_LOCK]);
+      // Take the ids first so each event gets its id back in order, then insert them in one statement.
+      const ids = (
+        await c.query<{ id: string }>(
+          "SELECT nextval(pg_get_serial_sequence('events', 'id')) AS id FROM generate_series(1, $1)",
+          [events.length],
+        )
+      ).rows.map((r) => Number(r.id));
+      const col = <T>(f: (e: StrataEvent) => T) => events.map(f);
+      await c.query(
+        `INSERT INTO events (id, time, kind, name, step, source, type, reason, message, data)
+         SELECT * FROM unnest($1::bigint[], $2::timestamptz[], $3::text[], $4::text[], $5::text[], $6::text[],
+           $7::text[], $8::text[], $9::text[], $10::jsonb[])`,
+        [
+          ids,
+          col((e) => e.time),
+          col((e) => e.kind),
+          col((e) => e.name),
+          col((e) => e.step ?? null),
+          col((e) => e.source),
+          col((e) => e.type),
+          col((e) => e.reason),
+          col((e) => e.message),
+          col((e) => (e.data ? JSON.stringify(e.data) : null)),
+        ],
+      );
+      events.forEach((e, i) => {
+        e.id = ids[i]!;
+      });
+    });
+  }
+
+  async listEvents(q: EventQuery): Promise<StrataEvent[]> {
+    const { rows } = await this.#pool.query(
+      'SELECT * FROM events WHERE kind = $1 AND name = $2 AND id > $3 ORDER BY id LIMIT $4',
+      [q.kind, q.name, q.afterId ?? 0, q.limit ?? 10_000],
+    );
+    return rows.map((r: Record<string, unknown>) =>
+      rowToEvent({ ...r, time: r.time instanceof Date ? r.time.toISOString() : r.time }),
+    );
+  }
+
+  async putRecords(collection: string, records: StoredRecord[]): Promise<void> {
+    if (!records.length) return;
+    // Last write of a key in the batch wins, as with SQLite (one statement cannot touch a row twice).
+    const byKey = new Map(records.map((r) => [r.key, JSON.stringify(r.value)]));
+    await this.#pool.query(
+      `INSERT INTO records (collection, key, value)
+       SELECT $1, k, v::jsonb FROM unnest($2::text[], $3::text[]) AS t(k, v)
+       ON CONFLICT (collection, key) DO UPDATE SET value = excluded.value`,
+      [collection, [...byKey.keys()], [...byKey.values()]],
+    );
+  }
+
+  async deleteRecords(collection: string, keys: string[]): Promise<void> {
+    if (!keys.length) return;
+    await this.#pool.query('DELETE FROM records WHERE collection = $1 AND key = ANY($2::text[])', [
+      collection,
+      keys,
+    ]);
+  }
+
+  async getRecord(collection: string, key: string): Promise<unknown | undefined> {
+    const { rows } = await this.#pool.query<{ value: unknown }>(
+      'SELECT value FROM records WHERE collection = $1 AND key = $2',
+      [collection, key],
+    );
+    return rows[0] ? rows[0].value : undefined;
+  }
+
+  async listRecords(collection: string): Promise<StoredRecord[]> {
+    const { rows } = await this.#pool.query<StoredRecord>(
+      'SELECT key, value FROM records WHERE collection = $1 ORDER BY key COLLATE "C"',
+      [collection],
+    );
+    return rows.map((r) => ({ key: r.key, value: r.value }));
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    await this.#pool.end();
+  }
+}

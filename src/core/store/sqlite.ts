@@ -1,0 +1,258 @@
+/**
+ * SQLite store on node:sqlite (no native addon to rebuild). WAL with synchronous=FULL: a write the API
+ * acknowledged has reached the disk, so `kill -9` at any moment loses nothing acknowledged, and each
+ * `write()` is one transaction, so nothing is left half-written. Callers batch hot writes (leases, events).
+ */
+import { randomUUID } from 'node:crypto';
+import { mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
+import { DatabaseSync, type StatementSync } from 'node:sqlite';
+import { alreadyExists, conflict, notFound } from '../resources/errors.ts';
+import type { Resource, StrataEvent } from '../resources/types.ts';
+import { SQLITE_MIGRATIONS } from './migrations.ts';
+import {
+  type EventQuery,
+  type ListOptions,
+  matchesLabels,
+  type Store,
+  type StoredRecord,
+  type WriteOp,
+  type WriteResult,
+} from './types.ts';
+
+interface Row {
+  kind: string;
+  name: string;
+  api_version: string;
+  meta: string;
+  spec: string;
+  status: string | null;
+  rv: number;
+}
+
+export function rowToResource(row: Row): Resource {
+  const metadata = JSON.parse(row.meta);
+  metadata.resourceVersion = String(row.rv);
+  const r: Resource = { apiVersion: row.api_version, kind: row.kind, metadata, spec: JSON.parse(row.spec) };
+  if (row.status) r.status = JSON.parse(row.status);
+  return r;
+}
+
+export class SqliteStore implements Store {
+  readonly driver = 'sqlite' as const;
+  readonly #db: DatabaseSync;
+  readonly #stmts: Record<string, StatementSync>;
+
+  constructor(path: string) {
+    if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true });
+    this.#db = new DatabaseSync(path);
+    this.#db.exec(
+      'PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA busy_timeout=5000; PRAGMA foreign_keys=ON;',
+    );
+    this.#migrate();
+    const p = (sql: string) => this.#db.prepare(sql);
+    this.#stmts = {
+      get: p('SELECT * FROM resources WHERE kind = ? AND name = ?'),
+      list: p('SELECT * FROM resources WHERE kind = ? ORDER BY name'),
+      nextRv: p("UPDATE counters SET value = value + 1 WHERE name = 'rv' RETURNING value"),
+      insert: p(
+        'INSERT INTO resources (kind, name, api_version, meta, spec, status, rv) VALUES (?, ?, ?, ?, ?, ?, ?)',
+      ),
+      update: p('UPDATE resources SET meta = ?, spec = ?, rv = ? WHERE kind = ? AND name = ?'),
+      status: p('UPDATE resources SET status = ?, rv = ? WHERE kind = ? AND name = ?'),
+      delete: p('DELETE FROM resources WHERE kind = ? AND name = ?'),
+      event: p(
+        'INSERT INTO events (time, kind, name, step, source, type, reason, message, data) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)',
+      ),
+      events: p('SELECT * FROM events WHERE kind = ? AND name = ? AND id > ? ORDER BY id LIMIT ?'),
+      putRecord: p(
+        'INSERT INTO records (collection, key, value) VALUES (?, ?, ?) ON CONFLICT (collection, key) DO UPDATE SET value = excluded.value',
+      ),
+      delRecord: p('DELETE FROM records WHERE collection = ? AND key = ?'),
+      getRecord: p('SELECT value FROM records WHERE collection = ? AND key = ?'),
+      listRecords: p('SELECT key, value FROM records WHERE collection = ? ORDER BY key'),
+    };
+  }
+
+  #migrate(): void {
+    this.#db.exec(
+      'CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL)',
+    );
+    const done = new Set(
+      (this.#db.prepare('SELECT version FROM schema_migrations').all() as { version: number }[]).map(
+        (r) => r.version,
+      ),
+    );
+    for (const m of SQLITE_MIGRATIONS) {
+      if (done.has(m.version)) continue;
+      this.#tx(() => {
+        this.#db.exec(m.sql);
+        this.#db
+          .prepare('INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)')
+          .run(m.version, new Date().toISOString());
+      });
+    }
+  }
+
+  #tx<T>(fn: () => T): T {
+    this.#db.exec('BEGIN IMMEDIATE');
+    try {
+      const out = fn();
+      this.#db.exec('COMMIT');
+      return out;
+    } catch (e) {
+      this.#db.exec('ROLLBACK');
+      throw e;
+    }
+  }
+
+  #row(kind: string, name: string): Row | undefined {
+    return this.#stmts.get!.get(kind, name) as Row | undefined;
+  }
+
+  #nextRv(): number {
+    return (this.#stmts.nextRv!.get() as { value: number }).value;
+  }
+
+  async get(kind: string, name: string): Promise<Resource | undefined> {
+    const row = this.#row(kind, name);
+    return row ? rowToResource(row) : undefined;
+  }
+
+  async list(kind: string, opts?: ListOptions): Promise<Resource[]> {
+    return (this.#stmts.list!.all(kind) as unknown as Row[])
+      .map(rowToResource)
+      .filter((r) => matchesLabels(r, opts?.labels));
+  }
+
+  async write(ops: WriteOp[]): Promise<WriteResult[]> {
+    return this.#tx(() => ops.map((op) => this.#apply(op)));
+  }
+
+  #apply(op: WriteOp): WriteResult {
+    const kind = op.op === 'create' || op.op === 'update' ? op.resource.kind : op.kind;
+    const name = op.op === 'create' || op.op === 'update' ? op.resource.metadata.name : op.name;
+    const row = this.#row(kind, name);
+    if (op.op === 'create') {
+      if (row) throw alreadyExists(kind, name);
+      const rv = this.#nextRv();
+      const { resourceVersion: _rv, ...meta } = op.resource.metadata;
+      const metadata = {
+        ...meta,
+        uid: meta.uid ?? randomUUID(),
+        generation: 1,
+        creationTimestamp: meta.creationTimestamp ?? new Date().toISOString(),
+      };
+      const status = op.resource.status ? JSON.stringify(op.resource.status) : null;
+      this.#stmts.insert!.run(
+        kind,
+        name,
+        op.resource.apiVersion,
+        JSON.stringify(metadata),
+        JSON.stringify(op.resource.spec),
+        status,
+        rv,
+      );
+      return { op: op.op, resource: rowToResource(this.#row(kind, name)!) };
+    }
+    if (!row) throw notFound(kind, name);
+    if (op.expectedVersion !== undefined && op.expectedVersion !== String(row.rv)) {
+      throw conflict(kind, name, op.expectedVersion, String(row.rv));
+    }
+    const current = rowToResource(row);
+    if (op.op === 'delete') {
+      this.#stmts.delete!.run(kind, name);
+      return { op: op.op, resource: current };
+    }
+    const rv = this.#nextRv();
+    if (op.op === 'status') {
+      this.#stmts.status!.run(JSON.stringify(op.status), rv, kind, name);
+    } else {
+      const specChanged = JSON.stringify(op.resource.spec) !== row.spec;
+      const { resourceVersion: _rv, ...meta } = op.resource.metadata;
+      const metadata = {
+        ...meta,
+        uid: current.metadata.uid,
+        creationTimestamp: current.metadata.creationTimestamp,
+        generation: (current.metadata.generation ?? 1) + (specChanged ? 1 : 0),
+      };
+      this.#stmts.update!.run(JSON.stringify(metadata), JSON.stringify(op.resource.spec), rv, kind, name);
+    }
+    return { op: op.op, resource: rowToResource(this.#row(kind, name)!) };
+  }
+
+  async appendEvents(events: StrataEvent[]): Promise<void> {
+    if (!events.length) return;
+    this.#tx(() => {
+      for (const e of events) {
+        const r = this.#stmts.event!.run(
+          e.time,
+          e.kind,
+          e.name,
+          e.step ?? null,
+          e.source,
+          e.type,
+          e.reason,
+          e.message,
+          e.data ? JSON.stringify(e.data) : null,
+        );
+        e.id = Number(r.lastInsertRowid);
+      }
+    });
+  }
+
+  async listEvents(q: EventQuery): Promise<StrataEvent[]> {
+    const rows = this.#stmts.events!.all(q.kind, q.name, q.afterId ?? 0, q.limit ?? 10_000) as Record<
+      string,
+      unknown
+    >[];
+    return rows.map(rowToEvent);
+  }
+
+  async putRecords(collection: string, records: StoredRecord[]): Promise<void> {
+    if (!records.length) return;
+    this.#tx(() => {
+      for (const r of records) this.#stmts.putRecord!.run(collection, r.key, JSON.stringify(r.value));
+    });
+  }
+
+  async deleteRecords(collection: string, keys: string[]): Promise<void> {
+    if (!keys.length) return;
+    this.#tx(() => {
+      for (const k of keys) this.#stmts.delRecord!.run(collection, k);
+    });
+  }
+
+  async getRecord(collection: string, key: string): Promise<unknown | undefined> {
+    const row = this.#stmts.getRecord!.get(collection, key) as { value: string } | undefined;
+    return row ? JSON.parse(row.value) : undefined;
+  }
+
+  async listRecords(collection: string): Promise<StoredRecord[]> {
+    return (this.#stmts.listRecords!.all(collection) as { key: string; value: string }[]).map((r) => ({
+      key: r.key,
+      value: JSON.parse(r.value),
+    }));
+  }
+
+  async close(): Promise<void> {
+    if (this.#db.isOpen) this.#db.close();
+  }
+}
+
+export function rowToEvent(row: Record<string, unknown>): StrataEvent {
+  const e: StrataEvent = {
+    id: Number(row.id),
+    time: String(row.time),
+    kind: String(row.kind),
+    name: String(row.name),
+    source: String(row.source),
+    type: row.type as StrataEvent['type'],
+    reason: String(row.reason),
+    message: String(row.message),
+  };
+  if (row.step) e.step = String(row.step);
+  if (row.data)
+    e.data = typeof row.data === 'string' ? JSON.parse(row.data) : (row.data as Record<string, unknown>);
+  return e;
+}

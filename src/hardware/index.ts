@@ -1,0 +1,146 @@
+/**
+ * Step 0 (state 0 → 1, "powered and cabled"). For the `human` provider the seed's human manager issues a
+ * work order ("connect node X to energy and the network, power it on") and the human worker confirms it
+ * through the CLI or API. Machine providers (lab, BMC) are asked over the transport to power the node on.
+ * A node whose firmware was already heard on the network (DHCP) is powered and cabled by evidence.
+ */
+
+import type { NodeResource } from '../core/kinds/node.ts';
+import type { Step, StepContext } from '../core/ladder/step.ts';
+import type { Layer, ManagerContext } from '../core/layer.ts';
+import { StrataError } from '../core/resources/errors.ts';
+import { type PowerReply, type PowerRequest, powerTarget, providerSubject } from './provider.ts';
+
+export const WORK_ORDERS = 'workorders';
+
+export interface WorkOrder {
+  node: string;
+  action: 'connect' | 'disconnect';
+  instructions: string;
+  state: 'open' | 'done';
+  createdAt: string;
+  doneAt?: string;
+  doneBy?: string;
+}
+
+function instructions(node: NodeResource): string {
+  const macs = node.spec.macAddresses.join(', ') || 'unknown MAC';
+  const net = node.spec.network ? ` on network "${node.spec.network}"` : '';
+  return `Connect node ${node.metadata.name} (${macs}) to energy and to its switch port${net}, set it to boot from the network, and power it on.`;
+}
+
+const humanStep: Step = {
+  name: 'hardware.human',
+  from: 0,
+  description: 'a person powers and cables the node (work order)',
+  appliesTo: (n) => n.spec.providers.hardware === 'human',
+  async check(ctx) {
+    if (ctx.node.status?.discovered) return true;
+    const wo = (await ctx.store.getRecord(WORK_ORDERS, ctx.node.metadata.name)) as WorkOrder | undefined;
+    return wo?.action === 'connect' && wo.state === 'done';
+  },
+  async action(ctx) {
+    const name = ctx.node.metadata.name;
+    const wo = (await ctx.store.getRecord(WORK_ORDERS, name)) as WorkOrder | undefined;
+    if (wo?.action !== 'connect') {
+      const order: WorkOrder = {
+        node: name,
+        action: 'connect',
+        instructions: instructions(ctx.node),
+        state: 'open',
+        createdAt: new Date().toISOString(),
+      };
+      await ctx.store.putRecords(WORK_ORDERS, [{ key: name, value: order }]);
+      ctx.record('WorkOrderCreated', order.instructions, { action: 'connect' });
+    }
+    return {
+      status: 'waiting',
+      message: `waiting for a person: confirm with "strata workorder done ${name}"`,
+      recheckAfterMs: 60_000,
+    };
+  },
+  async undo(ctx) {
+    const name = ctx.node.metadata.name;
+    const order: WorkOrder = {
+      node: name,
+      action: 'disconnect',
+      instructions: `Power off node ${name} and disconnect it.`,
+      state: 'open',
+      createdAt: new Date().toISOString(),
+    };
+    await ctx.store.putRecords(WORK_ORDERS, [{ key: name, value: order }]);
+    ctx.record('WorkOrderCreated', order.instructions, { action: 'disconnect' });
+  },
+};
+
+/** Power step for providers that a worker drives (lab, BMC). */
+const machineStep: Step = {
+  name: 'hardware.power',
+  from: 0,
+  description: 'the hardware provider powers the node on',
+  appliesTo: (n) => n.spec.providers.hardware !== 'human' && n.spec.providers.hardware !== 'none',
+  async check(ctx) {
+    const r = await powerRequest(ctx, 'status');
+    return r.state === 'on';
+  },
+  async action(ctx) {
+    const r = await powerRequest(ctx, 'on');
+    return { status: 'done', message: r.message ?? `powered ${r.state}` };
+  },
+  async undo(ctx) {
+    await powerRequest(ctx, 'off');
+  },
+};
+
+function powerRequest(ctx: StepContext, op: PowerRequest['op']): Promise<PowerReply> {
+  const provider = ctx.node.spec.providers.hardware;
+  return ctx.transport.request<PowerRequest, PowerReply>(
+    providerSubject(provider),
+    { op, node: powerTarget(ctx.node) },
+    { timeout: 60_000 },
+  );
+}
+
+function routes(ctx: ManagerContext): void {
+  ctx.router.add('GET', '/api/v1/workorders', async () => ({
+    kind: 'WorkOrderList',
+    items: (await ctx.store.listRecords(WORK_ORDERS)).map((r) => r.value),
+  }));
+  ctx.router.add('POST', '/api/v1/workorders/:node/done', async ({ params, json, req }) => {
+    const name = params.node!;
+    const wo = (await ctx.store.getRecord(WORK_ORDERS, name)) as WorkOrder | undefined;
+    if (!wo) throw new StrataError(404, 'NotFound', `no work order for node "${name}"`);
+    if (wo.state === 'done') return wo;
+    const body =
+      req.headers['content-length'] && req.headers['content-length'] !== '0'
+        ? await json<{ by?: string }>()
+        : {};
+    const done: WorkOrder = {
+      ...wo,
+      state: 'done',
+      doneAt: new Date().toISOString(),
+      doneBy: body.by ?? 'api',
+    };
+    await ctx.store.putRecords(WORK_ORDERS, [{ key: name, value: done }]);
+    ctx.hub.record({
+      kind: 'Node',
+      name,
+      step: 'hardware.human',
+      source: 'human-worker',
+      reason: 'WorkOrderDone',
+      message: `work order "${wo.action}" confirmed by ${done.doneBy}`,
+    });
+    return done;
+  });
+}
+
+export const hardwareLayer: Layer = {
+  name: 'hardware',
+  roles: [],
+  async manager(ctx) {
+    ctx.engine.register(humanStep);
+    ctx.engine.register(machineStep);
+    routes(ctx);
+    return undefined;
+  },
+};

@@ -1,0 +1,6 @@
+/** Every layer of the ladder, bottom to top. Adding a layer is one line here. */
+import type { Layer } from './core/layer.ts';
+import { hardwareLayer } from './hardware/index.ts';
+import { sshkeysLayer } from './sshkeys/index.ts';
+
+export const LAYERS: Layer[] = [hardwareLayer, sshkeysLayer];

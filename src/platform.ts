@@ -1,0 +1,130 @@
+/**
+ * The composition root: opens the store and transport, starts the API, the ladder engine and the layers'
+ * managers and/or workers. `strata up` runs everything in one process on embedded defaults (SQLite,
+ * in-process transport); `strata manager` and `strata worker` split it over NATS.
+ */
+import { mkdirSync } from 'node:fs';
+import { hostname } from 'node:os';
+import { resolve } from 'node:path';
+import './core/kinds/index.ts';
+import { ensureAdminToken, TokenAuth } from './api/auth.ts';
+import { ApiServer } from './api/server.ts';
+import { EventHub } from './core/events.ts';
+import { type EngineOptions, LadderEngine } from './core/ladder/engine.ts';
+import type { CoreServices } from './core/ladder/step.ts';
+import type { Layer, Stoppable } from './core/layer.ts';
+import { createLogger, type Logger } from './core/log.ts';
+import { ResourceService } from './core/resources/service.ts';
+import type { StrataEvent } from './core/resources/types.ts';
+import { openStore } from './core/store/index.ts';
+import type { Store } from './core/store/types.ts';
+import { openTransport } from './core/transport/index.ts';
+import type { Transport } from './core/transport/types.ts';
+import { LAYERS } from './layers.ts';
+
+export const VERSION = '0.1.0';
+
+export interface PlatformOptions {
+  dataDir: string;
+  /** `host:port` of the API. */
+  listen?: string;
+  /** Store URL: empty → SQLite in dataDir, `postgres://...` → PostgreSQL. */
+  database?: string;
+  /** `nats://...` → NATS transport, empty → in-process. */
+  nats?: string;
+  /** Run managers + API. */
+  manager: boolean;
+  /** Worker roles to run; `['*']` means every role. */
+  roles: string[];
+  /** Use this admin token instead of generating one (tests, automation). */
+  token?: string;
+  engine?: EngineOptions;
+  layers?: Layer[];
+  log?: Logger;
+  /** Called once with a newly created admin token, so the CLI can print it once. */
+  onToken?: (token: string) => void;
+}
+
+export interface Platform extends CoreServices {
+  api?: ApiServer;
+  engine?: LadderEngine;
+  address?: { host: string; port: number };
+  stop(): Promise<void>;
+}
+
+/** Where worker reports travel when manager and workers are separate processes. */
+export const EVENTS_SUBJECT = 'events.record';
+
+export async function startPlatform(opts: PlatformOptions): Promise<Platform> {
+  const dataDir = resolve(opts.dataDir);
+  mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+  const log = opts.log ?? createLogger({ component: 'strata' });
+  const store: Store = await openStore(opts.database ?? '', dataDir);
+  const transport: Transport = await openTransport(opts.nats);
+  const hub = new EventHub(store, log);
+  const resources = new ResourceService(store, hub);
+  const core: CoreServices = { store, transport, hub, resources, log };
+  const stoppers: Stoppable[] = [];
+  const layers = opts.layers ?? LAYERS;
+  const out: Platform = { ...core, stop: async () => {} };
+
+  if (opts.manager) {
+    const auth = new TokenAuth(store);
+    const token = await ensureAdminToken(store, dataDir, opts.token);
+    if (token) opts.onToken?.(token);
+    await auth.load();
+    const engine = new LadderEngine(core, opts.engine);
+    const api = new ApiServer({ resources, hub, auth, log, version: VERSION });
+    // Workers elsewhere report timeline events over the transport.
+    const sub = await transport.subscribe<StrataEvent>(EVENTS_SUBJECT, (ev) => {
+      const { id: _id, time: _t, ...rest } = ev;
+      hub.record(rest);
+    });
+    stoppers.push({ stop: () => sub.unsubscribe() });
+    for (const layer of layers) {
+      const s = await layer.manager?.({ ...core, engine, router: api.router, dataDir });
+      if (s) stoppers.push(s);
+    }
+    const [host, port] = splitHostPort(opts.listen ?? '127.0.0.1:7420');
+    const addr = await api.listen(host, port);
+    await engine.start();
+    stoppers.push({ stop: () => engine.stop() });
+    stoppers.push({ stop: () => api.close() });
+    out.api = api;
+    out.engine = engine;
+    out.address = { host: addr.address, port: addr.port };
+  }
+
+  const all = opts.roles.includes('*');
+  for (const layer of layers) {
+    for (const role of layer.roles) {
+      if (!all && !opts.roles.includes(role)) continue;
+      const id = `${role}-worker@${hostname()}`;
+      const s = await layer.worker?.({ ...core, dataDir, id, log: log.child({ worker: id }) }, role);
+      if (s) stoppers.push(s);
+    }
+  }
+  const unknown = opts.roles.filter((r) => r !== '*' && !layers.some((l) => l.roles.includes(r)));
+  if (unknown.length) {
+    throw new Error(
+      `unknown worker role(s) ${unknown.join(', ')}: known roles are ${layers.flatMap((l) => l.roles).join(', ')}`,
+    );
+  }
+
+  out.stop = async () => {
+    for (const s of stoppers.reverse()) await s.stop();
+    await hub.flush();
+    await transport.close();
+    await store.close();
+  };
+  return out;
+}
+
+export function splitHostPort(s: string): [string, number] {
+  const i = s.lastIndexOf(':');
+  const port = Number(s.slice(i + 1));
+  if (i < 0 || !Number.isInteger(port) || port < 0 || port > 65535) {
+    throw new Error(`invalid listen address "${s}": expected HOST:PORT like 127.0.0.1:7420`);
+  }
+  return [s.slice(0, i).replace(/^\[|\]$/g, ''), port];
+}

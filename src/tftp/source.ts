@@ -1,0 +1,212 @@
+/**
+ * Where the TFTP server gets its bytes: the `FileSource` seam, and the sources that come with it.
+ *
+ * The server knows nothing about disks: it asks a `FileSource` to open a path for a client and then does
+ * positional reads into buffers it owns and reuses (`read(into, position)`), so the hot path allocates
+ * nothing per block. That one interface is the only seam between the protocol machinery and the policy
+ * deciding what a machine boots (like pixiecore's `Booter`): the lead can plug the artifact store, built-in
+ * iPXE binaries (`memorySource`), per-client logic, or several roots at once (`mountSources`, `chainSources`).
+ *
+ * `open` returns null for "no such file" (TFTP error 1) and throws `TftpError` to refuse with a specific
+ * code (e.g. 2, access violation). `DirectorySource` is the confinement boundary for disk roots: it refuses
+ * `..` segments, absolute paths, NUL bytes and symlinks resolving outside the root, logs each refusal, and
+ * opens the resolved real path read-only with O_NOFOLLOW.
+ */
+import { constants, type FileHandle, open, realpath } from 'node:fs/promises';
+import { join, sep } from 'node:path';
+import { type Logger, silentLogger } from '../core/log.ts';
+import { ERROR_CODE } from './codec.ts';
+
+export interface TftpClient {
+  address: string;
+  port: number;
+}
+
+/** An opened file. `read` fills `into` from `position` and returns the byte count (short only at EOF). */
+export interface OpenFile {
+  readonly size: number;
+  read(into: Buffer, position: number): Promise<number>;
+  close(): Promise<void> | void;
+}
+
+export interface FileSource {
+  /** null → TFTP error 1 (file not found). Throw `TftpError` to answer with another code. */
+  open(path: string, client: TftpClient): Promise<OpenFile | null>;
+}
+
+/** A refusal a source wants sent to the client as a TFTP ERROR packet with this code. */
+export class TftpError extends Error {
+  readonly code: number;
+  constructor(code: number, message: string) {
+    super(message);
+    this.name = 'TftpError';
+    this.code = code;
+  }
+}
+
+export interface DirectorySourceOptions {
+  /**
+   * Treat a leading '/' as the root (like `in.tftpd -s`) instead of refusing the path. Default false: absolute
+   * paths are refused with error 2.
+   */
+  allowLeadingSlash?: boolean;
+  logger?: Logger;
+}
+
+class FileHandleFile implements OpenFile {
+  readonly size: number;
+  readonly #fh: FileHandle;
+  constructor(fh: FileHandle, size: number) {
+    this.#fh = fh;
+    this.size = size;
+  }
+  async read(into: Buffer, position: number): Promise<number> {
+    let total = 0;
+    while (total < into.length) {
+      const { bytesRead } = await this.#fh.read(into, total, into.length - total, position + total);
+      if (bytesRead === 0) break;
+      total += bytesRead;
+    }
+    return total;
+  }
+  close(): Promise<void> {
+    return this.#fh.close();
+  }
+}
+
+/** Serves regular files under one directory, refusing anything that would leave it. */
+export class DirectorySource implements FileSource {
+  readonly root: string;
+  readonly #allowLeadingSlash: boolean;
+  readonly #log: Logger;
+  #realRoot: Promise<string> | undefined;
+
+  constructor(root: string, options: DirectorySourceOptions = {}) {
+    this.root = root;
+    this.#allowLeadingSlash = options.allowLeadingSlash ?? false;
+    this.#log = options.logger ?? silentLogger;
+  }
+
+  #refuse(path: string, client: TftpClient, reason: string): never {
+    this.#log.warn('tftp path refused', { path, client: `${client.address}:${client.port}`, reason });
+    throw new TftpError(ERROR_CODE.ACCESS_VIOLATION, 'access violation');
+  }
+
+  async open(path: string, client: TftpClient): Promise<OpenFile | null> {
+    if (path.includes('\0')) this.#refuse(path, client, 'NUL byte');
+    // Windows-built loaders (bootmgfw, WDS) ask with backslashes; they are separators here, never literals.
+    let p = path.replaceAll('\\', '/');
+    if (p.startsWith('/')) {
+      if (!this.#allowLeadingSlash) this.#refuse(path, client, 'absolute path');
+      p = p.replace(/^\/+/, '');
+    }
+    const segments = p.split('/').filter((s) => s !== '' && s !== '.');
+    if (segments.includes('..')) this.#refuse(path, client, 'parent directory segment');
+    if (segments.length === 0) return null;
+
+    this.#realRoot ??= realpath(this.root).catch((err: unknown) => {
+      this.#realRoot = undefined; // the root may appear later; do not cache its absence
+      throw err;
+    });
+    const root = await this.#realRoot;
+    let real: string;
+    try {
+      real = await realpath(join(root, ...segments));
+    } catch (err) {
+      if (isCode(err, 'ENOENT') || isCode(err, 'ENOTDIR') || isCode(err, 'ELOOP')) return null;
+      if (isCode(err, 'EACCES')) throw new TftpError(ERROR_CODE.ACCESS_VIOLATION, 'access violation');
+      throw err;
+    }
+    if (real !== root && !real.startsWith(root.endsWith(sep) ? root : root + sep)) {
+      this.#refuse(path, client, 'resolves outside root');
+    }
+    let fh: FileHandle;
+    try {
+      fh = await open(real, constants.O_RDONLY | constants.O_NOFOLLOW);
+    } catch (err) {
+      if (isCode(err, 'ENOENT') || isCode(err, 'ELOOP')) return null;
+      if (isCode(err, 'EACCES') || isCode(err, 'EPERM')) {
+        throw new TftpError(ERROR_CODE.ACCESS_VIOLATION, 'access violation');
+      }
+      throw err;
+    }
+    try {
+      const st = await fh.stat();
+      if (!st.isFile()) {
+        await fh.close();
+        return null;
+      }
+      return new FileHandleFile(fh, st.size);
+    } catch (err) {
+      await fh.close();
+      throw err;
+    }
+  }
+}
+
+function isCode(err: unknown, code: string): boolean {
+  return typeof err === 'object' && err !== null && (err as { code?: unknown }).code === code;
+}
+
+class BufferFile implements OpenFile {
+  readonly size: number;
+  readonly #data: Uint8Array;
+  constructor(data: Uint8Array) {
+    this.#data = data;
+    this.size = data.length;
+  }
+  async read(into: Buffer, position: number): Promise<number> {
+    const chunk = this.#data.subarray(position, position + into.length);
+    into.set(chunk, 0);
+    return chunk.length;
+  }
+  close(): void {}
+}
+
+/** Serves fixed in-memory files by exact name (e.g. built-in iPXE binaries). Leading '/' is ignored. */
+export function memorySource(files: Record<string, Uint8Array> | Map<string, Uint8Array>): FileSource {
+  const map = files instanceof Map ? files : new Map(Object.entries(files));
+  return {
+    async open(path) {
+      const data = map.get(path.replace(/^\/+/, ''));
+      return data ? new BufferFile(data) : null;
+    },
+  };
+}
+
+export interface Mount {
+  /** Path prefix, e.g. 'ipxe/' or '' for everything. Matched after leading slashes are stripped. */
+  prefix: string;
+  source: FileSource;
+}
+
+/**
+ * Maps several roots into one namespace: the longest matching prefix wins and is stripped before the
+ * source sees the path (a '' prefix passes the path on untouched, so its source still sees absolute paths), e.g. `[{prefix: 'ipxe/', source: builtins}, {prefix: '', source: new DirectorySource(dir)}]`.
+ */
+export function mountSources(mounts: Mount[]): FileSource {
+  const sorted = [...mounts].sort((a, b) => b.prefix.length - a.prefix.length);
+  return {
+    async open(path, client) {
+      const p = path.replace(/^\/+/, '');
+      for (const m of sorted) {
+        if (m.prefix === '') return m.source.open(path, client);
+        if (p.startsWith(m.prefix)) return m.source.open(p.slice(m.prefix.length), client);
+      }
+      return null;
+    },
+  };
+}
+
+/** Tries sources in order; the first that does not answer null wins. A refusal (throw) stops the chain. */
+export function chainSources(...sources: FileSource[]): FileSource {
+  return {
+    async open(path, client) {
+      for (const s of sources) {
+        const f = await s.open(path, client);
+        if (f) return f;
+      }
+      return null;
+    },
+  };
+}

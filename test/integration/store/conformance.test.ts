@@ -1,0 +1,468 @@
+/**
+ * One behaviour suite, run against both store drivers: SQLite in a temporary directory and PostgreSQL in
+ * a throwaway database. What a manager relies on: optimistic concurrency, spec/status separation,
+ * all-or-nothing writes, events and records, and data surviving a reopen.
+ */
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { StrataError } from '../../../src/core/resources/errors.ts';
+import type { Resource, StrataEvent } from '../../../src/core/resources/types.ts';
+import { openStore } from '../../../src/core/store/index.ts';
+import type { Store } from '../../../src/core/store/types.ts';
+import { postgresSkipReason, withPostgres } from '../../helpers/services.ts';
+
+interface Driver {
+  name: 'sqlite' | 'postgres';
+  skip?: string | undefined;
+  /** A fresh, empty store location (a path spec or a database URL). */
+  fresh(): Promise<string>;
+  cleanup(): Promise<void>;
+}
+
+const tmpDirs: string[] = [];
+const dbs: { cleanup(): Promise<void> }[] = [];
+
+const drivers: Driver[] = [
+  {
+    name: 'sqlite',
+    fresh: async () => {
+      const dir = mkdtempSync(join(tmpdir(), 'strata-store-'));
+      tmpDirs.push(dir);
+      return `sqlite:${join(dir, 'strata.db')}`;
+    },
+    cleanup: async () => {
+      for (const d of tmpDirs.splice(0)) rmSync(d, { recursive: true, force: true });
+    },
+  },
+  {
+    name: 'postgres',
+    skip: await postgresSkipReason(),
+    fresh: async () => {
+      const db = await withPostgres();
+      dbs.push(db);
+      return db.url;
+    },
+    cleanup: async () => {
+      for (const db of dbs.splice(0)) await db.cleanup();
+    },
+  },
+];
+
+const node = (
+  name: string,
+  spec: Record<string, unknown> = {},
+  labels?: Record<string, string>,
+): Resource => ({
+  apiVersion: 'strata.dev/v1alpha1',
+  kind: 'Node',
+  metadata: { name, ...(labels ? { labels } : {}) },
+  spec,
+});
+
+async function rejectsWith(p: Promise<unknown>, reason: string): Promise<StrataError> {
+  try {
+    await p;
+  } catch (e) {
+    assert.ok(e instanceof StrataError, `expected a StrataError, got ${e}`);
+    assert.equal(e.reason, reason, e.message);
+    return e;
+  }
+  assert.fail(`expected ${reason}, but the write succeeded`);
+}
+
+for (const driver of drivers) {
+  describe(`store conformance: ${driver.name}`, { skip: driver.skip }, () => {
+    let spec: string;
+    let store: Store;
+    const dataDir = mkdtempSync(join(tmpdir(), 'strata-data-'));
+
+    before(async () => {
+      spec = await driver.fresh();
+      store = await openStore(spec, dataDir);
+      assert.equal(store.driver, driver.name);
+    });
+    after(async () => {
+      await store?.close();
+      await driver.cleanup();
+      rmSync(dataDir, { recursive: true, force: true });
+    });
+
+    it('creates, gets and lists with a label selector, sorted by name', async () => {
+      const [created] = await store
+        .write([
+          {
+            op: 'create',
+            resource: node('b-1', { mac: '52:54:00:00:00:01' }, { rack: 'r1', role: 'worker' }),
+          },
+          {
+            op: 'create',
+            resource: node('a-2', { mac: '52:54:00:00:00:02' }, { rack: 'r2', role: 'worker' }),
+          },
+          { op: 'create', resource: node('B-3', {}, { rack: 'r1' }) },
+        ])
+        .then((rs) => rs.map((r) => r.resource));
+      assert.ok(created);
+      assert.equal(created.metadata.generation, 1);
+      assert.match(created.metadata.uid ?? '', /^[0-9a-f-]{36}$/);
+      assert.ok(!Number.isNaN(Date.parse(created.metadata.creationTimestamp ?? '')));
+      assert.match(created.metadata.resourceVersion ?? '', /^\d+$/);
+
+      const got = await store.get('Node', 'b-1');
+      assert.deepEqual(got, created);
+      assert.equal(await store.get('Node', 'nope'), undefined);
+      assert.equal(await store.get('Network', 'b-1'), undefined);
+
+      assert.deepEqual(
+        (await store.list('Node')).map((r) => r.metadata.name),
+        ['B-3', 'a-2', 'b-1'],
+      );
+      assert.deepEqual(
+        (await store.list('Node', { labels: { rack: 'r1' } })).map((r) => r.metadata.name),
+        ['B-3', 'b-1'],
+      );
+      assert.deepEqual(
+        (await store.list('Node', { labels: { rack: 'r1', role: 'worker' } })).map((r) => r.metadata.name),
+        ['b-1'],
+      );
+      assert.deepEqual(await store.list('Node', { labels: { rack: 'r9' } }), []);
+      assert.equal((await store.list('Node', { labels: {} })).length, 3);
+      assert.deepEqual(await store.list('Network'), []);
+    });
+
+    it('update replaces spec and metadata, keeps status, uid and creationTimestamp, bumps rv and generation', async () => {
+      const [c] = await store.write([{ op: 'create', resource: node('upd', { image: 'v1' }) }]);
+      const [s] = await store.write([{ op: 'status', kind: 'Node', name: 'upd', status: { state: 3 } }]);
+      const before = s!.resource;
+      const [u] = await store.write([
+        {
+          op: 'update',
+          resource: {
+            ...node('upd', { image: 'v2' }, { env: 'lab' }),
+            metadata: {
+              name: 'upd',
+              labels: { env: 'lab' },
+              uid: 'forged',
+              creationTimestamp: '1999-01-01T00:00:00Z',
+            },
+          },
+          expectedVersion: before.metadata.resourceVersion!,
+        },
+      ]);
+      const after = u!.resource;
+      assert.deepEqual(after.spec, { image: 'v2' });
+      assert.deepEqual(after.status, { state: 3 });
+      assert.deepEqual(after.metadata.labels, { env: 'lab' });
+      assert.equal(after.metadata.uid, c!.resource.metadata.uid);
+      assert.equal(after.metadata.creationTimestamp, c!.resource.metadata.creationTimestamp);
+      assert.equal(after.metadata.generation, 2);
+      assert.ok(Number(after.metadata.resourceVersion) > Number(before.metadata.resourceVersion));
+      assert.deepEqual(await store.get('Node', 'upd'), after);
+
+      // Same spec, new labels: rv moves, generation does not.
+      await store.write([{ op: 'update', resource: node('upd', { image: 'v2' }, { env: 'prod' }) }]);
+      const [same] = await store.write([
+        { op: 'update', resource: node('upd', { image: 'v2' }, { env: 'prod' }) },
+      ]);
+      assert.equal(same!.resource.metadata.generation, 2);
+      assert.ok(Number(same!.resource.metadata.resourceVersion) > Number(after.metadata.resourceVersion));
+    });
+
+    it('status write keeps spec and metadata, bumps rv but not generation', async () => {
+      const [c] = await store.write([{ op: 'create', resource: node('st', { image: 'v1' }, { a: 'b' }) }]);
+      const [s] = await store.write([
+        {
+          op: 'status',
+          kind: 'Node',
+          name: 'st',
+          status: { conditions: [{ type: 'Ready', status: 'True' }] },
+          expectedVersion: c!.resource.metadata.resourceVersion!,
+        },
+      ]);
+      const r = (await store.get('Node', 'st'))!;
+      assert.deepEqual(r, s!.resource);
+      assert.deepEqual(r.spec, { image: 'v1' });
+      assert.deepEqual(r.metadata.labels, { a: 'b' });
+      assert.equal(r.metadata.generation, 1);
+      assert.deepEqual(r.status, { conditions: [{ type: 'Ready', status: 'True' }] });
+      assert.ok(Number(r.metadata.resourceVersion) > Number(c!.resource.metadata.resourceVersion));
+    });
+
+    it('refuses a stale expectedVersion with Conflict, for update, status and delete', async () => {
+      const [c] = await store.write([{ op: 'create', resource: node('cf', { v: 1 }) }]);
+      const stale = c!.resource.metadata.resourceVersion!;
+      await store.write([{ op: 'update', resource: node('cf', { v: 2 }), expectedVersion: stale }]);
+      const e = await rejectsWith(
+        store.write([{ op: 'update', resource: node('cf', { v: 3 }), expectedVersion: stale }]),
+        'Conflict',
+      );
+      assert.equal(e.status, 409);
+      assert.match(e.message, /node "cf".*modified/);
+      await rejectsWith(
+        store.write([{ op: 'status', kind: 'Node', name: 'cf', status: {}, expectedVersion: stale }]),
+        'Conflict',
+      );
+      await rejectsWith(
+        store.write([{ op: 'delete', kind: 'Node', name: 'cf', expectedVersion: stale }]),
+        'Conflict',
+      );
+      assert.deepEqual((await store.get('Node', 'cf'))!.spec, { v: 2 });
+    });
+
+    it('create of an existing name → AlreadyExists; update/delete of a missing one → NotFound', async () => {
+      await store.write([{ op: 'create', resource: node('dup') }]);
+      const e = await rejectsWith(
+        store.write([{ op: 'create', resource: node('dup', { x: 1 }) }]),
+        'AlreadyExists',
+      );
+      assert.equal(e.status, 409);
+      assert.deepEqual((await store.get('Node', 'dup'))!.spec, {});
+      await rejectsWith(store.write([{ op: 'update', resource: node('ghost') }]), 'NotFound');
+      await rejectsWith(store.write([{ op: 'status', kind: 'Node', name: 'ghost', status: {} }]), 'NotFound');
+      await rejectsWith(store.write([{ op: 'delete', kind: 'Node', name: 'ghost' }]), 'NotFound');
+    });
+
+    it('delete returns the object as it was and removes it', async () => {
+      const [c] = await store.write([{ op: 'create', resource: node('del', { a: 1 }) }]);
+      const [d] = await store.write([
+        { op: 'delete', kind: 'Node', name: 'del', expectedVersion: c!.resource.metadata.resourceVersion! },
+      ]);
+      assert.deepEqual(d!.resource, c!.resource);
+      assert.equal(await store.get('Node', 'del'), undefined);
+      await store.write([{ op: 'create', resource: node('del') }]);
+    });
+
+    it('a multi-op write is all or nothing', async () => {
+      await store.write([{ op: 'create', resource: node('aon-existing', { v: 1 }) }]);
+      await rejectsWith(
+        store.write([
+          { op: 'create', resource: node('aon-new') },
+          { op: 'update', resource: node('aon-existing', { v: 2 }) },
+          { op: 'create', resource: node('aon-existing') },
+        ]),
+        'AlreadyExists',
+      );
+      assert.equal(await store.get('Node', 'aon-new'), undefined);
+      assert.deepEqual((await store.get('Node', 'aon-existing'))!.spec, { v: 1 });
+
+      const results = await store.write([
+        { op: 'create', resource: node('aon-new') },
+        { op: 'status', kind: 'Node', name: 'aon-new', status: { ok: true } },
+      ]);
+      assert.deepEqual(
+        results.map((r) => r.op),
+        ['create', 'status'],
+      );
+      assert.deepEqual((await store.get('Node', 'aon-new'))!.status, { ok: true });
+      assert.deepEqual(await store.write([]), []);
+    });
+
+    it('appends events and lists them per object, following with afterId and limit', async () => {
+      const ev = (name: string, reason: string, extra: Partial<StrataEvent> = {}): StrataEvent => ({
+        time: new Date().toISOString(),
+        kind: 'Node',
+        name,
+        source: 'test',
+        type: 'Normal',
+        reason,
+        message: `${reason} happened`,
+        ...extra,
+      });
+      const batch = [
+        ev('n1', 'Created'),
+        ev('n2', 'Other'),
+        ev('n1', 'DHCPOffer', { step: 'boot.firmware', data: { ip: '10.0.0.5', nested: { a: [1, 2] } } }),
+        ev('n1', 'Failed', { type: 'Warning' }),
+      ];
+      await store.appendEvents(batch);
+      assert.ok(batch.every((e) => typeof e.id === 'number'));
+      assert.ok(
+        batch[0]!.id! < batch[1]!.id! && batch[1]!.id! < batch[2]!.id! && batch[2]!.id! < batch[3]!.id!,
+      );
+
+      const all = await store.listEvents({ kind: 'Node', name: 'n1' });
+      assert.deepEqual(
+        all.map((e) => e.reason),
+        ['Created', 'DHCPOffer', 'Failed'],
+      );
+      assert.deepEqual(all[1], batch[2]);
+      assert.deepEqual(all[0], batch[0]);
+      assert.equal(all[2]!.type, 'Warning');
+
+      const followed = await store.listEvents({ kind: 'Node', name: 'n1', afterId: all[0]!.id! });
+      assert.deepEqual(
+        followed.map((e) => e.reason),
+        ['DHCPOffer', 'Failed'],
+      );
+      assert.deepEqual(
+        (await store.listEvents({ kind: 'Node', name: 'n1', limit: 1 })).map((e) => e.reason),
+        ['Created'],
+      );
+      assert.deepEqual(await store.listEvents({ kind: 'Node', name: 'n1', afterId: all[2]!.id! }), []);
+      await store.appendEvents([]);
+    });
+
+    it('parallel event appends from several stores all land, each with its own increasing id', async () => {
+      const others = await Promise.all(Array.from({ length: 3 }, () => openStore(spec, dataDir)));
+      try {
+        const stores = [store, ...others];
+        const batches = Array.from({ length: 12 }, (_, b) =>
+          Array.from(
+            { length: 5 },
+            (_, i): StrataEvent => ({
+              time: new Date().toISOString(),
+              kind: 'Node',
+              name: 'busy',
+              source: `manager-${b % stores.length}`,
+              type: 'Normal',
+              reason: `b${b}e${i}`,
+              message: 'm',
+            }),
+          ),
+        );
+        await Promise.all(batches.map((batch, b) => stores[b % stores.length]!.appendEvents(batch)));
+        const listed = await store.listEvents({ kind: 'Node', name: 'busy' });
+        assert.equal(listed.length, 60);
+        const ids = listed.map((e) => e.id!);
+        assert.deepEqual(
+          ids,
+          [...ids].sort((a, b) => a - b),
+        );
+        assert.equal(new Set(ids).size, 60);
+        for (const batch of batches) {
+          for (let i = 1; i < batch.length; i++) assert.ok(batch[i]!.id! > batch[i - 1]!.id!);
+        }
+      } finally {
+        await Promise.all(others.map((s) => s.close()));
+      }
+    });
+
+    it('puts, gets, lists and deletes records', async () => {
+      await store.putRecords('leases', [
+        { key: '52:54:00:00:00:02', value: { ip: '10.0.0.2' } },
+        { key: '52:54:00:00:00:01', value: { ip: '10.0.0.1', tags: ['a'] } },
+        { key: 'str', value: 'plain string' },
+        { key: 'num', value: 42 },
+      ]);
+      await store.putRecords('other', [{ key: 'x', value: true }]);
+      assert.deepEqual(await store.getRecord('leases', '52:54:00:00:00:01'), { ip: '10.0.0.1', tags: ['a'] });
+      assert.equal(await store.getRecord('leases', 'str'), 'plain string');
+      assert.equal(await store.getRecord('leases', 'num'), 42);
+      assert.equal(await store.getRecord('leases', 'x'), undefined);
+      assert.deepEqual(
+        (await store.listRecords('leases')).map((r) => r.key),
+        ['52:54:00:00:00:01', '52:54:00:00:00:02', 'num', 'str'],
+      );
+
+      await store.putRecords('leases', [
+        { key: 'num', value: 1 },
+        { key: 'num', value: 2 },
+      ]);
+      assert.equal(await store.getRecord('leases', 'num'), 2);
+
+      await store.deleteRecords('leases', ['str', 'num', 'missing']);
+      assert.deepEqual(await store.listRecords('leases'), [
+        { key: '52:54:00:00:00:01', value: { ip: '10.0.0.1', tags: ['a'] } },
+        { key: '52:54:00:00:00:02', value: { ip: '10.0.0.2' } },
+      ]);
+      assert.deepEqual(await store.listRecords('other'), [{ key: 'x', value: true }]);
+      assert.deepEqual(await store.listRecords('none'), []);
+    });
+
+    it('20 parallel updates with the same expectedVersion: exactly one succeeds, the rest get Conflict', async () => {
+      const [c] = await store.write([{ op: 'create', resource: node('race', { n: -1 }) }]);
+      const rv = c!.resource.metadata.resourceVersion!;
+      // Separate store instances, as separate managers would be.
+      const others = await Promise.all(Array.from({ length: 4 }, () => openStore(spec, dataDir)));
+      try {
+        const stores = [store, ...others];
+        const outcomes = await Promise.allSettled(
+          Array.from({ length: 20 }, (_, i) =>
+            stores[i % stores.length]!.write([
+              { op: 'update', resource: node('race', { n: i }), expectedVersion: rv },
+            ]),
+          ),
+        );
+        const won = outcomes.filter((o) => o.status === 'fulfilled');
+        const lost = outcomes.filter((o) => o.status === 'rejected');
+        assert.equal(won.length, 1, `winners: ${won.length}`);
+        for (const l of lost) {
+          const e = (l as PromiseRejectedResult).reason;
+          assert.ok(e instanceof StrataError && e.reason === 'Conflict', String(e));
+        }
+        const winner = (won[0] as PromiseFulfilledResult<{ resource: Resource }[]>).value[0]!.resource;
+        assert.deepEqual(await store.get('Node', 'race'), winner);
+        assert.equal(winner.metadata.generation, 2);
+      } finally {
+        await Promise.all(others.map((s) => s.close()));
+      }
+    });
+
+    it('20 parallel creates of one name: exactly one succeeds, the rest get AlreadyExists', async () => {
+      const others = await Promise.all(Array.from({ length: 4 }, () => openStore(spec, dataDir)));
+      try {
+        const stores = [store, ...others];
+        const outcomes = await Promise.allSettled(
+          Array.from({ length: 20 }, (_, i) =>
+            stores[i % stores.length]!.write([{ op: 'create', resource: node('race-create', { n: i }) }]),
+          ),
+        );
+        assert.equal(outcomes.filter((o) => o.status === 'fulfilled').length, 1);
+        for (const o of outcomes) {
+          if (o.status === 'rejected') assert.equal((o.reason as StrataError).reason, 'AlreadyExists');
+        }
+      } finally {
+        await Promise.all(others.map((s) => s.close()));
+      }
+    });
+
+    it('data survives closing and reopening; migrations are idempotent on reopen', async () => {
+      const before = await store.list('Node');
+      const events = await store.listEvents({ kind: 'Node', name: 'n1' });
+      const records = await store.listRecords('leases');
+      await store.close();
+      await store.close(); // closing twice is harmless
+      // Several instances opening at once (managers starting together) all see a migrated schema.
+      const reopened = await Promise.all(Array.from({ length: 3 }, () => openStore(spec, dataDir)));
+      for (const s of reopened.slice(1)) await s.close();
+      store = reopened[0]!;
+      assert.deepEqual(await store.list('Node'), before);
+      assert.deepEqual(await store.listEvents({ kind: 'Node', name: 'n1' }), events);
+      assert.deepEqual(await store.listRecords('leases'), records);
+      // Versions keep increasing after a reopen.
+      const maxRv = Math.max(...before.map((r) => Number(r.metadata.resourceVersion)));
+      const [c] = await store.write([{ op: 'create', resource: node('after-reopen') }]);
+      assert.ok(Number(c!.resource.metadata.resourceVersion) > maxRv);
+    });
+  });
+}
+
+describe('store conformance: migrations under concurrency', { skip: await postgresSkipReason() }, () => {
+  it('several PostgreSQL stores opening an empty database at once apply each migration once', async (t) => {
+    const db = await withPostgres(t);
+    const stores = await Promise.all(Array.from({ length: 6 }, () => openStore(db.url, '/nonexistent')));
+    try {
+      await stores[0]!.write([{ op: 'create', resource: node('m') }]);
+      for (const s of stores) assert.equal((await s.get('Node', 'm'))?.metadata.name, 'm');
+    } finally {
+      await Promise.all(stores.map((s) => s.close()));
+    }
+  });
+});
+
+describe('openStore', () => {
+  it('opens SQLite at <dataDir>/strata.db by default and rejects unknown schemes', async (t) => {
+    const dir = mkdtempSync(join(tmpdir(), 'strata-open-'));
+    t.after(() => rmSync(dir, { recursive: true, force: true }));
+    const s = await openStore('', dir);
+    assert.equal(s.driver, 'sqlite');
+    await s.write([{ op: 'create', resource: node('x') }]);
+    await s.close();
+    const again = await openStore(`sqlite:${join(dir, 'strata.db')}`, '/elsewhere');
+    assert.equal((await again.get('Node', 'x'))?.metadata.name, 'x');
+    await again.close();
+    await assert.rejects(openStore('mysql://x', dir), /unknown store/);
+  });
+});
