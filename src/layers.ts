@@ -1,6 +1,8 @@
 /** Every layer of the ladder, bottom to top. Adding a layer is one line here. */
+
+import { bootLayer } from './boot/index.ts';
 import type { Layer } from './core/layer.ts';
 import { hardwareLayer } from './hardware/index.ts';
 import { sshkeysLayer } from './sshkeys/index.ts';
 
-export const LAYERS: Layer[] = [hardwareLayer, sshkeysLayer];
+export const LAYERS: Layer[] = [hardwareLayer, bootLayer, sshkeysLayer];

@@ -2,7 +2,10 @@
  * Lab smoke run: network + test DHCP + install server + one VM booting the installer directly, until the
  * VM stops. Prints serial lines and install events. For manual checks while developing the lab.
  *
- *   node_modules/.bin/node scripts/lab/smoke.ts [--uefi] [--image PATH]
+ *   node_modules/.bin/node scripts/lab/smoke.ts [--uefi] [--image PATH] [--netboot] [--timeout SECONDS]
+ *
+ * --netboot: firmware boot (NIC ROM first, then disk) instead of -kernel; with only the test DHCP server
+ * (no boot file) this shows iPXE's DHCP and IPv6 timings, then falls through to the disk.
  */
 
 import { parseArgs } from 'node:util';
@@ -12,7 +15,14 @@ import { startInstallServer } from '../../src/lab/install-server.ts';
 import { LabNetwork } from '../../src/lab/network.ts';
 import { QemuVm } from '../../src/lab/vm.ts';
 
-const { values } = parseArgs({ options: { uefi: { type: 'boolean' }, image: { type: 'string' } } });
+const { values } = parseArgs({
+  options: {
+    uefi: { type: 'boolean' },
+    image: { type: 'string' },
+    netboot: { type: 'boolean' },
+    timeout: { type: 'string', default: '2400' },
+  },
+});
 const paths = labAssetPaths();
 const t0 = Date.now();
 const ts = () => ((Date.now() - t0) / 1000).toFixed(1).padStart(6);
@@ -36,15 +46,17 @@ const vm = await QemuVm.create({
   network: net,
   firmware: values.uefi ? 'uefi' : 'bios',
   rebootAction: 'stop',
-  kernel: {
-    kernel: paths.kernel,
-    initrd: paths.initramfs,
-    append: `console=ttyS0 quiet ${installerCmdline({ url: server.url, node: 'smoke', token: 't1', onfail: 'poweroff' })}`,
-  },
+  kernel: values.netboot
+    ? undefined
+    : {
+        kernel: paths.kernel,
+        initrd: paths.initramfs,
+        append: `console=ttyS0 quiet ${installerCmdline({ url: server.url, node: 'smoke', token: 't1', onfail: 'poweroff' })}`,
+      },
   onSerialLine: (l) => console.log(ts(), 'serial', l),
 });
 await vm.powerOn();
-const status = await vm.waitForStop(40 * 60_000);
+const status = await vm.waitForStop(Number(values.timeout) * 1000).catch((e: Error) => e.message);
 console.log(ts(), 'stopped:', status);
 await vm.destroy();
 await server.close();

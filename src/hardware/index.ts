@@ -92,6 +92,20 @@ const machineStep: Step = {
   },
 };
 
+/** No provider: the machine is managed outside Strata; it counts as powered once it shows up on the network. */
+const noneStep: Step = {
+  name: 'hardware.none',
+  from: 0,
+  description: 'the machine shows up on the network by itself (no hardware provider)',
+  appliesTo: (n) => n.spec.providers.hardware === 'none',
+  async check(ctx) {
+    return Boolean(ctx.node.status?.lastSeen || ctx.node.status?.discovered);
+  },
+  async action() {
+    return { status: 'waiting', message: 'waiting for the machine to show up on the network', recheckAfterMs: 60_000 };
+  },
+};
+
 function powerRequest(ctx: StepContext, op: PowerRequest['op']): Promise<PowerReply> {
   const provider = ctx.node.spec.providers.hardware;
   return ctx.transport.request<PowerRequest, PowerReply>(
@@ -140,6 +154,7 @@ export const hardwareLayer: Layer = {
   async manager(ctx) {
     ctx.engine.register(humanStep);
     ctx.engine.register(machineStep);
+    ctx.engine.register(noneStep);
     routes(ctx);
     return undefined;
   },

@@ -77,6 +77,25 @@ export class LabNetwork {
     const dir = join(stateDir, name);
     await labDown({ name, stateDir });
     mkdirSync(dir, { recursive: true });
+    const hostAddr = opts.hostAddress ?? '10.213.254.1/30';
+    if (opts.uplink) {
+      // two labs may coexist, but not on the same host-side subnet: the route would clash
+      const used = await run('ip', ['-4', '-o', 'addr', 'show']);
+      if (used.includes(` ${hostAddr} `)) {
+        throw new Error(
+          `uplink address ${hostAddr} is already in use (another lab?): give this lab other addresses`,
+        );
+      }
+    }
+    try {
+      return await LabNetwork.setUp(name, dir, opts, hostAddr);
+    } catch (e) {
+      await labDown({ name, stateDir });
+      throw e;
+    }
+  }
+
+  private static async setUp(name: string, dir: string, opts: LabNetworkOptions, hostAddr: string) {
     const bridge = opts.bridge ?? 'br0';
     const address = opts.address ?? '10.213.0.1/24';
     const address6 = opts.address6 ?? 'fd13:213::1/64';
@@ -90,7 +109,6 @@ export class LabNetwork {
     await run('sysctl', ['-qw', 'net.ipv4.ip_forward=1', 'net.ipv6.conf.all.forwarding=1'], { netns: name });
     let uplink: LabNetworkInfo['uplink'];
     if (opts.uplink) {
-      const hostAddr = opts.hostAddress ?? '10.213.254.1/30';
       const nsAddr = opts.nsUplinkAddress ?? '10.213.254.2/30';
       const hostIf = `${name.slice(0, 11)}-up`;
       await run('ip', ['link', 'add', hostIf, 'type', 'veth', 'peer', 'name', 'uplink', 'netns', name]);

@@ -35,7 +35,15 @@ test(`lab: direct-kernel install to disk, then boot the disk (${firmware})`, {
   const { paths } = ensureLabAssets();
   mark('assets');
 
-  const net = await LabNetwork.create({ name: 'strata-labt', uplink: true });
+  // addresses apart from the default lab's, so the test can run while a `strata lab` is up
+  const net = await LabNetwork.create({
+    name: 'strata-labt',
+    uplink: true,
+    address: '10.213.32.1/24',
+    address6: 'fd13:213:32::1/64',
+    hostAddress: '10.213.254.5/30',
+    nsUplinkAddress: '10.213.254.6/30',
+  });
   let server: InstallServer | undefined;
   let vm: QemuVm | undefined;
   try {
@@ -87,7 +95,7 @@ test(`lab: direct-kernel install to disk, then boot the disk (${firmware})`, {
     });
     await vm.powerOn();
     mark('vm started (installer)');
-    await vm.waitForSerial(/strata-init: .* is 10\.213\./, 5 * 60_000);
+    await vm.waitForSerial(/strata-init: .* is 10\.213\.32\./, 5 * 60_000);
     mark('installer has an address');
     const stopped = await vm.waitForStop(45 * 60_000);
     mark('installer finished (VM stopped)');
@@ -149,7 +157,7 @@ test(`lab: direct-kernel install to disk, then boot the disk (${firmware})`, {
     assert.ok(rep && rep.kind === 'installed');
     assert.equal(rep.report.hostname, node);
     assert.equal(rep.report.postRebootExit, 0);
-    assert.ok(rep.report.addresses.some((a) => a.startsWith('10.213.0.')));
+    assert.ok(rep.report.addresses.some((a) => a.startsWith('10.213.32.')));
     assert.ok(
       vm.serialLines.some((l) => /OpenSSH|ssh\.service|sshd/.test(l)),
       'sshd started',

@@ -1,0 +1,136 @@
+/**
+ * What a boot manager and the boot worker of one network segment say to each other over the transport.
+ * The worker's packet paths never wait on the manager: it gets the segment's whole configuration (pools,
+ * reservations, known MACs, DNS hosts) up front and on every change, and only boot-script renders, lease
+ * writes and installer calls go to the manager.
+ */
+import type { NetworkSpec } from '../core/kinds/network.ts';
+import type { Lease } from '../dhcp/types.ts';
+
+export const subjects = {
+  /** Request {} → NetworkPlacement[]: which segments exist and where their workers run. */
+  networks: 'boot.networks',
+  /** Published NetworkPlacement[] when networks change. */
+  networksChanged: 'boot.networks.changed',
+  /** Request {network} → BootConfig. */
+  config: 'boot.config',
+  /** Published BootConfig when anything the worker needs changed. */
+  configChanged: (network: string) => `boot.config.${network}`,
+  /** Request {network} → Lease[]. */
+  leasesLoad: 'boot.leases.load',
+  /** Request {network, leases} → {ok}; replied once durable. */
+  leasesPersist: 'boot.leases.persist',
+  /** Request BootScriptRequest → {script} | {status, message}. */
+  script: 'boot.script',
+  /** Published BootReport. */
+  report: 'boot.report',
+  /** Request InstallHttpRequest → InstallHttpResponse (installer calls relayed by the worker). */
+  install: 'install.http',
+  /** Request on the segment's worker: ShellRequest → ShellResult (SSH from inside the segment). */
+  shell: (network: string) => `shell.${network}`,
+} as const;
+
+export interface BootConfig {
+  network: string;
+  spec: NetworkSpec;
+  /** Reserved addresses: nodes with spec.ipAddress on this network. */
+  reservations: { mac: string; ip: string; hostname: string }[];
+  /** MACs of nodes Strata knows (booted even when unknown nodes are ignored). */
+  knownMacs: string[];
+  /** DNS names: every node with an address on this network. */
+  hosts: { name: string; ipv4: string }[];
+}
+
+export interface NetworkPlacement {
+  name: string;
+  /** Network namespace of the segment; absent = the host's own (needs an explicit opt-in). */
+  namespace?: string;
+  /** Changes whenever the segment's worker must restart (spec changed). */
+  generation: number;
+}
+
+export interface BootScriptRequest {
+  network: string;
+  mac: string;
+  remoteAddress: string;
+  arch?: string;
+  baseUrl: string;
+}
+
+/** Summaries from the worker, one per DHCP exchange, TFTP transfer or HTTP fetch. */
+export type BootReport =
+  | {
+      kind: 'dhcp';
+      network: string;
+      mac: string;
+      type: string;
+      reply: string | null;
+      ip?: string;
+      arch: number | null;
+      archKind: string;
+      isPXE: boolean;
+      isIPXE: boolean;
+      isHttpClient: boolean;
+      vendorClass?: string;
+      hostname?: string;
+      uuid?: string;
+      bootFile?: string;
+      relayed: boolean;
+    }
+  | {
+      kind: 'tftp';
+      network: string;
+      ip: string;
+      path: string;
+      bytes: number;
+      durationMs: number;
+      ok: boolean;
+      error?: string;
+      blksize: number;
+      windowsize: number;
+    }
+  | {
+      kind: 'http';
+      network: string;
+      ip: string;
+      path: string;
+      what: string;
+      status: number;
+      bytes: number;
+      durationMs: number;
+      mac?: string;
+    };
+
+export interface InstallHttpRequest {
+  network: string;
+  method: string;
+  path: string;
+  authorization?: string;
+  body: string;
+  remoteAddress: string;
+}
+
+export interface InstallHttpResponse {
+  status: number;
+  contentType: string;
+  body: string;
+}
+
+export interface ShellRequest {
+  host: string;
+  port?: number;
+  user: string;
+  privateKey: string;
+  /** OpenSSH host public key lines to pin (never "accept any host key"). */
+  knownHostKeys: string[];
+  command: string;
+  timeoutMs?: number;
+}
+
+export interface ShellResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+export type { Lease };

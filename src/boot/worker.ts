@@ -1,0 +1,354 @@
+/**
+ * The boot worker of one network segment: Strata's DHCP, DNS, TFTP and HTTP boot servers for that
+ * segment, plus the segment's remote shell (SSH to its nodes). It runs where the segment is — inside the
+ * segment's network namespace, one process per segment — because Node's sockets cannot be bound to one
+ * interface nor tell which interface a broadcast came in on; a namespace that holds only that segment
+ * makes "which segment?" unambiguous instead of guessed.
+ */
+import { execFile } from 'node:child_process';
+import { copyFileSync, existsSync, mkdirSync } from 'node:fs';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { createServer, type Server } from 'node:http';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { Logger } from '../core/log.ts';
+import { seconds } from '../core/resources/fields.ts';
+import type { Transport } from '../core/transport/types.ts';
+import { defaultBootPolicy } from '../dhcp/pxe.ts';
+import { DhcpServer } from '../dhcp/server.ts';
+import { UdpTransport } from '../dhcp/transport.ts';
+import type { BootPolicy, Lease } from '../dhcp/types.ts';
+import { DnsServer } from '../dns/server.ts';
+import { ZoneData } from '../dns/zone.ts';
+import { createBootHttpHandler } from '../ipxe/http.ts';
+import { TftpServer } from '../tftp/server.ts';
+import { chainSources, DirectorySource } from '../tftp/source.ts';
+import {
+  type BootConfig,
+  type BootReport,
+  type InstallHttpRequest,
+  type InstallHttpResponse,
+  type ShellRequest,
+  type ShellResult,
+  subjects,
+} from './protocol.ts';
+
+/** Where Debian's ipxe package puts the binaries firmware fetches over TFTP. */
+export const IPXE_DIR = process.env.STRATA_IPXE_DIR ?? '/usr/lib/ipxe';
+
+export interface BootWorkerOptions {
+  network: string;
+  transport: Transport;
+  dataDir: string;
+  log: Logger;
+  /** Production opt-in for a segment served from the host's own namespace (see src/dhcp/guard.ts). */
+  allowHostNamespace?: boolean;
+}
+
+export interface BootWorker {
+  stop(): Promise<void>;
+}
+
+function readBody(req: import('node:http').IncomingMessage): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    req.on('data', (c: Buffer) => {
+      size += c.length;
+      if (size > 1 << 20) req.destroy(new Error('body too large'));
+      else chunks.push(c);
+    });
+    req.on('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
+    req.on('error', reject);
+  });
+}
+
+export async function startBootWorker(o: BootWorkerOptions): Promise<BootWorker> {
+  const { transport, log, network } = o;
+  let cfg = await transport.request<{ network: string }, BootConfig>(
+    subjects.config,
+    { network },
+    { timeout: 15_000 },
+  );
+  const spec = cfg.spec;
+  const server = spec.serverAddress;
+  const httpBase = `http://${server}:${spec.boot.httpPort}`;
+  const report = (r: BootReport) => void transport.publish(subjects.report, r).catch(() => {});
+
+  // iPXE binaries next to the artifacts, so TFTP and HTTP Boot serve them from one place.
+  const artifacts = join(o.dataDir, 'artifacts');
+  const ipxeDir = join(artifacts, 'ipxe');
+  mkdirSync(ipxeDir, { recursive: true });
+  for (const f of ['undionly.kpxe', 'ipxe.efi', 'snponly.efi', 'ipxe.pxe']) {
+    if (existsSync(join(IPXE_DIR, f)) && !existsSync(join(ipxeDir, f)))
+      copyFileSync(join(IPXE_DIR, f), join(ipxeDir, f));
+  }
+
+  const stoppers: (() => Promise<void>)[] = [];
+
+  // DHCP
+  let dhcp: DhcpServer | undefined;
+  let known = new Set(cfg.knownMacs);
+  const pxe = defaultBootPolicy({
+    httpBase,
+    files: { bios: 'undionly.kpxe', x64: spec.boot.uefiBinary },
+    httpBootPath: { x64: `/artifacts/ipxe/${spec.boot.uefiBinary}` },
+  });
+  const policy: BootPolicy = {
+    decide(c) {
+      if (spec.boot.unknownNodes === 'ignore' && !known.has(c.mac)) return null;
+      return pxe.decide(c);
+    },
+  };
+  const startDhcp = async () => {
+    if (spec.dhcp.mode === 'off') return;
+    const d = new DhcpServer(
+      {
+        interface: spec.interface,
+        serverIp: server,
+        mode: spec.dhcp.mode,
+        name: network,
+        subnet: spec.subnet,
+        ranges: spec.pool ? [spec.pool] : [],
+        ...(spec.gateway ? { gateway: spec.gateway } : {}),
+        dnsServers: spec.dns.servers ?? (spec.dns.enabled ? [server] : []),
+        domain: spec.dns.zone,
+        leaseTime: seconds(spec.dhcp.leaseTime),
+        reservations: cfg.reservations,
+        ports: { dhcp: spec.dhcp.port, pxe: spec.dhcp.proxyPort },
+      },
+      {
+        leases: {
+          load: () =>
+            transport.request<{ network: string }, Lease[]>(
+              subjects.leasesLoad,
+              { network },
+              { timeout: 15_000 },
+            ),
+          persist: async (batch) => {
+            await transport.request(subjects.leasesPersist, { network, leases: batch }, { timeout: 15_000 });
+          },
+        },
+        policy,
+        transport: new UdpTransport({
+          logger: log,
+          ...(o.allowHostNamespace ? { allowHostNamespace: true } : {}),
+        }),
+        observer: {
+          onExchange: (e) =>
+            report({
+              kind: 'dhcp',
+              network,
+              mac: e.mac,
+              type: e.type,
+              reply: e.reply,
+              ...(e.ip ? { ip: e.ip } : {}),
+              arch: e.arch,
+              archKind: e.archKind,
+              isPXE: e.isPXE,
+              isIPXE: e.isIPXE,
+              isHttpClient: e.isHttpClient,
+              ...(e.vendorClass ? { vendorClass: e.vendorClass } : {}),
+              ...(e.hostname ? { hostname: e.hostname } : {}),
+              ...(e.uuid ? { uuid: e.uuid } : {}),
+              ...(e.bootFile ? { bootFile: e.bootFile } : {}),
+              relayed: e.relayed,
+            }),
+        },
+        logger: log,
+      },
+    );
+    await d.start();
+    dhcp = d;
+  };
+  await startDhcp();
+  stoppers.push(async () => dhcp?.stop());
+
+  // DNS
+  const zone = new ZoneData({ zone: spec.dns.zone, nsAddress: server });
+  zone.setHosts(cfg.hosts);
+  if (spec.dns.enabled) {
+    const dns = new DnsServer({
+      source: zone,
+      address: server,
+      port: spec.dns.port,
+      ...(spec.dns.forwarders.length
+        ? { forward: { upstreams: spec.dns.forwarders.map((address) => ({ address })) } }
+        : {}),
+      logger: log,
+    });
+    await dns.start();
+    stoppers.push(() => dns.stop());
+  }
+
+  // TFTP
+  if (spec.tftp.enabled) {
+    const tftp = new TftpServer({
+      source: chainSources(
+        new DirectorySource(ipxeDir, { allowLeadingSlash: true }),
+        new DirectorySource(artifacts, { allowLeadingSlash: true }),
+      ),
+      address: server,
+      port: spec.tftp.port,
+      logger: log,
+      observer: {
+        onTransfer: (t) =>
+          report({
+            kind: 'tftp',
+            network,
+            ip: t.client.address,
+            path: t.path,
+            bytes: t.bytes,
+            durationMs: Math.round(t.durationMs),
+            ok: t.ok,
+            ...(t.error ? { error: t.error } : {}),
+            blksize: t.blksize,
+            windowsize: t.windowsize,
+          }),
+      },
+    });
+    await tftp.start();
+    stoppers.push(() => tftp.stop());
+  }
+
+  // HTTP: boot scripts, artifacts, and the installer's calls relayed to the manager.
+  const boot = createBootHttpHandler({
+    artifactsDir: artifacts,
+    logger: log,
+    resolveScript: (q) =>
+      transport.request(
+        subjects.script,
+        {
+          network,
+          mac: q.mac,
+          remoteAddress: q.remoteAddress,
+          baseUrl: httpBase,
+          ...(q.params.get('arch') ? { arch: q.params.get('arch')! } : {}),
+        },
+        { timeout: 15_000 },
+      ),
+    onFetch: (f) => {
+      if (f.kind === 'other') return;
+      report({
+        kind: 'http',
+        network,
+        ip: f.remoteAddress.replace(/^::ffff:/, ''),
+        path: f.path,
+        what: f.kind,
+        status: f.status,
+        bytes: f.bytes,
+        durationMs: Math.round(f.durationMs),
+        ...(f.mac ? { mac: f.mac } : {}),
+      });
+    },
+  });
+  const http: Server = createServer((req, res) => {
+    if (!req.url?.startsWith('/install/')) return boot(req, res);
+    void (async () => {
+      try {
+        const r = await transport.request<InstallHttpRequest, InstallHttpResponse>(
+          subjects.install,
+          {
+            network,
+            method: req.method ?? 'GET',
+            path: req.url!,
+            ...(req.headers.authorization ? { authorization: req.headers.authorization } : {}),
+            body: await readBody(req),
+            remoteAddress: (req.socket.remoteAddress ?? '').replace(/^::ffff:/, ''),
+          },
+          { timeout: 30_000 },
+        );
+        res.writeHead(r.status, { 'content-type': r.contentType });
+        res.end(r.body);
+      } catch (err) {
+        log.warn('install request failed', { err, path: req.url });
+        res.writeHead(503, { 'content-type': 'text/plain' });
+        res.end('strata manager unavailable, retry\n');
+      }
+    })();
+  });
+  await new Promise<void>((resolve, reject) => {
+    http.once('error', reject);
+    http.listen(spec.boot.httpPort, server, () => resolve());
+  });
+  stoppers.push(
+    () =>
+      new Promise<void>((r) => {
+        http.closeAllConnections();
+        http.close(() => r());
+      }),
+  );
+
+  // The segment's remote shell: SSH with a pinned host key, from where the nodes are reachable.
+  const shell = await transport.serve<ShellRequest, ShellResult>(subjects.shell(network), runSsh);
+  stoppers.push(() => shell.unsubscribe());
+
+  // Configuration changes: new reservations restart DHCP (leases are in the store), DNS swaps its table.
+  const sub = await transport.subscribe<BootConfig>(subjects.configChanged(network), (next) => {
+    const reservationsChanged = JSON.stringify(next.reservations) !== JSON.stringify(cfg.reservations);
+    cfg = next;
+    known = new Set(next.knownMacs);
+    zone.setHosts(next.hosts);
+    if (reservationsChanged && dhcp) {
+      const old = dhcp;
+      dhcp = undefined;
+      void old
+        .stop()
+        .then(startDhcp)
+        .catch((err) => log.error('DHCP restart failed', { err }));
+    }
+  });
+  stoppers.push(() => sub.unsubscribe());
+  log.info('boot worker ready', { network, server, http: httpBase, dhcp: spec.dhcp.mode });
+
+  return {
+    async stop() {
+      for (const s of stoppers.reverse()) await s().catch(() => {});
+    },
+  };
+}
+
+/** Runs one command over OpenSSH with the given key, trusting only the pinned host keys. */
+export async function runSsh(r: ShellRequest): Promise<ShellResult> {
+  const dir = await mkdtemp(join(tmpdir(), 'strata-ssh-'));
+  try {
+    const key = join(dir, 'id');
+    const known = join(dir, 'known_hosts');
+    await writeFile(key, r.privateKey.endsWith('\n') ? r.privateKey : `${r.privateKey}\n`, { mode: 0o600 });
+    const port = r.port ?? 22;
+    const hostField = port === 22 ? r.host : `[${r.host}]:${port}`;
+    await writeFile(known, r.knownHostKeys.map((k) => `${hostField} ${k.trim()}`).join('\n') + '\n');
+    const args = [
+      '-i',
+      key,
+      '-p',
+      String(port),
+      '-o',
+      'BatchMode=yes',
+      '-o',
+      'IdentitiesOnly=yes',
+      '-o',
+      'StrictHostKeyChecking=yes',
+      '-o',
+      `UserKnownHostsFile=${known}`,
+      '-o',
+      'GlobalKnownHostsFile=/dev/null',
+      '-o',
+      'ConnectTimeout=10',
+      `${r.user}@${r.host}`,
+      r.command,
+    ];
+    return await new Promise<ShellResult>((resolve) => {
+      execFile('ssh', args, { timeout: r.timeoutMs ?? 30_000 }, (err, stdout, stderr) => {
+        const code = err
+          ? typeof (err as { code?: unknown }).code === 'number'
+            ? (err as { code: number }).code
+            : 255
+          : 0;
+        resolve({ code, stdout: String(stdout), stderr: String(stderr) });
+      });
+    });
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+}
