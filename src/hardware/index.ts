@@ -102,7 +102,11 @@ const noneStep: Step = {
     return Boolean(ctx.node.status?.lastSeen || ctx.node.status?.discovered);
   },
   async action() {
-    return { status: 'waiting', message: 'waiting for the machine to show up on the network', recheckAfterMs: 60_000 };
+    return {
+      status: 'waiting',
+      message: 'waiting for the machine to show up on the network',
+      recheckAfterMs: 60_000,
+    };
   },
 };
 

@@ -156,7 +156,11 @@ class OutputBuffer {
 
   waitFor(re: RegExp, timeoutMs = 15_000, stream: 'stdout' | 'stderr' | 'both' = 'both'): Promise<string> {
     const text = () =>
-      stream === 'stdout' ? this.stdout : stream === 'stderr' ? this.stderr : `${this.stdout}\n${this.stderr}`;
+      stream === 'stdout'
+        ? this.stdout
+        : stream === 'stderr'
+          ? this.stderr
+          : `${this.stdout}\n${this.stderr}`;
     return new Promise((resolvePromise, reject) => {
       const check = () => {
         const line = text()
@@ -357,9 +361,14 @@ export async function startStrata(t: Cleanup, opts: StrataOptions = {}): Promise
       let payload: string | undefined;
       if (body !== undefined) {
         payload = typeof body === 'string' ? body : JSON.stringify(body);
-        headers['content-type'] = o.contentType ?? (typeof body === 'string' ? 'application/yaml' : 'application/json');
+        headers['content-type'] =
+          o.contentType ?? (typeof body === 'string' ? 'application/yaml' : 'application/json');
       }
-      const res = await fetch(server.url + path, { method, headers, ...(payload !== undefined ? { body: payload } : {}) });
+      const res = await fetch(server.url + path, {
+        method,
+        headers,
+        ...(payload !== undefined ? { body: payload } : {}),
+      });
       const text = await res.text();
       let json: unknown;
       try {

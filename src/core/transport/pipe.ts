@@ -19,6 +19,8 @@
  * - Framing: one JSON object per line. A line is a call `{id, op, ...}`, its reply `{re, ok, data|error}`
  *   (a StrataError keeps status and reason, as over NATS), or a notification `{op, ...}` (no reply).
  *   Lines that are not such objects are dropped and counted (`strata_transport_pipe_malformed_total`).
+ *   Writes are not flow-controlled: the traffic is control-plane sized, and a slow reader only buffers.
+ * - For a unix socket, pass the socket as both `readable` and `writable`.
  */
 import type { Readable, Writable } from 'node:stream';
 import { StringDecoder } from 'node:string_decoder';
@@ -159,7 +161,8 @@ class Peer {
     for (const p of this.#pending.values()) p.reject(new Error(`pipe transport closed: ${why}`));
     this.#pending.clear();
     if (this.#writable !== process.stdout && this.#writable !== process.stderr) this.#writable.end();
-    this.#readable.destroy();
+    // A socket is both ends: ending it is enough, and destroying it would drop what is still queued.
+    if ((this.#readable as unknown) !== this.#writable) this.#readable.destroy();
     this.#onEnd(why);
     this.#resolveClosed();
   }

@@ -1,16 +1,21 @@
 /**
  * The pipe transport with a real child process, as a boot worker runs (`ip netns exec NS node worker.ts`,
  * minus the namespace): the parent bridges the child's stdio to its in-process transport, requests a
- * subject the child serves, and the child exits cleanly when the parent closes the bridge.
+ * subject the child serves, and the child exits cleanly when the parent closes the bridge. Also over a
+ * unix socket, the other way into a namespace.
  */
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { connect, createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { it, type TestContext } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { registry } from '../../../src/core/metrics.ts';
 import { InprocTransport } from '../../../src/core/transport/inproc.ts';
-import { bridgePipe } from '../../../src/core/transport/pipe.ts';
+import { bridgePipe, type PipeBridge, PipeTransport } from '../../../src/core/transport/pipe.ts';
 
 const fixture = fileURLToPath(new URL('../../unit/transport/fixtures/pipe-child.ts', import.meta.url));
 
@@ -57,4 +62,25 @@ it('a child that is killed leaves the parent running, with its registrations gon
   await bridge.closed;
   await assert.rejects(parent.request('echo', {}), /no worker serves "echo"/);
   await bridge.close(); // idempotent
+});
+
+it('runs over a unix socket too, the socket being both ends', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'strata-pipe-'));
+  const path = join(dir, 'worker.sock');
+  const parent = new InprocTransport();
+  const bridged = new Promise<PipeBridge>((resolve) => {
+    const server = createServer((sock) => resolve(bridgePipe(parent, sock, sock)));
+    server.listen(path);
+    t.after(() => server.close());
+  });
+  const sock = connect(path);
+  await once(sock, 'connect');
+  const child = new PipeTransport(sock, sock);
+  const bridge = await bridged;
+  await child.serve('echo', async (d) => d);
+  assert.equal(await parent.request('echo', 'over a socket'), 'over a socket');
+  await child.close();
+  await bridge.closed;
+  await assert.rejects(parent.request('echo', {}), /no worker serves "echo"/);
+  await rm(dir, { recursive: true, force: true });
 });
