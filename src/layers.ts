@@ -3,6 +3,7 @@
 import { bootLayer } from './boot/index.ts';
 import type { Layer } from './core/layer.ts';
 import { hardwareLayer } from './hardware/index.ts';
+import { installLayer } from './install/index.ts';
 import { sshkeysLayer } from './sshkeys/index.ts';
 
-export const LAYERS: Layer[] = [hardwareLayer, bootLayer, sshkeysLayer];
+export const LAYERS: Layer[] = [hardwareLayer, bootLayer, installLayer, sshkeysLayer];

@@ -29,6 +29,8 @@ export const profileSpec = z
     initrd: z.array(z.string().min(1)).default([]),
     cmdline: z.string().default(''),
     installer: z.enum(['strata', 'preseed', 'kickstart', 'cloud-init']).default('strata'),
+    /** OS image the Strata installer writes: a root filesystem tarball, artifact name or URL. */
+    image: z.string().min(1).optional(),
     /** Custom answer file template (Liquid); the built-in one for the installer is used otherwise. */
     answerTemplate: z.string().optional(),
     /** Custom iPXE template (Liquid). */

@@ -65,7 +65,8 @@ export class InprocTransport implements Transport {
     return {
       unsubscribe: async () => {
         const l = this.#servers.get(subject) ?? [];
-        l.splice(l.indexOf(h), 1);
+        const i = l.indexOf(h);
+        if (i >= 0) l.splice(i, 1);
       },
     };
   }
@@ -119,7 +120,12 @@ export class InprocTransport implements Transport {
     };
     q.consumers.push(c);
     this.#pump(q);
-    return { unsubscribe: async () => void q.consumers.splice(q.consumers.indexOf(c), 1) };
+    return {
+      unsubscribe: async () => {
+        const i = q.consumers.indexOf(c);
+        if (i >= 0) q.consumers.splice(i, 1);
+      },
+    };
   }
 
   #pump(q: QueueState): void {

@@ -239,8 +239,7 @@ class Peer {
  * (default stdin/stdout: log to stderr only). `closed` resolves when the parent goes away.
  */
 export class PipeTransport implements Transport {
-  // TODO(lead): 'pipe' once types.ts has it in the union; until then this reports 'inproc'.
-  readonly name: Transport['name'] = 'inproc';
+  readonly name: Transport['name'] = 'pipe';
   readonly closed: Promise<void>;
   readonly #peer: Peer;
   readonly #servers = new Map<number, (data: unknown) => Promise<unknown>>();

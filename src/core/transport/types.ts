@@ -33,7 +33,7 @@ export interface ConsumeOptions {
 }
 
 export interface Transport {
-  readonly name: 'inproc' | 'nats';
+  readonly name: 'inproc' | 'nats' | 'pipe';
   /** Request/reply: one handler in the queue group answers. Rejects when nobody answers in time. */
   request<Req, Res>(subject: string, data: Req, opts?: RequestOptions): Promise<Res>;
   /** Serves requests on a subject; several servers share the load (queue group). */

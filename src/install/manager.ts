@@ -1,0 +1,230 @@
+/**
+ * The install manager (step 3 → 4): answers the installer agent's calls that the segment's boot worker
+ * relays (config, progress, host keys, pre/post-reboot scripts, the installed system's report), each checked
+ * against a token issued to that node alone, and checks the step's end the way a person would: SSH into the
+ * node with Strata's managed key, trusting only the host key the node reported while it was installed.
+ */
+import { randomBytes } from 'node:crypto';
+import { profileFor } from '../boot/manager.ts';
+import type { InstallHttpRequest, InstallHttpResponse, ShellRequest, ShellResult } from '../boot/protocol.ts';
+import { subjects } from '../boot/protocol.ts';
+import { hashToken, INSTALL_TOKENS, INSTALLED_TOKENS, tokenMatches } from '../boot/tokens.ts';
+import type { NodeResource, NodeStatus } from '../core/kinds/node.ts';
+import type { SSHKeyResource } from '../core/kinds/sshkey.ts';
+import type { Step, StepContext } from '../core/ladder/step.ts';
+import type { ManagerContext } from '../core/layer.ts';
+import { API_VERSION } from '../core/resources/types.ts';
+import { privateKeyOf } from '../sshkeys/index.ts';
+import { parseHostKeys, parseInstallEvent, parseInstalledReport, renderInstallConfig } from './protocol.ts';
+
+/** Strata's own key for reaching installed nodes, created on first start when absent. */
+export const MANAGED_KEY = 'strata-managed';
+
+type InstallStatus = NodeStatus & { hostKeys?: string[]; install?: { step?: string; startedAt?: string } };
+
+const text = (status: number, body: string): InstallHttpResponse => ({
+  status,
+  contentType: 'text/plain',
+  body,
+});
+
+async function authorizedKeys(ctx: ManagerContext, names: string[]): Promise<string[]> {
+  const out: string[] = [];
+  for (const n of [MANAGED_KEY, ...names]) {
+    const k = await ctx.resources.get<SSHKeyResource>('SSHKey', n);
+    const pub = k?.status?.publicKey ?? k?.spec.publicKey;
+    if (pub && !out.includes(pub)) out.push(pub);
+  }
+  return out;
+}
+
+async function handle(ctx: ManagerContext, r: InstallHttpRequest): Promise<InstallHttpResponse> {
+  const m =
+    /^\/install\/([a-z0-9-]+)\/(config|events|hostkey|scripts\/pre-reboot|scripts\/post-reboot|installed)(\?.*)?$/.exec(
+      r.path,
+    );
+  if (!m) return text(404, 'not found\n');
+  const [, name, what] = m as unknown as [string, string, string];
+  const node = await ctx.resources.get<NodeResource>('Node', name);
+  if (!node) return text(404, 'unknown node\n');
+  const collection = what === 'installed' ? INSTALLED_TOKENS : INSTALL_TOKENS;
+  const rec = (await ctx.store.getRecord(collection, name)) as { hash?: string } | undefined;
+  if (!tokenMatches(rec?.hash, r.authorization)) {
+    ctx.hub.record({
+      kind: 'Node',
+      name,
+      source: 'install-manager',
+      step: 'install.os',
+      type: 'Warning',
+      reason: 'InstallUnauthorized',
+      message: `refused ${r.method} ${what} from ${r.remoteAddress}: token not valid for this node`,
+    });
+    return text(401, 'token not valid for this node\n');
+  }
+  const record = (reason: string, message: string, warn = false, data?: Record<string, unknown>) =>
+    ctx.hub.record({
+      kind: 'Node',
+      name,
+      source: `installer@${name}`,
+      step: 'install.os',
+      reason,
+      message,
+      type: warn ? 'Warning' : 'Normal',
+      ...(data ? { data } : {}),
+    });
+  const profile = await profileFor(ctx, node);
+  switch (what) {
+    case 'config': {
+      if (!profile?.spec.image) return text(409, 'no profile with an OS image selects this node\n');
+      const installedToken = randomBytes(24).toString('base64url');
+      await ctx.store.putRecords(INSTALLED_TOKENS, [
+        { key: name, value: { hash: hashToken(installedToken) } },
+      ]);
+      const image = /^https?:\/\//.test(profile.spec.image)
+        ? profile.spec.image
+        : `artifacts/${profile.spec.image}`;
+      record('InstallConfig', `installer fetched its config (image ${profile.spec.image})`);
+      await ctx.resources.patchStatus<InstallStatus>('Node', name, (s) => ({
+        ...s,
+        install: { step: 'config', startedAt: new Date().toISOString() },
+      }));
+      return text(
+        200,
+        renderInstallConfig({
+          imageUrl: image,
+          hostname: node.spec.hostname ?? name,
+          sshAuthorizedKeys: await authorizedKeys(ctx, profile.spec.sshKeys),
+          installedToken,
+          ...(profile.spec.vars.kernelCmdline ? { kernelCmdline: profile.spec.vars.kernelCmdline } : {}),
+        }),
+      );
+    }
+    case 'events': {
+      const ev = parseInstallEvent(JSON.parse(r.body || '{}'));
+      record(
+        ev.status === 'failed'
+          ? 'InstallFailed'
+          : `Install${ev.step.replace(/(^|-)(\w)/g, (_, _d, c: string) => c.toUpperCase())}`,
+        ev.message,
+        ev.status === 'failed',
+        { step: ev.step, status: ev.status },
+      );
+      await ctx.resources.patchStatus<InstallStatus>('Node', name, (s) => ({
+        ...s,
+        install: { ...s.install, step: ev.step },
+      }));
+      return text(204, '');
+    }
+    case 'hostkey': {
+      const keys = parseHostKeys(r.body).map((k) => `${k.type} ${k.key}`);
+      if (!keys.length) return text(400, 'no OpenSSH host public key in the body\n');
+      await ctx.resources.patchStatus<InstallStatus>('Node', name, (s) => ({
+        ...s,
+        hostKeys: keys,
+        hostKey: keys[0]!,
+      }));
+      record('HostKeyRecorded', `host keys pinned: ${keys.map((k) => k.split(' ')[0]).join(', ')}`);
+      return text(204, '');
+    }
+    case 'scripts/pre-reboot':
+    case 'scripts/post-reboot': {
+      const script =
+        what === 'scripts/pre-reboot' ? profile?.spec.preRebootScript : profile?.spec.postRebootScript;
+      return script ? text(200, script) : text(204, '');
+    }
+    case 'installed': {
+      const rep = parseInstalledReport(JSON.parse(r.body || '{}'));
+      const addresses = rep.addresses.map((a) => a.split('/')[0]!);
+      await ctx.resources.patchStatus<InstallStatus>('Node', name, (s) => ({
+        ...s,
+        installedAt: new Date().toISOString(),
+        addresses: [...new Set([...addresses, ...(s.addresses ?? [])])],
+        install: { ...s.install, step: 'installed' },
+      }));
+      record(
+        'Installed',
+        `installed system reported in: ${rep.hostname}, kernel ${rep.kernel}, post-reboot script exit ${rep.postRebootExit}`,
+        rep.postRebootExit !== 0,
+        { ...rep },
+      );
+      return text(204, '');
+    }
+  }
+  return text(404, 'not found\n');
+}
+
+/** Runs a command on the node over SSH from its segment's worker, pinned to its recorded host keys. */
+export async function sshNode(
+  ctx: StepContext | ManagerContext,
+  node: NodeResource,
+  command: string,
+): Promise<ShellResult> {
+  const st = (node.status ?? {}) as InstallStatus;
+  const host = st.addresses?.[0];
+  if (!host) throw new Error('the node has no known address');
+  if (!st.hostKeys?.length)
+    throw new Error('no host key was recorded for the node: refusing to trust an unknown host');
+  const privateKey = await privateKeyOf(ctx, MANAGED_KEY);
+  if (!privateKey) throw new Error(`the managed SSH key "${MANAGED_KEY}" is not generated yet`);
+  const network = node.spec.network ?? st.discovered?.network;
+  if (!network) throw new Error('the node names no network to reach it through');
+  return ctx.transport.request<ShellRequest, ShellResult>(
+    subjects.shell(network),
+    { host, user: 'root', privateKey, knownHostKeys: st.hostKeys, command, timeoutMs: 30_000 },
+    { timeout: 40_000 },
+  );
+}
+
+export const installStep: Step = {
+  name: 'install.os',
+  from: 3,
+  description: 'GNU/Linux installed over HTTP, reachable over SSH with the managed key',
+  async check(ctx) {
+    const st = (ctx.node.status ?? {}) as InstallStatus;
+    if (!st.installedAt) return false;
+    const r = await sshNode(
+      ctx,
+      ctx.node,
+      'systemctl is-system-running --wait >/dev/null 2>&1; uname -r; cat /etc/debian_version',
+    );
+    if (r.code !== 0)
+      throw new Error(
+        `SSH to ${st.addresses?.[0]} failed (exit ${r.code}): ${r.stderr.trim().split('\n').pop()}`,
+      );
+    ctx.record(
+      'SSHReachable',
+      `SSH as root with the managed key and pinned host key: kernel ${r.stdout.trim().split('\n').join(', Debian ')}`,
+    );
+    return true;
+  },
+  async action(ctx) {
+    const st = (ctx.node.status ?? {}) as InstallStatus;
+    if (st.installedAt)
+      return { status: 'waiting', message: 'installed; waiting for SSH to come up', recheckAfterMs: 5000 };
+    return {
+      status: 'waiting',
+      message: `installing${st.install?.step ? `: ${st.install.step}` : ' (waiting for the installer to call in)'}`,
+      recheckAfterMs: 30_000,
+    };
+  },
+};
+
+export async function startInstallManager(ctx: ManagerContext): Promise<() => Promise<void>> {
+  ctx.engine.register(installStep);
+  if (!(await ctx.resources.get('SSHKey', MANAGED_KEY))) {
+    await ctx.resources
+      .apply([
+        {
+          apiVersion: API_VERSION,
+          kind: 'SSHKey',
+          metadata: { name: MANAGED_KEY, labels: { 'strata.dev/managed': 'true' } },
+          spec: { generate: true, type: 'ed25519', comment: 'strata-managed' },
+        },
+      ])
+      .catch((err) => ctx.log.warn('could not create the managed SSH key', { err }));
+  }
+  const sub = await ctx.transport.serve<InstallHttpRequest, InstallHttpResponse>(subjects.install, (r) =>
+    handle(ctx, r).catch((err) => text(400, `${(err as Error).message}\n`)),
+  );
+  return () => sub.unsubscribe();
+}
