@@ -179,7 +179,7 @@ export function buildCli(): Command {
         process.stderr.write(`No ${def.plural} found.\n`);
         return;
       }
-      process.stdout.write(printResources(def, items, o.output) + '\n');
+      process.stdout.write(printResources(def, items, o.output, Boolean(name)) + '\n');
     });
 
   program

@@ -25,12 +25,12 @@ export function age(ts: string | undefined, now = Date.now()): string {
   return `${Math.round(s / 86400)}d`;
 }
 
-export function printResources(def: KindDef, items: Resource[], output: string): string {
-  if (output === 'json')
-    return JSON.stringify(items.length === 1 ? items[0] : { kind: 'List', items }, null, 2);
+/** `single`: one object asked for by name (printed as itself); otherwise a list, even of one. */
+export function printResources(def: KindDef, items: Resource[], output: string, single = false): string {
+  if (output === 'json') return JSON.stringify(single ? items[0] : { kind: 'List', items }, null, 2);
   if (output === 'yaml')
     return items
-      .map((i) => stringify(i))
+      .map((i) => stringify(i, { lineWidth: 0 }))
       .join('---\n')
       .trimEnd();
   if (output === 'name') return items.map((i) => `${def.plural}/${i.metadata.name}`).join('\n');
@@ -61,10 +61,10 @@ export function describe(r: Resource, events: StrataEvent[]): string {
   lines.push(`Version:      ${r.metadata.resourceVersion ?? '-'}`);
   if (r.metadata.deletionTimestamp) lines.push(`Deleting:     since ${r.metadata.deletionTimestamp}`);
   lines.push('Spec:');
-  lines.push(indent(stringify(r.spec).trimEnd(), 2));
+  lines.push(indent(stringify(r.spec, { lineWidth: 0 }).trimEnd(), 2));
   const st = (r.status ?? {}) as Record<string, unknown>;
   lines.push('Status:');
-  lines.push(Object.keys(st).length ? indent(stringify(st).trimEnd(), 2) : '  <none>');
+  lines.push(Object.keys(st).length ? indent(stringify(st, { lineWidth: 0 }).trimEnd(), 2) : '  <none>');
   const step = st.step as { lastError?: string; attempts?: number; nextAttemptAt?: string } | undefined;
   if (step?.lastError)
     lines.push(

@@ -10,7 +10,7 @@
  *   QEMU's default iPXE option ROM from ipxe-qemu. Boot order is network first, then disk, via
  *   `bootindex` on the devices (works for SeaBIOS and OVMF alike).
  * - Firmware: SeaBIOS, or OVMF (OVMF_CODE_4M.fd read-only + this VM's copy of OVMF_VARS_4M.fd).
- * - Serial console: a unix socket (also logged to serial.log by QEMU); the VM streams it line by line to
+ * - Serial console: a unix socket (`graphics=off` makes SeaBIOS, and so the iPXE ROM, print to it too); QEMU logs it to serial.log; the VM streams it line by line to
  *   `onSerialLine` and keeps it for `waitForSerial`.
  * - Power and status over QMP (src/lab/qmp.ts): cont, system_powerdown, system_reset, quit, query-status.
  *
@@ -135,7 +135,7 @@ export class QemuVm {
       '-name',
       `strata-${o.name}`,
       '-machine',
-      `${o.machine ?? 'q35'},accel=${o.accel ?? 'tcg'}`,
+      `${o.machine ?? 'q35'},accel=${o.accel ?? 'tcg'},graphics=off`,
       '-m',
       String(o.memoryMiB ?? 1024),
       '-smp',

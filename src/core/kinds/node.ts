@@ -95,6 +95,8 @@ registerKind({
   aliases: ['node', 'no'],
   description: 'A machine climbing the ladder from bare metal to service mesh.',
   spec: nodeSpec,
+  // The ladder engine's LADDER_FINALIZER: a deleted node first walks back down its ladder (undo), then goes.
+  finalizers: ['strata.dev/ladder'],
   columns: [
     { header: 'STATE', value: (r) => (r.status as NodeStatus | undefined)?.state ?? 0 },
     { header: 'TARGET', value: (r) => (r.spec as NodeSpec).targetState },

@@ -5,6 +5,7 @@
  * down through the steps' `undo`. Work is driven by changes and timeline events, plus a periodic resync,
  * through a bounded keyed queue.
  */
+import { isDeepStrictEqual } from 'node:util';
 import type { NodeResource, NodeStatus, StepStatus } from '../kinds/node.ts';
 import { STATE_NAMES } from '../kinds/node.ts';
 import { counter, gauge, histogram } from '../metrics.ts';
@@ -161,7 +162,7 @@ export class LadderEngine {
     return (await this.#core.resources.patchStatus<NodeStatus>('Node', name, (s) => {
       const next = fn({ ...s, state: s.state ?? 0 });
       // Unchanged status is not written: no write, no change event, no wake-up loop.
-      return next && JSON.stringify(next) !== JSON.stringify(s) ? next : undefined;
+      return next && !isDeepStrictEqual(JSON.parse(JSON.stringify(next)), s) ? next : undefined;
     })) as NodeResource | undefined;
   }
 
@@ -180,7 +181,7 @@ export class LadderEngine {
         await this.#core.resources.removeFinalizer('Node', name, LADDER_FINALIZER);
         return;
       }
-      const phase = state === 0 && node.status?.discovered ? 'Discovered' : 'Ready';
+      const phase = state <= 1 && node.status?.discovered ? 'Discovered' : 'Ready';
       if (node.status?.phase !== phase || node.status?.step) {
         await this.#setStatus(name, ({ step: _s, ...s }) => ({ ...s, phase }));
         if (phase === 'Ready')
@@ -216,7 +217,7 @@ export class LadderEngine {
     try {
       inNext = await step.check(ctx);
     } catch (err) {
-      return this.#failed(node, step, prev, state, `check failed: ${message(err)}`);
+      return this.#failed(node, step, retried(prev), state, `check failed: ${message(err)}`);
     }
     if (inNext) {
       const started = prev ? Date.parse(prev.startedAt) : Date.now();
@@ -238,6 +239,12 @@ export class LadderEngine {
           durationSeconds: Number(secs.toFixed(3)),
         },
       );
+      if (state + 1 === node.spec.targetState)
+        this.#event(
+          node,
+          'TargetReached',
+          `node is at its target state ${state + 1} (${STATE_NAMES[state + 1]})`,
+        );
       this.#queue.add(name);
       return;
     }
@@ -339,7 +346,7 @@ export class LadderEngine {
         this.#event(node, 'UndoStarted', `undoing ${step.name} (state ${state} → ${state - 1})`, step.name);
         await withTimeout(step.undo(this.#ctx(node, step, ac.signal)), step.timeoutMs ?? 600_000, ac);
       } catch (err) {
-        return this.#failed(node, step, node.status?.step, state, `undo failed: ${message(err)}`);
+        return this.#failed(node, step, retried(node.status?.step), state, `undo failed: ${message(err)}`);
       }
     } else {
       this.#event(
@@ -357,6 +364,11 @@ export class LadderEngine {
     this.#event(node, 'StepUndone', `state ${state} → ${state - 1} (${STATE_NAMES[state - 1]})`, step?.name);
     this.#queue.add(name);
   }
+}
+
+/** The step status of one more failed try: a check or undo that keeps failing backs off further each time. */
+function retried(prev: StepStatus | undefined): StepStatus | undefined {
+  return prev && { ...prev, attempts: prev.attempts + 1 };
 }
 
 function now(): string {

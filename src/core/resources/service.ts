@@ -3,6 +3,7 @@
  * all-or-nothing semantics, optimistic concurrency, finalizer-aware delete, and change announcements.
  */
 
+import { isDeepStrictEqual } from 'node:util';
 import type { EventHub } from '../events.ts';
 import type { Store, WriteOp } from '../store/types.ts';
 import { notFound, StrataError } from './errors.ts';
@@ -68,9 +69,9 @@ export class ResourceService {
           },
         };
         const same =
-          JSON.stringify(cur.spec) === JSON.stringify(r.spec) &&
-          JSON.stringify(cur.metadata.labels ?? {}) === JSON.stringify(next.metadata.labels) &&
-          JSON.stringify(cur.metadata.annotations ?? {}) === JSON.stringify(next.metadata.annotations ?? {});
+          sameJson(cur.spec, r.spec) &&
+          sameJson(cur.metadata.labels ?? {}, next.metadata.labels) &&
+          sameJson(cur.metadata.annotations ?? {}, next.metadata.annotations ?? {});
         if (same && !r.metadata.resourceVersion) {
           unchanged.set(actions.length, cur);
           actions.push('unchanged');
@@ -199,4 +200,9 @@ export class ResourceService {
       }
     }
   }
+}
+
+/** Equal as JSON values, whatever the key order (PostgreSQL's JSONB does not keep it). */
+function sameJson(a: unknown, b: unknown): boolean {
+  return isDeepStrictEqual(JSON.parse(JSON.stringify(a ?? null)), JSON.parse(JSON.stringify(b ?? null)));
 }
