@@ -4,6 +4,7 @@ import { bootLayer } from './boot/index.ts';
 import type { Layer } from './core/layer.ts';
 import { hardwareLayer } from './hardware/index.ts';
 import { installLayer } from './install/index.ts';
+import { labLayer } from './lab/layer.ts';
 import { sshkeysLayer } from './sshkeys/index.ts';
 
-export const LAYERS: Layer[] = [hardwareLayer, bootLayer, installLayer, sshkeysLayer];
+export const LAYERS: Layer[] = [hardwareLayer, labLayer(), bootLayer, installLayer, sshkeysLayer];

@@ -100,6 +100,20 @@ export async function startBootWorker(o: BootWorkerOptions): Promise<BootWorker>
       return pxe.decide(c);
     },
   };
+  if (spec.namespace && spec.dhcp.mode !== 'off') {
+    // Replies to clients without an address go to 255.255.255.255: the segment's namespace must route it
+    // out of the segment's interface (a namespace with no default route has no route for it).
+    await new Promise<void>((resolve) =>
+      execFile('ip', ['route', 'replace', '255.255.255.255/32', 'dev', spec.interface], (err) => {
+        if (err)
+          log.warn('could not add the limited-broadcast route', {
+            err: err.message,
+            interface: spec.interface,
+          });
+        resolve();
+      }),
+    );
+  }
   const startDhcp = async () => {
     if (spec.dhcp.mode === 'off') return;
     const d = new DhcpServer(

@@ -39,6 +39,7 @@ export class ApiClient {
     path: string,
     body?: string,
     contentType = 'application/json',
+    timeoutMs = 60_000,
   ): Promise<T> {
     let res: Response;
     try {
@@ -46,6 +47,7 @@ export class ApiClient {
         method,
         headers: this.headers(body !== undefined ? { 'content-type': contentType } : {}),
         ...(body !== undefined ? { body } : {}),
+        signal: AbortSignal.timeout(timeoutMs),
       });
     } catch (e) {
       const cause = (e as { cause?: { code?: string } }).cause?.code ?? (e as Error).message;

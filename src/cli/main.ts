@@ -268,6 +268,75 @@ export function buildCli(): Command {
       process.stdout.write(`workorder/${node} done\n`);
     });
 
+  const lab = program
+    .command('lab')
+    .description('virtual machines on a private segment that climb the ladder (QEMU)');
+  lab
+    .command('up')
+    .description('create the lab segment and N VMs with blank disks, registered as Nodes')
+    .option('--nodes <n>', 'number of VMs', '1')
+    .addOption(
+      new Option('--firmware <kind>', 'VM firmware').choices(['bios', 'uefi', 'mixed']).default('bios'),
+    )
+    .option('--target <state>', 'target state of the lab nodes', '4')
+    .action(async (o, cmd: Command) => {
+      process.stderr.write(
+        'Starting the lab (the first run builds the installer and a Debian image: several minutes)...\n',
+      );
+      const out = await client(cmd).request<{
+        vms: { name: string; mac: string; firmware: string; status: string }[];
+        applied: string[];
+      }>(
+        'POST',
+        '/api/v1/lab/up',
+        JSON.stringify({ nodes: Number(o.nodes), firmware: o.firmware, targetState: Number(o.target) }),
+        'application/json',
+        3_600_000,
+      );
+      for (const a of out.applied) process.stdout.write(`${a}\n`);
+      process.stdout.write(
+        table([
+          ['VM', 'MAC', 'FIRMWARE', 'QEMU'],
+          ...out.vms.map((v) => [v.name, v.mac, v.firmware, v.status]),
+        ]) + '\n',
+      );
+      process.stdout.write(
+        'Watch them climb: strata get nodes -w is not there yet; use "strata get nodes" or "strata events node lab-1 --follow".\n',
+      );
+    });
+  lab
+    .command('status')
+    .description('the lab VMs and their QEMU state')
+    .action(async (_o, cmd: Command) => {
+      const out = await client(cmd).request<{
+        vms: { name: string; mac: string; firmware: string; status: string }[];
+      }>('GET', '/api/v1/lab');
+      if (!out.vms.length) return void process.stderr.write('No lab VMs.\n');
+      process.stdout.write(
+        table([
+          ['VM', 'MAC', 'FIRMWARE', 'QEMU'],
+          ...out.vms.map((v) => [v.name, v.mac, v.firmware, v.status]),
+        ]) + '\n',
+      );
+    });
+  lab
+    .command('down')
+    .description('remove every lab VM, process, namespace and file (also after a crash)')
+    .action(async (_o, cmd: Command) => {
+      const g = cmd.optsWithGlobals<{ dataDir: string }>();
+      try {
+        const out = await client(cmd).request<{ removed: string[] }>('POST', '/api/v1/lab/down', '{}');
+        for (const r of out.removed) process.stdout.write(`${r} deleted\n`);
+      } catch (e) {
+        if (!(e instanceof CliError) || !/cannot reach/.test(e.message)) throw e;
+        process.stderr.write('API not reachable: tearing the lab down locally\n');
+      }
+      const { labDown } = await import('../lab/network.ts');
+      const { LAB_NETNS } = await import('../lab/layer.ts');
+      await labDown({ name: LAB_NETNS, stateDir: `${g.dataDir}/lab` });
+      process.stdout.write('lab is down\n');
+    });
+
   return program;
 }
 

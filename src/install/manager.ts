@@ -203,7 +203,10 @@ export const installStep: Step = {
       return { status: 'waiting', message: 'installed; waiting for SSH to come up', recheckAfterMs: 5000 };
     return {
       status: 'waiting',
-      message: `installing${st.install?.step ? `: ${st.install.step}` : ' (waiting for the installer to call in)'}`,
+      // One message for the whole install: the installer's own events tell the steps.
+      message: st.install?.step
+        ? 'installing (progress: the installer events)'
+        : 'waiting for the installer to call in',
       recheckAfterMs: 30_000,
     };
   },

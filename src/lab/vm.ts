@@ -105,6 +105,8 @@ export class QemuVm {
       await run('qemu-img', ['create', '-q', '-f', 'qcow2', vm.diskPath, `${opts.diskSizeGiB ?? 8}G`]);
     }
     await opts.network.addTap(tap);
+    const vars = join(dir, 'OVMF_VARS.fd');
+    if (opts.firmware === 'uefi' && !existsSync(vars)) copyFileSync(OVMF_VARS, vars);
     const args = vm.qemuArgs();
     writeFileSync(
       join(dir, 'vm.json'),
@@ -128,55 +130,7 @@ export class QemuVm {
   }
 
   qemuArgs(): string[] {
-    const o = this.opts;
-    const d = this.dir;
-    const firmware = o.firmware ?? 'bios';
-    const args = [
-      '-name',
-      `strata-${o.name}`,
-      '-machine',
-      `${o.machine ?? 'q35'},accel=${o.accel ?? 'tcg'},graphics=off`,
-      '-m',
-      String(o.memoryMiB ?? 1024),
-      '-smp',
-      String(o.cpus ?? 1),
-      '-S',
-      '-no-shutdown',
-      '-display',
-      'none',
-      '-vga',
-      'none',
-      '-nodefaults',
-      '-daemonize',
-      '-pidfile',
-      join(d, 'qemu.pid'),
-      '-qmp',
-      `unix:${join(d, 'qmp.sock')},server=on,wait=off`,
-      '-chardev',
-      `socket,id=ser0,path=${join(d, 'serial.sock')},server=on,wait=off,logfile=${this.serialLog},logappend=on`,
-      '-serial',
-      'chardev:ser0',
-      '-netdev',
-      `tap,id=net0,ifname=${this.tap},script=no,downscript=no`,
-      '-drive',
-      `if=none,id=disk0,file=${this.diskPath},format=qcow2,cache=${o.diskCache ?? 'unsafe'},discard=unmap`,
-    ];
-    if (o.rebootAction === 'stop') args.push('-no-reboot');
-    if (o.uuid) args.push('-uuid', o.uuid);
-    const net = o.boot === 'disk' ? '' : ',bootindex=1';
-    args.push('-device', `${o.nic ?? 'virtio-net-pci'},netdev=net0,mac=${this.mac}${net}`);
-    args.push('-device', 'virtio-blk-pci,drive=disk0,bootindex=2');
-    if (firmware === 'uefi') {
-      const vars = join(d, 'OVMF_VARS.fd');
-      if (!existsSync(vars)) copyFileSync(OVMF_VARS, vars);
-      args.push('-drive', `if=pflash,format=raw,unit=0,readonly=on,file=${OVMF_CODE}`);
-      args.push('-drive', `if=pflash,format=raw,unit=1,file=${vars}`);
-    }
-    if (o.kernel) {
-      args.push('-kernel', o.kernel.kernel, '-initrd', o.kernel.initrd, '-append', o.kernel.append);
-    }
-    args.push(...(o.extraArgs ?? []));
-    return args;
+    return qemuArgs(this.opts, { dir: this.dir, tap: this.tap, mac: this.mac, diskPath: this.diskPath });
   }
 
   private async connectSerial(): Promise<void> {
@@ -322,4 +276,61 @@ export class QemuVm {
     if (isAlive(this.pid)) await killPid(this.pid);
     await this.opts.network.removeTap(this.tap);
   }
+}
+
+/**
+ * The QEMU command line of a lab VM (pure; `OVMF_VARS.fd` is copied by the caller's create()).
+ * Exported for tests and for `strata lab` to show what it runs.
+ */
+export function qemuArgs(
+  o: Omit<QemuVmOptions, 'network'>,
+  at: { dir: string; tap: string; mac: string; diskPath: string },
+): string[] {
+  const d = at.dir;
+  const firmware = o.firmware ?? 'bios';
+  const args = [
+    '-name',
+    `strata-${o.name}`,
+    '-machine',
+    `${o.machine ?? 'q35'},accel=${o.accel ?? 'tcg'},graphics=off`,
+    '-m',
+    String(o.memoryMiB ?? 1024),
+    '-smp',
+    String(o.cpus ?? 1),
+    '-S',
+    '-no-shutdown',
+    '-display',
+    'none',
+    '-vga',
+    'none',
+    '-nodefaults',
+    '-daemonize',
+    '-pidfile',
+    join(d, 'qemu.pid'),
+    '-qmp',
+    `unix:${join(d, 'qmp.sock')},server=on,wait=off`,
+    '-chardev',
+    `socket,id=ser0,path=${join(d, 'serial.sock')},server=on,wait=off,logfile=${join(d, 'serial.log')},logappend=on`,
+    '-serial',
+    'chardev:ser0',
+    '-netdev',
+    `tap,id=net0,ifname=${at.tap},script=no,downscript=no`,
+    '-drive',
+    `if=none,id=disk0,file=${at.diskPath},format=qcow2,cache=${o.diskCache ?? 'unsafe'},discard=unmap`,
+  ];
+  if (o.rebootAction === 'stop') args.push('-no-reboot');
+  if (o.uuid) args.push('-uuid', o.uuid);
+  const net = o.boot === 'disk' ? '' : ',bootindex=1';
+  args.push('-device', `${o.nic ?? 'virtio-net-pci'},netdev=net0,mac=${at.mac}${net}`);
+  args.push('-device', 'virtio-blk-pci,drive=disk0,bootindex=2');
+  if (firmware === 'uefi') {
+    const vars = join(d, 'OVMF_VARS.fd');
+    args.push('-drive', `if=pflash,format=raw,unit=0,readonly=on,file=${OVMF_CODE}`);
+    args.push('-drive', `if=pflash,format=raw,unit=1,file=${vars}`);
+  }
+  if (o.kernel) {
+    args.push('-kernel', o.kernel.kernel, '-initrd', o.kernel.initrd, '-append', o.kernel.append);
+  }
+  args.push(...(o.extraArgs ?? []));
+  return args;
 }

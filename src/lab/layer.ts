@@ -1,0 +1,270 @@
+/**
+ * The lab as a hardware provider: a `lab` worker owns a private segment (a network namespace with a
+ * bridge and radvd) and QEMU VMs with blank disks, powers them through QMP when the ladder's step 0 asks
+ * (`hardware.lab`), and streams each serial console onto its node's timeline. The lab manager turns
+ * `strata lab up` into resources — a Network, a Profile and one Node per VM — so the VMs climb the same
+ * ladder as real machines, through Strata's own DHCP, TFTP and HTTP.
+ */
+import { copyFileSync, existsSync, linkSync, mkdirSync, statSync, unlinkSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Layer, ManagerContext, WorkerContext } from '../core/layer.ts';
+import { StrataError } from '../core/resources/errors.ts';
+import { API_VERSION, type Resource, type StrataEvent } from '../core/resources/types.ts';
+import type { PowerReply, PowerRequest } from '../hardware/provider.ts';
+import { providerSubject } from '../hardware/provider.ts';
+import { ensureLabAssets } from './assets.ts';
+import { LabNetwork, labDown } from './network.ts';
+import { QemuVm } from './vm.ts';
+
+export const LAB_NETNS = 'strata-lab';
+const EVENTS_SUBJECT = 'events.record';
+
+export interface LabUpRequest {
+  nodes: number;
+  firmware: 'bios' | 'uefi' | 'mixed';
+  memoryMiB?: number;
+}
+
+export interface LabVmInfo {
+  name: string;
+  mac: string;
+  firmware: 'bios' | 'uefi';
+  status?: string;
+}
+
+const subjects = { up: 'lab.up', down: 'lab.down', status: 'lab.status' } as const;
+
+/** Hard-links (or copies) a cached asset into the artifact store, where TFTP and HTTP serve it. */
+function publishArtifact(src: string, dest: string): void {
+  if (
+    existsSync(dest) &&
+    statSync(dest).size === statSync(src).size &&
+    statSync(dest).mtimeMs >= statSync(src).mtimeMs
+  )
+    return;
+  if (existsSync(dest)) unlinkSync(dest);
+  try {
+    linkSync(src, dest);
+  } catch {
+    copyFileSync(src, dest);
+  }
+}
+
+export function labLayer(): Layer {
+  const vms = new Map<string, QemuVm>();
+  const firmwareOf = new Map<string, 'bios' | 'uefi'>();
+  let network: LabNetwork | undefined;
+  const stateDir = (dataDir: string) => join(dataDir, 'lab');
+
+  async function up(ctx: WorkerContext, req: LabUpRequest): Promise<LabVmInfo[]> {
+    const { paths } = ensureLabAssets({ log: (l) => ctx.log.info('lab assets', { step: l }) });
+    const art = join(ctx.dataDir, 'artifacts', 'lab');
+    mkdirSync(art, { recursive: true });
+    publishArtifact(paths.kernel, join(art, 'vmlinuz'));
+    publishArtifact(paths.initramfs, join(art, 'installer.cpio.gz'));
+    publishArtifact(paths.osImage, join(art, 'debian-bookworm-amd64.tar.zst'));
+    if (!network) network = await LabNetwork.create({ name: LAB_NETNS, stateDir: stateDir(ctx.dataDir) });
+    const out: LabVmInfo[] = [];
+    for (let i = 1; i <= req.nodes; i++) {
+      const name = `lab-${i}`;
+      const firmware = req.firmware === 'mixed' ? (i % 2 ? 'bios' : 'uefi') : req.firmware;
+      let vm = vms.get(name);
+      if (!vm) {
+        let batch: string[] = [];
+        let timer: NodeJS.Timeout | undefined;
+        const flush = () => {
+          timer = undefined;
+          const lines = batch.filter((l) => l.trim());
+          batch = [];
+          if (!lines.length) return;
+          const ev: Omit<StrataEvent, 'id' | 'time'> = {
+            kind: 'Node',
+            name,
+            source: `lab-console@${name}`,
+            step: 'console',
+            type: 'Normal',
+            reason: 'Console',
+            message: lines.at(-1)!.slice(0, 300),
+            data: { lines },
+          };
+          void ctx.transport.publish(EVENTS_SUBJECT, ev);
+        };
+        vm = await QemuVm.create({
+          name,
+          network,
+          firmware,
+          memoryMiB: req.memoryMiB ?? 1024,
+          boot: 'network',
+          onSerialLine: (line) => {
+            batch.push(line);
+            timer ??= setTimeout(flush, 1000);
+          },
+        });
+        vms.set(name, vm);
+        firmwareOf.set(name, firmware);
+      }
+      out.push({ name, mac: vm.mac, firmware, status: await vm.status() });
+    }
+    return out;
+  }
+
+  async function down(ctx: WorkerContext): Promise<void> {
+    for (const vm of vms.values()) await vm.destroy().catch(() => {});
+    vms.clear();
+    firmwareOf.clear();
+    network = undefined;
+    await labDown({ name: LAB_NETNS, stateDir: stateDir(ctx.dataDir) });
+  }
+
+  return {
+    name: 'lab',
+    roles: ['lab'],
+    async worker(ctx) {
+      const subs = [
+        await ctx.transport.serve<LabUpRequest, LabVmInfo[]>(subjects.up, (r) => up(ctx, r)),
+        await ctx.transport.serve<Record<string, never>, { ok: boolean }>(subjects.down, async () => {
+          await down(ctx);
+          return { ok: true };
+        }),
+        await ctx.transport.serve<Record<string, never>, LabVmInfo[]>(subjects.status, async () =>
+          Promise.all(
+            [...vms.values()].map(async (v) => ({
+              name: v.name,
+              mac: v.mac,
+              firmware: firmwareOf.get(v.name) ?? 'bios',
+              status: await v.status().catch(() => 'gone'),
+            })),
+          ),
+        ),
+        await ctx.transport.serve<PowerRequest, PowerReply>(providerSubject('lab'), async (r) => {
+          const vm = vms.get(r.node.name);
+          if (!vm) return { state: 'unknown', message: `no lab VM named ${r.node.name} (is the lab up?)` };
+          if (r.op === 'on') await vm.powerOn();
+          else if (r.op === 'off') await vm.powerOff(20_000);
+          else if (r.op === 'cycle') await vm.reset();
+          const s = await vm.status().catch(() => 'gone');
+          return { state: s === 'running' ? 'on' : 'off', message: `QEMU ${s}` };
+        }),
+      ];
+      return {
+        async stop() {
+          for (const s of subs) await s.unsubscribe();
+          await down(ctx);
+        },
+      };
+    },
+    async manager(ctx) {
+      routes(ctx);
+      return undefined;
+    },
+  };
+}
+
+function labResources(vms: LabVmInfo[], targetState: number): Resource[] {
+  const meta = (name: string) => ({ name, labels: { 'strata.dev/lab': 'true' } });
+  return [
+    {
+      apiVersion: API_VERSION,
+      kind: 'Network',
+      metadata: meta('lab'),
+      spec: {
+        interface: 'br0',
+        namespace: LAB_NETNS,
+        subnet: '10.213.0.0/24',
+        serverAddress: '10.213.0.1',
+        gateway: '10.213.0.1',
+        pool: { start: '10.213.0.100', end: '10.213.0.199' },
+        dns: { zone: 'lab.strata', forwarders: [], enabled: true, port: 53 },
+        dhcp: { mode: 'full', leaseTime: '1h', port: 67, proxyPort: 4011 },
+        tftp: { enabled: true, port: 69 },
+        boot: { unknownNodes: 'discover', httpPort: 7421, uefiBinary: 'ipxe.efi' },
+      },
+    },
+    {
+      apiVersion: API_VERSION,
+      kind: 'Profile',
+      metadata: meta('lab-debian'),
+      spec: {
+        selector: { matchLabels: { 'strata.dev/lab': 'true' } },
+        priority: 100,
+        os: { family: 'debian', release: 'bookworm' },
+        kernel: 'lab/vmlinuz',
+        initrd: ['lab/installer.cpio.gz'],
+        cmdline: 'console=ttyS0,115200n8 quiet',
+        installer: 'strata',
+        image: 'lab/debian-bookworm-amd64.tar.zst',
+        preRebootScript: 'echo "pre-reboot: $(date -u) on $(hostname)" > /root/strata-pre-reboot.txt\n',
+        postRebootScript: 'echo "post-reboot: $(date -u)" > /root/strata-post-reboot.txt\n',
+        sshKeys: [],
+        vars: {},
+      },
+    },
+    ...vms.map((v) => ({
+      apiVersion: API_VERSION,
+      kind: 'Node',
+      metadata: { name: v.name, labels: { 'strata.dev/lab': 'true', firmware: v.firmware } },
+      spec: {
+        macAddresses: [v.mac],
+        network: 'lab',
+        targetState,
+        providers: { hardware: 'lab', boot: 'network' },
+        reprovision: false,
+      },
+    })),
+  ];
+}
+
+function routes(ctx: ManagerContext): void {
+  ctx.router.add('POST', '/api/v1/lab/up', async ({ json }) => {
+    const body = await json<Partial<LabUpRequest> & { targetState?: number }>();
+    const nodes = body.nodes ?? 1;
+    if (!Number.isInteger(nodes) || nodes < 1 || nodes > 16) {
+      throw new StrataError(
+        422,
+        'Invalid',
+        `nodes: expected 1..16 lab VMs, got ${JSON.stringify(body.nodes)}`,
+      );
+    }
+    const firmware = body.firmware ?? 'bios';
+    if (!['bios', 'uefi', 'mixed'].includes(firmware)) {
+      throw new StrataError(
+        422,
+        'Invalid',
+        `firmware: expected bios, uefi or mixed, got ${JSON.stringify(firmware)}`,
+      );
+    }
+    const vms = await ctx.transport.request<LabUpRequest, LabVmInfo[]>(
+      subjects.up,
+      { nodes, firmware, ...(body.memoryMiB ? { memoryMiB: body.memoryMiB } : {}) },
+      { timeout: 3_600_000 },
+    );
+    const applied = await ctx.resources.apply(labResources(vms, body.targetState ?? 4));
+    return {
+      kind: 'LabStatus',
+      vms,
+      applied: applied.map((a) => `${a.resource.kind.toLowerCase()}/${a.resource.metadata.name} ${a.action}`),
+    };
+  });
+  ctx.router.add('GET', '/api/v1/lab', async () => ({
+    kind: 'LabStatus',
+    vms: await ctx.transport.request<Record<string, never>, LabVmInfo[]>(
+      subjects.status,
+      {},
+      { timeout: 10_000 },
+    ),
+  }));
+  ctx.router.add('POST', '/api/v1/lab/down', async () => {
+    await ctx.transport.request(subjects.down, {}, { timeout: 120_000 });
+    const removed: string[] = [];
+    for (const kind of ['Node', 'Profile', 'Network']) {
+      for (const r of await ctx.resources.list(kind, { 'strata.dev/lab': 'true' })) {
+        // The VMs are gone: nothing left to undo, so the lab's nodes go without walking down.
+        if (r.metadata.finalizers?.length)
+          await ctx.resources.update({ ...r, metadata: { ...r.metadata, finalizers: [] } });
+        await ctx.resources.delete(kind, r.metadata.name);
+        removed.push(`${kind.toLowerCase()}/${r.metadata.name}`);
+      }
+    }
+    return { kind: 'Status', status: 'Success', removed };
+  });
+}
