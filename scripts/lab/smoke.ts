@@ -2,7 +2,7 @@
  * Lab smoke run: network + test DHCP + install server + one VM booting the installer directly, until the
  * VM stops. Prints serial lines and install events. For manual checks while developing the lab.
  *
- *   node_modules/.bin/node scripts/lab/smoke.ts [--uefi] [--image PATH] [--netboot] [--timeout SECONDS]
+ *   node_modules/.bin/node scripts/lab/smoke.ts [--uefi] [--image PATH] [--netboot] [--cpus N] [--timeout SECONDS]
  *
  * --netboot: firmware boot (NIC ROM first, then disk) instead of -kernel; with only the test DHCP server
  * (no boot file) this shows iPXE's DHCP and IPv6 timings, then falls through to the disk.
@@ -20,6 +20,7 @@ const { values } = parseArgs({
     uefi: { type: 'boolean' },
     image: { type: 'string' },
     netboot: { type: 'boolean' },
+    cpus: { type: 'string', default: '1' },
     timeout: { type: 'string', default: '2400' },
   },
 });
@@ -46,6 +47,7 @@ const vm = await QemuVm.create({
   network: net,
   firmware: values.uefi ? 'uefi' : 'bios',
   rebootAction: 'stop',
+  cpus: Number(values.cpus),
   kernel: values.netboot
     ? undefined
     : {

@@ -71,9 +71,9 @@ export function labLayer(): Layer {
       let vm = vms.get(name);
       if (!vm) {
         let batch: string[] = [];
-        let timer: NodeJS.Timeout | undefined;
+        let scheduled = false;
         const flush = () => {
-          timer = undefined;
+          scheduled = false;
           const lines = batch.filter((l) => l.trim());
           batch = [];
           if (!lines.length) return;
@@ -97,7 +97,10 @@ export function labLayer(): Layer {
           boot: 'network',
           onSerialLine: (line) => {
             batch.push(line);
-            timer ??= setTimeout(flush, 1000);
+            if (!scheduled) {
+              scheduled = true;
+              setTimeout(flush, 1000).unref();
+            }
           },
         });
         vms.set(name, vm);

@@ -394,10 +394,12 @@ export async function startStrata(t: Cleanup, opts: StrataOptions = {}): Promise
   return server;
 }
 
+type Falsy = undefined | null | false | '' | 0;
+
 /** Polls `fn` until it returns something truthy; fails with `what` and the last value after `timeoutMs`. */
 export async function waitFor<T>(
   what: string,
-  fn: () => Promise<T | undefined | null | false> | T | undefined | null | false,
+  fn: () => Promise<T | Falsy> | T | Falsy,
   timeoutMs = 15_000,
   intervalMs = 100,
 ): Promise<T> {

@@ -100,6 +100,15 @@ test(`lab: direct-kernel install to disk, then boot the disk (${firmware})`, {
     const stopped = await vm.waitForStop(45 * 60_000);
     mark('installer finished (VM stopped)');
     const events = server.requests.flatMap((r) => (r.kind === 'event' ? [r.event] : []));
+    const stamped = server.requests.flatMap((r) =>
+      r.kind === 'event' ? [{ step: r.event.step, at: r.at }] : [],
+    );
+    t.diagnostic(
+      `installer step durations (s): ${stamped
+        .slice(0, -1)
+        .map((e, i) => `${e.step} ${((stamped[i + 1]!.at - e.at) / 1000).toFixed(1)}`)
+        .join(', ')}`,
+    );
     const failed = events.find((e) => e.status === 'failed');
     assert.equal(failed, undefined, `install failed: ${failed?.step}: ${failed?.message}`);
     assert.equal(stopped, 'shutdown');
@@ -141,6 +150,7 @@ test(`lab: direct-kernel install to disk, then boot the disk (${firmware})`, {
           resolve();
         }
       }, 500);
+      check.unref(); // a failing test must not hang on it
     });
     await vm.powerOn();
     mark('vm started (disk)');
@@ -148,10 +158,13 @@ test(`lab: direct-kernel install to disk, then boot the disk (${firmware})`, {
     mark('bootloader/kernel from disk');
     await vm.waitForSerial(/Reached target.*(Multi-User|Graphical)|login:/, 30 * 60_000, 0);
     mark('reached multi-user / login');
+    let timer: NodeJS.Timeout | undefined;
     await Promise.race([
       installed,
-      new Promise((_, reject) => setTimeout(() => reject(new Error('no installed report')), 10 * 60_000)),
-    ]);
+      new Promise((_, reject) => {
+        timer = setTimeout(() => reject(new Error('no installed report')), 10 * 60_000);
+      }),
+    ]).finally(() => clearTimeout(timer));
     mark('installed report received');
     const rep = server.requests.find((r) => r.kind === 'installed');
     assert.ok(rep && rep.kind === 'installed');

@@ -146,7 +146,7 @@ describe('pipe transport', () => {
     await next.child.consume('boot.dhcp', async (job) => void jobs.push(job));
     await waitFor('the job to come back', () => jobs.length === 1);
     assert.deepEqual([jobs[0]!.id, jobs[0]!.attempt], ['d1', 2]);
-    assert.equal(child.name, 'inproc'); // 'pipe' once types.ts has it
+    assert.equal(child.name, 'pipe');
   });
 
   it('a child closing its transport unsubscribes; a parent closing the bridge fails child calls', async (t) => {
