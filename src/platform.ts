@@ -22,7 +22,9 @@ import { openTransport } from './core/transport/index.ts';
 import type { Transport } from './core/transport/types.ts';
 import { LAYERS } from './layers.ts';
 
-export const VERSION = '0.1.0';
+import { VERSION } from './version.ts';
+
+export { VERSION };
 
 export interface PlatformOptions {
   dataDir: string;

@@ -5,10 +5,10 @@
 import { readFileSync } from 'node:fs';
 import { Command, Option } from 'commander';
 import '../core/kinds/index.ts';
-import '../layers.ts';
 import { allKinds, type KindDef, resolveKind } from '../core/resources/kinds.ts';
 import type { Resource, StrataEvent } from '../core/resources/types.ts';
-import { type Platform, startPlatform, VERSION } from '../platform.ts';
+import type { Platform, PlatformOptions } from '../platform.ts';
+import { VERSION } from '../version.ts';
 import { ApiClient, CliError } from './client.ts';
 import { describe, formatEvent, printResources, table } from './print.ts';
 
@@ -31,6 +31,12 @@ function client(cmd: Command): ApiClient {
     ...(o.token ? { token: o.token } : {}),
     ...(o.dataDir ? { dataDir: o.dataDir } : {}),
   });
+}
+
+/** The platform (every layer) is loaded only by the commands that run it, so client verbs start fast. */
+async function startPlatform(opts: PlatformOptions): Promise<Platform> {
+  const { startPlatform: start } = await import('../platform.ts');
+  return start(opts);
 }
 
 async function runUntilSignal(p: Platform): Promise<void> {
