@@ -20,7 +20,7 @@ const { values } = parseArgs({
     uefi: { type: 'boolean' },
     image: { type: 'string' },
     netboot: { type: 'boolean' },
-    cpus: { type: 'string', default: '1' },
+    cpus: { type: 'string', default: '2' },
     timeout: { type: 'string', default: '2400' },
   },
 });

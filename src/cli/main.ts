@@ -6,7 +6,7 @@ import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Command, Option } from 'commander';
+import { Argument, Command, Option } from 'commander';
 import '../core/kinds/index.ts';
 import { allKinds, type KindDef, resolveKind } from '../core/resources/kinds.ts';
 import type { Resource, StrataEvent } from '../core/resources/types.ts';
@@ -275,6 +275,20 @@ export function buildCli(): Command {
         JSON.stringify({ by: o.by }),
       );
       process.stdout.write(`workorder/${node} done\n`);
+    });
+
+  program
+    .command('power')
+    .description('switch a node on, off or through a cycle with its hardware provider (lab, BMC)')
+    .argument('<node>')
+    .addArgument(new Argument('<op>', 'what to do').choices(['on', 'off', 'cycle', 'status']))
+    .action(async (name: string, op: string, _o, cmd: Command) => {
+      const r = await client(cmd).request<{ state: string; message?: string }>(
+        'POST',
+        `/api/v1/nodes/${encodeURIComponent(name)}/power`,
+        JSON.stringify({ op }),
+      );
+      process.stdout.write(`node/${name} power ${r.state}${r.message ? ` (${r.message})` : ''}\n`);
     });
 
   program

@@ -120,6 +120,41 @@ function powerRequest(ctx: StepContext, op: PowerRequest['op']): Promise<PowerRe
 }
 
 function routes(ctx: ManagerContext): void {
+  ctx.router.add('POST', '/api/v1/nodes/:name/power', async ({ params, json }) => {
+    const node = (await ctx.resources.mustGet('Node', params.name!)) as unknown as NodeResource;
+    const { op } = await json<{ op?: string }>();
+    if (op !== 'on' && op !== 'off' && op !== 'cycle' && op !== 'status') {
+      throw new StrataError(
+        422,
+        'Invalid',
+        `op: expected one of on, off, cycle, status; got ${JSON.stringify(op)}`,
+      );
+    }
+    const provider = node.spec.providers.hardware;
+    if (provider === 'human' || provider === 'none') {
+      throw new StrataError(
+        409,
+        'Conflict',
+        `node "${node.metadata.name}" has hardware provider "${provider}": Strata cannot switch its power`,
+      );
+    }
+    const reply = await ctx.transport.request<PowerRequest, PowerReply>(
+      providerSubject(provider),
+      { op, node: powerTarget(node) },
+      { timeout: 60_000 },
+    );
+    if (op !== 'status') {
+      ctx.hub.record({
+        kind: 'Node',
+        name: node.metadata.name,
+        source: 'api',
+        step: 'hardware.power',
+        reason: 'Power',
+        message: `power ${op} requested: now ${reply.state}${reply.message ? ` (${reply.message})` : ''}`,
+      });
+    }
+    return { kind: 'PowerStatus', node: node.metadata.name, ...reply };
+  });
   ctx.router.add('GET', '/api/v1/workorders', async () => ({
     kind: 'WorkOrderList',
     items: (await ctx.store.listRecords(WORK_ORDERS)).map((r) => r.value),

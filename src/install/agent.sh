@@ -30,8 +30,8 @@ STEP=agent
 log() { echo "strata-agent[$STEP]: $*"; }
 
 json_str() {
-	# JSON string literal of $1: escape backslash and quote, drop control characters.
-	printf '"%s"' "$(printf '%s' "$1" | sed -e 's/\\/\\\\/g' -e 's/"/\\"/g' | tr -d '\000-\037')"
+	# JSON string literal of $1: newlines and tabs to spaces, escape backslash and quote, drop control characters.
+	printf '"%s"' "$(printf '%s' "$1" | tr '\n\t' '  ' | sed -e 's/\\/\\\\/g' -e 's/"/\\"/g' | tr -d '\000-\037')"
 }
 
 # post PATH CONTENT-TYPE BODY-FILE: best effort, 3 tries, never fatal.

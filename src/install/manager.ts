@@ -15,6 +15,7 @@ import type { Step, StepContext } from '../core/ladder/step.ts';
 import type { ManagerContext } from '../core/layer.ts';
 import { API_VERSION } from '../core/resources/types.ts';
 import { privateKeyOf } from '../sshkeys/index.ts';
+import { answerFileResponse } from './answers/serve.ts';
 import { parseHostKeys, parseInstallEvent, parseInstalledReport, renderInstallConfig } from './protocol.ts';
 
 /** Strata's own key for reaching installed nodes, created on first start when absent. */
@@ -40,7 +41,7 @@ async function authorizedKeys(ctx: ManagerContext, names: string[]): Promise<str
 
 async function handle(ctx: ManagerContext, r: InstallHttpRequest): Promise<InstallHttpResponse> {
   const m =
-    /^\/install\/([a-z0-9-]+)\/(config|events|hostkey|scripts\/pre-reboot|scripts\/post-reboot|installed)(\?.*)?$/.exec(
+    /^\/install\/([a-z0-9-]+)\/(config|events|hostkey|scripts\/pre-reboot|scripts\/post-reboot|installed|answers\/(?:kickstart|preseed|cloud-init(?:\/(?:user-data|meta-data))?))(\?.*)?$/.exec(
       r.path,
     );
   if (!m) return text(404, 'not found\n');
@@ -132,6 +133,19 @@ async function handle(ctx: ManagerContext, r: InstallHttpRequest): Promise<Insta
         what === 'scripts/pre-reboot' ? profile?.spec.preRebootScript : profile?.spec.postRebootScript;
       return script ? text(200, script) : text(204, '');
     }
+    case 'answers/kickstart':
+    case 'answers/preseed':
+    case 'answers/cloud-init':
+    case 'answers/cloud-init/user-data':
+    case 'answers/cloud-init/meta-data':
+      return answerFileResponse(ctx, {
+        node,
+        profile,
+        what: what.slice('answers/'.length),
+        network: r.network,
+        sshAuthorizedKeys: profile ? await authorizedKeys(ctx, profile.spec.sshKeys) : [],
+        record,
+      });
     case 'installed': {
       const rep = parseInstalledReport(JSON.parse(r.body || '{}'));
       const addresses = rep.addresses.map((a) => a.split('/')[0]!);

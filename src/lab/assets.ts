@@ -13,7 +13,7 @@
  * `strata lab` command can both call `ensureLabAssets()` and then read `labAssetPaths()`.
  */
 
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import {
   chmodSync,
@@ -521,4 +521,34 @@ export function ensureLabAssets(opts: BuildOptions = {}): { paths: LabAssetPaths
     log(`${name}: ${basename(f.path)} ${(f.bytes / 1048576).toFixed(1)} MiB`);
   }
   return { paths, manifest };
+}
+
+/**
+ * ensureLabAssets in a child process (`scripts/lab/build-assets.ts`), for long-running servers: the
+ * build is synchronous and a debootstrap takes minutes, which must not block a process serving DHCP.
+ */
+export async function buildLabAssets(
+  opts: Omit<BuildOptions, 'log'> & { log?: (line: string) => void } = {},
+): Promise<{ paths: LabAssetPaths; manifest: AssetManifest }> {
+  const cacheDir = resolve(opts.cacheDir ?? DEFAULT_CACHE_DIR);
+  const script = resolve(dirname(fileURLToPath(import.meta.url)), '../../scripts/lab/build-assets.ts');
+  const args = [script, '--cache-dir', cacheDir];
+  if (opts.mirror) args.push('--mirror', opts.mirror);
+  if (opts.force) args.push('--force');
+  if (opts.only) args.push('--only', opts.only.join(','));
+  const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  let err = '';
+  child.stdout.setEncoding('utf8').on('data', (d: string) => {
+    out += d;
+  });
+  child.stderr.setEncoding('utf8').on('data', (d: string) => {
+    err += d;
+    const lines = err.split('\n');
+    err = lines.pop()!;
+    for (const l of lines) opts.log?.(l.replace(/^\[build-assets\] /, ''));
+  });
+  const code = await new Promise<number | null>((r) => child.on('close', r));
+  if (code !== 0) throw new Error(`build-assets exited ${code}: ${err.slice(-2000)}`);
+  return { paths: labAssetPaths(cacheDir), manifest: JSON.parse(out) as AssetManifest };
 }

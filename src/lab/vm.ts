@@ -33,6 +33,7 @@ export interface QemuVmOptions {
   firmware?: 'bios' | 'uefi';
   machine?: 'q35' | 'pc';
   memoryMiB?: number;
+  /** vCPUs, default 2: multi-threaded TCG runs the installer's zstd | tar pipeline ~2.5x faster than 1. */
   cpus?: number;
   /** Created blank if missing (qemu-img create -f qcow2). Default `<vmdir>/disk.qcow2`. */
   diskPath?: string;
@@ -296,7 +297,7 @@ export function qemuArgs(
     '-m',
     String(o.memoryMiB ?? 1024),
     '-smp',
-    String(o.cpus ?? 1),
+    String(o.cpus ?? 2),
     '-S',
     '-no-shutdown',
     '-display',
