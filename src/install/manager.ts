@@ -50,7 +50,10 @@ async function handle(ctx: ManagerContext, r: InstallHttpRequest): Promise<Insta
   if (!node) return text(404, 'unknown node\n');
   const collection = what === 'installed' ? INSTALLED_TOKENS : INSTALL_TOKENS;
   const rec = (await ctx.store.getRecord(collection, name)) as { hash?: string } | undefined;
-  if (!tokenMatches(rec?.hash, r.authorization)) {
+  // Installers that cannot send a header (Anaconda's inst.ks=, d-i's url=, NoCloud) carry it as ?token=.
+  const queryToken = new URLSearchParams(r.path.split('?')[1] ?? '').get('token');
+  const credential = r.authorization ?? (queryToken ? `Bearer ${queryToken}` : undefined);
+  if (!tokenMatches(rec?.hash, credential)) {
     ctx.hub.record({
       kind: 'Node',
       name,
