@@ -30,7 +30,11 @@ export interface BootEvidence {
   kernelAt?: string;
 }
 
-type NodeStatusWithBoot = NodeStatus & { boot?: BootEvidence; reprovisionedGeneration?: number };
+type NodeStatusWithBoot = NodeStatus & {
+  boot?: BootEvidence;
+  reprovisionedGeneration?: number;
+  install?: { diskWrittenAt?: string };
+};
 
 /** Finds the node that owns a MAC. Linear over nodes: boot-script and report rates are per boot, not per packet. */
 async function nodeByMac(ctx: ManagerContext, mac: string): Promise<NodeResource | undefined> {
@@ -269,7 +273,7 @@ async function decideScript(ctx: ManagerContext, q: BootScriptRequest): Promise<
     };
   }
   const reprovision = node.spec.reprovision && st.reprovisionedGeneration !== node.metadata.generation;
-  if (st.installedAt && !reprovision) {
+  if ((st.installedAt || st.install?.diskWrittenAt) && !reprovision) {
     mode('local');
     return { script: renderBootScript({ node: bootNode(node), mode: 'local', baseUrl: q.baseUrl }) };
   }
@@ -298,7 +302,7 @@ async function decideScript(ctx: ManagerContext, q: BootScriptRequest): Promise<
     { key: node.metadata.name, value: { hash: hashToken(token), issuedAt: new Date().toISOString() } },
   ]);
   if (reprovision) {
-    await patchBoot(ctx, node.metadata.name, ({ installedAt: _i, hostKey: _h, ...s }) => ({
+    await patchBoot(ctx, node.metadata.name, ({ installedAt: _i, hostKey: _h, install: _w, ...s }) => ({
       ...s,
       reprovisionedGeneration: node!.metadata.generation!,
     }));

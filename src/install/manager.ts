@@ -21,7 +21,10 @@ import { parseHostKeys, parseInstallEvent, parseInstalledReport, renderInstallCo
 /** Strata's own key for reaching installed nodes, created on first start when absent. */
 export const MANAGED_KEY = 'strata-managed';
 
-type InstallStatus = NodeStatus & { hostKeys?: string[]; install?: { step?: string; startedAt?: string } };
+type InstallStatus = NodeStatus & {
+  hostKeys?: string[];
+  install?: { step?: string; startedAt?: string; diskWrittenAt?: string };
+};
 
 const text = (status: number, body: string): InstallHttpResponse => ({
   status,
@@ -113,9 +116,16 @@ async function handle(ctx: ManagerContext, r: InstallHttpRequest): Promise<Insta
         ev.status === 'failed',
         { step: ev.step, status: ev.status },
       );
+      // The installer's last word is the moment the disk holds a bootable system: from then on the node's
+      // boot script boots the disk (PXE-once), even before the installed system reports in.
+      const written = ev.step === 'rebooting' && ev.status !== 'failed';
       await ctx.resources.patchStatus<InstallStatus>('Node', name, (s) => ({
         ...s,
-        install: { ...s.install, step: ev.step },
+        install: {
+          ...s.install,
+          step: ev.step,
+          ...(written ? { diskWrittenAt: new Date().toISOString() } : {}),
+        },
       }));
       return text(204, '');
     }
