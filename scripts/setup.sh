@@ -9,7 +9,7 @@ PACKAGES=(
   # network boot: iPXE binaries for TFTP, QEMU with NIC boot ROMs and UEFI firmware for the lab
   ipxe ipxe-qemu ovmf qemu-system-x86 qemu-utils
   # the lab segment and the installer environment Strata builds
-  iproute2 nftables radvd busybox-static cpio debootstrap e2fsprogs dosfstools fdisk kmod
+  iproute2 nftables radvd busybox-static cpio debootstrap e2fsprogs dosfstools fdisk kmod zstd
   # real peers and clients the tests drive
   udhcpc isc-dhcp-client kea-admin tftp-hpa atftp bind9-dnsutils curl tcpdump
   openssh-client openssh-server dropbear-bin

@@ -396,7 +396,7 @@ export function buildCli(): Command {
         ]) + '\n',
       );
       process.stdout.write(
-        'Watch them climb: strata get nodes -w is not there yet; use "strata get nodes" or "strata events node lab-1 --follow".\n',
+        `Watch them climb: strata get nodes; strata events node ${out.vms[0]?.name ?? 'lab-1'} --follow\n`,
       );
     });
   lab

@@ -35,7 +35,11 @@ import { fileURLToPath } from 'node:url';
 /** Bump when the build logic changes in a way that must invalidate cached assets. */
 const BUILD_VERSION = 3;
 
-export const DEFAULT_CACHE_DIR = resolve(dirname(fileURLToPath(import.meta.url)), '../../.cache/lab');
+/**
+ * Machine-wide, so every checkout and CI clone on this machine shares one debootstrap (minutes) instead of
+ * redoing it; STRATA_LAB_CACHE moves it.
+ */
+export const DEFAULT_CACHE_DIR = resolve(process.env.STRATA_LAB_CACHE ?? '/var/cache/strata/lab');
 export const DEFAULT_MIRROR = 'http://deb.debian.org/debian';
 const INSTALL_SRC = resolve(dirname(fileURLToPath(import.meta.url)), '../install');
 

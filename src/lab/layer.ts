@@ -12,7 +12,7 @@ import { StrataError } from '../core/resources/errors.ts';
 import { API_VERSION, type Resource, type StrataEvent } from '../core/resources/types.ts';
 import type { PowerReply, PowerRequest } from '../hardware/provider.ts';
 import { providerSubject } from '../hardware/provider.ts';
-import { ensureLabAssets } from './assets.ts';
+import { buildLabAssets } from './assets.ts';
 import { LabNetwork, labDown } from './network.ts';
 import { QemuVm } from './vm.ts';
 
@@ -53,11 +53,12 @@ function publishArtifact(src: string, dest: string): void {
 export function labLayer(): Layer {
   const vms = new Map<string, QemuVm>();
   const firmwareOf = new Map<string, 'bios' | 'uefi'>();
+  const hardOff = new Set<string>();
   let network: LabNetwork | undefined;
   const stateDir = (dataDir: string) => join(dataDir, 'lab');
 
   async function up(ctx: WorkerContext, req: LabUpRequest): Promise<LabVmInfo[]> {
-    const { paths } = ensureLabAssets({ log: (l) => ctx.log.info('lab assets', { step: l }) });
+    const { paths } = await buildLabAssets({ log: (l) => ctx.log.info('lab assets', { step: l }) });
     const art = join(ctx.dataDir, 'artifacts', 'lab');
     mkdirSync(art, { recursive: true });
     publishArtifact(paths.kernel, join(art, 'vmlinuz'));
@@ -142,9 +143,15 @@ export function labLayer(): Layer {
         await ctx.transport.serve<PowerRequest, PowerReply>(providerSubject('lab'), async (r) => {
           const vm = vms.get(r.node.name);
           if (!vm) return { state: 'unknown', message: `no lab VM named ${r.node.name} (is the lab up?)` };
-          if (r.op === 'on') await vm.powerOn();
-          else if (r.op === 'off') await vm.powerOff(20_000);
-          else if (r.op === 'cycle') await vm.reset();
+          // A VM that ignores the ACPI button is stopped; powering it on again resets it first, as a real
+          // machine would cold-boot, instead of resuming where it was cut off.
+          if (r.op === 'on') {
+            if (hardOff.delete(vm.name)) await vm.reset();
+            await vm.powerOn();
+          } else if (r.op === 'off') {
+            await vm.powerOff(5_000);
+            if ((await vm.status()) === 'paused') hardOff.add(vm.name);
+          } else if (r.op === 'cycle') await vm.reset();
           const s = await vm.status().catch(() => 'gone');
           return { state: s === 'running' ? 'on' : 'off', message: `QEMU ${s}` };
         }),
