@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 
 PACKAGES=(
   # network boot: iPXE binaries for TFTP, QEMU with NIC boot ROMs and UEFI firmware for the lab
-  ipxe ipxe-qemu ovmf qemu-system-x86 qemu-utils
+  ipxe ipxe-qemu ovmf qemu-system-x86 qemu-utils grub-efi-amd64-bin grub-common
   # the lab segment and the installer environment Strata builds
   iproute2 nftables radvd busybox-static cpio debootstrap e2fsprogs dosfstools fdisk kmod zstd
   # real peers and clients the tests drive

@@ -84,6 +84,7 @@ export async function startBootWorker(o: BootWorkerOptions): Promise<BootWorker>
       copyFileSync(join(IPXE_DIR, f), join(ipxeDir, f));
   }
 
+  await ensureLocalBootEfi(ipxeDir, log);
   const stoppers: (() => Promise<void>)[] = [];
 
   // DHCP
@@ -320,6 +321,68 @@ export async function startBootWorker(o: BootWorkerOptions): Promise<BootWorker>
       for (const s of stoppers.reverse()) await s().catch(() => {});
     },
   };
+}
+
+/** GRUB's EFI modules (Debian's grub-efi-amd64-bin). */
+const GRUB_EFI_MODULES = '/usr/lib/grub/x86_64-efi';
+
+/**
+ * Builds the GRUB EFI image that UEFI nodes chain to when they should boot their disk (PXE-once): it finds
+ * the installed system's /boot/grub/grub.cfg on any local partition and hands over to it.
+ */
+export async function ensureLocalBootEfi(ipxeDir: string, log: Logger): Promise<void> {
+  const out = join(ipxeDir, 'grub-local.efi');
+  if (existsSync(out)) return;
+  if (!existsSync(GRUB_EFI_MODULES)) {
+    log.warn('grub-efi-amd64-bin is missing: UEFI nodes cannot be told to boot their local disk', {
+      need: GRUB_EFI_MODULES,
+    });
+    return;
+  }
+  const dir = await mkdtemp(join(tmpdir(), 'strata-grub-'));
+  try {
+    const cfg = join(dir, 'grub.cfg');
+    await writeFile(
+      cfg,
+      [
+        'insmod part_gpt',
+        'insmod part_msdos',
+        'insmod ext2',
+        'insmod fat',
+        'search --no-floppy --set=root --file /boot/grub/grub.cfg',
+        'set prefix=($root)/boot/grub',
+        'configfile ($root)/boot/grub/grub.cfg',
+        'echo "Strata: no installed system with /boot/grub/grub.cfg on a local disk"',
+        'sleep 10',
+        'exit',
+        '',
+      ].join('\n'),
+    );
+    await new Promise<void>((resolve, reject) =>
+      execFile(
+        'grub-mkstandalone',
+        [
+          '-O',
+          'x86_64-efi',
+          '--locales=',
+          '--fonts=',
+          '--themes=',
+          '--modules=part_gpt part_msdos ext2 fat search configfile normal linux echo sleep',
+          '-o',
+          `${out}.tmp`,
+          `boot/grub/grub.cfg=${cfg}`,
+        ],
+        (err) => (err ? reject(err) : resolve()),
+      ),
+    );
+    const { renameSync } = await import('node:fs');
+    renameSync(`${out}.tmp`, out);
+    log.info('built the UEFI local-boot image', { path: out });
+  } catch (err) {
+    log.warn('could not build the UEFI local-boot image', { err });
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
 }
 
 /** Runs one command over OpenSSH with the given key, trusting only the pinned host keys. */

@@ -83,6 +83,9 @@ export class IpxeScriptError extends Error {
 /** The path of the boot-script route served by `http.ts`. */
 export const BOOT_SCRIPT_PATH = '/boot/ipxe';
 
+/** Artifact path of the GRUB EFI image that boots a local disk (built by the boot worker). */
+export const LOCAL_BOOT_EFI = 'ipxe/grub-local.efi';
+
 const BUILTIN: Record<'install' | 'local' | 'discovery' | 'hold' | 'error', string> = {
   install: `#!ipxe
 echo Strata: installing {{ node.name }} ({{ node.mac }})
@@ -98,8 +101,10 @@ chain --replace --autofree {{ scriptUrl }} || goto retry
   local: `#!ipxe
 echo Strata: {{ node.name }} boots from its local disk
 {% if firmware == 'bios' %}sanboot --no-describe --drive 0x80 || exit
-{% elsif firmware == 'uefi' %}exit
-{% else %}iseq \${platform} efi && exit || sanboot --no-describe --drive 0x80 || exit
+{% elsif firmware == 'uefi' %}chain --autofree {{ localEfiUrl }} || exit
+{% else %}iseq \${platform} efi && goto efi || sanboot --no-describe --drive 0x80 || exit
+:efi
+chain --autofree {{ localEfiUrl }} || exit
 {% endif %}`,
   discovery: `#!ipxe
 :retry
@@ -302,6 +307,9 @@ export function renderBootScript(input: BootScriptInput): string {
     baseUrl,
     artifactsUrl,
     scriptUrl: bootScriptUrl(baseUrl, mac),
+    // UEFI has no iPXE way to boot a local disk, and firmware boot entries for a disk that was blank at
+    // power-on are unreliable: a small GRUB finds the installed system's grub.cfg on any local disk.
+    localEfiUrl: `${artifactsUrl}/${LOCAL_BOOT_EFI}`,
     vars: input.vars ?? {},
     retrySeconds,
     message:
