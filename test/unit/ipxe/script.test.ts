@@ -102,15 +102,16 @@ describe('iPXE install script', () => {
 });
 
 describe('iPXE local, discovery and hold scripts', () => {
-  it('boots the local disk with sanboot under BIOS and exits to the firmware under UEFI', () => {
+  it('boots the local disk: sanboot under BIOS, the local-boot GRUB under UEFI, exit as the last resort', () => {
     const bios = renderBootScript(input({ node: biosNode, mode: 'local' }));
     assert.ok(lines(bios).includes('sanboot --no-describe --drive 0x80 || exit'));
     assert.doesNotMatch(bios, /kernel/);
     const efi = renderBootScript(input({ mode: 'local' }));
-    assert.ok(lines(efi).includes('exit'));
+    assert.ok(lines(efi).includes('chain --autofree http://192.168.50.1:8080/artifacts/ipxe/grub-local.efi || exit'));
     assert.doesNotMatch(efi, /sanboot/);
     const unknown = renderBootScript(input({ node: { ...efiNode, arch: 'mystery' }, mode: 'local' }));
-    assert.match(unknown, /iseq \$\{platform\} efi && exit \|\| sanboot --no-describe --drive 0x80/);
+    assert.match(unknown, /iseq \$\{platform\} efi && goto efi \|\| sanboot --no-describe --drive 0x80/);
+    assert.match(unknown, /^:efi\nchain --autofree \S+grub-local\.efi \|\| exit$/m);
   });
 
   it('holds: prints, sleeps, and chains back to the same script URL in a retry loop', () => {
