@@ -104,6 +104,8 @@ export async function profileFor(
 async function enrol(
   ctx: ManagerContext,
   r: Extract<BootReport, { kind: 'dhcp' }>,
+  /** `boot`: install it with the profile its labels select; `discover`: hold it at state 1. */
+  targetState: number,
 ): Promise<NodeResource | undefined> {
   const name = `node-${r.mac.replace(/:/g, '')}`;
   const now = new Date().toISOString();
@@ -118,7 +120,7 @@ async function enrol(
           spec: {
             macAddresses: [r.mac],
             network: r.network,
-            targetState: 1,
+            targetState,
             providers: { hardware: 'none', boot: 'network' },
             reprovision: false,
             ...(r.uuid && !/^0{8}-/.test(r.uuid) ? { uuid: r.uuid } : {}),
@@ -167,7 +169,7 @@ async function onReport(ctx: ManagerContext, r: BootReport): Promise<void> {
   if (r.kind === 'dhcp') {
     let node = await nodeByMac(ctx, r.mac);
     if (!node && r.isPXE && net && net.spec.boot.unknownNodes !== 'ignore' && r.type === 'DISCOVER')
-      node = await enrol(ctx, r);
+      node = await enrol(ctx, r, net.spec.boot.unknownNodes === 'boot' ? 4 : 1);
     if (!node || (r.reply !== 'ACK' && r.reply !== 'NAK')) return;
     const who = r.isIPXE ? 'iPXE' : r.isPXE ? `firmware PXE (${r.archKind})` : 'operating system';
     ctx.hub.record({
