@@ -94,6 +94,8 @@ export function labLayer(): Layer {
           name,
           network,
           firmware,
+          // UEFI VMs boot as real machines do (firmware PXE, TFTP of iPXE); BIOS VMs use the NIC's iPXE ROM.
+          nicRom: firmware === 'bios',
           memoryMiB: req.memoryMiB ?? 1024,
           boot: 'network',
           onSerialLine: (line) => {

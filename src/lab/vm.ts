@@ -41,6 +41,11 @@ export interface QemuVmOptions {
   /** Lab default `unsafe`: no host flushes, a lab disk is disposable and TCG is slow enough. */
   diskCache?: 'unsafe' | 'writeback' | 'none';
   nic?: 'virtio-net-pci' | 'e1000';
+  /**
+   * Give the NIC its iPXE option ROM (default). Without it, UEFI firmware does its own PXE: DHCP, then
+   * TFTP of iPXE, as real machines do. SeaBIOS has no PXE of its own, so BIOS VMs need the ROM.
+   */
+  nicRom?: boolean;
   mac?: string;
   /** SMBIOS UUID; iPXE sends it as DHCP option 97 (all zeros without it). */
   uuid?: string;
@@ -322,7 +327,8 @@ export function qemuArgs(
   if (o.rebootAction === 'stop') args.push('-no-reboot');
   if (o.uuid) args.push('-uuid', o.uuid);
   const net = o.boot === 'disk' ? '' : ',bootindex=1';
-  args.push('-device', `${o.nic ?? 'virtio-net-pci'},netdev=net0,mac=${at.mac}${net}`);
+  const rom = o.nicRom === false ? ',romfile=' : '';
+  args.push('-device', `${o.nic ?? 'virtio-net-pci'},netdev=net0,mac=${at.mac}${net}${rom}`);
   args.push('-device', 'virtio-blk-pci,drive=disk0,bootindex=2');
   if (firmware === 'uefi') {
     const vars = join(d, 'OVMF_VARS.fd');

@@ -107,7 +107,9 @@ describe('iPXE local, discovery and hold scripts', () => {
     assert.ok(lines(bios).includes('sanboot --no-describe --drive 0x80 || exit'));
     assert.doesNotMatch(bios, /kernel/);
     const efi = renderBootScript(input({ mode: 'local' }));
-    assert.ok(lines(efi).includes('chain --autofree http://192.168.50.1:8080/artifacts/ipxe/grub-local.efi || exit'));
+    assert.ok(
+      lines(efi).includes('chain --autofree http://192.168.50.1:8080/artifacts/ipxe/grub-local.efi || exit'),
+    );
     assert.doesNotMatch(efi, /sanboot/);
     const unknown = renderBootScript(input({ node: { ...efiNode, arch: 'mystery' }, mode: 'local' }));
     assert.match(unknown, /iseq \$\{platform\} efi && goto efi \|\| sanboot --no-describe --drive 0x80/);
