@@ -103,9 +103,20 @@ describe('lab: blank VMs climb to state 4 through Strata alone', { skip, timeout
         ['hardware.power', 'boot.firmware', 'boot.ipxe', 'install.os'],
         `${name}: ${completed}`,
       );
+      if (name === 'lab-2') {
+        // UEFI: the firmware's own PXE got iPXE over TFTP, then iPXE asked DHCP again.
+        assert.ok(
+          ev.some((e) => e.reason === 'TFTPTransfer' && /ipxe\.efi/.test(e.message)),
+          `${name} fetched iPXE over TFTP`,
+        );
+        assert.ok(
+          ev.some((e) => e.reason === 'DHCPAck' && /firmware PXE \(uefi-x64\)/.test(e.message)),
+          `${name} firmware PXE`,
+        );
+      }
       assert.ok(
-        ev.some((e) => e.reason === 'TFTPTransfer'),
-        `${name} fetched iPXE over TFTP`,
+        ev.some((e) => e.reason === 'DHCPAck' && /from iPXE/.test(e.message)),
+        `${name} ran iPXE`,
       );
       assert.ok(
         ev.some((e) => e.reason === 'ArtifactFetched' && /vmlinuz/.test(e.message)),
