@@ -332,7 +332,8 @@ const GRUB_EFI_MODULES = '/usr/lib/grub/x86_64-efi';
  */
 export async function ensureLocalBootEfi(ipxeDir: string, log: Logger): Promise<void> {
   const out = join(ipxeDir, 'grub-local.efi');
-  if (existsSync(out)) return;
+  const stamp = `${out}.v2`;
+  if (existsSync(out) && existsSync(stamp)) return;
   if (!existsSync(GRUB_EFI_MODULES)) {
     log.warn('grub-efi-amd64-bin is missing: UEFI nodes cannot be told to boot their local disk', {
       need: GRUB_EFI_MODULES,
@@ -349,9 +350,12 @@ export async function ensureLocalBootEfi(ipxeDir: string, log: Logger): Promise<
         'insmod part_msdos',
         'insmod ext2',
         'insmod fat',
-        'search --no-floppy --set=root --file /boot/grub/grub.cfg',
-        'set prefix=($root)/boot/grub',
-        'configfile ($root)/boot/grub/grub.cfg',
+        // grubenv, not grub.cfg: this image's own memdisk has a /boot/grub/grub.cfg (this file), and
+        // grub-install always writes grubenv next to the installed system's grub.cfg.
+        'search --no-floppy --set=found --file /boot/grub/grubenv',
+        'if [ -n "$found" ]; then set root=$found; set prefix=($found)/boot/grub; configfile ($found)/boot/grub/grub.cfg; fi',
+        'search --no-floppy --set=found --file /grub/grubenv',
+        'if [ -n "$found" ]; then set root=$found; set prefix=($found)/grub; configfile ($found)/grub/grub.cfg; fi',
         'echo "Strata: no installed system with /boot/grub/grub.cfg on a local disk"',
         'sleep 10',
         'exit',
@@ -377,6 +381,7 @@ export async function ensureLocalBootEfi(ipxeDir: string, log: Logger): Promise<
     );
     const { renameSync } = await import('node:fs');
     renameSync(`${out}.tmp`, out);
+    await writeFile(stamp, '');
     log.info('built the UEFI local-boot image', { path: out });
   } catch (err) {
     log.warn('could not build the UEFI local-boot image', { err });
