@@ -426,6 +426,11 @@ function configureRootfs(rootfs: string): void {
   sh(
     `chroot '${rootfs}' systemctl enable systemd-networkd.service systemd-networkd-wait-online.service ssh.service >/dev/null 2>&1 || true`,
   );
+  // SWUpdate is carried but not started: its daemon fails without a site's update configuration (keys,
+  // hardware compatibility), which the update layer will provide; a failing unit would mark every node degraded.
+  sh(
+    `chroot '${rootfs}' systemctl disable swupdate.service swupdate.socket swupdate-progress.service >/dev/null 2>&1 || true`,
+  );
   // wait-online should not hold boot for interfaces that never get a lease
   w(
     'etc/systemd/system/systemd-networkd-wait-online.service.d/any.conf',
