@@ -428,7 +428,7 @@ export function buildCli(): Command {
       }
       const { labDown } = await import('../lab/network.ts');
       const { LAB_NETNS } = await import('../lab/layer.ts');
-      await labDown({ name: LAB_NETNS, stateDir: `${g.dataDir}/lab` });
+      await labDown({ name: LAB_NETNS, stateDir: `${g.dataDir}/lab`, purge: true });
       process.stdout.write('lab is down\n');
     });
 

@@ -5,7 +5,7 @@
  * `strata lab up` into resources — a Network, a Profile and one Node per VM — so the VMs climb the same
  * ladder as real machines, through Strata's own DHCP, TFTP and HTTP.
  */
-import { copyFileSync, existsSync, linkSync, mkdirSync, statSync, unlinkSync } from 'node:fs';
+import { copyFileSync, existsSync, linkSync, mkdirSync, rmSync, statSync, unlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Layer, ManagerContext, WorkerContext } from '../core/layer.ts';
 import { StrataError } from '../core/resources/errors.ts';
@@ -119,7 +119,8 @@ export function labLayer(): Layer {
     vms.clear();
     firmwareOf.clear();
     network = undefined;
-    await labDown({ name: LAB_NETNS, stateDir: stateDir(ctx.dataDir) });
+    await labDown({ name: LAB_NETNS, stateDir: stateDir(ctx.dataDir), purge: true });
+    rmSync(join(ctx.dataDir, 'artifacts', 'lab'), { recursive: true, force: true });
   }
 
   return {

@@ -239,7 +239,7 @@ export async function listNetns(): Promise<string[]> {
  * in the namespace, the uplink veth, the namespace. Idempotent.
  */
 export async function labDown(
-  opts: { name?: string; stateDir?: string; keepFiles?: boolean } = {},
+  opts: { name?: string; stateDir?: string; keepFiles?: boolean; purge?: boolean } = {},
 ): Promise<void> {
   const name = opts.name ?? DEFAULT_NETNS;
   const dir = join(opts.stateDir ?? DEFAULT_STATE_DIR, name);
@@ -251,7 +251,10 @@ export async function labDown(
     await tryRun('ip', ['netns', 'del', name]);
   }
   await tryRun('ip', ['link', 'del', `${name.slice(0, 11)}-up`]);
-  if (!opts.keepFiles && existsSync(dir)) {
+  if (opts.purge) {
+    // `strata lab down`: nothing the lab made stays, disks and logs included
+    rmSync(dir, { recursive: true, force: true });
+  } else if (!opts.keepFiles && existsSync(dir)) {
     // keep VM disks and serial logs for post-mortem; drop sockets and pidfiles
     for (const pf of findPidfiles(dir)) rmSync(pf, { force: true });
   }

@@ -130,6 +130,8 @@ describe('lab: blank VMs climb to state 4 through Strata alone', { skip, timeout
       assert.equal(ev.filter((e) => e.reason === 'InstallRebooting').length, 1, `${name} installed once`);
     }
     const r = await strata.cli([
+      '--data-dir',
+      strata.dataDir,
       'ssh',
       'lab-2',
       '--',
@@ -165,7 +167,11 @@ describe('lab: blank VMs climb to state 4 through Strata alone', { skip, timeout
       !procs.split('\n').some((l) => l.includes('qemu-system') && l.includes(strata.dataDir)),
       'no QEMU left',
     );
-    assert.ok(!existsSync(join(strata.dataDir, 'lab', 'strata-lab')), 'no lab state left');
+    assert.ok(
+      !existsSync(join(strata.dataDir, 'lab', 'strata-lab')),
+      'no lab state left (disks, logs, sockets)',
+    );
+    assert.ok(!existsSync(join(strata.dataDir, 'artifacts', 'lab')), 'no lab artifacts left');
     const g = await strata.cli(['get', 'nodes', '-o', 'name']);
     assert.doesNotMatch(g.stdout, /lab-/);
   });
