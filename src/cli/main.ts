@@ -375,9 +375,13 @@ export function buildCli(): Command {
     )
     .option('--target <state>', 'target state of the lab nodes', '4')
     .action(async (o, cmd: Command) => {
+      // Assets are built here, before the API call, so a first run's debootstrap (minutes) is not one long
+      // HTTP request; the server then finds them up to date in the same machine-wide cache.
       process.stderr.write(
-        'Starting the lab (the first run builds the installer and a Debian image: several minutes)...\n',
+        'Preparing lab assets (the first run builds the installer and a Debian image: several minutes)...\n',
       );
+      const { buildLabAssets } = await import('../lab/assets.ts');
+      await buildLabAssets({ log: (l) => process.stderr.write(`  ${l}\n`) });
       const out = await client(cmd).request<{
         vms: { name: string; mac: string; firmware: string; status: string }[];
         applied: string[];
