@@ -206,7 +206,9 @@ function labResources(vms: LabVmInfo[], targetState: number): Resource[] {
         cmdline: 'console=ttyS0,115200n8 quiet',
         installer: 'strata',
         image: 'lab/debian-bookworm-amd64.tar.zst',
-        preRebootScript: 'echo "pre-reboot: $(date -u) on $(hostname)" > /root/strata-pre-reboot.txt\n',
+        // The pre-reboot script runs in the installer, with the installed system mounted at $TARGET.
+        preRebootScript:
+          'echo "pre-reboot: $(date -u) in the installer" > "$TARGET/root/strata-pre-reboot.txt"\n',
         postRebootScript: 'echo "post-reboot: $(date -u)" > /root/strata-post-reboot.txt\n',
         sshKeys: [],
         vars: {},
