@@ -6,6 +6,7 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { EventHub } from '../core/events.ts';
+import { type RouteContext, Router, readBody, sendError, sendJson } from '../core/http.ts';
 import type { Logger } from '../core/log.ts';
 import { counter, histogram, registry } from '../core/metrics.ts';
 import { invalid, StrataError } from '../core/resources/errors.ts';
@@ -14,7 +15,6 @@ import { loadManifest, loadManifests, validateDocument } from '../core/resources
 import type { ResourceService } from '../core/resources/service.ts';
 import type { Resource, StrataEvent, WatchEvent } from '../core/resources/types.ts';
 import type { TokenAuth } from './auth.ts';
-import { type RouteContext, Router, readBody, sendError, sendJson } from './http.ts';
 import { buildOpenApi } from './openapi.ts';
 
 const requests = counter('strata_api_requests_total', 'API requests', ['method', 'code']);
@@ -45,11 +45,6 @@ function kindOf(plural: string) {
     );
   }
   return def;
-}
-
-/** Strips what must never leave the server (secret references stay, secret values never exist here). */
-function present(r: Resource): Resource {
-  return r;
 }
 
 export class ApiServer {
@@ -119,7 +114,7 @@ export class ApiServer {
     r.add('GET', '/api/v1/:plural', async ({ params, query }) => {
       const def = kindOf(params.plural!);
       const items = await resources.list(def.kind, parseSelector(query.get('labelSelector')));
-      return { kind: `${def.kind}List`, apiVersion: 'strata.dev/v1alpha1', items: items.map(present) };
+      return { kind: `${def.kind}List`, apiVersion: 'strata.dev/v1alpha1', items };
     });
     r.add('POST', '/api/v1/:plural', async ({ params, json, res }) => {
       const def = kindOf(params.plural!);
@@ -131,11 +126,11 @@ export class ApiServer {
       ]);
       hub.changed('ADDED', created!.resource);
       res.statusCode = 201;
-      return present(created!.resource);
+      return created!.resource;
     });
     r.add('GET', '/api/v1/:plural/:name', async ({ params }) => {
       const def = kindOf(params.plural!);
-      return present(await resources.mustGet(def.kind, params.name!));
+      return resources.mustGet(def.kind, params.name!);
     });
     r.add('PUT', '/api/v1/:plural/:name', async ({ params, json }) => {
       const def = kindOf(params.plural!);
@@ -152,17 +147,15 @@ export class ApiServer {
         ]);
       }
       const cur = await resources.mustGet(def.kind, params.name!);
-      return present(
-        await resources.update({
-          ...v.resource,
-          status: cur.status ?? {},
-          metadata: {
-            ...cur.metadata,
-            labels: v.resource.metadata.labels ?? {},
-            resourceVersion: v.resource.metadata.resourceVersion ?? cur.metadata.resourceVersion!,
-          },
-        }),
-      );
+      return resources.update({
+        ...v.resource,
+        status: cur.status ?? {},
+        metadata: {
+          ...cur.metadata,
+          labels: v.resource.metadata.labels ?? {},
+          resourceVersion: v.resource.metadata.resourceVersion ?? cur.metadata.resourceVersion!,
+        },
+      });
     });
     r.add('DELETE', '/api/v1/:plural/:name', async ({ params, query }) => {
       const def = kindOf(params.plural!);
@@ -208,7 +201,7 @@ export class ApiServer {
     const offEvent = this.#deps.hub.onEvent(sendEvent);
     const offChange = this.#deps.hub.onChange((w: WatchEvent) => {
       if (wants(w.object.kind, w.object.metadata.name))
-        res.write(`event: change\ndata: ${JSON.stringify({ type: w.type, object: present(w.object) })}\n\n`);
+        res.write(`event: change\ndata: ${JSON.stringify({ type: w.type, object: w.object })}\n\n`);
     });
     if (kind && name && query.has('after')) {
       for (const ev of await this.#deps.resources.store.listEvents({ kind, name, afterId: after }))

@@ -4,7 +4,7 @@
  * starts the managers in `strata up`/`strata manager` and the workers in `strata up`/`strata worker`, so the
  * same code runs in one process or split across machines over NATS.
  */
-import type { Router } from '../api/http.ts';
+import type { Router } from './http.ts';
 import type { LadderEngine } from './ladder/engine.ts';
 import type { CoreServices } from './ladder/step.ts';
 

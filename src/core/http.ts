@@ -4,8 +4,8 @@
  * Status objects.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { Logger } from '../core/log.ts';
-import { StrataError } from '../core/resources/errors.ts';
+import type { Logger } from './log.ts';
+import { StrataError } from './resources/errors.ts';
 
 export interface RouteContext {
   req: IncomingMessage;
