@@ -9,7 +9,7 @@ import { resolve } from 'node:path';
 import './core/kinds/index.ts';
 import { ensureAdminToken, TokenAuth } from './api/auth.ts';
 import { ApiServer } from './api/server.ts';
-import { EventHub } from './core/events.ts';
+import { EVENTS_SUBJECT, EventHub } from './core/events.ts';
 import { type EngineOptions, LadderEngine } from './core/ladder/engine.ts';
 import type { CoreServices } from './core/ladder/step.ts';
 import type { Layer, Stoppable } from './core/layer.ts';
@@ -53,9 +53,6 @@ export interface Platform extends CoreServices {
   address?: { host: string; port: number };
   stop(): Promise<void>;
 }
-
-/** Where worker reports travel when manager and workers are separate processes. */
-export const EVENTS_SUBJECT = 'events.record';
 
 export async function startPlatform(opts: PlatformOptions): Promise<Platform> {
   const dataDir = resolve(opts.dataDir);

@@ -3,16 +3,15 @@
  * SHA-256 hash in the store; a copy readable only by root sits in the data directory for the local CLI
  * (as k3s does with its server token). Comparison is constant-time.
  */
-import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Store } from '../core/store/types.ts';
+import { hashToken, tokenMatches } from '../core/tokens.ts';
+
+export { hashToken };
 
 const COLLECTION = 'auth.tokens';
-
-export function hashToken(token: string): string {
-  return createHash('sha256').update(token).digest('hex');
-}
 
 export function tokenFile(dataDir: string): string {
   return join(dataDir, 'admin-token');
@@ -43,7 +42,7 @@ export function readLocalToken(dataDir: string): string | undefined {
 }
 
 export class TokenAuth {
-  #hashes: Buffer[] = [];
+  #hashes: string[] = [];
   readonly #store: Store;
   constructor(store: Store) {
     this.#store = store;
@@ -51,13 +50,11 @@ export class TokenAuth {
 
   async load(): Promise<void> {
     const recs = await this.#store.listRecords(COLLECTION);
-    this.#hashes = recs.map((r) => Buffer.from((r.value as { hash: string }).hash, 'hex'));
+    this.#hashes = recs.map((r) => (r.value as { hash: string }).hash);
   }
 
   /** True when the Authorization header carries a known token. */
   check(header: string | undefined): boolean {
-    if (!header?.startsWith('Bearer ')) return false;
-    const h = Buffer.from(hashToken(header.slice(7).trim()), 'hex');
-    return this.#hashes.some((k) => k.length === h.length && timingSafeEqual(k, h));
+    return this.#hashes.some((h) => tokenMatches(h, header));
   }
 }

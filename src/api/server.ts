@@ -13,7 +13,7 @@ import { invalid, StrataError } from '../core/resources/errors.ts';
 import { allKinds, resolveKind } from '../core/resources/kinds.ts';
 import { loadManifest, loadManifests, validateDocument } from '../core/resources/manifest.ts';
 import type { ResourceService } from '../core/resources/service.ts';
-import type { Resource, StrataEvent, WatchEvent } from '../core/resources/types.ts';
+import type { StrataEvent, WatchEvent } from '../core/resources/types.ts';
 import type { TokenAuth } from './auth.ts';
 import { buildOpenApi } from './openapi.ts';
 
@@ -60,7 +60,7 @@ export class ApiServer {
 
   #routes(): void {
     const r = this.router;
-    const { resources, hub } = this.#deps;
+    const { resources } = this.#deps;
     r.add('GET', '/healthz', async () => ({ status: 'ok' }), { public: true });
     r.add(
       'GET',
@@ -121,12 +121,9 @@ export class ApiServer {
       const doc = await json<Record<string, unknown>>();
       const v = validateDocument({ ...doc, kind: doc.kind ?? def.kind }, undefined, 0);
       if (!v.resource) throw invalid(v.issues);
-      const [created] = await resources.store.write([
-        { op: 'create', resource: withFinalizers(v.resource, def.finalizers) },
-      ]);
-      hub.changed('ADDED', created!.resource);
+      const created = await resources.create(v.resource);
       res.statusCode = 201;
-      return created!.resource;
+      return created;
     });
     r.add('GET', '/api/v1/:plural/:name', async ({ params }) => {
       const def = kindOf(params.plural!);
@@ -286,10 +283,6 @@ export class ApiServer {
     this.#server.closeAllConnections();
     await new Promise<void>((r) => this.#server!.close(() => r()));
   }
-}
-
-function withFinalizers(r: Resource, finalizers?: string[]): Resource {
-  return finalizers?.length ? { ...r, metadata: { ...r.metadata, finalizers } } : r;
 }
 
 /** `a=b,c=d` → {a: 'b', c: 'd'}. */

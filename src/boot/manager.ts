@@ -110,36 +110,30 @@ async function enrol(
   const name = `node-${r.mac.replace(/:/g, '')}`;
   const now = new Date().toISOString();
   try {
-    const [res] = await ctx.store.write([
-      {
-        op: 'create',
-        resource: {
-          apiVersion: API_VERSION,
-          kind: 'Node',
-          metadata: { name, labels: { 'strata.dev/discovered': 'true' }, finalizers: ['strata.dev/ladder'] },
-          spec: {
-            macAddresses: [r.mac],
-            network: r.network,
-            targetState,
-            providers: { hardware: 'none', boot: 'network' },
-            reprovision: false,
-            ...(r.uuid && !/^0{8}-/.test(r.uuid) ? { uuid: r.uuid } : {}),
-          },
-          status: {
-            state: 1,
-            phase: 'Discovered',
-            discovered: {
-              arch: r.archKind,
-              ...(r.vendorClass ? { vendorClass: r.vendorClass } : {}),
-              ...(r.hostname ? { hostname: r.hostname } : {}),
-              firstSeen: now,
-              network: r.network,
-            },
-          },
+    const created = await ctx.resources.create({
+      apiVersion: API_VERSION,
+      kind: 'Node',
+      metadata: { name, labels: { 'strata.dev/discovered': 'true' } },
+      spec: {
+        macAddresses: [r.mac],
+        network: r.network,
+        targetState,
+        providers: { hardware: 'none', boot: 'network' },
+        reprovision: false,
+        ...(r.uuid && !/^0{8}-/.test(r.uuid) ? { uuid: r.uuid } : {}),
+      },
+      status: {
+        state: 1,
+        phase: 'Discovered',
+        discovered: {
+          arch: r.archKind,
+          ...(r.vendorClass ? { vendorClass: r.vendorClass } : {}),
+          ...(r.hostname ? { hostname: r.hostname } : {}),
+          firstSeen: now,
+          network: r.network,
         },
       },
-    ]);
-    ctx.hub.changed('ADDED', res!.resource);
+    });
     ctx.hub.record({
       kind: 'Node',
       name,
@@ -149,7 +143,7 @@ async function enrol(
       message: `unknown machine ${r.mac} (${r.archKind}${r.vendorClass ? `, ${r.vendorClass}` : ''}) asked to boot on ${r.network}; enrolled`,
       data: { mac: r.mac, arch: r.archKind, vendorClass: r.vendorClass, hostname: r.hostname },
     });
-    return res!.resource as unknown as NodeResource;
+    return created as unknown as NodeResource;
   } catch {
     return (await ctx.resources.get<NodeResource>('Node', name)) ?? undefined;
   }
@@ -164,12 +158,14 @@ async function patchBoot(
 }
 
 async function onReport(ctx: ManagerContext, r: BootReport): Promise<void> {
-  const networks = await ctx.resources.list<NetworkResource>('Network');
-  const net = networks.find((n) => n.metadata.name === r.network);
   if (r.kind === 'dhcp') {
     let node = await nodeByMac(ctx, r.mac);
-    if (!node && r.isPXE && net && net.spec.boot.unknownNodes !== 'ignore' && r.type === 'DISCOVER')
-      node = await enrol(ctx, r, net.spec.boot.unknownNodes === 'boot' ? 4 : 1);
+    if (!node && r.isPXE && r.type === 'DISCOVER') {
+      const unknown = (await ctx.resources.get<NetworkResource>('Network', r.network))?.spec.boot
+        .unknownNodes;
+      if (unknown === 'boot' || unknown === 'discover')
+        node = await enrol(ctx, r, unknown === 'boot' ? 4 : 1);
+    }
     if (!node || (r.reply !== 'ACK' && r.reply !== 'NAK')) return;
     const who = r.isIPXE ? 'iPXE' : r.isPXE ? `firmware PXE (${r.archKind})` : 'operating system';
     ctx.hub.record({
@@ -407,14 +403,11 @@ export async function startBootManager(ctx: ManagerContext): Promise<() => Promi
     }),
   ];
   // Workers get a fresh configuration whenever nodes or networks change.
-  const pending = new Set<string>();
   let timer: NodeJS.Timeout | undefined;
   const off = ctx.hub.onChange((ev) => {
     if (ev.object.kind !== 'Node' && ev.object.kind !== 'Network') return;
-    pending.add('*');
     timer ??= setTimeout(async () => {
       timer = undefined;
-      pending.clear();
       await ctx.transport.publish(subjects.networksChanged, await placements(ctx));
       for (const n of await ctx.resources.list('Network')) {
         const cfg = await buildConfig(ctx, n.metadata.name).catch(() => undefined);

@@ -6,11 +6,12 @@
  * makes "which segment?" unambiguous instead of guessed.
  */
 import { execFile } from 'node:child_process';
-import { copyFileSync, existsSync, mkdirSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, renameSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { createServer, type Server } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { readBody } from '../core/http.ts';
 import type { Logger } from '../core/log.ts';
 import { seconds } from '../core/resources/fields.ts';
 import type { Transport } from '../core/transport/types.ts';
@@ -47,20 +48,6 @@ export interface BootWorkerOptions {
 
 export interface BootWorker {
   stop(): Promise<void>;
-}
-
-function readBody(req: import('node:http').IncomingMessage): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    let size = 0;
-    req.on('data', (c: Buffer) => {
-      size += c.length;
-      if (size > 1 << 20) req.destroy(new Error('body too large'));
-      else chunks.push(c);
-    });
-    req.on('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
-    req.on('error', reject);
-  });
 }
 
 export async function startBootWorker(o: BootWorkerOptions): Promise<BootWorker> {
@@ -268,7 +255,7 @@ export async function startBootWorker(o: BootWorkerOptions): Promise<BootWorker>
             method: req.method ?? 'GET',
             path: req.url!,
             ...(req.headers.authorization ? { authorization: req.headers.authorization } : {}),
-            body: await readBody(req),
+            body: await readBody(req, 1 << 20),
             remoteAddress: (req.socket.remoteAddress ?? '').replace(/^::ffff:/, ''),
           },
           { timeout: 30_000 },
@@ -379,7 +366,6 @@ export async function ensureLocalBootEfi(ipxeDir: string, log: Logger): Promise<
         (err) => (err ? reject(err) : resolve()),
       ),
     );
-    const { renameSync } = await import('node:fs');
     renameSync(`${out}.tmp`, out);
     await writeFile(stamp, '');
     log.info('built the UEFI local-boot image', { path: out });

@@ -42,6 +42,20 @@ async function startPlatform(opts: PlatformOptions): Promise<Platform> {
   return start(opts);
 }
 
+interface LabVm {
+  name: string;
+  mac: string;
+  firmware: string;
+  status: string;
+}
+
+function vmTable(vms: LabVm[]): string {
+  return (
+    table([['VM', 'MAC', 'FIRMWARE', 'QEMU'], ...vms.map((v) => [v.name, v.mac, v.firmware, v.status])]) +
+    '\n'
+  );
+}
+
 async function runUntilSignal(p: Platform): Promise<void> {
   await new Promise<void>((resolve) => {
     const stop = () => resolve();
@@ -383,7 +397,7 @@ export function buildCli(): Command {
       const { buildLabAssets } = await import('../lab/assets.ts');
       await buildLabAssets({ log: (l) => process.stderr.write(`  ${l}\n`) });
       const out = await client(cmd).request<{
-        vms: { name: string; mac: string; firmware: string; status: string }[];
+        vms: LabVm[];
         applied: string[];
       }>(
         'POST',
@@ -393,12 +407,7 @@ export function buildCli(): Command {
         3_600_000,
       );
       for (const a of out.applied) process.stdout.write(`${a}\n`);
-      process.stdout.write(
-        table([
-          ['VM', 'MAC', 'FIRMWARE', 'QEMU'],
-          ...out.vms.map((v) => [v.name, v.mac, v.firmware, v.status]),
-        ]) + '\n',
-      );
+      process.stdout.write(vmTable(out.vms));
       process.stdout.write(
         `Watch them climb: strata get nodes; strata events node ${out.vms[0]?.name ?? 'lab-1'} --follow\n`,
       );
@@ -408,15 +417,10 @@ export function buildCli(): Command {
     .description('the lab VMs and their QEMU state')
     .action(async (_o, cmd: Command) => {
       const out = await client(cmd).request<{
-        vms: { name: string; mac: string; firmware: string; status: string }[];
+        vms: LabVm[];
       }>('GET', '/api/v1/lab');
       if (!out.vms.length) return void process.stderr.write('No lab VMs.\n');
-      process.stdout.write(
-        table([
-          ['VM', 'MAC', 'FIRMWARE', 'QEMU'],
-          ...out.vms.map((v) => [v.name, v.mac, v.firmware, v.status]),
-        ]) + '\n',
-      );
+      process.stdout.write(vmTable(out.vms));
     });
   lab
     .command('down')

@@ -11,6 +11,9 @@ import type { Store } from './store/types.ts';
 
 type Listener<T> = (v: T) => void;
 
+/** Where workers in other processes send timeline events; the manager records them. */
+export const EVENTS_SUBJECT = 'events.record';
+
 const eventsRecorded = counter('strata_events_recorded_total', 'Timeline events recorded', ['kind', 'type']);
 
 export interface RecordInput {

@@ -67,14 +67,14 @@ export class Router {
 
 const MAX_BODY = 16 * 1024 * 1024;
 
-export function readBody(req: IncomingMessage): Promise<string> {
+export function readBody(req: IncomingMessage, max = MAX_BODY): Promise<string> {
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
     let size = 0;
     req.on('data', (c: Buffer) => {
       size += c.length;
-      if (size > MAX_BODY) {
-        reject(new StrataError(413, 'RequestEntityTooLarge', `request body over ${MAX_BODY} bytes`));
+      if (size > max) {
+        reject(new StrataError(413, 'RequestEntityTooLarge', `request body over ${max} bytes`));
         req.destroy();
         return;
       }

@@ -9,6 +9,7 @@ import type { NodeResource } from '../core/kinds/node.ts';
 import type { Step, StepContext } from '../core/ladder/step.ts';
 import type { Layer, ManagerContext } from '../core/layer.ts';
 import { StrataError } from '../core/resources/errors.ts';
+import type { Transport } from '../core/transport/types.ts';
 import { type PowerReply, type PowerRequest, powerTarget, providerSubject } from './provider.ts';
 
 export const WORK_ORDERS = 'workorders';
@@ -110,13 +111,17 @@ const noneStep: Step = {
   },
 };
 
-function powerRequest(ctx: StepContext, op: PowerRequest['op']): Promise<PowerReply> {
-  const provider = ctx.node.spec.providers.hardware;
-  return ctx.transport.request<PowerRequest, PowerReply>(
-    providerSubject(provider),
-    { op, node: powerTarget(ctx.node) },
+/** Asks the worker of the node's hardware provider to switch it (or to say how it is). */
+function askProvider(transport: Transport, node: NodeResource, op: PowerRequest['op']): Promise<PowerReply> {
+  return transport.request<PowerRequest, PowerReply>(
+    providerSubject(node.spec.providers.hardware),
+    { op, node: powerTarget(node) },
     { timeout: 60_000 },
   );
+}
+
+function powerRequest(ctx: StepContext, op: PowerRequest['op']): Promise<PowerReply> {
+  return askProvider(ctx.transport, ctx.node, op);
 }
 
 function routes(ctx: ManagerContext): void {
@@ -138,11 +143,7 @@ function routes(ctx: ManagerContext): void {
         `node "${node.metadata.name}" has hardware provider "${provider}": Strata cannot switch its power`,
       );
     }
-    const reply = await ctx.transport.request<PowerRequest, PowerReply>(
-      providerSubject(provider),
-      { op, node: powerTarget(node) },
-      { timeout: 60_000 },
-    );
+    const reply = await askProvider(ctx.transport, node, op);
     if (op !== 'status') {
       ctx.hub.record({
         kind: 'Node',

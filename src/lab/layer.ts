@@ -7,6 +7,7 @@
  */
 import { copyFileSync, existsSync, linkSync, mkdirSync, rmSync, statSync, unlinkSync } from 'node:fs';
 import { join } from 'node:path';
+import { EVENTS_SUBJECT } from '../core/events.ts';
 import type { Layer, ManagerContext, WorkerContext } from '../core/layer.ts';
 import { StrataError } from '../core/resources/errors.ts';
 import { API_VERSION, type Resource, type StrataEvent } from '../core/resources/types.ts';
@@ -17,7 +18,6 @@ import { LabNetwork, labDown } from './network.ts';
 import { QemuVm } from './vm.ts';
 
 export const LAB_NETNS = 'strata-lab';
-const EVENTS_SUBJECT = 'events.record';
 
 export interface LabUpRequest {
   nodes: number;

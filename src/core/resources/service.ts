@@ -46,10 +46,7 @@ export class ResourceService {
       for (const r of resources) {
         const cur = await this.store.get(r.kind, r.metadata.name);
         if (!cur) {
-          const def = getKind(r.kind);
-          const finalizers = def?.finalizers ?? [];
-          const res = finalizers.length ? { ...r, metadata: { ...r.metadata, finalizers } } : r;
-          ops.push({ op: 'create', resource: res });
+          ops.push({ op: 'create', resource: withKindFinalizers(r) });
           actions.push('created');
           continue;
         }
@@ -101,6 +98,13 @@ export class ResourceService {
         throw e;
       }
     }
+  }
+
+  /** Creates one resource (AlreadyExists when taken), with its kind's finalizers, and announces it. */
+  async create(r: Resource): Promise<Resource> {
+    const [res] = await this.store.write([{ op: 'create', resource: withKindFinalizers(r) }]);
+    this.hub.changed('ADDED', res!.resource);
+    return res!.resource;
   }
 
   /** Read-modify-write of status with retry on conflict; `fn` returns the new status or undefined to skip. */
@@ -205,4 +209,10 @@ export class ResourceService {
 /** Equal as JSON values, whatever the key order (PostgreSQL's JSONB does not keep it). */
 function sameJson(a: unknown, b: unknown): boolean {
   return isDeepStrictEqual(JSON.parse(JSON.stringify(a ?? null)), JSON.parse(JSON.stringify(b ?? null)));
+}
+
+/** A new object carries its kind's finalizers, so its owner gets to undo its work before it goes away. */
+function withKindFinalizers(r: Resource): Resource {
+  const finalizers = [...new Set([...(r.metadata.finalizers ?? []), ...(getKind(r.kind)?.finalizers ?? [])])];
+  return finalizers.length ? { ...r, metadata: { ...r.metadata, finalizers } } : r;
 }
