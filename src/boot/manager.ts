@@ -4,18 +4,20 @@
  * enrols unknown machines, and turns the workers' summaries into node timelines and the evidence that
  * steps 1→2 (firmware network boot) and 2→3 (iPXE) check.
  */
-import { randomBytes } from 'node:crypto';
 import type { NetworkResource } from '../core/kinds/network.ts';
 import type { NodeResource, NodeStatus } from '../core/kinds/node.ts';
 import type { ProfileResource } from '../core/kinds/profile.ts';
 import type { Step } from '../core/ladder/step.ts';
 import type { ManagerContext } from '../core/layer.ts';
+import { cleanText, KeyedBucket } from '../core/limits.ts';
+import { counter } from '../core/metrics.ts';
+import { seconds } from '../core/resources/fields.ts';
 import { API_VERSION } from '../core/resources/types.ts';
 import type { BootScriptResult } from '../ipxe/http.ts';
 import { renderBootScript, renderErrorScript } from '../ipxe/script.ts';
 import type { BootConfig, BootReport, BootScriptRequest, Lease, NetworkPlacement } from './protocol.ts';
 import { subjects } from './protocol.ts';
-import { hashToken, INSTALL_TOKENS } from './tokens.ts';
+import { INSTALL_ATTEMPTS, type InstallAttempt, issueInstallToken } from './tokens.ts';
 
 const SOURCE = 'boot-manager';
 export const leaseCollection = (network: string) => `dhcp.leases.${network}`;
@@ -32,9 +34,52 @@ export interface BootEvidence {
 
 type NodeStatusWithBoot = NodeStatus & {
   boot?: BootEvidence;
+  hostKeys?: string[];
   reprovisionedGeneration?: number;
   install?: { diskWrittenAt?: string };
 };
+
+const discoveryRefused = counter(
+  'strata_boot_discovery_refused_total',
+  'Unknown machines not enrolled because a network hit its discovery rate or cap, by network and reason',
+  ['network', 'reason'],
+);
+const scriptsRefused = counter(
+  'strata_boot_scripts_refused_total',
+  'Boot scripts refused because the request came from another segment or another address than the lease',
+  ['network'],
+);
+
+/**
+ * Timeline rows that requests from the wire (no credential) can add, per node and reason: a burst of 10,
+ * then one every 6 s. Refused ones are counted into the next row that passes.
+ */
+export const wireEvents = new KeyedBucket({ capacity: 10, perSecond: 1 / 6 });
+
+/** Records a timeline event caused by an unauthenticated request, within `wireEvents`' bound. */
+export function recordFromWire(ctx: ManagerContext, ev: Parameters<ManagerContext['hub']['record']>[0]) {
+  const t = wireEvents.take(`${ev.kind}/${ev.name}/${ev.reason}`);
+  if (!t.ok) return;
+  ctx.hub.record(t.dropped ? { ...ev, message: `${ev.message} (${t.dropped} more like it suppressed)` } : ev);
+}
+
+/**
+ * The addresses leased to a node on a network: its reservation and its bound, unexpired leases. What a
+ * request claiming to be the node must come from (boot scripts) or report (the installed system).
+ */
+export async function leasedAddresses(
+  ctx: ManagerContext,
+  node: NodeResource,
+  network: string,
+): Promise<string[]> {
+  const now = Date.now();
+  const out = new Set<string>(node.spec.ipAddress ? [node.spec.ipAddress] : []);
+  for (const r of await ctx.store.listRecords(leaseCollection(network))) {
+    const l = r.value as Lease;
+    if (l.state === 'bound' && l.expiresAt > now && node.spec.macAddresses.includes(l.mac)) out.add(l.ip);
+  }
+  return [...out];
+}
 
 /** Finds the node that owns a MAC. Linear over nodes: boot-script and report rates are per boot, not per packet. */
 async function nodeByMac(ctx: ManagerContext, mac: string): Promise<NodeResource | undefined> {
@@ -103,12 +148,27 @@ export async function profileFor(
 /** An unknown machine asked to boot: it becomes a discovered Node at state 1 (powered and cabled). */
 async function enrol(
   ctx: ManagerContext,
+  net: NetworkResource,
   r: Extract<BootReport, { kind: 'dhcp' }>,
   /** `boot`: install it with the profile its labels select; `discover`: hold it at state 1. */
   targetState: number,
 ): Promise<NodeResource | undefined> {
   const name = `node-${r.mac.replace(/:/g, '')}`;
   const now = new Date().toISOString();
+  const refused = await discoveryRefusal(ctx, net);
+  if (refused) {
+    discoveryRefused.inc({ network: net.metadata.name, reason: refused.reason });
+    recordFromWire(ctx, {
+      kind: 'Network',
+      name: net.metadata.name,
+      source: SOURCE,
+      step: 'boot.discovery',
+      type: 'Warning',
+      reason: refused.reason,
+      message: `unknown machine ${r.mac} not enrolled: ${refused.message}`,
+    });
+    return undefined;
+  }
   try {
     const created = await ctx.resources.create({
       apiVersion: API_VERSION,
@@ -149,6 +209,36 @@ async function enrol(
   }
 }
 
+/** Why a network enrols no more unknown machines now: its cap of discovered nodes, or its rate. */
+async function discoveryRefusal(
+  ctx: ManagerContext,
+  net: NetworkResource,
+): Promise<{ reason: string; message: string } | undefined> {
+  const { maxNodes, perMinute } = net.spec.boot.discovery;
+  const discovered = (await ctx.resources.list<NodeResource>('Node')).filter(
+    (n) =>
+      n.metadata.labels?.['strata.dev/discovered'] === 'true' &&
+      (n.spec.network ?? n.status?.discovered?.network) === net.metadata.name,
+  ).length;
+  if (discovered >= maxNodes)
+    return {
+      reason: 'DiscoveryCapReached',
+      message: `the network holds ${discovered} discovered nodes, its cap (spec.boot.discovery.maxNodes ${maxNodes})`,
+    };
+  let bucket = enrolments.get(net.metadata.name);
+  if (!bucket || bucket.perMinute !== perMinute) {
+    bucket = { perMinute, b: new KeyedBucket({ capacity: perMinute, perSecond: perMinute / 60 }) };
+    enrolments.set(net.metadata.name, bucket);
+  }
+  if (!bucket.b.take(net.metadata.name).ok)
+    return {
+      reason: 'DiscoveryRateLimited',
+      message: `more than ${perMinute} enrolments a minute (spec.boot.discovery.perMinute)`,
+    };
+  return undefined;
+}
+const enrolments = new Map<string, { perMinute: number; b: KeyedBucket }>();
+
 async function patchBoot(
   ctx: ManagerContext,
   name: string,
@@ -157,18 +247,38 @@ async function patchBoot(
   await ctx.resources.patchStatus<NodeStatusWithBoot>('Node', name, fn);
 }
 
-async function onReport(ctx: ManagerContext, r: BootReport): Promise<void> {
+/** Strings a packet or request carried, made safe to store and print (see cleanText). */
+function sanitizeReport(r: BootReport): BootReport {
+  const c = (s: string | undefined, max: number) => (s === undefined ? undefined : cleanText(s, max));
+  const opt = <K extends string>(k: K, v: string | undefined) => (v === undefined ? {} : { [k]: v });
+  if (r.kind === 'dhcp') {
+    const { vendorClass, hostname, uuid, bootFile, ...rest } = r;
+    return {
+      ...rest,
+      ...opt('vendorClass', c(vendorClass, 64)),
+      ...opt('hostname', c(hostname, 64)),
+      ...opt('uuid', c(uuid, 40)),
+      ...opt('bootFile', c(bootFile, 256)),
+    };
+  }
+  if (r.kind === 'tftp')
+    return { ...r, path: cleanText(r.path, 256), ...(r.error ? { error: cleanText(r.error, 256) } : {}) };
+  return { ...r, path: cleanText(r.path, 256) };
+}
+
+async function onReport(ctx: ManagerContext, report: BootReport): Promise<void> {
+  const r = sanitizeReport(report);
   if (r.kind === 'dhcp') {
     let node = await nodeByMac(ctx, r.mac);
     if (!node && r.isPXE && r.type === 'DISCOVER') {
-      const unknown = (await ctx.resources.get<NetworkResource>('Network', r.network))?.spec.boot
-        .unknownNodes;
-      if (unknown === 'boot' || unknown === 'discover')
-        node = await enrol(ctx, r, unknown === 'boot' ? 4 : 1);
+      const net = await ctx.resources.get<NetworkResource>('Network', r.network);
+      const unknown = net?.spec.boot.unknownNodes;
+      if (net && (unknown === 'boot' || unknown === 'discover'))
+        node = await enrol(ctx, net, r, unknown === 'boot' ? 4 : 1);
     }
     if (!node || (r.reply !== 'ACK' && r.reply !== 'NAK')) return;
     const who = r.isIPXE ? 'iPXE' : r.isPXE ? `firmware PXE (${r.archKind})` : 'operating system';
-    ctx.hub.record({
+    recordFromWire(ctx, {
       kind: 'Node',
       name: node.metadata.name,
       source: `dhcp-worker@${r.network}`,
@@ -200,7 +310,7 @@ async function onReport(ctx: ManagerContext, r: BootReport): Promise<void> {
     r.kind === 'http' && r.mac ? await nodeByMac(ctx, r.mac) : await nodeByIp(ctx, r.network, r.ip);
   if (!node) return;
   if (r.kind === 'tftp') {
-    ctx.hub.record({
+    recordFromWire(ctx, {
       kind: 'Node',
       name: node.metadata.name,
       source: `tftp-worker@${r.network}`,
@@ -212,7 +322,7 @@ async function onReport(ctx: ManagerContext, r: BootReport): Promise<void> {
     });
     return;
   }
-  ctx.hub.record({
+  recordFromWire(ctx, {
     kind: 'Node',
     name: node.metadata.name,
     source: `http-worker@${r.network}`,
@@ -254,6 +364,22 @@ async function decideScript(ctx: ManagerContext, q: BootScriptRequest): Promise<
       }),
     };
   }
+  const warnScript = (reason: string, message: string) =>
+    recordFromWire(ctx, {
+      kind: 'Node',
+      name: node.metadata.name,
+      source: SOURCE,
+      step: 'boot.ipxe',
+      type: 'Warning',
+      reason,
+      message,
+    });
+  const refused = await scriptRefusal(ctx, node, q, net);
+  if (refused) {
+    scriptsRefused.inc({ network: q.network });
+    warnScript('ScriptRefused', refused);
+    return { status: 403, message: refused };
+  }
   const st = (node.status ?? {}) as NodeStatusWithBoot;
   const mode = (m: string) =>
     void patchBoot(ctx, node!.metadata.name, (s) =>
@@ -277,15 +403,7 @@ async function decideScript(ctx: ManagerContext, q: BootScriptRequest): Promise<
   }
   const profile = await profileFor(ctx, node);
   if (!profile) {
-    ctx.hub.record({
-      kind: 'Node',
-      name: node.metadata.name,
-      source: SOURCE,
-      step: 'boot.ipxe',
-      type: 'Warning',
-      reason: 'NoProfile',
-      message: 'no Profile selects this node; holding it',
-    });
+    warnScript('NoProfile', 'no Profile selects this node; holding it');
     return {
       script: renderErrorScript({
         message: `no profile selects ${node.metadata.name}`,
@@ -294,16 +412,25 @@ async function decideScript(ctx: ManagerContext, q: BootScriptRequest): Promise<
       }),
     };
   }
-  // A fresh install token per install: the installer proves it is this node with it, and only this node.
-  const token = randomBytes(24).toString('base64url');
-  await ctx.store.putRecords(INSTALL_TOKENS, [
-    { key: node.metadata.name, value: { hash: hashToken(token), issuedAt: new Date().toISOString() } },
-  ]);
+  // An install token for this attempt of this Node object: the installer proves it is this node with it.
+  // A fetch while an attempt runs adds a token to it (never revokes the running installer's); a
+  // reprovision starts a new attempt.
+  const prev = (await ctx.store.getRecord(INSTALL_ATTEMPTS, node.metadata.name)) as
+    | InstallAttempt
+    | undefined;
+  const ttlMs = seconds(net?.spec.boot.installTokenTTL ?? '2h') * 1000;
+  const { attempt, token } = issueInstallToken(prev, node.metadata.uid!, ttlMs, { fresh: reprovision });
+  await ctx.store.putRecords(INSTALL_ATTEMPTS, [{ key: node.metadata.name, value: attempt }]);
   if (reprovision) {
-    await patchBoot(ctx, node.metadata.name, ({ installedAt: _i, hostKey: _h, install: _w, ...s }) => ({
-      ...s,
-      reprovisionedGeneration: node!.metadata.generation!,
-    }));
+    // The one explicit way to change a pinned host key: reprovisioning forgets it with the old install.
+    await patchBoot(
+      ctx,
+      node.metadata.name,
+      ({ installedAt: _i, hostKey: _h, hostKeys: _k, install: _w, ...s }) => ({
+        ...s,
+        reprovisionedGeneration: node!.metadata.generation!,
+      }),
+    );
   }
   mode('install');
   const cmdline = [
@@ -328,6 +455,27 @@ async function decideScript(ctx: ManagerContext, q: BootScriptRequest): Promise<
       vars: profile.spec.vars,
     }),
   };
+}
+
+/**
+ * Why a script for `node` must not go to this request: it came from another segment than the node's, or
+ * from another address than the one leased to the node. Where another DHCP server leases (proxy mode,
+ * DHCP off) and Strata knows no lease, the segment is the only check.
+ */
+async function scriptRefusal(
+  ctx: ManagerContext,
+  node: NodeResource,
+  q: BootScriptRequest,
+  net: NetworkResource | undefined,
+): Promise<string | undefined> {
+  const name = node.metadata.name;
+  const home = nodeNetwork(node, await ctx.resources.list<NetworkResource>('Network'));
+  if (!net || home?.metadata.name !== q.network)
+    return `script for ${name} refused on network ${q.network}: the node boots on ${home?.metadata.name ?? 'no single network'}`;
+  const from = q.remoteAddress.replace(/^::ffff:/, '');
+  const leased = await leasedAddresses(ctx, node, q.network);
+  if (leased.includes(from) || (!leased.length && net.spec.dhcp.mode !== 'full')) return undefined;
+  return `script for ${name} refused to ${from}: not the address leased to the node (${leased.join(', ') || 'none yet'})`;
 }
 
 /** Step 1 → 2: the node's firmware booted from the network (its PXE DHCP exchange was answered). */

@@ -114,6 +114,8 @@ export interface InstallHttpResponse {
   status: number;
   contentType: string;
   body: string;
+  /** Extra response headers (e.g. `allow` with a 405). */
+  headers?: Record<string, string>;
 }
 
 export interface ShellRequest {

@@ -260,7 +260,7 @@ export async function startBootWorker(o: BootWorkerOptions): Promise<BootWorker>
           },
           { timeout: 30_000 },
         );
-        res.writeHead(r.status, { 'content-type': r.contentType });
+        res.writeHead(r.status, { ...r.headers, 'content-type': r.contentType });
         res.end(r.body);
       } catch (err) {
         log.warn('install request failed', { err, path: req.url });

@@ -179,8 +179,8 @@ rm -f "$STATE/img.fifo"
 mkfifo "$STATE/img.fifo"
 sha256sum <"$STATE/img.fifo" >"$STATE/img.sha256" &
 HASHPID=$!
-# the image is served without the install token being required, but we send it anyway
-if ! wget -q -O - --header "Authorization: Bearer $TOKEN" "$IMAGE_URL" 2>"$STATE/img.err" | tee "$STATE/img.fifo" |
+# The image is served openly, and IMAGE_URL may be another host: the install token goes only to $API.
+if ! wget -q -O - "$IMAGE_URL" 2>"$STATE/img.err" | tee "$STATE/img.fifo" |
 	$DECOMP | /usr/bin/tar --numeric-owner --xattrs --xattrs-include='*' -xpf - -C "$TARGET" 2>"$STATE/tar.err"; then
 	wait $HASHPID
 	die "download/extract failed: $(cat "$STATE/img.err" "$STATE/tar.err" | tail -3)"

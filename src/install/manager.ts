@@ -1,18 +1,32 @@
 /**
  * The install manager (step 3 → 4): answers the installer agent's calls that the segment's boot worker
  * relays (config, progress, host keys, pre/post-reboot scripts, the installed system's report), each checked
- * against a token issued to that node alone, and checks the step's end the way a person would: SSH into the
- * node with Strata's managed key, trusting only the host key the node reported while it was installed.
+ * against a token of the node's current install attempt (src/boot/tokens.ts), and checks the step's end the
+ * way a person would: SSH into the node with Strata's managed key, trusting only the host key the node
+ * reported while it was installed.
+ *
+ * A token is a bearer credential that can leak (a console, a proxy log), so what it can do is narrowed:
+ * the host key is pinned once (changed only by a reprovision), the installed report is accepted once (it
+ * revokes the attempt) and only with addresses that match the node's lease or the request's source, and
+ * the progress events one attempt may write are bounded.
  */
-import { randomBytes } from 'node:crypto';
-import { profileFor } from '../boot/manager.ts';
+import { leasedAddresses, profileFor, recordFromWire } from '../boot/manager.ts';
 import type { InstallHttpRequest, InstallHttpResponse, ShellRequest, ShellResult } from '../boot/protocol.ts';
 import { subjects } from '../boot/protocol.ts';
-import { hashToken, INSTALL_TOKENS, INSTALLED_TOKENS, tokenMatches } from '../boot/tokens.ts';
+import {
+  checkInstalledToken,
+  checkInstallToken,
+  INSTALL_ATTEMPTS,
+  type InstallAttempt,
+  withInstalledToken,
+} from '../boot/tokens.ts';
+import type { NetworkResource } from '../core/kinds/network.ts';
 import type { NodeResource, NodeStatus } from '../core/kinds/node.ts';
 import type { SSHKeyResource } from '../core/kinds/sshkey.ts';
 import type { Step, StepContext } from '../core/ladder/step.ts';
 import type { ManagerContext } from '../core/layer.ts';
+import { cleanText, KeyedBucket } from '../core/limits.ts';
+import { seconds } from '../core/resources/fields.ts';
 import { API_VERSION } from '../core/resources/types.ts';
 import { privateKeyOf } from '../sshkeys/index.ts';
 import { answerFileResponse } from './answers/serve.ts';
@@ -32,6 +46,19 @@ const text = (status: number, body: string): InstallHttpResponse => ({
   body,
 });
 
+/** The method each endpoint answers; anything else is 405 with Allow. */
+const METHODS: Record<string, string> = {
+  config: 'GET',
+  events: 'POST',
+  hostkey: 'POST',
+  'scripts/pre-reboot': 'GET',
+  'scripts/post-reboot': 'GET',
+  installed: 'POST',
+};
+
+/** Progress events one install attempt may add to the timeline: a burst of 200, then one a second. */
+const attemptEvents = new KeyedBucket({ capacity: 200, perSecond: 1 });
+
 async function authorizedKeys(ctx: ManagerContext, names: string[]): Promise<string[]> {
   const out: string[] = [];
   for (const n of [MANAGED_KEY, ...names]) {
@@ -49,25 +76,44 @@ async function handle(ctx: ManagerContext, r: InstallHttpRequest): Promise<Insta
     );
   if (!m) return text(404, 'not found\n');
   const [, name, what] = m as unknown as [string, string, string];
+  const allow = METHODS[what] ?? 'GET';
+  if (r.method !== allow) return { ...text(405, `${what} answers ${allow} only\n`), headers: { allow } };
   const node = await ctx.resources.get<NodeResource>('Node', name);
   if (!node) return text(404, 'unknown node\n');
-  const collection = what === 'installed' ? INSTALLED_TOKENS : INSTALL_TOKENS;
-  const rec = (await ctx.store.getRecord(collection, name)) as { hash?: string } | undefined;
+  let attempt = (await ctx.store.getRecord(INSTALL_ATTEMPTS, name)) as InstallAttempt | undefined;
   // Installers that cannot send a header (Anaconda's inst.ks=, d-i's url=, NoCloud) carry it as ?token=.
   const queryToken = new URLSearchParams(r.path.split('?')[1] ?? '').get('token');
   const credential = r.authorization ?? (queryToken ? `Bearer ${queryToken}` : undefined);
-  if (!tokenMatches(rec?.hash, credential)) {
-    ctx.hub.record({
+  const uid = node.metadata.uid;
+  const ok =
+    what === 'installed'
+      ? checkInstalledToken(attempt, uid, credential)
+      : checkInstallToken(attempt, uid, credential);
+  if (typeof ok === 'object') {
+    attempt = ok;
+    await ctx.store.putRecords(INSTALL_ATTEMPTS, [{ key: name, value: attempt }]);
+  }
+  if (!ok || !attempt) {
+    recordFromWire(ctx, {
       kind: 'Node',
       name,
       source: 'install-manager',
       step: 'install.os',
       type: 'Warning',
       reason: 'InstallUnauthorized',
-      message: `refused ${r.method} ${what} from ${r.remoteAddress}: token not valid for this node`,
+      message: `refused ${r.method} ${what} from ${cleanText(r.remoteAddress, 64)}: token not valid for this node (or expired, or revoked)`,
     });
     return text(401, 'token not valid for this node\n');
   }
+  const current: InstallAttempt = attempt;
+  const net = await ctx.resources.get<NetworkResource>('Network', r.network);
+  const ttlMs = seconds(net?.spec.boot.installTokenTTL ?? '2h') * 1000;
+  /** The attempt's installed-report token: minted once, the same on every later fetch. */
+  const installedToken = async () => {
+    const t = withInstalledToken(current, ttlMs);
+    if (t.minted) await ctx.store.putRecords(INSTALL_ATTEMPTS, [{ key: name, value: t.attempt }]);
+    return t.token;
+  };
   const record = (reason: string, message: string, warn = false, data?: Record<string, unknown>) =>
     ctx.hub.record({
       kind: 'Node',
@@ -83,10 +129,6 @@ async function handle(ctx: ManagerContext, r: InstallHttpRequest): Promise<Insta
   switch (what) {
     case 'config': {
       if (!profile?.spec.image) return text(409, 'no profile with an OS image selects this node\n');
-      const installedToken = randomBytes(24).toString('base64url');
-      await ctx.store.putRecords(INSTALLED_TOKENS, [
-        { key: name, value: { hash: hashToken(installedToken) } },
-      ]);
       const image = /^https?:\/\//.test(profile.spec.image)
         ? profile.spec.image
         : `artifacts/${profile.spec.image}`;
@@ -101,17 +143,20 @@ async function handle(ctx: ManagerContext, r: InstallHttpRequest): Promise<Insta
           imageUrl: image,
           hostname: node.spec.hostname ?? name,
           sshAuthorizedKeys: await authorizedKeys(ctx, profile.spec.sshKeys),
-          installedToken,
+          installedToken: await installedToken(),
           ...(profile.spec.vars.kernelCmdline ? { kernelCmdline: profile.spec.vars.kernelCmdline } : {}),
         }),
       );
     }
     case 'events': {
-      const ev = parseInstallEvent(JSON.parse(r.body || '{}'));
+      const parsed = parseInstallEvent(JSON.parse(r.body || '{}'));
+      const ev = { ...parsed, step: cleanText(parsed.step, 32), message: cleanText(parsed.message, 1024) };
+      if (!attemptEvents.take(current.attempt).ok)
+        return text(429, 'too many events for this install attempt; slow down\n');
       record(
         ev.status === 'failed'
           ? 'InstallFailed'
-          : `Install${ev.step.replace(/(^|-)(\w)/g, (_, _d, c: string) => c.toUpperCase())}`,
+          : `Install${ev.step.replace(/[^A-Za-z0-9-]/g, '').replace(/(^|-)(\w)/g, (_, _d, c: string) => c.toUpperCase())}`,
         ev.message,
         ev.status === 'failed',
         { step: ev.step, status: ev.status },
@@ -132,6 +177,17 @@ async function handle(ctx: ManagerContext, r: InstallHttpRequest): Promise<Insta
     case 'hostkey': {
       const keys = parseHostKeys(r.body).map((k) => `${k.type} ${k.key}`);
       if (!keys.length) return text(400, 'no OpenSSH host public key in the body\n');
+      const pinned = (node.status as InstallStatus | undefined)?.hostKeys;
+      if (pinned?.length) {
+        const same = pinned.length === keys.length && pinned.every((k) => keys.includes(k));
+        if (same) return text(204, '');
+        record(
+          'HostKeyRefused',
+          'a different host key was offered for a node whose host key is pinned: refused (set spec.reprovision to install it anew)',
+          true,
+        );
+        return text(409, 'the host key of this node is pinned; only a reprovision changes it\n');
+      }
       await ctx.resources.patchStatus<InstallStatus>('Node', name, (s) => ({
         ...s,
         hostKeys: keys,
@@ -157,11 +213,27 @@ async function handle(ctx: ManagerContext, r: InstallHttpRequest): Promise<Insta
         what: what.slice('answers/'.length),
         network: r.network,
         sshAuthorizedKeys: profile ? await authorizedKeys(ctx, profile.spec.sshKeys) : [],
+        installedToken,
         record,
       });
     case 'installed': {
       const rep = parseInstalledReport(JSON.parse(r.body || '{}'));
-      const addresses = rep.addresses.map((a) => a.split('/')[0]!);
+      // Strata will SSH to the first address with its managed key: only an address the node was leased,
+      // or the one this report came from, is believed.
+      const leased = await leasedAddresses(ctx, node, r.network);
+      const from = r.remoteAddress.replace(/^::ffff:/, '');
+      const reported = rep.addresses.map((a) => a.split('/')[0]!);
+      const addresses = reported.filter((a) => leased.includes(a) || a === from);
+      if (!addresses.length) {
+        record(
+          'InstalledReportRefused',
+          `installed report refused: its addresses (${cleanText(reported.join(', '), 200)}) match neither the lease (${leased.join(', ') || 'none'}) nor the source ${from}`,
+          true,
+        );
+        return text(403, 'reported addresses match neither the lease nor the source address\n');
+      }
+      // Report-in ends the attempt: its tokens (install and installed) are revoked.
+      await ctx.store.deleteRecords(INSTALL_ATTEMPTS, [name]);
       await ctx.resources.patchStatus<InstallStatus>('Node', name, (s) => ({
         ...s,
         installedAt: new Date().toISOString(),
@@ -170,9 +242,16 @@ async function handle(ctx: ManagerContext, r: InstallHttpRequest): Promise<Insta
       }));
       record(
         'Installed',
-        `installed system reported in: ${rep.hostname}, kernel ${rep.kernel}, post-reboot script exit ${rep.postRebootExit}`,
+        `installed system reported in: ${cleanText(rep.hostname, 64)}, kernel ${cleanText(rep.kernel, 64)}, post-reboot script exit ${rep.postRebootExit}`,
         rep.postRebootExit !== 0,
-        { ...rep },
+        {
+          hostname: cleanText(rep.hostname, 64),
+          kernel: cleanText(rep.kernel, 64),
+          bootId: cleanText(rep.bootId, 64),
+          machineId: cleanText(rep.machineId, 64),
+          postRebootExit: rep.postRebootExit,
+          addresses,
+        },
       );
       return text(204, '');
     }
@@ -254,7 +333,15 @@ export async function startInstallManager(ctx: ManagerContext): Promise<() => Pr
       .catch((err) => ctx.log.warn('could not create the managed SSH key', { err }));
   }
   const sub = await ctx.transport.serve<InstallHttpRequest, InstallHttpResponse>(subjects.install, (r) =>
-    handle(ctx, r).catch((err) => text(400, `${(err as Error).message}\n`)),
+    handle(ctx, r).catch((err) => text(400, `${cleanText((err as Error).message, 200)}\n`)),
   );
-  return () => sub.unsubscribe();
+  // A deleted Node's attempt goes with it (its tokens were bound to that Node's uid anyway).
+  const off = ctx.hub.onChange((ev) => {
+    if (ev.type === 'DELETED' && ev.object.kind === 'Node')
+      void ctx.store.deleteRecords(INSTALL_ATTEMPTS, [ev.object.metadata.name]).catch(() => {});
+  });
+  return async () => {
+    off();
+    await sub.unsubscribe();
+  };
 }

@@ -50,9 +50,27 @@ export const networkSpec = z
         httpPort: z.number().int().min(1).max(65535).default(7421),
         /** Prefer snponly.efi (uses the firmware's NIC driver) over ipxe.efi for UEFI. */
         uefiBinary: z.enum(['ipxe.efi', 'snponly.efi']).default('ipxe.efi'),
+        /** Lifetime of an install token: long enough for the slowest install (under emulation). */
+        installTokenTTL: duration.default('2h'),
+        /** Bounds on enrolment of unknown machines, so forged DISCOVERs cannot fill the store. */
+        discovery: z
+          .object({
+            /** Discovered (not declared) Nodes this network may hold; further unknown machines are ignored. */
+            maxNodes: z.number().int().min(0).default(256),
+            /** Enrolments per minute (a token bucket of this size, refilled at this rate). */
+            perMinute: z.number().int().min(0).default(30),
+          })
+          .strict()
+          .default({ maxNodes: 256, perMinute: 30 }),
       })
       .strict()
-      .default({ unknownNodes: 'discover', httpPort: 7421, uefiBinary: 'ipxe.efi' }),
+      .default({
+        unknownNodes: 'discover',
+        httpPort: 7421,
+        uefiBinary: 'ipxe.efi',
+        installTokenTTL: '2h',
+        discovery: { maxNodes: 256, perMinute: 30 },
+      }),
   })
   .strict();
 

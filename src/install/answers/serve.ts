@@ -2,12 +2,11 @@
  * The install manager's glue for answer files: `GET /install/<node>/answers/<kind>` (kind = kickstart,
  * preseed, cloud-init; cloud-init also as `cloud-init/user-data` and `cloud-init/meta-data` for NoCloud),
  * after the manager has checked the node's install token. Builds the renderer's input from the Node, its
- * Profile and the Network it boots on, issues a fresh installed-report token (stored as a hash only once
- * the file rendered), and turns an `AnswerFileError` into a 422 text response naming the field.
+ * Profile and the Network it boots on, puts in the install attempt's installed-report token (minted once
+ * per attempt by the manager, so a re-fetch mints nothing), and turns an `AnswerFileError` into a 422 text
+ * response naming the field.
  */
-import { randomBytes } from 'node:crypto';
 import type { InstallHttpResponse } from '../../boot/protocol.ts';
-import { hashToken, INSTALLED_TOKENS } from '../../boot/tokens.ts';
 import type { NetworkResource } from '../../core/kinds/network.ts';
 import type { NodeResource } from '../../core/kinds/node.ts';
 import type { ProfileResource } from '../../core/kinds/profile.ts';
@@ -29,6 +28,8 @@ export interface AnswerRequest {
   network: string;
   /** The profile's keys resolved to OpenSSH lines (with Strata's managed key). */
   sshAuthorizedKeys: string[];
+  /** The attempt's installed-report token (minted on first call, the same on later ones). */
+  installedToken: () => Promise<string>;
   record?: (reason: string, message: string, warn?: boolean) => void;
 }
 
@@ -48,7 +49,6 @@ export async function answerFileResponse(ctx: Deps, q: AnswerRequest): Promise<I
   const net = netName ? await ctx.resources.get<NetworkResource>('Network', netName) : undefined;
   if (!net) return text(409, `unknown network ${JSON.stringify(netName ?? '')} for the answer file's URLs\n`);
   const p = q.profile.spec;
-  const installedToken = randomBytes(24).toString('base64url');
   const input: AnswerInput = {
     node: {
       name,
@@ -64,18 +64,22 @@ export async function answerFileResponse(ctx: Deps, q: AnswerRequest): Promise<I
       postRebootScript: p.postRebootScript,
       ...(p.answerTemplate !== undefined ? { answerTemplate: p.answerTemplate } : {}),
     },
-    strata: { baseUrl: `http://${net.spec.serverAddress}:${net.spec.boot.httpPort}`, installedToken },
+    strata: {
+      baseUrl: `http://${net.spec.serverAddress}:${net.spec.boot.httpPort}`,
+      installedToken: 'not-minted-yet',
+    },
   };
   let body: string;
   try {
     if (part === 'meta-data') return text(200, renderCloudInitMetaData(input));
+    renderAnswerFile(kind, input); // validates before a token is minted
+    input.strata.installedToken = await q.installedToken();
     body = renderAnswerFile(kind, input);
   } catch (err) {
     if (!(err instanceof AnswerFileError)) throw err;
     q.record?.('AnswerFileInvalid', `${kind} answer file not served: ${err.message}`, true);
     return text(422, `${err.message}\n`);
   }
-  await ctx.store.putRecords(INSTALLED_TOKENS, [{ key: name, value: { hash: hashToken(installedToken) } }]);
   q.record?.(
     'InstallAnswerFile',
     `installer fetched its ${kind} answer file (profile ${q.profile.metadata.name})`,

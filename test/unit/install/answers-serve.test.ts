@@ -1,6 +1,5 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { hashToken, INSTALLED_TOKENS } from '../../../src/boot/tokens.ts';
 import type { NodeResource } from '../../../src/core/kinds/node.ts';
 import type { ProfileResource } from '../../../src/core/kinds/profile.ts';
 import type { ManagerContext } from '../../../src/core/layer.ts';
@@ -42,11 +41,25 @@ const profile = {
   },
 } as unknown as ProfileResource;
 
+/** The attempt's installed-report token as the manager hands it in; counts how often it was asked for. */
+function minter() {
+  const m = {
+    calls: 0,
+    installedToken: async () => {
+      m.calls++;
+      return 'attempt-token-1';
+    },
+  };
+  return m;
+}
+
 describe('answers route glue', () => {
-  it('serves the kickstart with URLs of the relaying network and stores the report token hash', async () => {
+  it("serves the kickstart with URLs of the relaying network and the attempt's report token", async () => {
     const { ctx, records } = fakeCtx();
     const events: string[] = [];
+    const m = minter();
     const r = await answerFileResponse(ctx, {
+      installedToken: m.installedToken,
       node: node('node-1'),
       profile,
       what: 'kickstart',
@@ -58,15 +71,17 @@ describe('answers route glue', () => {
     assert.match(r.body, /^url --url='http:\/\/10\.213\.0\.1:7421\/mirror\/fedora\/40'$/m);
     const token = /Bearer ([A-Za-z0-9_-]+)/.exec(r.body)?.[1];
     assert.ok(token);
-    assert.deepEqual(records, [
-      { collection: INSTALLED_TOKENS, key: 'node-1', value: { hash: hashToken(token) } },
-    ]);
+    assert.equal(token, 'attempt-token-1');
+    assert.equal(m.calls, 1);
+    assert.deepEqual(records, [], 'the manager, not the answer file, stores the attempt');
     assert.deepEqual(events, ['InstallAnswerFile']);
   });
 
   it('an invalid input is a 422 naming the field, and no token is issued', async () => {
     const { ctx, records } = fakeCtx();
+    const m = minter();
     const r = await answerFileResponse(ctx, {
+      installedToken: m.installedToken,
       node: node('bad_host'),
       profile,
       what: 'kickstart',
@@ -76,12 +91,13 @@ describe('answers route glue', () => {
     assert.equal(r.status, 422);
     assert.match(r.body, /^node\.hostname: "bad_host" is not a DNS name/);
     assert.deepEqual(records, []);
+    assert.equal(m.calls, 0);
   });
 
   it('cloud-init meta-data, and 409 without a profile', async () => {
     const { ctx } = fakeCtx();
     const ubuntu = { ...profile, spec: { ...profile.spec, os: { family: 'ubuntu', release: 'noble' } } };
-    const base = { node: node('node-1'), network: 'lab', sshAuthorizedKeys: [] };
+    const base = { node: node('node-1'), network: 'lab', sshAuthorizedKeys: [], ...minter() };
     const md = await answerFileResponse(ctx, {
       ...base,
       profile: ubuntu as ProfileResource,
