@@ -3,14 +3,34 @@
  * `postgresql://` URL opens PostgreSQL (several managers sharing one database); `sqlite:PATH` or nothing
  * opens SQLite, by default at `<dataDir>/strata.db` (the embedded, zero set-up default). The PostgreSQL
  * driver is loaded only when asked for, so the embedded default never loads `pg`.
+ *
+ * Either driver is wrapped so that secret collections are sealed at rest (sealed.ts) with the key in
+ * STRATA_SECRET_KEY_FILE or `<dataDir>/secret.key`.
  */
 import { join, resolve } from 'node:path';
+import { SealedStore } from './sealed.ts';
 import { SqliteStore } from './sqlite.ts';
 import type { Store } from './types.ts';
 
 export type { Store } from './types.ts';
 
+/** Where the key that seals secrets lives. */
+export function secretKeyFile(dataDir: string): string {
+  return process.env.STRATA_SECRET_KEY_FILE || join(dataDir, 'secret.key');
+}
+
 export async function openStore(spec: string, dataDir: string): Promise<Store> {
+  const store = new SealedStore(await openDriver(spec, dataDir), secretKeyFile(dataDir));
+  try {
+    await store.migrate();
+  } catch (err) {
+    await store.close();
+    throw err;
+  }
+  return store;
+}
+
+async function openDriver(spec: string, dataDir: string): Promise<Store> {
   const s = spec.trim();
   if (/^postgres(ql)?:\/\//i.test(s)) {
     const { PostgresStore } = await import('./postgres.ts');

@@ -2,9 +2,13 @@
  * SQLite store on node:sqlite (no native addon to rebuild). WAL with synchronous=FULL: a write the API
  * acknowledged has reached the disk, so `kill -9` at any moment loses nothing acknowledged, and each
  * `write()` is one transaction, so nothing is left half-written. Callers batch hot writes (leases, events).
+ *
+ * The database holds secrets (sealed, see sealed.ts, but still): it and its -wal/-shm files are 0600
+ * whatever the umask or the directory (SQLite gives the -wal and -shm files the database file's mode), and
+ * deleted content is overwritten (secure_delete) and checkpointed out of the WAL.
  */
 import { randomUUID } from 'node:crypto';
-import { mkdirSync } from 'node:fs';
+import { chmodSync, closeSync, existsSync, mkdirSync, openSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { DatabaseSync, type StatementSync } from 'node:sqlite';
 import { alreadyExists, conflict, notFound } from '../resources/errors.ts';
@@ -44,10 +48,15 @@ export class SqliteStore implements Store {
   readonly #stmts: Record<string, StatementSync>;
 
   constructor(path: string) {
-    if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true });
+    if (path !== ':memory:') {
+      mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
+      closeSync(openSync(path, 'a', 0o600));
+      for (const f of [path, `${path}-wal`, `${path}-shm`, `${path}-journal`])
+        if (existsSync(f)) chmodSync(f, 0o600);
+    }
     this.#db = new DatabaseSync(path);
     this.#db.exec(
-      'PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA busy_timeout=5000; PRAGMA foreign_keys=ON;',
+      'PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA busy_timeout=5000; PRAGMA foreign_keys=ON; PRAGMA secure_delete=ON;',
     );
     this.#migrate();
     const p = (sql: string) => this.#db.prepare(sql);
@@ -221,6 +230,8 @@ export class SqliteStore implements Store {
     this.#tx(() => {
       for (const k of keys) this.#stmts.delRecord!.run(collection, k);
     });
+    // What was deleted (a key, a credential) leaves the WAL too, not only the database pages.
+    this.#db.exec('PRAGMA wal_checkpoint(TRUNCATE)');
   }
 
   async getRecord(collection: string, key: string): Promise<unknown | undefined> {
