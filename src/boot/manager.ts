@@ -155,6 +155,8 @@ async function enrol(
 ): Promise<NodeResource | undefined> {
   const name = `node-${r.mac.replace(/:/g, '')}`;
   const now = new Date().toISOString();
+  const known = await ctx.resources.get<NodeResource>('Node', name);
+  if (known) return known; // a burst from one machine: enrolled by the first of its reports
   const refused = await discoveryRefusal(ctx, net);
   if (refused) {
     discoveryRefused.inc({ network: net.metadata.name, reason: refused.reason });
@@ -238,6 +240,7 @@ async function discoveryRefusal(
   return undefined;
 }
 const enrolments = new Map<string, { perMinute: number; b: KeyedBucket }>();
+let enrolChain: Promise<unknown> = Promise.resolve();
 
 async function patchBoot(
   ctx: ManagerContext,
@@ -273,8 +276,12 @@ async function onReport(ctx: ManagerContext, report: BootReport): Promise<void> 
     if (!node && r.isPXE && r.type === 'DISCOVER') {
       const net = await ctx.resources.get<NetworkResource>('Network', r.network);
       const unknown = net?.spec.boot.unknownNodes;
-      if (net && (unknown === 'boot' || unknown === 'discover'))
-        node = await enrol(ctx, net, r, unknown === 'boot' ? 4 : 1);
+      if (net && (unknown === 'boot' || unknown === 'discover')) {
+        // One enrolment at a time, so a burst cannot all count the same nodes and overshoot the cap.
+        const run = enrolChain.then(() => enrol(ctx, net, r, unknown === 'boot' ? 4 : 1));
+        enrolChain = run.catch(() => undefined);
+        node = await run;
+      }
     }
     if (!node || (r.reply !== 'ACK' && r.reply !== 'NAK')) return;
     const who = r.isIPXE ? 'iPXE' : r.isPXE ? `firmware PXE (${r.archKind})` : 'operating system';

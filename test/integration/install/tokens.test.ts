@@ -5,7 +5,7 @@
  * install or the Node it was made for, nor be rotated away from a running install by someone else's fetch.
  */
 import assert from 'node:assert/strict';
-import { after, before, describe, it } from 'node:test';
+import { before, describe, it } from 'node:test';
 import { bootLayer } from '../../../src/boot/index.ts';
 import { leaseCollection } from '../../../src/boot/manager.ts';
 import {
@@ -14,12 +14,12 @@ import {
   type InstallHttpResponse,
   subjects,
 } from '../../../src/boot/protocol.ts';
-import { createLogger } from '../../../src/core/log.ts';
 import { loadManifest } from '../../../src/core/resources/manifest.ts';
 import { installLayer } from '../../../src/install/index.ts';
 import type { BootScriptResult } from '../../../src/ipxe/http.ts';
-import { type Platform, startPlatform } from '../../../src/platform.ts';
-import { suiteCleanup, tempDir } from '../../helpers/strata.ts';
+import type { Platform } from '../../../src/platform.ts';
+import { startManagers } from '../../helpers/platform.ts';
+import { suiteCleanup } from '../../helpers/strata.ts';
 
 const MAC = '52:54:00:aa:00:01';
 const MAC_D = '52:54:00:aa:00:02';
@@ -81,18 +81,9 @@ describe('install tokens: one attempt, one Node, short-lived, revoked at report-
   let p: Platform;
 
   before(async () => {
-    p = await startPlatform({
-      dataDir: tempDir(t, 'security-tokens-'),
-      listen: '127.0.0.1:0',
-      manager: true,
-      roles: [],
-      layers: [bootLayer, installLayer],
-      token: 'security-admin-token',
-      log: createLogger({}, () => {}),
-    });
+    p = await startManagers(t, [bootLayer, installLayer], 'security-tokens-');
     await p.resources.apply(loadManifest(manifest('2h')));
   });
-  after(() => p?.stop());
 
   const script = async (mac: string, remoteAddress: string, network = 'seg') =>
     p.transport.request<BootScriptRequest, BootScriptResult>(subjects.script, {
