@@ -9,10 +9,13 @@ const order: Record<Level, number> = { debug: 10, info: 20, warn: 30, error: 40 
 
 const SECRET_KEYS = /(^|_|-)(token|password|secret|privatekey|private_key|authorization)$/i;
 const SECRET_VALUES = /-----BEGIN [A-Z ]*PRIVATE KEY-----[\s\S]*?-----END [A-Z ]*PRIVATE KEY-----/g;
+/** Tokens inside text: `?token=…` (installers that cannot send a header), `Bearer …`, `strata.token=…`. */
+const TOKEN_IN_TEXT = /([?&;](?:[a-z_]*token|key|password)=|\bBearer\s+|\bstrata\.token=)[^\s&#"']+/gi;
 
-/** Replaces secret fields and PEM private keys anywhere in a value. */
+/** Replaces secret fields, PEM private keys and tokens in URLs or headers anywhere in a value. */
 export function redact(value: unknown, depth = 0): unknown {
-  if (typeof value === 'string') return value.replace(SECRET_VALUES, '[REDACTED PRIVATE KEY]');
+  if (typeof value === 'string')
+    return value.replace(SECRET_VALUES, '[REDACTED PRIVATE KEY]').replace(TOKEN_IN_TEXT, '$1[REDACTED]');
   if (value === null || typeof value !== 'object' || depth > 6) return value;
   if (Array.isArray(value)) return value.map((v) => redact(v, depth + 1));
   if (value instanceof Error) return { name: value.name, message: redact(value.message) };

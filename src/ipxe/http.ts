@@ -4,13 +4,17 @@
  *
  * Artifacts are served by `send`, which already does what firmware and iPXE rely on: single Range
  * requests (206, 416 when unsatisfiable), ETag/If-None-Match (304), Last-Modified/If-Modified-Since,
- * HEAD, Content-Length, streaming from disk, and refusing `..` traversal (403) and dotfiles (404).
+ * HEAD, Content-Length, streaming from disk, and refusing `..` traversal (403) and dotfiles (404). `send`
+ * follows symbolic links, so the handler first resolves the path and answers 404 for anything whose real
+ * path leaves the artifacts root (a link in there to the admin token file must not serve it).
  * Which script a node gets is not decided here: an injected resolver (node by MAC, PXE-once) returns
  * the script or an HTTP error. Every finished request — complete or aborted — is reported to `onFetch`
  * so the caller can put "kernel fetched, 9 MB in 0.4 s" on the node's timeline.
  */
+import { realpath } from 'node:fs/promises';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { STATUS_CODES } from 'node:http';
+import { join, sep } from 'node:path';
 import send from 'send';
 import { type Logger, silentLogger } from '../core/log.ts';
 import { counter } from '../core/metrics.ts';
@@ -152,6 +156,19 @@ export function createBootHttpHandler(opts: BootHttpOptions): RequestHandler {
 
     if (kind === 'artifact') {
       const rel = path.slice(prefix.length - 1); // keeps the leading '/'
+      void insideRoot(opts.artifactsDir, rel).then((inside) => {
+        if (!inside) {
+          log.debug('artifact refused: its real path leaves the artifacts root', { path });
+          return plain(res, req, 404, 'not found\n', track);
+        }
+        sendArtifact(rel);
+      });
+      return;
+    }
+
+    plain(res, req, 404, 'not found\n', track);
+
+    function sendArtifact(rel: string) {
       const stream = send(req, rel, sendOpts);
       stream.on('stream', (file: NodeJS.ReadableStream) => {
         file.on('data', (chunk: Buffer) => {
@@ -172,11 +189,28 @@ export function createBootHttpHandler(opts: BootHttpOptions): RequestHandler {
         },
       );
       stream.pipe(res);
-      return;
     }
-
-    plain(res, req, 404, 'not found\n', track);
   };
+}
+
+/**
+ * False when `rel` (URL path under the root, still %-encoded) names something whose real path is outside
+ * `root`. Paths `send` will refuse or not find anyway (bad encoding, traversal, missing) are left to it.
+ */
+async function insideRoot(root: string, rel: string): Promise<boolean> {
+  let decoded: string;
+  try {
+    decoded = decodeURIComponent(rel);
+  } catch {
+    return true;
+  }
+  if (decoded.includes('\0') || decoded.split(/[\\/]/).includes('..')) return true; // send: 400 / 403
+  try {
+    const [r, f] = await Promise.all([realpath(root), realpath(join(root, decoded))]);
+    return f === r || f.startsWith(r.endsWith(sep) ? r : r + sep);
+  } catch {
+    return true;
+  }
 }
 
 function plain(
