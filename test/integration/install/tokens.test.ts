@@ -227,6 +227,20 @@ describe('install tokens: one attempt, one Node, short-lived, revoked at report-
     assert.ok(added >= 1 && added <= 11, `${added} rows for 60 refused requests`);
   });
 
+  it('a token holder can add only a bounded number of progress rows', async () => {
+    const tok = tokenOf(await script(MAC_D, '10.9.0.101'))!;
+    const count = async () => (await events('d1')).filter((e) => e.reason === 'InstallPartition').length;
+    const before = await count();
+    const ev = JSON.stringify({ step: 'partition', message: 'again', status: 'running' });
+    const codes = new Map<number, number>();
+    for (let i = 0; i < 260; i++) {
+      const r = await call('POST', '/install/d1/events', tok, ev, '10.9.0.101');
+      codes.set(r.status, (codes.get(r.status) ?? 0) + 1);
+    }
+    assert.ok((codes.get(429) ?? 0) > 0, JSON.stringify([...codes]));
+    assert.ok((await count()) - before < 260);
+  });
+
   it('a token outlives neither its Node nor its lifetime', async () => {
     const tok = tokenOf(await script(MAC_D, '10.9.0.101'))!;
     assert.equal((await call('GET', '/install/d1/config', tok)).status, 200);
