@@ -545,7 +545,11 @@ export async function startBootManager(ctx: ManagerContext): Promise<() => Promi
       async (q) => {
         await ctx.store.putRecords(
           leaseCollection(q.network),
-          q.leases.map((l) => ({ key: l.ip, value: l })),
+          // The host name is what the client's packet said: stored like every string from the wire.
+          q.leases.map((l) => ({
+            key: l.ip,
+            value: l.hostname ? { ...l, hostname: cleanText(l.hostname, 64) } : l,
+          })),
         );
         return { ok: true };
       },

@@ -92,8 +92,12 @@ export class SealedStore implements Store {
     return this.#inner.driver;
   }
 
-  /** Seals secrets an older Strata stored in plaintext. */
+  /**
+   * Checks the key against the database when it holds sealed secrets (a wrong key fails at start, not at
+   * the first SSH call), and seals secrets an older Strata stored in plaintext.
+   */
   async migrate(): Promise<number> {
+    if (await this.#inner.getRecord(KEYCHECK, 'key')) await this.#boxed();
     const plain = (await this.#inner.listRecords(SECRETS_COLLECTION)).filter((r) => !isSealed(r.value));
     if (plain.length) await this.putRecords(SECRETS_COLLECTION, plain);
     return plain.length;

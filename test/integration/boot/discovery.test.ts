@@ -6,6 +6,7 @@
 import assert from 'node:assert/strict';
 import { before, describe, it } from 'node:test';
 import { bootLayer } from '../../../src/boot/index.ts';
+import { leaseCollection } from '../../../src/boot/manager.ts';
 import { type BootReport, subjects } from '../../../src/boot/protocol.ts';
 import { loadManifest } from '../../../src/core/resources/manifest.ts';
 import type { Resource } from '../../../src/core/resources/types.ts';
@@ -114,5 +115,22 @@ describe('discovery of unknown machines is bounded and sanitised', () => {
     );
     assert.ok(ev.length > 0);
     for (const line of ev) assert.doesNotMatch(line, /\u001b|\\u001b|\n|\r/, line);
+  });
+
+  it('the host name a lease records is sanitised too', async () => {
+    const lease = {
+      ip: '10.23.0.150',
+      mac: '52:54:00:77:99:01',
+      network: 'dirty',
+      state: 'bound',
+      expiresAt: Date.now() + 60_000,
+      updatedAt: Date.now(),
+      hostname: `a\u001b]0;x\u0007b${'y'.repeat(300)}`,
+    };
+    await p.transport.request(subjects.leasesPersist, { network: 'dirty', leases: [lease] });
+    const [stored] = await p.store.listRecords(leaseCollection('dirty'));
+    const hostname = (stored!.value as { hostname: string }).hostname;
+    assert.doesNotMatch(hostname, /[\u0000-\u001f]/);
+    assert.ok(hostname.length <= 64);
   });
 });

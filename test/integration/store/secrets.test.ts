@@ -101,9 +101,7 @@ describe('secrets at rest: SQLite', () => {
       await s.close();
       assert.ok(existsSync(keyFile) && !existsSync(join(dir, 'secret.key')));
       writeFileSync(keyFile, `${Buffer.alloc(32, 7).toString('base64')}\n`, { mode: 0o600 });
-      const again = await openStore('', dir);
-      await assert.rejects(again.getRecord('secrets', 'x'), /does not open the secrets in this database/);
-      await again.close();
+      await assert.rejects(openStore('', dir), /does not open the secrets in this database/);
     } finally {
       delete process.env.STRATA_SECRET_KEY_FILE;
     }
