@@ -166,7 +166,7 @@ export class ProgressView {
         : `${Math.floor(t.percent)}%`.padStart(4);
     const el = formatElapsed((t.endedAt ?? Date.now()) - t.startedAt).padStart(6);
     const line = `${t.label.padEnd(10)} [${bar}] ${pct} ${el}  ${t.doing}`;
-    const cols = this.#out.columns ?? 100;
+    const cols = this.#out.columns || 100;
     return line.length > cols - 1 ? line.slice(0, cols - 2) + '…' : line;
   }
 
