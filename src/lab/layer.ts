@@ -18,7 +18,15 @@ import type { PowerReply, PowerRequest } from '../hardware/provider.ts';
 import { providerSubject } from '../hardware/provider.ts';
 import { buildLabAssets } from './assets.ts';
 import { LabNetwork, labDown, listNetns } from './network.ts';
-import { claimLab, LabOwnedError, labNetns, mayTearDown, readLabOwner, releaseLab } from './owner.ts';
+import {
+  claimLab,
+  forgetLab,
+  LabOwnedError,
+  labNetns,
+  mayTearDown,
+  readLabOwner,
+  releaseLab,
+} from './owner.ts';
 import { QemuVm } from './vm.ts';
 
 /** The default lab namespace; `labNetns()` gives the one in use (STRATA_LAB_NETNS may rename it). */
@@ -176,7 +184,9 @@ export function labLayer(): Layer {
     network = undefined;
     await labDown({ name: netns, stateDir: stateDir(ctx.dataDir), purge: true });
     rmSync(join(ctx.dataDir, 'artifacts', 'lab'), { recursive: true, force: true });
-    releaseLab(netns);
+    // ours: made by this process, or by this data dir's instance before a crash
+    const o = readLabOwner(netns);
+    if (o && (o.pid === process.pid || o.dataDir === resolve(ctx.dataDir))) forgetLab(netns);
   }
 
   /** `strata lab down`: only a lab this instance made (now or before a crash of its own). */
@@ -185,6 +195,7 @@ export function labLayer(): Layer {
     const may = network || vms.size ? { ok: true as const } : mayTearDown(netns, ctx.dataDir);
     if (!may.ok) {
       rmSync(join(ctx.dataDir, 'artifacts', 'lab'), { recursive: true, force: true });
+      if (!(await listNetns()).includes(netns)) return { ok: true }; // no lab at all: nothing to leave alone
       return { ok: false, message: `${may.reason}: left alone` };
     }
     await teardown(ctx, netns);

@@ -72,4 +72,12 @@ describe('lab ownership: an instance tears down only the lab it made', () => {
     assert.ok(!existsSync(ownerFile(netns)), 'and its owner record');
     assert.ok(!existsSync(join(ownerDataDir, 'lab', netns)), 'and its state');
   });
+
+  it('lab down with no lab anywhere is a quiet success', async () => {
+    const c = await startStrata(t, { env });
+    const r = await c.cli(['lab', 'down'], { env });
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /lab is down/);
+    assert.doesNotMatch(r.stderr, /left alone/);
+  });
 });
