@@ -58,7 +58,8 @@ export interface Platform extends CoreServices {
 export async function startPlatform(opts: PlatformOptions): Promise<Platform> {
   const dataDir = resolve(opts.dataDir);
   mkdirSync(dataDir, { recursive: true, mode: 0o700 });
-  const releaseLock = lockDataDir(dataDir);
+  // `strata worker` may share a manager's data dir (the README's split mode on one machine)
+  const releaseLock = opts.manager ? lockDataDir(dataDir) : () => {};
   const log = opts.log ?? createLogger({ component: 'strata' });
   const store: Store = await openStore(opts.database ?? '', dataDir);
   const transport: Transport = await openTransport(opts.nats);
@@ -123,9 +124,9 @@ export async function startPlatform(opts: PlatformOptions): Promise<Platform> {
 }
 
 /**
- * One Strata per data dir: two would both serve DHCP on the same segments and write the same files. The
- * lock (`<dataDir>/strata.lock`) is held by the live process; one left by a killed process is stale and
- * taken over, so a kill -9 never blocks the next start.
+ * One `strata up` (or `strata manager`) per data dir: two would both serve DHCP on the same segments and
+ * write the same store and files. The lock (`<dataDir>/strata.lock`) is held by the live process; one left
+ * by a killed process is stale and taken over, so a kill -9 never blocks the next start.
  */
 function lockDataDir(dataDir: string): () => void {
   const path = join(dataDir, 'strata.lock');
