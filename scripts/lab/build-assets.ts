@@ -19,6 +19,7 @@ import {
   type BuildOptions,
   type BuildProgress,
   ensureLabAssets,
+  stopRunningTools,
 } from '../../src/lab/assets.ts';
 
 const { values } = parseArgs({
@@ -33,6 +34,14 @@ const { values } = parseArgs({
 
 const ipc = typeof process.send === 'function';
 const send = (m: BuildMessage) => process.send?.(m);
+// The parent (strata lab up, a server) went away, or a signal came (Ctrl-C): end debootstrap & co. (each in
+// its own process group) rather than leave them building for nobody.
+const onParentGone = () => {
+  stopRunningTools();
+  process.exit(1);
+};
+process.once('disconnect', onParentGone);
+for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.once(sig, onParentGone);
 
 // By hand: a line per stage phase, and at most one every 10 s while a phase lasts.
 const printed = new Map<AssetStage, { phase: string; at: number }>();
@@ -56,6 +65,7 @@ try {
     progress: (progress) => (ipc ? send({ type: 'progress', progress }) : plainProgress(progress)),
   });
   const result = { ...manifest, totalMs: Date.now() - t0 };
+  process.off('disconnect', onParentGone);
   if (ipc)
     process.send!({ type: 'manifest', manifest: result } satisfies BuildMessage, () =>
       process.disconnect?.(),
@@ -63,6 +73,7 @@ try {
   else process.stdout.write(JSON.stringify(result, null, 2) + '\n');
 } catch (e) {
   const message = (e as Error).message;
+  process.off('disconnect', onParentGone);
   if (ipc) process.send!({ type: 'error', message } satisfies BuildMessage, () => process.exit(1));
   else {
     process.stderr.write(`[build-assets] error: ${message}\n`);

@@ -18,7 +18,7 @@
  * corrupted by a tool (a first run once died parsing debootstrap's "I: Retrieving" as the JSON manifest).
  */
 
-import { execFileSync, spawn } from 'node:child_process';
+import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import {
   chmodSync,
@@ -189,6 +189,30 @@ function sh(script: string, cwd?: string): string {
   return run('/bin/sh', ['-euc', script], { cwd });
 }
 
+/** The tools running now (debootstrap, tar, zstd...), so an abandoned build can end them. */
+const running = new Set<ChildProcess>();
+
+function track(child: ChildProcess): ChildProcess {
+  running.add(child);
+  child.once('close', () => running.delete(child));
+  return child;
+}
+
+/**
+ * Ends the tools of a build in progress (its parent went away, or a signal): a process removes what it
+ * started. Each tool runs in a process group of its own, so the whole group goes (debootstrap's wget and
+ * dpkg too).
+ */
+export function stopRunningTools(): void {
+  for (const c of running) {
+    try {
+      if (c.pid) process.kill(-c.pid, 'SIGTERM');
+    } catch {
+      c.kill('SIGTERM');
+    }
+  }
+}
+
 /**
  * Runs a command without blocking, its stdout and stderr piped (never inherited) and handed over line by
  * line; rejects with the command's last output lines.
@@ -203,7 +227,9 @@ function runAsync(
       cwd: opts.cwd,
       env: opts.env ?? process.env,
       stdio: ['ignore', 'pipe', 'pipe'],
+      detached: true,
     });
+    track(child);
     const tail: string[] = [];
     const lines = (stream: NodeJS.ReadableStream) => {
       let buf = '';
@@ -645,6 +671,8 @@ async function packImage(rootfs: string, out: string, progress: Progress): Promi
     { stdio: ['ignore', 'pipe', 'pipe'] },
   );
   const zstd = spawn('zstd', ['-q', '-T0', '-10', '-o', out, '-f'], { stdio: ['pipe', 'pipe', 'pipe'] });
+  track(tar);
+  track(zstd);
   let errors = '';
   for (const c of [tar, zstd]) {
     c.stderr.setEncoding('utf8').on('data', (d: string) => {

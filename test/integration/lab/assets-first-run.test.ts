@@ -9,13 +9,13 @@
  * is never touched: the build gets a temporary cache dir.
  */
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { readdirSync, readFileSync, symlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { type BuildProgress, buildLabAssets } from '../../../src/lab/assets.ts';
-import { REPO, suiteCleanup, tempDir } from '../../helpers/strata.ts';
+import { REPO, suiteCleanup, tempDir, waitFor } from '../../helpers/strata.ts';
 
 const FAKE = join(REPO, 'test/fixtures/fake-debootstrap');
 
@@ -112,6 +112,37 @@ describe('lab assets: the first run from an empty cache (fake debootstrap)', () 
         return true;
       },
     );
+  });
+
+  it('a build whose parent dies ends its debootstrap', async () => {
+    const cacheDir = tempDir(t, 'lab-first-run-cache-');
+    // the parent: a process running buildLabAssets, as `strata lab up` does, killed half-way (kill -9)
+    const code = `
+      import { buildLabAssets } from ${JSON.stringify(join(REPO, 'src/lab/assets.ts'))};
+      await buildLabAssets({ cacheDir: ${JSON.stringify(cacheDir)}, only: ['rootfs'], env: process.env,
+        progress: (p) => p.phase === 'download' && console.log('DOWNLOADING') });`;
+    const parent = spawn(process.execPath, ['--input-type=module', '-e', code], {
+      env: env({ FAKE_DEBOOTSTRAP_SLEEP: '30' }),
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
+    t.after(() => void parent.kill('SIGKILL'));
+    await new Promise<void>((resolve, reject) => {
+      parent.stdout.on('data', (d: Buffer) => /DOWNLOADING/.test(d.toString()) && resolve());
+      parent.once('exit', () => reject(new Error('the build ended before downloading')));
+    });
+    const builders = () =>
+      readdirSync('/proc')
+        .filter((p) => /^\d+$/.test(p))
+        .filter((p) => {
+          try {
+            return readFileSync(`/proc/${p}/cmdline`, 'utf8').includes(cacheDir);
+          } catch {
+            return false;
+          }
+        });
+    assert.ok(builders().length >= 2, 'build-assets and the fake debootstrap run');
+    parent.kill('SIGKILL');
+    await waitFor('no process left building into the cache', () => builders().length === 0, 15_000);
   });
 
   it('the real size check still refuses a tiny image', async () => {
