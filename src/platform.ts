@@ -5,7 +5,7 @@
  */
 import { mkdirSync } from 'node:fs';
 import { hostname } from 'node:os';
-import { resolve } from 'node:path';
+import { join, resolve } from 'node:path';
 import './core/kinds/index.ts';
 import { ensureAdminToken, TokenAuth } from './api/auth.ts';
 import { ApiServer } from './api/server.ts';
@@ -14,6 +14,7 @@ import { type EngineOptions, LadderEngine } from './core/ladder/engine.ts';
 import type { CoreServices } from './core/ladder/step.ts';
 import type { Layer, Stoppable } from './core/layer.ts';
 import { createLogger, type Logger } from './core/log.ts';
+import { acquirePidLock, releasePidLock } from './core/pidlock.ts';
 import { ResourceService } from './core/resources/service.ts';
 import type { StrataEvent } from './core/resources/types.ts';
 import { openStore } from './core/store/index.ts';
@@ -57,6 +58,8 @@ export interface Platform extends CoreServices {
 export async function startPlatform(opts: PlatformOptions): Promise<Platform> {
   const dataDir = resolve(opts.dataDir);
   mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+  // `strata worker` may share a manager's data dir (the README's split mode on one machine)
+  const releaseLock = opts.manager ? lockDataDir(dataDir) : () => {};
   const log = opts.log ?? createLogger({ component: 'strata' });
   const store: Store = await openStore(opts.database ?? '', dataDir);
   const transport: Transport = await openTransport(opts.nats);
@@ -115,8 +118,31 @@ export async function startPlatform(opts: PlatformOptions): Promise<Platform> {
     await hub.flush();
     await transport.close();
     await store.close();
+    releaseLock();
   };
   return out;
+}
+
+/**
+ * One `strata up` (or `strata manager`) per data dir: two would both serve DHCP on the same segments and
+ * write the same store and files. The lock (`<dataDir>/strata.lock`) is held by the live process; one left
+ * by a killed process is stale and taken over, so a kill -9 never blocks the next start.
+ */
+function lockDataDir(dataDir: string): () => void {
+  const path = join(dataDir, 'strata.lock');
+  const got = acquirePidLock(path, { dataDir });
+  if (!got.ok) {
+    throw new Error(
+      `data dir ${dataDir} is in use by another Strata (pid ${got.holder.pid}, running since ${got.holder.since}): ` +
+        'stop that one first, or give this one another --data-dir',
+    );
+  }
+  const release = () => void releasePidLock(path);
+  process.once('exit', release);
+  return () => {
+    process.off('exit', release);
+    release();
+  };
 }
 
 export function splitHostPort(s: string): [string, number] {

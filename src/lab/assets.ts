@@ -11,9 +11,14 @@
  *
  * Needs root (debootstrap, mknod, chroot). Shaped as plain functions over paths so that tests and the
  * `strata lab` command can both call `ensureLabAssets()` and then read `labAssetPaths()`.
+ *
+ * Long work reports progress (`BuildProgress`: stage, percent, what it is doing now). No tool ever writes to
+ * this process's stdout: every command's output is piped, parsed for progress (debootstrap's `I:` lines,
+ * bytes through the compressor) and kept in a log, so the result channel of `buildLabAssets` cannot be
+ * corrupted by a tool (a first run once died parsing debootstrap's "I: Retrieving" as the JSON manifest).
  */
 
-import { execFileSync, spawn } from 'node:child_process';
+import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import {
   chmodSync,
@@ -30,7 +35,10 @@ import {
   writeFileSync,
 } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
+import { Transform } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
 import { fileURLToPath } from 'node:url';
+import { DEBOOTSTRAP_PACKAGES_ESTIMATE, DebootstrapProgress } from './debootstrap-progress.ts';
 
 /** Bump when the build logic changes in a way that must invalidate cached assets. */
 const BUILD_VERSION = 3;
@@ -124,14 +132,39 @@ export function labAssetPaths(cacheDir = DEFAULT_CACHE_DIR): LabAssetPaths {
   };
 }
 
+export type AssetStage = 'kernel' | 'initramfs' | 'rootfs' | 'osimage';
+
+/** Where a build is: one stage, how far (0..100 when known), a coarse phase and what it is doing now. */
+export interface BuildProgress {
+  stage: AssetStage;
+  percent?: number;
+  /** Changes a few times per stage (plain output prints a line when it does). */
+  phase: string;
+  doing: string;
+  done?: boolean;
+}
+
+/** The OS image's size check: far outside these bounds means a broken build. */
+export interface ImageSanity {
+  minRootfsMiB: number;
+  maxRootfsMiB: number;
+  minImageMiB: number;
+}
+
+/** A minbase + kernel + systemd + grub rootfs is a few hundred MiB. */
+export const DEFAULT_IMAGE_SANITY: ImageSanity = { minRootfsMiB: 200, maxRootfsMiB: 4096, minImageMiB: 30 };
+
 export interface BuildOptions {
   cacheDir?: string;
   mirror?: string;
   /** Rebuild even when stamps match. */
   force?: boolean;
   /** Only these stages (default all). */
-  only?: Array<'kernel' | 'initramfs' | 'rootfs' | 'osimage'>;
+  only?: AssetStage[];
   log?: (line: string) => void;
+  progress?: (p: BuildProgress) => void;
+  /** Bounds of the OS image size check (tests build a tiny image). */
+  sanity?: Partial<ImageSanity>;
 }
 
 export interface AssetManifest {
@@ -155,6 +188,80 @@ function run(cmd: string, args: string[], opts: { cwd?: string; input?: string |
 function sh(script: string, cwd?: string): string {
   return run('/bin/sh', ['-euc', script], { cwd });
 }
+
+/** The tools running now (debootstrap, tar, zstd...), so an abandoned build can end them. */
+const running = new Set<ChildProcess>();
+
+function track(child: ChildProcess): ChildProcess {
+  running.add(child);
+  child.once('close', () => running.delete(child));
+  return child;
+}
+
+/**
+ * Ends the tools of a build in progress (its parent went away, or a signal): a process removes what it
+ * started. Each tool runs in a process group of its own, so the whole group goes (debootstrap's wget and
+ * dpkg too).
+ */
+export function stopRunningTools(): void {
+  for (const c of running) {
+    try {
+      if (c.pid) process.kill(-c.pid, 'SIGTERM');
+    } catch {
+      c.kill('SIGTERM');
+    }
+  }
+}
+
+/**
+ * Runs a command without blocking, its stdout and stderr piped (never inherited) and handed over line by
+ * line; rejects with the command's last output lines.
+ */
+function runAsync(
+  cmd: string,
+  args: string[],
+  opts: { cwd?: string; env?: NodeJS.ProcessEnv; onLine?: (line: string) => void } = {},
+): Promise<void> {
+  return new Promise((resolvePromise, reject) => {
+    const child = spawn(cmd, args, {
+      cwd: opts.cwd,
+      env: opts.env ?? process.env,
+      stdio: ['ignore', 'pipe', 'pipe'],
+      detached: true,
+    });
+    track(child);
+    const tail: string[] = [];
+    const lines = (stream: NodeJS.ReadableStream) => {
+      let buf = '';
+      stream.setEncoding('utf8');
+      stream.on('data', (d: string) => {
+        buf += d;
+        const parts = buf.split(/\r?\n|\r/);
+        buf = parts.pop()!;
+        for (const l of parts) take(l);
+      });
+      stream.on('end', () => buf && take(buf));
+    };
+    const take = (l: string) => {
+      tail.push(l);
+      if (tail.length > 30) tail.shift();
+      opts.onLine?.(l);
+    };
+    lines(child.stdout);
+    lines(child.stderr);
+    child.once('error', reject);
+    child.once('close', (code, signal) => {
+      if (code === 0) return resolvePromise();
+      reject(
+        new Error(
+          `${cmd} ${args.join(' ').slice(0, 200)} failed (${signal ?? `exit ${code}`}):\n${tail.join('\n')}`,
+        ),
+      );
+    });
+  });
+}
+
+type Progress = (p: Omit<BuildProgress, 'stage'>) => void;
 
 function hashOf(...parts: Array<string | Buffer>): string {
   const h = createHash('sha256');
@@ -194,7 +301,11 @@ export function resolveKernelPackage(): string {
   return m[1]!;
 }
 
-function kernelStage(cacheDir: string, log: (l: string) => void): { pkg: string; version: string } {
+async function kernelStage(
+  cacheDir: string,
+  log: (l: string) => void,
+  progress: Progress,
+): Promise<{ pkg: string; version: string }> {
   const paths = labAssetPaths(cacheDir);
   const pkg = resolveKernelPackage();
   const dir = join(cacheDir, 'kernel');
@@ -206,14 +317,20 @@ function kernelStage(cacheDir: string, log: (l: string) => void): { pkg: string;
     return { pkg, version: kernelVersionIn(root) };
   }
   log(`kernel: downloading ${pkg}`);
+  progress({ phase: 'download', percent: 0, doing: `apt-get download ${pkg}` });
   rmSync(dir, { recursive: true, force: true });
   mkdirSync(root, { recursive: true });
-  run('apt-get', ['download', pkg], { cwd: dir });
+  await runAsync('apt-get', ['download', pkg], {
+    cwd: dir,
+    onLine: (l) => l.trim() && log(`kernel: ${l.trim()}`),
+  });
+  progress({ phase: 'unpack', percent: 60, doing: `dpkg-deb -x ${pkg}` });
   const deb = readdirSync(dir).find((f) => f.endsWith('.deb'));
   if (!deb) throw new Error('apt-get download produced no .deb');
   run('dpkg-deb', ['-x', join(dir, deb), root]);
   rmSync(join(dir, deb));
   const version = kernelVersionIn(root);
+  progress({ phase: 'depmod', percent: 90, doing: `depmod ${version}` });
   run('depmod', ['-b', root, version]);
   copyFileSync(join(root, 'boot', `vmlinuz-${version}`), paths.kernel);
   writeFileSync(stamp, want + '\n');
@@ -287,7 +404,12 @@ function installSources(): Record<string, Buffer> {
   return files;
 }
 
-function initramfsStage(cacheDir: string, kernelVersion: string, log: (l: string) => void): void {
+async function initramfsStage(
+  cacheDir: string,
+  kernelVersion: string,
+  log: (l: string) => void,
+  progress: Progress,
+): Promise<void> {
   const paths = labAssetPaths(cacheDir);
   const kroot = join(cacheDir, 'kernel', 'root');
   const src = installSources();
@@ -306,6 +428,7 @@ function initramfsStage(cacheDir: string, kernelVersion: string, log: (l: string
     return;
   }
   log('initramfs: building');
+  progress({ phase: 'busybox', percent: 0, doing: 'busybox and its applets' });
   const staging = join(cacheDir, 'initramfs-root');
   rmSync(staging, { recursive: true, force: true });
   for (const d of ['bin', 'sbin', 'usr/bin', 'usr/sbin', 'etc/strata', 'proc', 'sys', 'dev', 'tmp', 'run']) {
@@ -324,6 +447,7 @@ function initramfsStage(cacheDir: string, kernelVersion: string, log: (l: string
     symlinkSync('/bin/busybox', dest);
   }
   // disk tools busybox does not have (ext4, GPT-capable sfdisk, FAT, GNU tar with xattrs, zstd)
+  progress({ phase: 'tools', percent: 20, doing: 'disk tools and their libraries' });
   for (const bin of INITRAMFS_HOST_BINARIES) {
     for (const d of ['bin', 'sbin', 'usr/bin', 'usr/sbin']) {
       rmSync(join(staging, d, basename(bin)), { force: true }); // a busybox applet of the same name
@@ -336,6 +460,7 @@ function initramfsStage(cacheDir: string, kernelVersion: string, log: (l: string
   symlinkSync('mke2fs', join(staging, 'usr/sbin/mkfs.ext4'));
   copyIntoRoot(staging, '/etc/mke2fs.conf');
   // kernel modules, load order computed here so /init just insmods a list
+  progress({ phase: 'modules', percent: 40, doing: `kernel modules of ${kernelVersion}` });
   const order = moduleLoadOrder(kroot, kernelVersion, INITRAMFS_MODULES);
   for (const rel of order) copyIntoRoot(staging, join(kroot, rel));
   const staged = join(staging, kroot);
@@ -360,9 +485,14 @@ function initramfsStage(cacheDir: string, kernelVersion: string, log: (l: string
   sh(`mknod -m 600 '${staging}/dev/console' c 5 1; mknod -m 666 '${staging}/dev/null' c 1 3`);
   // cpio newc, root-owned, sorted for reproducibility
   const tmp = paths.initramfs + '.tmp';
-  sh(
-    `find . -print0 | LC_ALL=C sort -z | cpio --null -o -H newc -R 0:0 --quiet | gzip -9 > '${tmp}'`,
-    staging,
+  progress({ phase: 'pack', percent: 60, doing: 'cpio | gzip -9' });
+  await runAsync(
+    '/bin/sh',
+    [
+      '-euc',
+      `find . -print0 | LC_ALL=C sort -z | cpio --null -o -H newc -R 0:0 --quiet | gzip -9 > '${tmp}'`,
+    ],
+    { cwd: staging },
   );
   run('mv', [tmp, paths.initramfs]);
   rmSync(staging, { recursive: true, force: true });
@@ -384,7 +514,12 @@ export function missingPackages(packages: string[]): string[] {
   return packages.filter((p) => !candidate.get(p));
 }
 
-function rootfsStage(cacheDir: string, mirror: string, log: (l: string) => void): string[] {
+async function rootfsStage(
+  cacheDir: string,
+  mirror: string,
+  log: (l: string) => void,
+  progress: Progress,
+): Promise<string[]> {
   const paths = labAssetPaths(cacheDir);
   const missing = missingPackages(OS_PACKAGES);
   const pkgs = OS_PACKAGES.filter((p) => !missing.includes(p));
@@ -398,11 +533,40 @@ function rootfsStage(cacheDir: string, mirror: string, log: (l: string) => void)
   log(`rootfs: debootstrap bookworm (${pkgs.length} extra packages; takes minutes)`);
   rmSync(paths.rootfsDir, { recursive: true, force: true });
   rmSync(stamp, { force: true });
-  execFileSync(
-    'debootstrap',
-    ['--variant=minbase', `--include=${pkgs.join(',')}`, 'bookworm', paths.rootfsDir, mirror],
-    { stdio: ['ignore', 'inherit', 'inherit'], env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' } },
-  );
+  // The package count of the last build makes the download percentage exact; a first run estimates.
+  const countFile = join(cacheDir, 'rootfs.packages');
+  const expected =
+    Number(existsSync(countFile) ? readFileSync(countFile, 'utf8') : 0) || DEBOOTSTRAP_PACKAGES_ESTIMATE;
+  const parser = new DebootstrapProgress(expected);
+  const logFile = join(cacheDir, 'debootstrap.log');
+  writeFileSync(logFile, '');
+  const logLines: string[] = [];
+  const flushLog = () => {
+    if (logLines.length) writeFileSync(logFile, logLines.splice(0).join('\n') + '\n', { flag: 'a' });
+  };
+  const flusher = setInterval(flushLog, 2000);
+  progress({ phase: 'indices', percent: 0, doing: 'debootstrap: starting' });
+  try {
+    await runAsync(
+      'debootstrap',
+      ['--variant=minbase', `--include=${pkgs.join(',')}`, 'bookworm', paths.rootfsDir, mirror],
+      {
+        env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' },
+        onLine: (line) => {
+          logLines.push(line);
+          const st = parser.line(line);
+          if (st) progress({ phase: st.phase, percent: st.percent, doing: st.doing });
+          if (/^W: /.test(line.trim())) log(`rootfs: ${line.trim()}`);
+        },
+      },
+    );
+  } catch (e) {
+    throw new Error(`debootstrap failed (its whole output is in ${logFile}): ${(e as Error).message}`);
+  } finally {
+    clearInterval(flusher);
+    flushLog();
+  }
+  if (parser.packages) writeFileSync(countFile, `${parser.packages}\n`);
   writeFileSync(stamp, want + '\n');
   return missing;
 }
@@ -456,7 +620,12 @@ function configureRootfs(rootfs: string): void {
   );
 }
 
-function osImageStage(cacheDir: string, log: (l: string) => void): void {
+async function osImageStage(
+  cacheDir: string,
+  log: (l: string) => void,
+  progress: Progress,
+  sanity: ImageSanity,
+): Promise<void> {
   const paths = labAssetPaths(cacheDir);
   const stamp = join(cacheDir, 'osimage.stamp');
   const rootStamp = readFileSync(join(cacheDir, 'rootfs.stamp'), 'utf8');
@@ -466,28 +635,86 @@ function osImageStage(cacheDir: string, log: (l: string) => void): void {
     return;
   }
   log('os image: configuring and packing tar.zst');
+  progress({ phase: 'configure', percent: 0, doing: 'configuring the root file system' });
   configureRootfs(paths.rootfsDir);
   const tmp = paths.osImage + '.tmp';
-  sh(
-    `tar --numeric-owner --xattrs --xattrs-include='*' --one-file-system -C '${paths.rootfsDir}' -cf - . | zstd -q -T0 -10 -o '${tmp}' -f`,
-  );
+  await packImage(paths.rootfsDir, tmp, progress);
   const bytes = statSync(tmp).size;
   const rootfsMiB = Number(sh(`du -sm --one-file-system '${paths.rootfsDir}' | cut -f1`).trim());
   log(`os image: rootfs ${rootfsMiB} MiB, image ${(bytes / 1048576).toFixed(1)} MiB`);
-  // sanity: a minbase + kernel + systemd + grub rootfs is a few hundred MiB; far outside means a broken build
-  if (rootfsMiB < 200 || rootfsMiB > 4096 || bytes < 30 * 1048576) {
-    throw new Error(`os image size not sane: rootfs ${rootfsMiB} MiB, image ${bytes} bytes`);
+  // sanity: far outside the expected size means a broken build
+  if (
+    rootfsMiB < sanity.minRootfsMiB ||
+    rootfsMiB > sanity.maxRootfsMiB ||
+    bytes < sanity.minImageMiB * 1048576
+  ) {
+    throw new Error(
+      `os image size not sane: rootfs ${rootfsMiB} MiB (expected ${sanity.minRootfsMiB}..${sanity.maxRootfsMiB}), ` +
+        `image ${bytes} bytes (expected at least ${sanity.minImageMiB} MiB)`,
+    );
   }
   run('mv', [tmp, paths.osImage]);
   writeFileSync(stamp, want + '\n');
 }
 
+/**
+ * tar | zstd of the root file system, the tar stream counted on its way through this process so the
+ * progress is bytes packed against the file system's size.
+ */
+async function packImage(rootfs: string, out: string, progress: Progress): Promise<void> {
+  const total = Number(sh(`du -sb --apparent-size --one-file-system '${rootfs}' | cut -f1`).trim()) || 1;
+  const mib = (n: number) =>
+    n < 1048576 ? `${(n / 1024).toFixed(0)} KiB` : `${(n / 1048576).toFixed(0)} MiB`;
+  const tar = spawn(
+    'tar',
+    ['--numeric-owner', '--xattrs', '--xattrs-include=*', '--one-file-system', '-C', rootfs, '-cf', '-', '.'],
+    { stdio: ['ignore', 'pipe', 'pipe'] },
+  );
+  const zstd = spawn('zstd', ['-q', '-T0', '-10', '-o', out, '-f'], { stdio: ['pipe', 'pipe', 'pipe'] });
+  track(tar);
+  track(zstd);
+  let errors = '';
+  for (const c of [tar, zstd]) {
+    c.stderr.setEncoding('utf8').on('data', (d: string) => {
+      errors = (errors + d).slice(-2000);
+    });
+  }
+  zstd.stdout.resume();
+  let packed = 0;
+  let last = 0;
+  const counter = new Transform({
+    transform(chunk: Buffer, _enc, cb) {
+      packed += chunk.length;
+      if (Date.now() - last > 250) {
+        last = Date.now();
+        const percent = Math.min(99, Math.floor((packed / total) * 100));
+        progress({ phase: 'compress', percent, doing: `tar | zstd: ${mib(packed)} of ${mib(total)}` });
+      }
+      cb(null, chunk);
+    },
+  });
+  const exited = (c: ReturnType<typeof spawn>, name: string) =>
+    new Promise<void>((res, rej) => {
+      c.once('error', rej);
+      c.once('close', (code) => (code === 0 ? res() : rej(new Error(`${name} exited ${code}: ${errors}`))));
+    });
+  await Promise.all([pipeline(tar.stdout, counter, zstd.stdin), exited(tar, 'tar'), exited(zstd, 'zstd')]);
+  progress({ phase: 'compress', percent: 100, doing: `packed ${mib(packed)}` });
+}
+
 /** Builds whatever is out of date and returns the paths; writes the manifest. */
-export function ensureLabAssets(opts: BuildOptions = {}): { paths: LabAssetPaths; manifest: AssetManifest } {
+export async function ensureLabAssets(
+  opts: BuildOptions = {},
+): Promise<{ paths: LabAssetPaths; manifest: AssetManifest }> {
   const cacheDir = resolve(opts.cacheDir ?? DEFAULT_CACHE_DIR);
   const mirror = opts.mirror ?? DEFAULT_MIRROR;
   const log = opts.log ?? ((l: string) => process.stderr.write(`[build-assets] ${l}\n`));
   const only = new Set(opts.only ?? ['kernel', 'initramfs', 'rootfs', 'osimage']);
+  const report = opts.progress ?? (() => {});
+  const progressOf =
+    (stage: AssetStage): Progress =>
+    (p) =>
+      report({ stage, ...p });
   mkdirSync(cacheDir, { recursive: true });
   if (opts.force) {
     for (const s of ['kernel/stamp', 'initramfs.stamp', 'rootfs.stamp', 'osimage.stamp']) {
@@ -496,20 +723,27 @@ export function ensureLabAssets(opts: BuildOptions = {}): { paths: LabAssetPaths
   }
   const paths = labAssetPaths(cacheDir);
   const durationsMs: Record<string, number> = {};
-  const timed = <T>(name: string, f: () => T): T => {
+  const timed = async <T>(name: AssetStage, f: (p: Progress) => Promise<T>): Promise<T> => {
     const t0 = Date.now();
-    const r = f();
+    const p = progressOf(name);
+    p({ phase: 'check', doing: 'checking the cache' });
+    const r = await f(p);
     durationsMs[name] = Date.now() - t0;
+    p({ phase: 'done', percent: 100, doing: 'ready', done: true });
     return r;
   };
+  const sanity = { ...DEFAULT_IMAGE_SANITY, ...opts.sanity };
   let kernel = { pkg: '', version: '' };
-  if (only.has('kernel') || only.has('initramfs')) kernel = timed('kernel', () => kernelStage(cacheDir, log));
-  if (only.has('initramfs')) timed('initramfs', () => initramfsStage(cacheDir, kernel.version, log));
+  if (only.has('kernel') || only.has('initramfs')) {
+    kernel = await timed('kernel', (p) => kernelStage(cacheDir, log, p));
+  }
+  if (only.has('initramfs'))
+    await timed('initramfs', (p) => initramfsStage(cacheDir, kernel.version, log, p));
   let packagesMissing: string[] = [];
   if (only.has('rootfs') || only.has('osimage')) {
-    packagesMissing = timed('rootfs', () => rootfsStage(cacheDir, mirror, log));
+    packagesMissing = await timed('rootfs', (p) => rootfsStage(cacheDir, mirror, log, p));
   }
-  if (only.has('osimage')) timed('osimage', () => osImageStage(cacheDir, log));
+  if (only.has('osimage')) await timed('osimage', (p) => osImageStage(cacheDir, log, p, sanity));
   const files: AssetManifest['files'] = {};
   for (const [name, path] of Object.entries({
     kernel: paths.kernel,
@@ -532,12 +766,21 @@ export function ensureLabAssets(opts: BuildOptions = {}): { paths: LabAssetPaths
   return { paths, manifest };
 }
 
+/** What `scripts/lab/build-assets.ts` sends its parent over the IPC channel (never over stdout). */
+export type BuildMessage =
+  | { type: 'log'; line: string }
+  | { type: 'progress'; progress: BuildProgress }
+  | { type: 'manifest'; manifest: AssetManifest }
+  | { type: 'error'; message: string };
+
 /**
- * ensureLabAssets in a child process (`scripts/lab/build-assets.ts`), for long-running servers: the
- * build is synchronous and a debootstrap takes minutes, which must not block a process serving DHCP.
+ * ensureLabAssets in a child process (`scripts/lab/build-assets.ts`), for long-running servers and the
+ * CLI: the build runs for minutes and must not block a process serving DHCP. Results and progress come
+ * back as framed messages on a Node IPC channel; the child's stdout and stderr are only kept as the
+ * tail of an error, so no tool's output can ever be mistaken for the manifest.
  */
 export async function buildLabAssets(
-  opts: Omit<BuildOptions, 'log'> & { log?: (line: string) => void } = {},
+  opts: Omit<BuildOptions, 'log'> & { log?: (line: string) => void; env?: NodeJS.ProcessEnv } = {},
 ): Promise<{ paths: LabAssetPaths; manifest: AssetManifest }> {
   const cacheDir = resolve(opts.cacheDir ?? DEFAULT_CACHE_DIR);
   const script = resolve(dirname(fileURLToPath(import.meta.url)), '../../scripts/lab/build-assets.ts');
@@ -545,19 +788,30 @@ export async function buildLabAssets(
   if (opts.mirror) args.push('--mirror', opts.mirror);
   if (opts.force) args.push('--force');
   if (opts.only) args.push('--only', opts.only.join(','));
-  const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });
-  let out = '';
-  let err = '';
-  child.stdout.setEncoding('utf8').on('data', (d: string) => {
-    out += d;
+  if (opts.sanity) args.push('--sanity', JSON.stringify(opts.sanity));
+  const child = spawn(process.execPath, args, {
+    stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
+    env: opts.env ?? process.env,
   });
-  child.stderr.setEncoding('utf8').on('data', (d: string) => {
-    err += d;
-    const lines = err.split('\n');
-    err = lines.pop()!;
-    for (const l of lines) opts.log?.(l.replace(/^\[build-assets\] /, ''));
+  let tail = '';
+  for (const s of [child.stdout!, child.stderr!]) {
+    s.setEncoding('utf8').on('data', (d: string) => {
+      tail = (tail + d).slice(-4000);
+    });
+  }
+  let manifest: AssetManifest | undefined;
+  let error: string | undefined;
+  child.on('message', (m: BuildMessage) => {
+    if (m.type === 'log') opts.log?.(m.line);
+    else if (m.type === 'progress') opts.progress?.(m.progress);
+    else if (m.type === 'manifest') manifest = m.manifest;
+    else if (m.type === 'error') error = m.message;
   });
   const code = await new Promise<number | null>((r) => child.on('close', r));
-  if (code !== 0) throw new Error(`build-assets exited ${code}: ${err.slice(-2000)}`);
-  return { paths: labAssetPaths(cacheDir), manifest: JSON.parse(out) as AssetManifest };
+  if (code !== 0 || !manifest) {
+    throw new Error(
+      `building the lab assets failed (exit ${code}): ${error ?? 'no manifest'}${tail.trim() ? `\n${tail.trim()}` : ''}`,
+    );
+  }
+  return { paths: labAssetPaths(cacheDir), manifest };
 }

@@ -4,9 +4,12 @@
  * (`hardware.lab`), and streams each serial console onto its node's timeline. The lab manager turns
  * `strata lab up` into resources — a Network, a Profile and one Node per VM — so the VMs climb the same
  * ladder as real machines, through Strata's own DHCP, TFTP and HTTP.
+ *
+ * The lab's namespace is machine-wide while instances are not: a worker claims it before any work
+ * (src/lab/owner.ts), refuses a lab another live instance owns, and tears down only what it made itself.
  */
 import { copyFileSync, existsSync, linkSync, mkdirSync, rmSync, statSync, unlinkSync } from 'node:fs';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { EVENTS_SUBJECT } from '../core/events.ts';
 import type { Layer, ManagerContext, WorkerContext } from '../core/layer.ts';
 import { StrataError } from '../core/resources/errors.ts';
@@ -14,9 +17,19 @@ import { API_VERSION, type Resource, type StrataEvent } from '../core/resources/
 import type { PowerReply, PowerRequest } from '../hardware/provider.ts';
 import { providerSubject } from '../hardware/provider.ts';
 import { buildLabAssets } from './assets.ts';
-import { LabNetwork, labDown } from './network.ts';
+import { LabNetwork, labDown, listNetns } from './network.ts';
+import {
+  claimLab,
+  forgetLab,
+  LabOwnedError,
+  labNetns,
+  mayTearDown,
+  readLabOwner,
+  releaseLab,
+} from './owner.ts';
 import { QemuVm } from './vm.ts';
 
+/** The default lab namespace; `labNetns()` gives the one in use (STRATA_LAB_NETNS may rename it). */
 export const LAB_NETNS = 'strata-lab';
 
 export interface LabUpRequest {
@@ -33,6 +46,22 @@ export interface LabVmInfo {
 }
 
 const subjects = { up: 'lab.up', down: 'lab.down', status: 'lab.status' } as const;
+
+/** The reply of `lab.down`: whether this instance's lab was torn down, and why not. */
+export interface LabDownReply {
+  ok: boolean;
+  message?: string;
+}
+
+/** Who owns the lab namespace, as `GET /api/v1/lab` reports it. */
+export interface LabOwnerInfo {
+  namespace: string;
+  pid: number;
+  dataDir: string;
+  alive: boolean;
+  /** The instance answering owns it. */
+  self: boolean;
+}
 
 /** Hard-links (or copies) a cached asset into the artifact store, where TFTP and HTTP serve it. */
 function publishArtifact(src: string, dest: string): void {
@@ -57,14 +86,47 @@ export function labLayer(): Layer {
   let network: LabNetwork | undefined;
   const stateDir = (dataDir: string) => join(dataDir, 'lab');
 
+  /** Claims the lab namespace for this instance before any work; refuses someone else's. */
+  async function claim(ctx: WorkerContext, netns: string): Promise<void> {
+    const ours = existsSync(join(stateDir(ctx.dataDir), netns, 'network.json'));
+    if (!readLabOwner(netns) && !ours && (await listNetns()).includes(netns)) {
+      throw new StrataError(
+        409,
+        'Conflict',
+        `the network namespace ${netns} exists but no Strata instance records it as its lab: ` +
+          `if it is a leftover, remove it with "ip netns del ${netns}", or name this lab otherwise (STRATA_LAB_NETNS)`,
+      );
+    }
+    try {
+      const { replaced } = claimLab(netns, ctx.dataDir);
+      if (replaced && replaced.pid !== process.pid) {
+        ctx.log.warn('taking over a lab left by a stopped instance', {
+          namespace: netns,
+          pid: replaced.pid,
+          dataDir: replaced.dataDir,
+        });
+      }
+    } catch (e) {
+      if (e instanceof LabOwnedError) throw new StrataError(409, 'Conflict', e.message);
+      throw e;
+    }
+  }
+
   async function up(ctx: WorkerContext, req: LabUpRequest): Promise<LabVmInfo[]> {
-    const { paths } = await buildLabAssets({ log: (l) => ctx.log.info('lab assets', { step: l }) });
-    const art = join(ctx.dataDir, 'artifacts', 'lab');
-    mkdirSync(art, { recursive: true });
-    publishArtifact(paths.kernel, join(art, 'vmlinuz'));
-    publishArtifact(paths.initramfs, join(art, 'installer.cpio.gz'));
-    publishArtifact(paths.osImage, join(art, 'debian-bookworm-amd64.tar.zst'));
-    if (!network) network = await LabNetwork.create({ name: LAB_NETNS, stateDir: stateDir(ctx.dataDir) });
+    const netns = labNetns();
+    await claim(ctx, netns);
+    try {
+      const { paths } = await buildLabAssets({ log: (l) => ctx.log.info('lab assets', { step: l }) });
+      const art = join(ctx.dataDir, 'artifacts', 'lab');
+      mkdirSync(art, { recursive: true });
+      publishArtifact(paths.kernel, join(art, 'vmlinuz'));
+      publishArtifact(paths.initramfs, join(art, 'installer.cpio.gz'));
+      publishArtifact(paths.osImage, join(art, 'debian-bookworm-amd64.tar.zst'));
+      if (!network) network = await LabNetwork.create({ name: netns, stateDir: stateDir(ctx.dataDir) });
+    } catch (e) {
+      if (!network) releaseLab(netns); // nothing made: the namespace is free for others again
+      throw e;
+    }
     const out: LabVmInfo[] = [];
     for (let i = 1; i <= req.nodes; i++) {
       const name = `lab-${i}`;
@@ -114,13 +176,43 @@ export function labLayer(): Layer {
     return out;
   }
 
-  async function down(ctx: WorkerContext): Promise<void> {
+  /** Tears down this instance's lab: VMs, namespace, state, artifacts and the owner record. */
+  async function teardown(ctx: WorkerContext, netns: string): Promise<void> {
     for (const vm of vms.values()) await vm.destroy().catch(() => {});
     vms.clear();
     firmwareOf.clear();
     network = undefined;
-    await labDown({ name: LAB_NETNS, stateDir: stateDir(ctx.dataDir), purge: true });
+    await labDown({ name: netns, stateDir: stateDir(ctx.dataDir), purge: true });
     rmSync(join(ctx.dataDir, 'artifacts', 'lab'), { recursive: true, force: true });
+    // ours: made by this process, or by this data dir's instance before a crash
+    const o = readLabOwner(netns);
+    if (o && (o.pid === process.pid || o.dataDir === resolve(ctx.dataDir))) forgetLab(netns);
+  }
+
+  /** `strata lab down`: only a lab this instance made (now or before a crash of its own). */
+  async function down(ctx: WorkerContext): Promise<LabDownReply> {
+    const netns = labNetns();
+    const may = network || vms.size ? { ok: true as const } : mayTearDown(netns, ctx.dataDir);
+    if (!may.ok) {
+      rmSync(join(ctx.dataDir, 'artifacts', 'lab'), { recursive: true, force: true });
+      if (!(await listNetns()).includes(netns)) return { ok: true }; // no lab at all: nothing to leave alone
+      return { ok: false, message: `${may.reason}: left alone` };
+    }
+    await teardown(ctx, netns);
+    return { ok: true };
+  }
+
+  function owner(ctx: WorkerContext): LabOwnerInfo | undefined {
+    const netns = labNetns();
+    const o = readLabOwner(netns);
+    if (!o) return undefined;
+    return {
+      namespace: netns,
+      pid: o.pid,
+      dataDir: o.dataDir,
+      alive: o.alive,
+      self: o.pid === process.pid || o.dataDir === resolve(ctx.dataDir),
+    };
   }
 
   return {
@@ -129,19 +221,21 @@ export function labLayer(): Layer {
     async worker(ctx) {
       const subs = [
         await ctx.transport.serve<LabUpRequest, LabVmInfo[]>(subjects.up, (r) => up(ctx, r)),
-        await ctx.transport.serve<Record<string, never>, { ok: boolean }>(subjects.down, async () => {
-          await down(ctx);
-          return { ok: true };
-        }),
-        await ctx.transport.serve<Record<string, never>, LabVmInfo[]>(subjects.status, async () =>
-          Promise.all(
-            [...vms.values()].map(async (v) => ({
-              name: v.name,
-              mac: v.mac,
-              firmware: firmwareOf.get(v.name) ?? 'bios',
-              status: await v.status().catch(() => 'gone'),
-            })),
-          ),
+        await ctx.transport.serve<Record<string, never>, LabDownReply>(subjects.down, () => down(ctx)),
+        await ctx.transport.serve<Record<string, never>, { vms: LabVmInfo[]; owner?: LabOwnerInfo }>(
+          subjects.status,
+          async () => {
+            const o = owner(ctx);
+            const list = await Promise.all(
+              [...vms.values()].map(async (v) => ({
+                name: v.name,
+                mac: v.mac,
+                firmware: firmwareOf.get(v.name) ?? 'bios',
+                status: await v.status().catch(() => 'gone'),
+              })),
+            );
+            return o ? { vms: list, owner: o } : { vms: list };
+          },
         ),
         await ctx.transport.serve<PowerRequest, PowerReply>(providerSubject('lab'), async (r) => {
           const vm = vms.get(r.node.name);
@@ -162,7 +256,8 @@ export function labLayer(): Layer {
       return {
         async stop() {
           for (const s of subs) await s.unsubscribe();
-          await down(ctx);
+          // A process tears down only what it made: an instance that never ran `lab up` leaves every lab alone.
+          if (network || vms.size) await teardown(ctx, labNetns());
         },
       };
     },
@@ -182,7 +277,7 @@ function labResources(vms: LabVmInfo[], targetState: number): Resource[] {
       metadata: meta('lab'),
       spec: {
         interface: 'br0',
-        namespace: LAB_NETNS,
+        namespace: labNetns(),
         subnet: '10.213.0.0/24',
         serverAddress: '10.213.0.1',
         gateway: '10.213.0.1',
@@ -262,14 +357,18 @@ function routes(ctx: ManagerContext): void {
   });
   ctx.router.add('GET', '/api/v1/lab', async () => ({
     kind: 'LabStatus',
-    vms: await ctx.transport.request<Record<string, never>, LabVmInfo[]>(
+    ...(await ctx.transport.request<Record<string, never>, { vms: LabVmInfo[]; owner?: LabOwnerInfo }>(
       subjects.status,
       {},
       { timeout: 10_000 },
-    ),
+    )),
   }));
   ctx.router.add('POST', '/api/v1/lab/down', async () => {
-    await ctx.transport.request(subjects.down, {}, { timeout: 120_000 });
+    const reply = await ctx.transport.request<Record<string, never>, LabDownReply>(
+      subjects.down,
+      {},
+      { timeout: 120_000 },
+    );
     const removed: string[] = [];
     for (const kind of ['Node', 'Profile', 'Network']) {
       for (const r of await ctx.resources.list(kind, { 'strata.dev/lab': 'true' })) {
@@ -280,6 +379,11 @@ function routes(ctx: ManagerContext): void {
         removed.push(`${kind.toLowerCase()}/${r.metadata.name}`);
       }
     }
-    return { kind: 'Status', status: 'Success', removed };
+    return {
+      kind: 'Status',
+      status: 'Success',
+      removed,
+      ...(reply.message ? { message: reply.message } : {}),
+    };
   });
 }

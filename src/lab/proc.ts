@@ -9,6 +9,7 @@ import { type ChildProcess, execFile, type SpawnOptions, spawn } from 'node:chil
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { promisify } from 'node:util';
+import { pidAlive } from '../core/pidlock.ts';
 
 const execFileP = promisify(execFile);
 
@@ -66,14 +67,8 @@ export function readPidfile(path: string): PidRecord | undefined {
   }
 }
 
-export function processMatches(pid: number, match: string): boolean {
-  try {
-    const cmdline = readFileSync(`/proc/${pid}/cmdline`, 'utf8').replaceAll('\0', ' ');
-    return match === '' || cmdline.includes(match);
-  } catch {
-    return false;
-  }
-}
+/** The pid still runs a process whose command line holds `match` (a recycled pid does not). */
+export const processMatches = pidAlive;
 
 export function isAlive(pid: number): boolean {
   return existsSync(`/proc/${pid}`);

@@ -32,7 +32,7 @@ test(`lab: direct-kernel install to disk, then boot the disk (${firmware})`, {
     times[name] = Math.round((Date.now() - t0) / 100) / 10;
     t.diagnostic(`${name}: ${times[name]} s`);
   };
-  const { paths } = ensureLabAssets();
+  const { paths } = await ensureLabAssets();
   mark('assets');
 
   // addresses apart from the default lab's, so the test can run while a `strata lab` is up

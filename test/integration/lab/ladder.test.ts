@@ -52,7 +52,9 @@ describe('lab: blank VMs climb to state 4 through Strata alone', { skip, timeout
   it('lab up: three VMs with blank disks become Nodes with the lab hardware provider', {
     timeout: 30 * MIN,
   }, async () => {
-    const r = await strata.cli(['lab', 'up', '--nodes', '3', '--firmware', 'mixed'], { timeoutMs: 30 * MIN });
+    const r = await strata.cli(['lab', 'up', '--nodes', '3', '--firmware', 'mixed', '--no-wait'], {
+      timeoutMs: 30 * MIN,
+    });
     assert.equal(r.code, 0, r.stderr);
     assert.match(r.stdout, /lab-1\s+\S+\s+bios/);
     assert.match(r.stdout, /lab-2\s+\S+\s+uefi/);
