@@ -13,6 +13,7 @@ import type { ManagerContext } from '../core/layer.ts';
 import { API_VERSION } from '../core/resources/types.ts';
 import type { BootScriptResult } from '../ipxe/http.ts';
 import { renderBootScript, renderErrorScript } from '../ipxe/script.ts';
+import { STEPS } from '../ladder.ts';
 import type { BootConfig, BootReport, BootScriptRequest, Lease, NetworkPlacement } from './protocol.ts';
 import { subjects } from './protocol.ts';
 import { hashToken, INSTALL_TOKENS } from './tokens.ts';
@@ -172,7 +173,7 @@ async function onReport(ctx: ManagerContext, r: BootReport): Promise<void> {
       kind: 'Node',
       name: node.metadata.name,
       source: `dhcp-worker@${r.network}`,
-      step: r.isIPXE ? 'boot.ipxe' : r.isPXE ? 'boot.firmware' : 'dhcp',
+      step: r.isIPXE ? STEPS.bootIpxe : r.isPXE ? STEPS.bootFirmware : 'dhcp',
       reason: r.reply === 'ACK' ? 'DHCPAck' : 'DHCPNak',
       message: `${r.type} from ${who} → ${r.reply}${r.ip ? ` ${r.ip}` : ''}${r.bootFile ? `, boot file ${r.bootFile}` : ''}`,
       data: {
@@ -204,7 +205,7 @@ async function onReport(ctx: ManagerContext, r: BootReport): Promise<void> {
       kind: 'Node',
       name: node.metadata.name,
       source: `tftp-worker@${r.network}`,
-      step: 'boot.ipxe',
+      step: STEPS.bootIpxe,
       reason: r.ok ? 'TFTPTransfer' : 'TFTPFailed',
       type: r.ok ? 'Normal' : 'Warning',
       message: `${r.path}: ${r.bytes} bytes in ${r.durationMs} ms (blksize ${r.blksize}, windowsize ${r.windowsize})${r.error ? `: ${r.error}` : ''}`,
@@ -216,7 +217,7 @@ async function onReport(ctx: ManagerContext, r: BootReport): Promise<void> {
     kind: 'Node',
     name: node.metadata.name,
     source: `http-worker@${r.network}`,
-    step: r.what === 'script' ? 'boot.ipxe' : 'install.os',
+    step: r.what === 'script' ? STEPS.bootIpxe : STEPS.installOs,
     reason: r.what === 'script' ? 'ScriptFetched' : 'ArtifactFetched',
     type: r.status < 400 ? 'Normal' : 'Warning',
     message: `GET ${r.path} → ${r.status}, ${r.bytes} bytes in ${r.durationMs} ms`,
@@ -281,7 +282,7 @@ async function decideScript(ctx: ManagerContext, q: BootScriptRequest): Promise<
       kind: 'Node',
       name: node.metadata.name,
       source: SOURCE,
-      step: 'boot.ipxe',
+      step: STEPS.bootIpxe,
       type: 'Warning',
       reason: 'NoProfile',
       message: 'no Profile selects this node; holding it',
@@ -332,10 +333,8 @@ async function decideScript(ctx: ManagerContext, q: BootScriptRequest): Promise<
 
 /** Step 1 → 2: the node's firmware booted from the network (its PXE DHCP exchange was answered). */
 export const firmwareStep: Step = {
-  name: 'boot.firmware',
-  from: 1,
+  name: STEPS.bootFirmware,
   description: 'firmware network boot: DHCP and TFTP hand the firmware iPXE',
-  appliesTo: (n) => n.spec.providers.boot === 'network',
   async check(ctx) {
     const b = (ctx.node.status as NodeStatusWithBoot | undefined)?.boot;
     return Boolean(b?.firmwareAt || b?.ipxeAt);
@@ -351,8 +350,7 @@ export const firmwareStep: Step = {
 
 /** Step 2 → 3: iPXE runs on the node (it asked DHCP as iPXE, or fetched its script). */
 export const ipxeStep: Step = {
-  name: 'boot.ipxe',
-  from: 2,
+  name: STEPS.bootIpxe,
   description: 'iPXE runs on the node and asks for its script',
   async check(ctx) {
     const b = (ctx.node.status as NodeStatusWithBoot | undefined)?.boot;
@@ -376,8 +374,6 @@ async function placements(ctx: ManagerContext): Promise<NetworkPlacement[]> {
 }
 
 export async function startBootManager(ctx: ManagerContext): Promise<() => Promise<void>> {
-  ctx.engine.register(firmwareStep);
-  ctx.engine.register(ipxeStep);
   const subs = [
     await ctx.transport.serve<{ network: string }, BootConfig>(subjects.config, (q) =>
       buildConfig(ctx, q.network),

@@ -14,6 +14,7 @@ import type { SSHKeyResource } from '../core/kinds/sshkey.ts';
 import type { Step, StepContext } from '../core/ladder/step.ts';
 import type { ManagerContext } from '../core/layer.ts';
 import { API_VERSION } from '../core/resources/types.ts';
+import { STEPS } from '../ladder.ts';
 import { privateKeyOf } from '../sshkeys/index.ts';
 import { answerFileResponse } from './answers/serve.ts';
 import { parseHostKeys, parseInstallEvent, parseInstalledReport, renderInstallConfig } from './protocol.ts';
@@ -61,7 +62,7 @@ async function handle(ctx: ManagerContext, r: InstallHttpRequest): Promise<Insta
       kind: 'Node',
       name,
       source: 'install-manager',
-      step: 'install.os',
+      step: STEPS.installOs,
       type: 'Warning',
       reason: 'InstallUnauthorized',
       message: `refused ${r.method} ${what} from ${r.remoteAddress}: token not valid for this node`,
@@ -73,7 +74,7 @@ async function handle(ctx: ManagerContext, r: InstallHttpRequest): Promise<Insta
       kind: 'Node',
       name,
       source: `installer@${name}`,
-      step: 'install.os',
+      step: STEPS.installOs,
       reason,
       message,
       type: warn ? 'Warning' : 'Normal',
@@ -203,8 +204,7 @@ export async function sshNode(
 }
 
 export const installStep: Step = {
-  name: 'install.os',
-  from: 3,
+  name: STEPS.installOs,
   description: 'GNU/Linux installed over HTTP, reachable over SSH with the managed key',
   async check(ctx) {
     const st = (ctx.node.status ?? {}) as InstallStatus;
@@ -240,7 +240,6 @@ export const installStep: Step = {
 };
 
 export async function startInstallManager(ctx: ManagerContext): Promise<() => Promise<void>> {
-  ctx.engine.register(installStep);
   if (!(await ctx.resources.get('SSHKey', MANAGED_KEY))) {
     await ctx.resources
       .apply([
