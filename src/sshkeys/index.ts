@@ -16,6 +16,8 @@ import type { Layer, ManagerContext } from '../core/layer.ts';
 
 const run = promisify(execFile);
 export const SECRETS = 'secrets';
+/** Strata's own key for reaching installed nodes (the install manager creates it on first start). */
+export const MANAGED_KEY = 'strata-managed';
 const QUEUE = 'sshkeys';
 const REPORT = 'manager.sshkeys.report';
 
