@@ -7,6 +7,7 @@
  * the node's timeline, and a manager's command streamed onto the timeline.
  */
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
 import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -20,10 +21,40 @@ import { shellRun } from '../../../src/shell/client.ts';
 import { MANAGED_KEY } from '../../../src/sshkeys/index.ts';
 import { createNetns, netnsAvailable } from '../../helpers/netns.ts';
 import { addAddresses, sshdAvailable, startSshd } from '../../helpers/sshd.ts';
-import { runCli, waitFor } from '../../helpers/strata.ts';
+import { runCli, STRATA_BIN, waitFor } from '../../helpers/strata.ts';
 
 const skip = netnsAvailable().reason ?? sshdAvailable();
 const TOKEN = 'seams-exec-token';
+
+/** Runs `command` in a pseudo-terminal (util-linux script), typing `input`; stdin stays open until it exits. */
+function inTerminal(
+  command: string,
+  input: string,
+  env: Record<string, string>,
+  cwd: string,
+): Promise<{ code: number | null; out: string }> {
+  return new Promise((resolve) => {
+    const child = spawn('script', ['-qefc', command, '/dev/null'], {
+      cwd,
+      env: { ...process.env, ...env },
+      stdio: ['pipe', 'pipe', 'pipe'],
+    });
+    let out = '';
+    child.stdout.on('data', (d: Buffer) => {
+      out += d.toString();
+    });
+    child.stderr.on('data', (d: Buffer) => {
+      out += d.toString();
+    });
+    const timer = setTimeout(() => child.kill('SIGKILL'), 30_000);
+    child.once('close', (code) => {
+      clearTimeout(timer);
+      resolve({ code, out });
+    });
+    // Type once the remote shell had time to start; a terminal user would wait for the prompt.
+    setTimeout(() => child.stdin.write(input), 3000);
+  });
+}
 
 describe('strata ssh through the API exec stream', { skip }, () => {
   it('runs commands on a node from a directory without the data dir; the key stays on the server', async (t) => {
@@ -107,6 +138,20 @@ describe('strata ssh through the API exec stream', { skip }, () => {
     const piped = await cli(['n1', 'tr', 'a-z', 'A-Z'], 'piped through ssh\n');
     assert.equal(piped.code, 0, piped.stderr);
     assert.equal(piped.stdout, 'PIPED THROUGH SSH\n');
+
+    // Interactively, in a terminal (script(1) gives the CLI one): a login shell on a remote terminal.
+    const tty = await inTerminal(
+      `${STRATA_BIN} ssh n1`,
+      'stty size; echo answer $((6*7)); exit 5\n',
+      {
+        STRATA_SERVER: server,
+        STRATA_TOKEN: TOKEN,
+      },
+      elsewhere,
+    );
+    assert.equal(tty.code, 5, tty.out);
+    assert.match(tty.out, /^24 80\r?$/m, 'the remote terminal has the size the CLI asked for');
+    assert.match(tty.out, /^answer 42\r?$/m);
 
     const anon = await cli(['n1', 'true'], undefined, null);
     assert.equal(anon.code, 1);
