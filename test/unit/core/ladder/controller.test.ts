@@ -6,13 +6,13 @@
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { EventHub } from '../../../src/core/events.ts';
-import '../../../src/core/kinds/index.ts';
-import { type Controller, type ControllerSpec, controller } from '../../../src/core/ladder/controller.ts';
-import { silentLogger } from '../../../src/core/log.ts';
-import { ResourceService } from '../../../src/core/resources/service.ts';
-import { API_VERSION } from '../../../src/core/resources/types.ts';
-import { SqliteStore } from '../../../src/core/store/sqlite.ts';
+import { EventHub } from '../../../../src/core/events.ts';
+import '../../../../src/core/kinds/index.ts';
+import { type Controller, type ControllerSpec, controller } from '../../../../src/core/ladder/controller.ts';
+import { silentLogger } from '../../../../src/core/log.ts';
+import { ResourceService } from '../../../../src/core/resources/service.ts';
+import { API_VERSION } from '../../../../src/core/resources/types.ts';
+import { SqliteStore } from '../../../../src/core/store/sqlite.ts';
 
 function core(t: { after(fn: () => Promise<void> | void): void }) {
   const store = new SqliteStore(':memory:');
