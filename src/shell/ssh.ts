@@ -14,6 +14,7 @@
  * timeout that ends a hung command and reports it with its last output, and retries with exponential
  * backoff when the connection drops or cannot be made (never when the host key is refused or the key is
  * not accepted). Commands may therefore run more than once and should be idempotent, as steps are.
+ * Interactive sessions count against the same limit for as long as they are open.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
@@ -71,11 +72,6 @@ export class SshRunner {
       backoffBaseMs: opts.backoffBaseMs ?? 500,
       connectTimeoutS: opts.connectTimeoutS ?? 10,
     };
-  }
-
-  /** Connections running now. */
-  get active(): number {
-    return this.#active;
   }
 
   async #slot<T>(fn: () => Promise<T>): Promise<T> {
