@@ -1,10 +1,10 @@
 /**
  * The boot worker of one network segment: Strata's DHCP, DNS, TFTP and HTTP boot servers for that
  * segment, plus the segment's shell worker (src/shell: SSH to its nodes), hosted here because this process
- * sits in the segment. It runs where the segment is — inside the
- * segment's network namespace, one process per segment — because Node's sockets cannot be bound to one
- * interface nor tell which interface a broadcast came in on; a namespace that holds only that segment
- * makes "which segment?" unambiguous instead of guessed.
+ * sits in the segment. It runs where the segment is — inside the segment's network namespace, one process
+ * per segment — because Node's sockets cannot be bound to one interface nor tell which interface a
+ * broadcast came in on; a namespace that holds only that segment makes "which segment?" unambiguous
+ * instead of guessed.
  */
 import { execFile } from 'node:child_process';
 import { copyFileSync, existsSync, mkdirSync, renameSync } from 'node:fs';
