@@ -1,7 +1,9 @@
 /**
- * The composition root: opens the store and transport, starts the API, the ladder engine and the layers'
- * managers and/or workers. `strata up` runs everything in one process on embedded defaults (SQLite,
- * in-process transport); `strata manager` and `strata worker` split it over NATS.
+ * The composition root: opens the store and transport, starts the API, the ladder engine (handed the ladder
+ * table of src/ladder.ts and the layers' steps, so the core imports no layer) and the layers' managers
+ * and/or workers. `strata up` runs everything in one process on embedded defaults (SQLite, in-process
+ * transport); `strata manager` and `strata worker` split it over NATS. A worker-only process
+ * (`startWorkers`) opens the transport alone: workers hold no store.
  */
 import { mkdirSync } from 'node:fs';
 import { hostname } from 'node:os';
@@ -12,6 +14,7 @@ import { ApiServer } from './api/server.ts';
 import { EVENTS_SUBJECT, EventHub } from './core/events.ts';
 import { type EngineOptions, LadderEngine } from './core/ladder/engine.ts';
 import type { CoreServices } from './core/ladder/step.ts';
+import type { LadderTable } from './core/ladder/table.ts';
 import type { Layer, Stoppable } from './core/layer.ts';
 import { createLogger, type Logger } from './core/log.ts';
 import { acquirePidLock, releasePidLock } from './core/pidlock.ts';
@@ -21,6 +24,7 @@ import { openStore } from './core/store/index.ts';
 import type { Store } from './core/store/types.ts';
 import { openTransport } from './core/transport/index.ts';
 import type { Transport } from './core/transport/types.ts';
+import { LADDER } from './ladder.ts';
 import { LAYERS } from './layers.ts';
 
 import { VERSION } from './version.ts';
@@ -43,6 +47,8 @@ export interface PlatformOptions {
   token?: string;
   engine?: EngineOptions;
   layers?: Layer[];
+  /** The ladder table; default src/ladder.ts (tests hand their own). */
+  ladder?: LadderTable;
   log?: Logger;
   /** Called once with a newly created admin token, so the CLI can print it once. */
   onToken?: (token: string) => void;
@@ -75,7 +81,11 @@ export async function startPlatform(opts: PlatformOptions): Promise<Platform> {
     const token = await ensureAdminToken(store, dataDir, opts.token);
     if (token) opts.onToken?.(token);
     await auth.load();
-    const engine = new LadderEngine(core, opts.engine);
+    const engine = new LadderEngine(
+      core,
+      { table: opts.ladder ?? LADDER, steps: layers.flatMap((l) => l.steps ?? []) },
+      opts.engine,
+    );
     const api = new ApiServer({ resources, hub, auth, log, version: VERSION });
     // Workers elsewhere report timeline events over the transport.
     const sub = await transport.subscribe<StrataEvent>(EVENTS_SUBJECT, (ev) => {
@@ -97,21 +107,7 @@ export async function startPlatform(opts: PlatformOptions): Promise<Platform> {
     out.address = { host: addr.address, port: addr.port };
   }
 
-  const all = opts.roles.includes('*');
-  for (const layer of layers) {
-    for (const role of layer.roles) {
-      if (!all && !opts.roles.includes(role)) continue;
-      const id = `${role}-worker@${hostname()}`;
-      const s = await layer.worker?.({ ...core, dataDir, id, log: log.child({ worker: id }) }, role);
-      if (s) stoppers.push(s);
-    }
-  }
-  const unknown = opts.roles.filter((r) => r !== '*' && !layers.some((l) => l.roles.includes(r)));
-  if (unknown.length) {
-    throw new Error(
-      `unknown worker role(s) ${unknown.join(', ')}: known roles are ${layers.flatMap((l) => l.roles).join(', ')}`,
-    );
-  }
+  stoppers.push(...(await runWorkers(layers, opts.roles, transport, log, dataDir)));
 
   out.stop = async () => {
     for (const s of stoppers.reverse()) await s.stop();
@@ -142,6 +138,69 @@ function lockDataDir(dataDir: string): () => void {
   return () => {
     process.off('exit', release);
     release();
+  };
+}
+
+/** The workers of the given roles on one transport. They get no store (see WorkerContext). */
+async function runWorkers(
+  layers: Layer[],
+  roles: string[],
+  transport: Transport,
+  log: Logger,
+  dataDir: string,
+): Promise<Stoppable[]> {
+  const unknown = roles.filter((r) => r !== '*' && !layers.some((l) => l.roles.includes(r)));
+  if (unknown.length) {
+    throw new Error(
+      `unknown worker role(s) ${unknown.join(', ')}: known roles are ${layers.flatMap((l) => l.roles).join(', ')}`,
+    );
+  }
+  const stoppers: Stoppable[] = [];
+  const all = roles.includes('*');
+  for (const layer of layers) {
+    for (const role of layer.roles) {
+      if (!all && !roles.includes(role)) continue;
+      const id = `${role}-worker@${hostname()}`;
+      const s = await layer.worker?.({ transport, dataDir, id, log: log.child({ worker: id }) }, role);
+      if (s) stoppers.push(s);
+    }
+  }
+  return stoppers;
+}
+
+export interface WorkerOptions {
+  dataDir: string;
+  /** `nats://...`; a worker-only process needs a transport shared with a manager. */
+  nats: string;
+  roles: string[];
+  layers?: Layer[];
+  log?: Logger;
+}
+
+export interface Workers {
+  transport: Transport;
+  stop(): Promise<void>;
+}
+
+/** A worker-only process (`strata worker`): the transport and the workers, no store, no API. */
+export async function startWorkers(opts: WorkerOptions): Promise<Workers> {
+  const dataDir = resolve(opts.dataDir);
+  mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+  const log = opts.log ?? createLogger({ component: 'strata-worker' });
+  const transport = await openTransport(opts.nats);
+  let stoppers: Stoppable[];
+  try {
+    stoppers = await runWorkers(opts.layers ?? LAYERS, opts.roles, transport, log, dataDir);
+  } catch (err) {
+    await transport.close();
+    throw err;
+  }
+  return {
+    transport,
+    async stop() {
+      for (const s of stoppers.reverse()) await s.stop();
+      await transport.close();
+    },
   };
 }
 

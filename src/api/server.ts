@@ -3,8 +3,8 @@
  * timelines, a live Server-Sent Events stream of changes and timeline events, OpenAPI at /openapi.json,
  * Prometheus metrics at /metrics and /healthz. Layers add their own routes to the same router.
  */
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { createServer, type IncomingMessage, type Server, ServerResponse } from 'node:http';
+import type { AddressInfo, Socket } from 'node:net';
 import type { EventHub } from '../core/events.ts';
 import { type RouteContext, Router, readBody, sendError, sendJson } from '../core/http.ts';
 import type { Logger } from '../core/log.ts';
@@ -52,6 +52,7 @@ export class ApiServer {
   readonly #deps: ApiDeps;
   #server: Server | undefined;
   readonly #streams = new Set<ServerResponse>();
+  readonly #upgraded = new Set<Socket>();
 
   constructor(deps: ApiDeps) {
     this.#deps = deps;
@@ -270,6 +271,16 @@ export class ApiServer {
   async listen(host: string, port: number): Promise<AddressInfo> {
     this.#server = createServer((req, res) => void this.#handle(req, res));
     this.#server.keepAliveTimeout = 5000;
+    // Upgrade requests (the exec stream of `strata ssh`) go through the same routes and token check; the
+    // route answers 101 and then owns the socket.
+    this.#server.on('upgrade', (req: IncomingMessage, socket: Socket, head: Buffer) => {
+      if (head.length) socket.unshift(head);
+      this.#upgraded.add(socket);
+      socket.once('close', () => this.#upgraded.delete(socket));
+      const res = new ServerResponse(req);
+      res.assignSocket(socket);
+      void this.#handle(req, res);
+    });
     await new Promise<void>((resolve, reject) => {
       this.#server!.once('error', reject);
       this.#server!.listen(port, host, () => resolve());
@@ -279,6 +290,7 @@ export class ApiServer {
 
   async close(): Promise<void> {
     for (const s of this.#streams) s.end();
+    for (const s of this.#upgraded) s.destroy();
     if (!this.#server) return;
     this.#server.closeAllConnections();
     await new Promise<void>((r) => this.#server!.close(() => r()));

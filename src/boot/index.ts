@@ -3,12 +3,13 @@
  * its `boot` workers run DHCP, DNS, TFTP and HTTP on each segment.
  */
 import type { Layer } from '../core/layer.ts';
-import { startBootManager } from './manager.ts';
+import { firmwareStep, ipxeStep, startBootManager } from './manager.ts';
 import { superviseBootWorkers } from './supervisor.ts';
 
 export const bootLayer: Layer = {
   name: 'boot',
   roles: ['boot'],
+  steps: [firmwareStep, ipxeStep],
   async manager(ctx) {
     const stop = await startBootManager(ctx);
     return { stop };

@@ -4,7 +4,7 @@
  */
 import { parseArgs } from 'node:util';
 import { createLogger } from '../core/log.ts';
-import { PipeTransport } from '../core/transport/pipe.ts';
+import { exitWithParent, PipeTransport } from '../core/transport/pipe.ts';
 import { startBootWorker } from './worker.ts';
 
 const { values } = parseArgs({ options: { network: { type: 'string' }, 'data-dir': { type: 'string' } } });
@@ -23,11 +23,4 @@ const worker = await startBootWorker({
   log.error('boot worker failed to start', { err });
   process.exit(1);
 });
-const stop = async () => {
-  await worker.stop();
-  await transport.close();
-  process.exit(0);
-};
-process.once('SIGTERM', () => void stop());
-process.once('SIGINT', () => void stop());
-process.stdin.once('end', () => void stop());
+exitWithParent(transport, () => worker.stop());

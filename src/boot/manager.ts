@@ -15,6 +15,7 @@ import { seconds } from '../core/resources/fields.ts';
 import { API_VERSION } from '../core/resources/types.ts';
 import type { BootScriptResult } from '../ipxe/http.ts';
 import { renderBootScript, renderErrorScript } from '../ipxe/script.ts';
+import { STEPS } from '../ladder.ts';
 import type { BootConfig, BootReport, BootScriptRequest, Lease, NetworkPlacement } from './protocol.ts';
 import { subjects } from './protocol.ts';
 import { INSTALL_ATTEMPTS, type InstallAttempt, issueInstallToken } from './tokens.ts';
@@ -289,7 +290,7 @@ async function onReport(ctx: ManagerContext, report: BootReport): Promise<void> 
       kind: 'Node',
       name: node.metadata.name,
       source: `dhcp-worker@${r.network}`,
-      step: r.isIPXE ? 'boot.ipxe' : r.isPXE ? 'boot.firmware' : 'dhcp',
+      step: r.isIPXE ? STEPS.bootIpxe : r.isPXE ? STEPS.bootFirmware : 'dhcp',
       reason: r.reply === 'ACK' ? 'DHCPAck' : 'DHCPNak',
       message: `${r.type} from ${who} → ${r.reply}${r.ip ? ` ${r.ip}` : ''}${r.bootFile ? `, boot file ${r.bootFile}` : ''}`,
       data: {
@@ -321,7 +322,7 @@ async function onReport(ctx: ManagerContext, report: BootReport): Promise<void> 
       kind: 'Node',
       name: node.metadata.name,
       source: `tftp-worker@${r.network}`,
-      step: 'boot.ipxe',
+      step: STEPS.bootIpxe,
       reason: r.ok ? 'TFTPTransfer' : 'TFTPFailed',
       type: r.ok ? 'Normal' : 'Warning',
       message: `${r.path}: ${r.bytes} bytes in ${r.durationMs} ms (blksize ${r.blksize}, windowsize ${r.windowsize})${r.error ? `: ${r.error}` : ''}`,
@@ -333,7 +334,7 @@ async function onReport(ctx: ManagerContext, report: BootReport): Promise<void> 
     kind: 'Node',
     name: node.metadata.name,
     source: `http-worker@${r.network}`,
-    step: r.what === 'script' ? 'boot.ipxe' : 'install.os',
+    step: r.what === 'script' ? STEPS.bootIpxe : STEPS.installOs,
     reason: r.what === 'script' ? 'ScriptFetched' : 'ArtifactFetched',
     type: r.status < 400 ? 'Normal' : 'Warning',
     message: `GET ${r.path} → ${r.status}, ${r.bytes} bytes in ${r.durationMs} ms`,
@@ -376,7 +377,7 @@ async function decideScript(ctx: ManagerContext, q: BootScriptRequest): Promise<
       kind: 'Node',
       name: node.metadata.name,
       source: SOURCE,
-      step: 'boot.ipxe',
+      step: STEPS.bootIpxe,
       type: 'Warning',
       reason,
       message,
@@ -487,10 +488,8 @@ async function scriptRefusal(
 
 /** Step 1 → 2: the node's firmware booted from the network (its PXE DHCP exchange was answered). */
 export const firmwareStep: Step = {
-  name: 'boot.firmware',
-  from: 1,
+  name: STEPS.bootFirmware,
   description: 'firmware network boot: DHCP and TFTP hand the firmware iPXE',
-  appliesTo: (n) => n.spec.providers.boot === 'network',
   async check(ctx) {
     const b = (ctx.node.status as NodeStatusWithBoot | undefined)?.boot;
     return Boolean(b?.firmwareAt || b?.ipxeAt);
@@ -506,8 +505,7 @@ export const firmwareStep: Step = {
 
 /** Step 2 → 3: iPXE runs on the node (it asked DHCP as iPXE, or fetched its script). */
 export const ipxeStep: Step = {
-  name: 'boot.ipxe',
-  from: 2,
+  name: STEPS.bootIpxe,
   description: 'iPXE runs on the node and asks for its script',
   async check(ctx) {
     const b = (ctx.node.status as NodeStatusWithBoot | undefined)?.boot;
@@ -531,8 +529,6 @@ async function placements(ctx: ManagerContext): Promise<NetworkPlacement[]> {
 }
 
 export async function startBootManager(ctx: ManagerContext): Promise<() => Promise<void>> {
-  ctx.engine.register(firmwareStep);
-  ctx.engine.register(ipxeStep);
   const subs = [
     await ctx.transport.serve<{ network: string }, BootConfig>(subjects.config, (q) =>
       buildConfig(ctx, q.network),

@@ -26,8 +26,6 @@ export const subjects = {
   report: 'boot.report',
   /** Request InstallHttpRequest → InstallHttpResponse (installer calls relayed by the worker). */
   install: 'install.http',
-  /** Request on the segment's worker: ShellRequest → ShellResult (SSH from inside the segment). */
-  shell: (network: string) => `shell.${network}`,
 } as const;
 
 export interface BootConfig {
@@ -116,23 +114,6 @@ export interface InstallHttpResponse {
   body: string;
   /** Extra response headers (e.g. `allow` with a 405). */
   headers?: Record<string, string>;
-}
-
-export interface ShellRequest {
-  host: string;
-  port?: number;
-  user: string;
-  privateKey: string;
-  /** OpenSSH host public key lines to pin (never "accept any host key"). */
-  knownHostKeys: string[];
-  command: string;
-  timeoutMs?: number;
-}
-
-export interface ShellResult {
-  code: number;
-  stdout: string;
-  stderr: string;
 }
 
 export type { Lease };

@@ -1,9 +1,10 @@
 /**
  * The boot worker of one network segment: Strata's DHCP, DNS, TFTP and HTTP boot servers for that
- * segment, plus the segment's remote shell (SSH to its nodes). It runs where the segment is — inside the
- * segment's network namespace, one process per segment — because Node's sockets cannot be bound to one
- * interface nor tell which interface a broadcast came in on; a namespace that holds only that segment
- * makes "which segment?" unambiguous instead of guessed.
+ * segment, plus the segment's shell worker (src/shell: SSH to its nodes), hosted here because this process
+ * sits in the segment. It runs where the segment is — inside the segment's network namespace, one process
+ * per segment — because Node's sockets cannot be bound to one interface nor tell which interface a
+ * broadcast came in on; a namespace that holds only that segment makes "which segment?" unambiguous
+ * instead of guessed.
  */
 import { execFile } from 'node:child_process';
 import { copyFileSync, existsSync, mkdirSync, renameSync } from 'node:fs';
@@ -22,6 +23,7 @@ import type { BootPolicy, Lease } from '../dhcp/types.ts';
 import { DnsServer } from '../dns/server.ts';
 import { ZoneData } from '../dns/zone.ts';
 import { createBootHttpHandler } from '../ipxe/http.ts';
+import { serveShell } from '../shell/worker.ts';
 import { TftpServer } from '../tftp/server.ts';
 import { chainSources, DirectorySource } from '../tftp/source.ts';
 import {
@@ -29,8 +31,6 @@ import {
   type BootReport,
   type InstallHttpRequest,
   type InstallHttpResponse,
-  type ShellRequest,
-  type ShellResult,
   subjects,
 } from './protocol.ts';
 
@@ -281,9 +281,9 @@ export async function startBootWorker(o: BootWorkerOptions): Promise<BootWorker>
       }),
   );
 
-  // The segment's remote shell: SSH with a pinned host key, from where the nodes are reachable.
-  const shell = await transport.serve<ShellRequest, ShellResult>(subjects.shell(network), runSsh);
-  stoppers.push(() => shell.unsubscribe());
+  // The segment's shell worker: SSH to its nodes, from where they are reachable (src/shell).
+  const shell = await serveShell(transport, network, log);
+  stoppers.push(() => shell.stop());
 
   // Configuration changes: new reservations restart DHCP (leases are in the store), DNS swaps its table.
   const sub = await transport.subscribe<BootConfig>(subjects.configChanged(network), (next) => {
@@ -371,51 +371,6 @@ export async function ensureLocalBootEfi(ipxeDir: string, log: Logger): Promise<
     log.info('built the UEFI local-boot image', { path: out });
   } catch (err) {
     log.warn('could not build the UEFI local-boot image', { err });
-  } finally {
-    await rm(dir, { recursive: true, force: true });
-  }
-}
-
-/** Runs one command over OpenSSH with the given key, trusting only the pinned host keys. */
-export async function runSsh(r: ShellRequest): Promise<ShellResult> {
-  const dir = await mkdtemp(join(tmpdir(), 'strata-ssh-'));
-  try {
-    const key = join(dir, 'id');
-    const known = join(dir, 'known_hosts');
-    await writeFile(key, r.privateKey.endsWith('\n') ? r.privateKey : `${r.privateKey}\n`, { mode: 0o600 });
-    const port = r.port ?? 22;
-    const hostField = port === 22 ? r.host : `[${r.host}]:${port}`;
-    await writeFile(known, r.knownHostKeys.map((k) => `${hostField} ${k.trim()}`).join('\n') + '\n');
-    const args = [
-      '-i',
-      key,
-      '-p',
-      String(port),
-      '-o',
-      'BatchMode=yes',
-      '-o',
-      'IdentitiesOnly=yes',
-      '-o',
-      'StrictHostKeyChecking=yes',
-      '-o',
-      `UserKnownHostsFile=${known}`,
-      '-o',
-      'GlobalKnownHostsFile=/dev/null',
-      '-o',
-      'ConnectTimeout=10',
-      `${r.user}@${r.host}`,
-      r.command,
-    ];
-    return await new Promise<ShellResult>((resolve) => {
-      execFile('ssh', args, { timeout: r.timeoutMs ?? 30_000 }, (err, stdout, stderr) => {
-        const code = err
-          ? typeof (err as { code?: unknown }).code === 'number'
-            ? (err as { code: number }).code
-            : 255
-          : 0;
-        resolve({ code, stdout: String(stdout), stderr: String(stderr) });
-      });
-    });
   } finally {
     await rm(dir, { recursive: true, force: true });
   }

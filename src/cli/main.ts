@@ -7,6 +7,7 @@ import { VERSION } from '../version.ts';
 import { CliError } from './client.ts';
 import { registerHardwareCommands } from './commands/hardware.ts';
 import { registerLabCommands } from './commands/lab.ts';
+import { registerLadderCommand } from './commands/ladder.ts';
 import { registerResourceCommands } from './commands/resources.ts';
 import { registerServerCommands } from './commands/server.ts';
 import { registerSshCommand } from './commands/ssh.ts';
@@ -25,6 +26,7 @@ export function buildCli(): Command {
   registerHardwareCommands(program);
   registerSshCommand(program);
   registerLabCommands(program);
+  registerLadderCommand(program);
   return program;
 }
 

@@ -1,12 +1,16 @@
 /**
- * A layer plugs into the platform: it may register kinds (on import), ladder steps and API routes, run a
- * manager (decides, records) in the control plane and workers (do) for the roles it serves. The platform
- * starts the managers in `strata up`/`strata manager` and the workers in `strata up`/`strata worker`, so the
- * same code runs in one process or split across machines over NATS.
+ * A layer plugs into the platform: it may register kinds (on import), implement ladder steps (named in the
+ * ladder table, src/ladder.ts) and add API routes, run a manager (decides, records) in the control plane
+ * and workers (do) for the roles it serves. The platform starts the managers in `strata up`/`strata
+ * manager` and the workers in `strata up`/`strata worker`, so the same code runs in one process or split
+ * across machines over NATS. Workers get no store: they reach the control plane only over the transport,
+ * so a worker-only process opens no database and cannot keep state nobody reads.
  */
 import type { Router } from './http.ts';
 import type { LadderEngine } from './ladder/engine.ts';
-import type { CoreServices } from './ladder/step.ts';
+import type { CoreServices, Step } from './ladder/step.ts';
+import type { Logger } from './log.ts';
+import type { Transport } from './transport/types.ts';
 
 export interface Stoppable {
   stop(): Promise<void> | void;
@@ -18,7 +22,10 @@ export interface ManagerContext extends CoreServices {
   dataDir: string;
 }
 
-export interface WorkerContext extends CoreServices {
+export interface WorkerContext {
+  transport: Transport;
+  log: Logger;
+  /** For caches and artifacts on this machine, never for state the control plane needs. */
   dataDir: string;
   /** Identifies this worker on timelines, e.g. `sshkeys-worker@host`. */
   id: string;
@@ -28,6 +35,8 @@ export interface Layer {
   name: string;
   /** Worker roles this layer provides (`strata worker --roles ...`). */
   roles: string[];
+  /** The steps this layer implements, each named in a row of the ladder table. */
+  steps?: readonly Step[];
   manager?(ctx: ManagerContext): Promise<Stoppable | undefined>;
   worker?(ctx: WorkerContext, role: string): Promise<Stoppable | undefined>;
 }

@@ -10,6 +10,7 @@ import type { Step, StepContext } from '../core/ladder/step.ts';
 import type { Layer, ManagerContext } from '../core/layer.ts';
 import { StrataError } from '../core/resources/errors.ts';
 import type { Transport } from '../core/transport/types.ts';
+import { STEPS } from '../ladder.ts';
 import { type PowerReply, type PowerRequest, powerTarget, providerSubject } from './provider.ts';
 
 export const WORK_ORDERS = 'workorders';
@@ -31,10 +32,8 @@ function instructions(node: NodeResource): string {
 }
 
 const humanStep: Step = {
-  name: 'hardware.human',
-  from: 0,
+  name: STEPS.hardwareHuman,
   description: 'a person powers and cables the node (work order)',
-  appliesTo: (n) => n.spec.providers.hardware === 'human',
   async check(ctx) {
     if (ctx.node.status?.discovered) return true;
     const wo = (await ctx.store.getRecord(WORK_ORDERS, ctx.node.metadata.name)) as WorkOrder | undefined;
@@ -76,10 +75,8 @@ const humanStep: Step = {
 
 /** Power step for providers that a worker drives (lab, BMC). */
 const machineStep: Step = {
-  name: 'hardware.power',
-  from: 0,
+  name: STEPS.hardwarePower,
   description: 'the hardware provider powers the node on',
-  appliesTo: (n) => n.spec.providers.hardware !== 'human' && n.spec.providers.hardware !== 'none',
   async check(ctx) {
     const r = await powerRequest(ctx, 'status');
     return r.state === 'on';
@@ -95,10 +92,8 @@ const machineStep: Step = {
 
 /** No provider: the machine is managed outside Strata; it counts as powered once it shows up on the network. */
 const noneStep: Step = {
-  name: 'hardware.none',
-  from: 0,
+  name: STEPS.hardwareNone,
   description: 'the machine shows up on the network by itself (no hardware provider)',
-  appliesTo: (n) => n.spec.providers.hardware === 'none',
   async check(ctx) {
     return Boolean(ctx.node.status?.lastSeen || ctx.node.status?.discovered);
   },
@@ -149,7 +144,7 @@ function routes(ctx: ManagerContext): void {
         kind: 'Node',
         name: node.metadata.name,
         source: 'api',
-        step: 'hardware.power',
+        step: STEPS.hardwarePower,
         reason: 'Power',
         message: `power ${op} requested: now ${reply.state}${reply.message ? ` (${reply.message})` : ''}`,
       });
@@ -179,7 +174,7 @@ function routes(ctx: ManagerContext): void {
     ctx.hub.record({
       kind: 'Node',
       name,
-      step: 'hardware.human',
+      step: STEPS.hardwareHuman,
       source: 'human-worker',
       reason: 'WorkOrderDone',
       message: `work order "${wo.action}" confirmed by ${done.doneBy}`,
@@ -191,10 +186,8 @@ function routes(ctx: ManagerContext): void {
 export const hardwareLayer: Layer = {
   name: 'hardware',
   roles: [],
+  steps: [humanStep, machineStep, noneStep],
   async manager(ctx) {
-    ctx.engine.register(humanStep);
-    ctx.engine.register(machineStep);
-    ctx.engine.register(noneStep);
     routes(ctx);
     return undefined;
   },

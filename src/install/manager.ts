@@ -11,7 +11,7 @@
  * the progress events one attempt may write are bounded.
  */
 import { leasedAddresses, profileFor, recordFromWire } from '../boot/manager.ts';
-import type { InstallHttpRequest, InstallHttpResponse, ShellRequest, ShellResult } from '../boot/protocol.ts';
+import type { InstallHttpRequest, InstallHttpResponse } from '../boot/protocol.ts';
 import { subjects } from '../boot/protocol.ts';
 import {
   checkInstalledToken,
@@ -23,17 +23,18 @@ import {
 import type { NetworkResource } from '../core/kinds/network.ts';
 import type { NodeResource, NodeStatus } from '../core/kinds/node.ts';
 import type { SSHKeyResource } from '../core/kinds/sshkey.ts';
-import type { Step, StepContext } from '../core/ladder/step.ts';
+import type { Step } from '../core/ladder/step.ts';
 import type { ManagerContext } from '../core/layer.ts';
 import { cleanText, KeyedBucket } from '../core/limits.ts';
 import { seconds } from '../core/resources/fields.ts';
 import { API_VERSION } from '../core/resources/types.ts';
-import { privateKeyOf } from '../sshkeys/index.ts';
+import { STEPS } from '../ladder.ts';
+import { shellRun } from '../shell/client.ts';
+import { MANAGED_KEY } from '../sshkeys/index.ts';
 import { answerFileResponse } from './answers/serve.ts';
 import { parseHostKeys, parseInstallEvent, parseInstalledReport, renderInstallConfig } from './protocol.ts';
 
-/** Strata's own key for reaching installed nodes, created on first start when absent. */
-export const MANAGED_KEY = 'strata-managed';
+export { MANAGED_KEY };
 
 type InstallStatus = NodeStatus & {
   hostKeys?: string[];
@@ -98,7 +99,7 @@ async function handle(ctx: ManagerContext, r: InstallHttpRequest): Promise<Insta
       kind: 'Node',
       name,
       source: 'install-manager',
-      step: 'install.os',
+      step: STEPS.installOs,
       type: 'Warning',
       reason: 'InstallUnauthorized',
       message: `refused ${r.method} ${what} from ${cleanText(r.remoteAddress, 64)}: token not valid for this node (or expired, or revoked)`,
@@ -119,7 +120,7 @@ async function handle(ctx: ManagerContext, r: InstallHttpRequest): Promise<Insta
       kind: 'Node',
       name,
       source: `installer@${name}`,
-      step: 'install.os',
+      step: STEPS.installOs,
       reason,
       message,
       type: warn ? 'Warning' : 'Normal',
@@ -259,43 +260,20 @@ async function handle(ctx: ManagerContext, r: InstallHttpRequest): Promise<Insta
   return text(404, 'not found\n');
 }
 
-/** Runs a command on the node over SSH from its segment's worker, pinned to its recorded host keys. */
-export async function sshNode(
-  ctx: StepContext | ManagerContext,
-  node: NodeResource,
-  command: string,
-): Promise<ShellResult> {
-  const st = (node.status ?? {}) as InstallStatus;
-  const host = st.addresses?.[0];
-  if (!host) throw new Error('the node has no known address');
-  if (!st.hostKeys?.length)
-    throw new Error('no host key was recorded for the node: refusing to trust an unknown host');
-  const privateKey = await privateKeyOf(ctx, MANAGED_KEY);
-  if (!privateKey) throw new Error(`the managed SSH key "${MANAGED_KEY}" is not generated yet`);
-  const network = node.spec.network ?? st.discovered?.network;
-  if (!network) throw new Error('the node names no network to reach it through');
-  return ctx.transport.request<ShellRequest, ShellResult>(
-    subjects.shell(network),
-    { host, user: 'root', privateKey, knownHostKeys: st.hostKeys, command, timeoutMs: 30_000 },
-    { timeout: 40_000 },
-  );
-}
-
 export const installStep: Step = {
-  name: 'install.os',
-  from: 3,
+  name: STEPS.installOs,
   description: 'GNU/Linux installed over HTTP, reachable over SSH with the managed key',
   async check(ctx) {
     const st = (ctx.node.status ?? {}) as InstallStatus;
     if (!st.installedAt) return false;
-    const r = await sshNode(
+    const r = await shellRun(
       ctx,
       ctx.node,
       'systemctl is-system-running --wait >/dev/null 2>&1; uname -r; cat /etc/debian_version',
     );
     if (r.code !== 0)
       throw new Error(
-        `SSH to ${st.addresses?.[0]} failed (exit ${r.code}): ${r.stderr.trim().split('\n').pop()}`,
+        `SSH to ${r.target.host} failed (exit ${r.code}): ${r.error ?? r.stderr.trim().split('\n').pop()}`,
       );
     ctx.record(
       'SSHReachable',
@@ -319,7 +297,6 @@ export const installStep: Step = {
 };
 
 export async function startInstallManager(ctx: ManagerContext): Promise<() => Promise<void>> {
-  ctx.engine.register(installStep);
   if (!(await ctx.resources.get('SSHKey', MANAGED_KEY))) {
     await ctx.resources
       .apply([

@@ -1,6 +1,6 @@
 /**
- * The seed's SSH key manager and worker. The manager watches SSHKey resources and asks a worker to generate
- * the pairs that want one; the worker runs OpenSSH's own ssh-keygen and hands the result back by request,
+ * The seed's SSH key manager and worker. The manager is a core controller over SSHKey resources (changes,
+ * resync, retries with backoff) and asks a worker to generate the pairs that want one; the worker runs OpenSSH's own ssh-keygen and hands the result back by request,
  * acking the durable job only once the manager has stored it. Private halves live in the `secrets` record
  * collection, never in a resource, a log or an API response.
  */
@@ -11,10 +11,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import type { SSHKeyResource, SSHKeyStatus } from '../core/kinds/sshkey.ts';
+import { controller } from '../core/ladder/controller.ts';
 import type { Layer, ManagerContext } from '../core/layer.ts';
 
 const run = promisify(execFile);
 export const SECRETS = 'secrets';
+/** Strata's own key for reaching installed nodes (the install manager creates it on first start). */
+export const MANAGED_KEY = 'strata-managed';
 const QUEUE = 'sshkeys';
 const REPORT = 'manager.sshkeys.report';
 
@@ -61,7 +64,11 @@ export async function privateKeyOf(
   return rec?.privateKey;
 }
 
-async function reconcile(ctx: ManagerContext, name: string): Promise<void> {
+/** Makes one SSHKey's status and secret match its spec: import, ask for a generated pair, or clean up. */
+export async function reconcileKey(
+  ctx: Pick<ManagerContext, 'resources' | 'store' | 'transport'>,
+  name: string,
+): Promise<void> {
   const key = await ctx.resources.get<SSHKeyResource>('SSHKey', name);
   if (!key) {
     await ctx.store.deleteRecords(SECRETS, [`sshkey/${name}`]);
@@ -114,23 +121,15 @@ export const sshkeysLayer: Layer = {
       });
       return { ok: true };
     });
-    const off = ctx.hub.onChange((ev) => {
-      if (ev.object.kind === 'SSHKey')
-        void reconcile(ctx, ev.object.metadata.name).catch((err) =>
-          ctx.log.warn('sshkey reconcile failed', { err }),
-        );
+    const keys = controller(ctx, {
+      kind: 'SSHKey',
+      reconcile: (name) => reconcileKey(ctx, name),
+      resyncMs: 30_000,
     });
-    const resync = async () => {
-      for (const k of await ctx.resources.list('SSHKey'))
-        await reconcile(ctx, k.metadata.name).catch(() => {});
-    };
-    await resync();
-    const timer = setInterval(() => void resync(), 30_000);
-    timer.unref();
+    await keys.start();
     return {
       async stop() {
-        clearInterval(timer);
-        off();
+        keys.stop();
         await serve.unsubscribe();
       },
     };

@@ -12,7 +12,7 @@ async function startPlatform(opts: PlatformOptions): Promise<Platform> {
   return start(opts);
 }
 
-async function runUntilSignal(p: Platform): Promise<void> {
+async function runUntilSignal(p: { stop(): Promise<void> }): Promise<void> {
   await new Promise<void>((resolve) => {
     const stop = () => resolve();
     process.once('SIGINT', stop);
@@ -85,10 +85,10 @@ export function registerServerCommands(program: Command): void {
     .requiredOption('--roles <roles>', 'comma-separated roles, e.g. sshkeys')
     .action(async (o, cmd: Command) => {
       const g = cmd.optsWithGlobals();
-      const p = await startPlatform({
+      const { startWorkers } = await import('../../platform.ts');
+      const p = await startWorkers({
         dataDir: g.dataDir,
         nats: o.nats,
-        manager: false,
         roles: String(o.roles)
           .split(',')
           .map((r) => r.trim())

@@ -1,13 +1,15 @@
 /**
- * `strata ssh`: a shell on a node with Strata's managed key and the node's pinned host key, inside the
- * node's segment namespace.
+ * `strata ssh NODE [command...]`: a shell (or one command) on a node through the API's exec stream, as
+ * `kubectl exec` works. The server's shell layer runs the SSH session inside the node's segment with the
+ * managed key and the node's pinned host key; this command only relays bytes (a TTY in raw mode when
+ * interactive), so it needs the API address and a token, never the server's data directory or key. A
+ * command's remote exit status becomes this command's exit status.
  */
-import { spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { type Command, Option } from 'commander';
-import type { Resource } from '../../core/resources/types.ts';
+import { request as httpRequest, type IncomingMessage } from 'node:http';
+import { request as httpsRequest } from 'node:https';
+import type { Socket } from 'node:net';
+import type { Command } from 'commander';
+import { channel, EXEC_UPGRADE, encodeFrame, FrameDecoder } from '../../shell/protocol.ts';
 import { CliError } from '../client.ts';
 import { client } from '../common.ts';
 
@@ -15,72 +17,89 @@ export function registerSshCommand(program: Command): void {
   program
     .command('ssh')
     .description(
-      "open a shell (or run a command) on a node with Strata's managed key and the node's pinned host key",
+      "open a shell (or run a command) on a node with Strata's managed key and the node's pinned host key, through the API",
     )
     .argument('<node>')
     .argument('[command...]')
-    .addOption(
-      new Option(
-        '--database <url>',
-        'store holding the managed key (default: SQLite in the data directory)',
-      ).env('STRATA_DATABASE'),
-    )
     .option('-l, --user <user>', 'remote user', 'root')
-    .action(async (name: string, command: string[], o, cmd: Command) => {
-      const g = cmd.optsWithGlobals<{ dataDir: string }>();
+    .action(async (name: string, command: string[], o: { user: string }, cmd: Command) => {
       const c = client(cmd);
-      const node = await c.request<Resource>('GET', `/api/v1/nodes/${encodeURIComponent(name)}`);
-      const st = (node.status ?? {}) as {
-        addresses?: string[];
-        hostKeys?: string[];
-        discovered?: { network?: string };
-      };
-      const spec = node.spec as { network?: string };
-      if (!st.addresses?.length) throw new CliError(`error: node "${name}" has no known address yet`);
-      if (!st.hostKeys?.length)
-        throw new CliError(`error: node "${name}" reported no host key: refusing to trust an unknown host`);
-      const netName = spec.network ?? st.discovered?.network;
-      const net = netName
-        ? await c.request<Resource>('GET', `/api/v1/networks/${encodeURIComponent(netName)}`)
-        : undefined;
-      const namespace = (net?.spec as { namespace?: string } | undefined)?.namespace;
-      // The private half never crosses the API: it is read from the store on this machine.
-      const { openStore } = await import('../../core/store/index.ts');
-      const { privateKeyOf } = await import('../../sshkeys/index.ts');
-      const { MANAGED_KEY } = await import('../../install/manager.ts');
-      const store = await openStore(o.database ?? '', g.dataDir);
-      const key = await privateKeyOf({ store }, MANAGED_KEY).finally(() => store.close());
-      if (!key)
-        throw new CliError(
-          `error: the managed key is not in this machine's store (--data-dir ${g.dataDir} / --database)`,
-        );
-      const dir = mkdtempSync(join(tmpdir(), 'strata-ssh-'));
-      try {
-        writeFileSync(join(dir, 'id'), key, { mode: 0o600 });
-        writeFileSync(
-          join(dir, 'known_hosts'),
-          st.hostKeys.map((k) => `${st.addresses![0]} ${k}`).join('\n') + '\n',
-        );
-        const ssh = [
-          'ssh',
-          '-i',
-          join(dir, 'id'),
-          '-o',
-          'IdentitiesOnly=yes',
-          '-o',
-          'StrictHostKeyChecking=yes',
-          '-o',
-          `UserKnownHostsFile=${join(dir, 'known_hosts')}`,
-          '-o',
-          'GlobalKnownHostsFile=/dev/null',
-          `${o.user}@${st.addresses[0]}`,
-          ...command,
-        ];
-        const argv = namespace ? ['ip', 'netns', 'exec', namespace, ...ssh] : ssh;
-        const r = spawnSync(argv[0]!, argv.slice(1), { stdio: 'inherit' });
-        process.exitCode = r.status ?? 255;
-      } finally {
-        rmSync(dir, { recursive: true, force: true });
+      const interactive = !command.length && Boolean(process.stdin.isTTY);
+      const q = new URLSearchParams({ user: o.user });
+      if (command.length) q.set('command', command.join(' '));
+      if (interactive) {
+        q.set('tty', 'true');
+        q.set('cols', String(process.stdout.columns ?? 80));
+        q.set('rows', String(process.stdout.rows ?? 24));
       }
+      const url = new URL(`${c.server}/api/v1/nodes/${encodeURIComponent(name)}/exec?${q}`);
+      process.exitCode = await execStream(url, c.headers(), interactive);
     });
+}
+
+/** Opens the exec stream and relays stdin, stdout and stderr until the remote side exits. */
+function execStream(url: URL, headers: Record<string, string>, interactive: boolean): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const req = (url.protocol === 'https:' ? httpsRequest : httpRequest)(url, {
+      method: 'POST',
+      headers: { ...headers, connection: 'Upgrade', upgrade: EXEC_UPGRADE },
+    });
+    req.on('error', (e) =>
+      reject(
+        new CliError(
+          `cannot reach the Strata API at ${url.origin} (${(e as { code?: string }).code ?? e.message}): is "strata up" running? (--server / STRATA_SERVER)`,
+        ),
+      ),
+    );
+    req.on('response', (res: IncomingMessage) => {
+      let body = '';
+      res.setEncoding('utf8').on('data', (d: string) => {
+        body += d;
+      });
+      res.on('end', () => {
+        let st: { reason?: string; message?: string } = {};
+        try {
+          st = JSON.parse(body);
+        } catch {
+          st = { message: body.trim() || res.statusMessage };
+        }
+        reject(new CliError(`Error from server (${st.reason ?? res.statusCode}): ${st.message}`));
+      });
+    });
+    req.on('upgrade', (_res, socket: Socket, head: Buffer) => {
+      const stdin = process.stdin;
+      const restore = () => {
+        if (interactive && stdin.isTTY) stdin.setRawMode(false);
+        stdin.removeAllListeners('data');
+        stdin.destroy();
+      };
+      const decoder = new FrameDecoder();
+      let code: number | undefined;
+      const onData = (chunk: Buffer) => {
+        for (const f of decoder.push(chunk)) {
+          if (f.ch === channel.stdout) process.stdout.write(f.payload);
+          else if (f.ch === channel.stderr) process.stderr.write(f.payload);
+          else if (f.ch === channel.exit) {
+            const st = JSON.parse(f.payload.toString()) as { code: number; error?: string };
+            if (st.error) process.stderr.write(`strata ssh: ${st.error}\n`);
+            code = st.code;
+            socket.end();
+          }
+        }
+      };
+      socket.on('data', onData);
+      socket.on('close', () => {
+        restore();
+        if (code === undefined)
+          process.stderr.write('strata ssh: the session ended without an exit status\n');
+        resolve(code ?? 255);
+      });
+      if (head.length) onData(head);
+      if (interactive) stdin.setRawMode(true);
+      stdin.on('data', (d: Buffer) => socket.write(encodeFrame(channel.stdin, d)));
+      stdin.once('end', () => socket.write(encodeFrame(channel.eof, '')));
+      stdin.resume();
+    });
+    req.end();
+  });
 }

@@ -1,16 +1,19 @@
 /**
  * The ladder engine: the Node manager. For each node it compares `spec.targetState` with the measured
  * `status.state` and takes one step at a time — check, then act, with retries (exponential backoff and
- * jitter) and every transition on the node's timeline. Lowering the target or deleting the node walks back
+ * jitter) and every transition on the node's timeline. Which step moves a node into which state comes from
+ * the ladder table it is given (see table.ts): a state without steps is a named gap, shown as such. Lowering the target or deleting the node walks back
  * down through the steps' `undo`. Work is driven by changes and timeline events, plus a periodic resync,
  * through a bounded keyed queue.
  */
 import { isDeepStrictEqual } from 'node:util';
 import type { NodeResource, NodeStatus, StepStatus } from '../kinds/node.ts';
-import { STATE_NAMES } from '../kinds/node.ts';
 import { counter, gauge, histogram } from '../metrics.ts';
 import { backoffMs, WorkQueue } from './queue.ts';
 import type { CoreServices, Step, StepContext } from './step.ts';
+import { chooseStep, highestImplementedState, type LadderTable, rowFor, stepNames } from './table.ts';
+
+export { highestImplementedState };
 
 export const LADDER_FINALIZER = 'strata.dev/ladder';
 const SOURCE = 'ladder-manager';
@@ -33,17 +36,32 @@ export interface EngineOptions {
   backoffCapMs?: number;
 }
 
+/** The ladder the engine walks: the table (which step, per state and provider) and the steps' code. */
+export interface LadderDefinition {
+  table: LadderTable;
+  steps: readonly Step[];
+}
+
 export class LadderEngine {
   readonly #core: CoreServices;
-  readonly #steps: Step[] = [];
+  readonly #table: LadderTable;
+  readonly #steps = new Map<string, Step>();
   readonly #queue: WorkQueue;
   readonly #opts: Required<EngineOptions>;
   #resync: NodeJS.Timeout | undefined;
   readonly #unsubs: (() => void)[] = [];
   readonly #seen = new Map<string, string>();
 
-  constructor(core: CoreServices, opts: EngineOptions = {}) {
+  constructor(core: CoreServices, ladder: LadderDefinition, opts: EngineOptions = {}) {
     this.#core = core;
+    this.#table = ladder.table;
+    const named = stepNames(ladder.table);
+    for (const step of ladder.steps) {
+      if (!named.has(step.name))
+        throw new Error(`step "${step.name}" is in no row of the ladder table: add it to src/ladder.ts`);
+      if (this.#steps.has(step.name)) throw new Error(`step "${step.name}" is implemented twice`);
+      this.#steps.set(step.name, step);
+    }
     this.#opts = {
       concurrency: opts.concurrency ?? 8,
       resyncMs: opts.resyncMs ?? 30_000,
@@ -54,17 +72,28 @@ export class LadderEngine {
     this.#queue = new WorkQueue((name) => this.reconcile(name), this.#opts.concurrency);
   }
 
-  register(step: Step): void {
-    this.#steps.push(step);
+  get table(): LadderTable {
+    return this.#table;
   }
 
-  steps(): readonly Step[] {
-    return this.#steps;
+  /** The highest state that has steps: a target above it cannot be reached yet. */
+  highestImplementedState(): number {
+    return highestImplementedState(this.#table);
   }
 
-  /** The step that moves `node` from `from` to `from + 1`, per its providers. */
-  stepFor(node: NodeResource, from: number): Step | undefined {
-    return this.#steps.find((s) => s.from === from && (!s.appliesTo || s.appliesTo(node)));
+  /** The step that moves `node` from `from` to `from + 1` per the table, or why there is none. */
+  stepFor(node: NodeResource, from: number): Step | { blocked: string } {
+    const choice = chooseStep(this.#table, node, from + 1);
+    if (choice.kind !== 'step') return { blocked: choice.why };
+    return (
+      this.#steps.get(choice.name) ?? {
+        blocked: `step ${choice.name} (into state ${from + 1}) is not loaded: its layer does not run in this manager`,
+      }
+    );
+  }
+
+  #stateName(state: number): string {
+    return rowFor(this.#table, state)?.name ?? `state ${state}`;
   }
 
   async start(): Promise<void> {
@@ -185,7 +214,11 @@ export class LadderEngine {
       if (node.status?.phase !== phase || node.status?.step) {
         await this.#setStatus(name, ({ step: _s, ...s }) => ({ ...s, phase }));
         if (phase === 'Ready')
-          this.#event(node, 'TargetReached', `node is at its target state ${state} (${STATE_NAMES[state]})`);
+          this.#event(
+            node,
+            'TargetReached',
+            `node is at its target state ${state} (${this.#stateName(state)})`,
+          );
       }
       return;
     }
@@ -196,15 +229,16 @@ export class LadderEngine {
   async #stepUp(node: NodeResource, state: number): Promise<void> {
     const name = node.metadata.name;
     const step = this.stepFor(node, state);
-    if (!step) {
-      const why = `no step is registered from state ${state} (${STATE_NAMES[state]}) for this node's providers`;
-      if (node.status?.phase !== 'Blocked') {
+    if ('blocked' in step) {
+      const why = step.blocked;
+      if (node.status?.phase !== 'Blocked' || node.status.step?.message !== why) {
         await this.#setStatus(name, (s) => ({
           ...s,
           phase: 'Blocked',
           step: { name: '-', from: state, startedAt: now(), attempts: 0, message: why },
         }));
-        this.#event(node, 'Blocked', why, undefined, undefined, true);
+        const gap = why.includes('not implemented yet');
+        this.#event(node, gap ? 'NotImplemented' : 'Blocked', why, undefined, undefined, true);
       }
       return;
     }
@@ -231,7 +265,7 @@ export class LadderEngine {
       this.#event(
         node,
         'StepCompleted',
-        `state ${state} → ${state + 1} (${STATE_NAMES[state + 1]}) in ${secs.toFixed(1)} s`,
+        `state ${state} → ${state + 1} (${this.#stateName(state + 1)}) in ${secs.toFixed(1)} s`,
         step.name,
         {
           from: state,
@@ -243,7 +277,7 @@ export class LadderEngine {
         this.#event(
           node,
           'TargetReached',
-          `node is at its target state ${state + 1} (${STATE_NAMES[state + 1]})`,
+          `node is at its target state ${state + 1} (${this.#stateName(state + 1)})`,
         );
       this.#queue.add(name);
       return;
@@ -338,7 +372,8 @@ export class LadderEngine {
   }
 
   async #stepDown(node: NodeResource, state: number): Promise<void> {
-    const step = this.stepFor(node, state - 1);
+    const found = this.stepFor(node, state - 1);
+    const step = 'blocked' in found ? undefined : found;
     const name = node.metadata.name;
     if (step?.undo) {
       const ac = new AbortController();
@@ -361,7 +396,12 @@ export class LadderEngine {
       state: state - 1,
       phase: 'Deprovisioning',
     }));
-    this.#event(node, 'StepUndone', `state ${state} → ${state - 1} (${STATE_NAMES[state - 1]})`, step?.name);
+    this.#event(
+      node,
+      'StepUndone',
+      `state ${state} → ${state - 1} (${this.#stateName(state - 1)})`,
+      step?.name,
+    );
     this.#queue.add(name);
   }
 }

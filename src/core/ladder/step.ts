@@ -1,7 +1,8 @@
 /**
- * A step moves a node from state `from` to `from + 1`. Layers register steps; the engine never knows what a
- * step does. Every step is idempotent: `check` measures whether the node already is in `from + 1`, and only
- * then is `action` skipped — so a restart mid-step re-checks instead of blindly redoing.
+ * A step moves a node from one state to the next. The ladder table (`src/ladder.ts`) says which step, by
+ * name, moves a node into which state for which provider; layers implement the steps and list them in
+ * their `steps`. The engine never knows what a step does. Every step is idempotent: `check` measures
+ * whether the node already is in the next state, and only then is `action` skipped — so a restart mid-step re-checks instead of blindly redoing.
  */
 
 import type { EventHub } from '../events.ts';
@@ -36,15 +37,12 @@ export type StepOutcome =
   | { status: 'waiting'; message: string; recheckAfterMs?: number };
 
 export interface Step {
-  /** Dotted name on timelines: `hardware.power`, `boot.firmware`, `install.os`. */
+  /** Dotted name on timelines, a constant of `STEPS` in src/ladder.ts: `hardware.power`, `install.os`. */
   name: string;
-  from: number;
   description: string;
-  /** Several steps may share `from`; the first that applies to the node (its providers) runs. */
-  appliesTo?(node: NodeResource): boolean;
   check(ctx: StepContext): Promise<boolean>;
   action(ctx: StepContext): Promise<StepOutcome>;
-  /** Moves the node from `from + 1` back to `from` (lowered target, deletion). Absent: nothing to undo. */
+  /** Moves the node back down out of the state this step leads to (lowered target, deletion). Absent: nothing to undo. */
   undo?(ctx: StepContext): Promise<void>;
   /** Longest an action may run before it counts as failed. Default 10 minutes. */
   timeoutMs?: number;

@@ -442,3 +442,15 @@ export function bridgePipe(
     },
   };
 }
+
+/** A pipe child's shutdown: on SIGTERM, SIGINT or its parent closing stdin, stop, close the pipe, exit. */
+export function exitWithParent(transport: PipeTransport, stop: () => Promise<void>): void {
+  const exit = async () => {
+    await stop();
+    await transport.close();
+    process.exit(0);
+  };
+  process.once('SIGTERM', () => void exit());
+  process.once('SIGINT', () => void exit());
+  process.stdin.once('end', () => void exit());
+}

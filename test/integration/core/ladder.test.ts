@@ -4,16 +4,19 @@
  * steps' undo; deleting a node undoes its steps before it goes; and a node waiting on a person survives a
  * restart of the platform without its step being run twice.
  *
- * The test steps (`testFlakyStep`, `testFlakyCheckStep`, `testPairSteps`) exist only here: they apply to
- * nodes labelled `test-step=...` with hardware provider `none`, so no real layer's step competes.
+ * The test steps (`testFlakyStep`, `testFlakyCheckStep`, `testPairSteps`) exist only here, in a ladder
+ * table of the test's own (`TEST_LADDER`) that picks them by the label `test-step=...`; its states above 2
+ * are named gaps, as states 5–9 are in the real table.
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { NodeResource } from '../../../src/core/kinds/node.ts';
 import type { Step } from '../../../src/core/ladder/step.ts';
+import type { LadderRow, LadderTable } from '../../../src/core/ladder/table.ts';
 import type { Layer } from '../../../src/core/layer.ts';
 import { silentLogger } from '../../../src/core/log.ts';
 import type { Resource, StrataEvent } from '../../../src/core/resources/types.ts';
+import { LADDER } from '../../../src/ladder.ts';
 import { LAYERS } from '../../../src/layers.ts';
 import { type Platform, type PlatformOptions, startPlatform } from '../../../src/platform.ts';
 import type { Cleanup } from '../../helpers/services.ts';
@@ -39,14 +42,12 @@ const probe = (name: string): Probe => {
   }
   return p;
 };
-const selects = (value: string) => (n: NodeResource) => n.metadata.labels?.['test-step'] === value;
+const byLabel = (n: NodeResource) => n.metadata.labels?.['test-step'];
 
 /** Fails while its probe says `failing`, then succeeds. */
 const testFlakyStep: Step = {
   name: 'test.flaky',
-  from: 0,
   description: 'testFlakyStep: fails while told to, then succeeds',
-  appliesTo: selects('flaky'),
   check: async (ctx) => probe(ctx.node.metadata.name).done.has('flaky'),
   action: async (ctx) => {
     const p = probe(ctx.node.metadata.name);
@@ -60,9 +61,7 @@ const testFlakyStep: Step = {
 /** Its check throws a few times (the thing it measures is unreachable), then the step works. */
 const testFlakyCheckStep: Step = {
   name: 'test.flaky-check',
-  from: 0,
   description: 'testFlakyCheckStep: its check fails a few times',
-  appliesTo: selects('flaky-check'),
   check: async (ctx) => {
     const p = probe(ctx.node.metadata.name);
     if (p.checkFailuresLeft > 0) {
@@ -78,11 +77,9 @@ const testFlakyCheckStep: Step = {
 };
 
 /** Two steps, 0→1 and 1→2, each with an undo, for walking down. */
-const testPairSteps: Step[] = ['a', 'b'].map((id, from) => ({
+const testPairSteps: Step[] = ['a', 'b'].map((id) => ({
   name: `test.${id}`,
-  from,
   description: `testPairSteps ${id}`,
-  appliesTo: selects('pair'),
   check: async (ctx) => probe(ctx.node.metadata.name).done.has(id),
   action: async (ctx) => {
     probe(ctx.node.metadata.name).done.add(id);
@@ -98,11 +95,22 @@ const testPairSteps: Step[] = ['a', 'b'].map((id, from) => ({
 const testLayer: Layer = {
   name: 'test-ladder',
   roles: [],
-  async manager(ctx) {
-    for (const s of [testFlakyStep, testFlakyCheckStep, ...testPairSteps]) ctx.engine.register(s);
-    return undefined;
-  },
+  steps: [testFlakyStep, testFlakyCheckStep, ...testPairSteps],
 };
+
+/** The real table's names and layers, with the test steps into states 1 and 2 and gaps above. */
+const TEST_LADDER: LadderTable = LADDER.map(
+  (row): LadderRow =>
+    row.state === 1
+      ? {
+          ...row,
+          by: byLabel,
+          steps: { flaky: 'test.flaky', 'flaky-check': 'test.flaky-check', pair: 'test.a' },
+        }
+      : row.state === 2
+        ? { ...row, by: byLabel, steps: { pair: 'test.b' } }
+        : { ...row, steps: {} },
+);
 
 async function platform(t: Cleanup, opts: Partial<PlatformOptions> = {}): Promise<Platform> {
   const p = await startPlatform({
@@ -114,6 +122,7 @@ async function platform(t: Cleanup, opts: Partial<PlatformOptions> = {}): Promis
     log: silentLogger,
     engine: ENGINE,
     layers: [testLayer],
+    ladder: opts.layers ? LADDER : TEST_LADDER,
     ...opts,
   });
   let stopped = false;
@@ -257,6 +266,22 @@ describe('ladder engine', () => {
         'UndoStarted test.a: undoing test.a (state 1 → 0)',
         'StepUndone test.a: state 1 → 0 (host)',
       ],
+    );
+  });
+
+  it('a target above the highest implemented state stops at the named gap, and describe says so', async (t) => {
+    const p = await platform(t);
+    assert.equal(p.engine!.highestImplementedState(), 2);
+    await apply(p, nodeDoc('gap1', 'pair', 4));
+    const n = await waitState(p, 'gap1', 2, 'Blocked');
+    assert.equal(
+      n.status?.step?.message,
+      'state 3 (iPXE node, layer "boot") is not implemented yet: the highest implemented state is 2',
+    );
+    const d = await cli(p, ['describe', 'node', 'gap1']);
+    assert.match(
+      d.stdout,
+      /Warning\s+-\s+NotImplemented\s+state 3 \(iPXE node, layer "boot"\) is not implemented yet/,
     );
   });
 

@@ -5,6 +5,7 @@
  * manager on SQLite and on PostgreSQL.
  */
 import assert from 'node:assert/strict';
+import { readdirSync } from 'node:fs';
 import { describe, it } from 'node:test';
 import { postgresSkipReason, startNats, withPostgres } from '../../helpers/services.ts';
 import { type StrataServer, startStrata, waitFor } from '../../helpers/strata.ts';
@@ -67,6 +68,12 @@ describe('manager and sshkeys worker as two processes over NATS JetStream', () =
       assert.match(String(log.worker), /^sshkeys-worker@/);
       // The manager only stored it: it has no worker of its own.
       assert.doesNotMatch(manager.stderr(), /generated ssh key/);
+      // A worker holds no store: its process opened no database.
+      assert.deepEqual(
+        readdirSync(worker.dataDir).filter((f) => f.startsWith('strata.db')),
+        [],
+        'the worker made no strata.db',
+      );
 
       // No worker: the job waits in JetStream.
       await worker.kill();

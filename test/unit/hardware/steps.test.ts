@@ -1,0 +1,112 @@
+/**
+ * The hardware steps into state 1 (powered and cabled), on a real store and hub: the human step issues
+ * one work order and waits for a person, counts as done once the order is confirmed or the machine showed
+ * up on the network, and its undo asks for a disconnect; the `none` step waits for the machine to appear.
+ */
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { EventHub } from '../../../src/core/events.ts';
+import type { NodeResource } from '../../../src/core/kinds/node.ts';
+import '../../../src/core/kinds/index.ts';
+import type { Step, StepContext } from '../../../src/core/ladder/step.ts';
+import { silentLogger } from '../../../src/core/log.ts';
+import { ResourceService } from '../../../src/core/resources/service.ts';
+import { SqliteStore } from '../../../src/core/store/sqlite.ts';
+import { InprocTransport } from '../../../src/core/transport/inproc.ts';
+import { hardwareLayer, WORK_ORDERS, type WorkOrder } from '../../../src/hardware/index.ts';
+import { STEPS } from '../../../src/ladder.ts';
+
+const step = (name: string): Step => hardwareLayer.steps!.find((s) => s.name === name)!;
+
+function setup(t: { after(fn: () => Promise<void>): void }) {
+  const store = new SqliteStore(':memory:');
+  const hub = new EventHub(store, silentLogger);
+  const core = {
+    store,
+    hub,
+    resources: new ResourceService(store, hub),
+    transport: new InprocTransport(),
+    log: silentLogger,
+  };
+  t.after(async () => {
+    await hub.flush();
+    await store.close();
+  });
+  const recorded: string[] = [];
+  const ctx = (s: Step, status: Record<string, unknown> = {}): StepContext => ({
+    ...core,
+    step: s,
+    signal: new AbortController().signal,
+    record: (reason, message) => void recorded.push(`${reason}: ${message}`),
+    node: {
+      apiVersion: 'strata.dev/v1alpha1',
+      kind: 'Node',
+      metadata: { name: 'n1' },
+      spec: {
+        macAddresses: ['52:54:00:12:34:56'],
+        targetState: 4,
+        network: 'lab',
+        providers: { hardware: 'human', boot: 'network' },
+        reprovision: false,
+      },
+      status: { state: 0, ...status },
+    } as NodeResource,
+  });
+  const order = async () => (await store.getRecord(WORK_ORDERS, 'n1')) as WorkOrder | undefined;
+  return { store, ctx, recorded, order };
+}
+
+describe('hardware.human', () => {
+  it('issues one work order, waits for a person, and is done once it is confirmed', async (t) => {
+    const s = setup(t);
+    const human = step(STEPS.hardwareHuman);
+    assert.equal(await human.check(s.ctx(human)), false);
+    const first = await human.action(s.ctx(human));
+    assert.deepEqual(first, {
+      status: 'waiting',
+      message: 'waiting for a person: confirm with "strata workorder done n1"',
+      recheckAfterMs: 60_000,
+    });
+    const wo = await s.order();
+    assert.equal(wo?.action, 'connect');
+    assert.equal(wo?.state, 'open');
+    assert.match(
+      wo!.instructions,
+      /^Connect node n1 \(52:54:00:12:34:56\) to energy and to its switch port on network "lab"/,
+    );
+    await human.action(s.ctx(human));
+    assert.equal(
+      s.recorded.filter((r) => r.startsWith('WorkOrderCreated')).length,
+      1,
+      'one order, not one per try',
+    );
+
+    await s.store.putRecords(WORK_ORDERS, [{ key: 'n1', value: { ...wo, state: 'done' } }]);
+    assert.equal(await human.check(s.ctx(human)), true);
+  });
+
+  it('counts a machine that already booted from the network as powered and cabled', async (t) => {
+    const s = setup(t);
+    const human = step(STEPS.hardwareHuman);
+    assert.equal(await human.check(s.ctx(human, { discovered: { network: 'lab' } })), true);
+  });
+
+  it('asks a person to disconnect the node when it walks back down', async (t) => {
+    const s = setup(t);
+    const human = step(STEPS.hardwareHuman);
+    await human.undo!(s.ctx(human, { state: 1 }));
+    const wo = await s.order();
+    assert.equal(wo?.action, 'disconnect');
+    assert.equal(wo?.instructions, 'Power off node n1 and disconnect it.');
+  });
+});
+
+describe('hardware.none', () => {
+  it('waits until the machine shows up on the network by itself', async (t) => {
+    const s = setup(t);
+    const none = step(STEPS.hardwareNone);
+    assert.equal(await none.check(s.ctx(none)), false);
+    assert.equal((await none.action(s.ctx(none))).status, 'waiting');
+    assert.equal(await none.check(s.ctx(none, { lastSeen: new Date().toISOString() })), true);
+  });
+});
