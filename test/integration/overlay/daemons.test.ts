@@ -1,0 +1,261 @@
+/**
+ * The overlay with the REAL daemons, in network namespaces this test makes: three member namespaces and a
+ * fourth for Nebula's lighthouse, each with a veth on a bridge in a namespace of its own (all named with
+ * `ovl`). Strata's own modules do every decision: Nodes and Overlays go through `strata apply`'s
+ * validation into a real SQLite store, `reconcileOverlay` allocates the addresses, makes the Nebula CA and
+ * certificates with Debian's nebula-cert 1.6.1 or the WireGuard keys, and renders each member's files.
+ *
+ * Delivery over SSH is NOT part of this test (the shell layer is built elsewhere): the test writes each
+ * member's rendered files into a directory and starts the daemon directly inside the member's namespace
+ * (`nebula -config config.yml`; `wireguard-go` plus `wg setconf wg.conf`, as apply.sh does on a running
+ * interface), instead of running apply.sh over SSH with systemd.
+ *
+ * Then a member is removed from the selector: the peers get re-rendered files (Nebula: the removed
+ * member's certificate in every blocklist, reloaded with SIGHUP; WireGuard: peers without it, applied
+ * with `wg syncconf`), while the removed member keeps running its old configuration, as a node that never
+ * ran its undo would. It must lose access; the others must keep it.
+ *
+ * wireguard-go's UAPI directory /var/run/wireguard is shared by all namespaces, so every interface name is
+ * unique on the machine (it carries this process's id).
+ */
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, it } from 'node:test';
+import type { OverlayStatus } from '../../../src/overlay/kind.ts';
+import type { MemberPlan } from '../../../src/overlay/membership.ts';
+import { memberLeft, reconcileOverlay } from '../../../src/overlay/reconcile.ts';
+import { createNetns, type NetnsSet, netnsAvailable } from '../../helpers/netns.ts';
+import type { Cleanup } from '../../helpers/services.ts';
+import { suiteCleanup, tempDir } from '../../helpers/strata.ts';
+import { harness, writeFiles } from './helpers.ts';
+
+const has = (cmd: string) => {
+  try {
+    execFileSync('sh', ['-c', `command -v ${cmd}`], { stdio: 'ignore' });
+    return true;
+  } catch {
+    return false;
+  }
+};
+const missing = ['nebula', 'nebula-cert', 'wireguard-go', 'wg', 'busybox'].filter((c) => !has(c));
+const skip = netnsAvailable().ok
+  ? missing.length
+    ? `needs ${missing.join(', ')} (scripts/setup.sh installs them)`
+    : false
+  : netnsAvailable().reason;
+
+const UNDERLAY: Record<string, string> = {
+  lh: '10.240.0.1',
+  a: '10.240.0.11',
+  b: '10.240.0.12',
+  c: '10.240.0.13',
+};
+const MEMBERS = ['a', 'b', 'c'];
+const nodeName = (m: string) => `ovl-${m}`;
+
+/** Polls `fn` until it returns true; fails with `what` after `ms`. A bound on waiting, not a timing claim. */
+async function until(what: string, fn: () => Promise<boolean>, ms = 40_000): Promise<void> {
+  const end = Date.now() + ms;
+  while (Date.now() < end) {
+    if (await fn()) return;
+    await new Promise((r) => setTimeout(r, 500));
+  }
+  throw new Error(`timed out waiting until ${what}`);
+}
+
+async function pings(set: NetnsSet, ns: string, address: string): Promise<boolean> {
+  const r = await set.exec(ns, 'busybox', ['ping', '-c', '1', '-W', '1', address], { timeoutMs: 5000 });
+  return r.code === 0;
+}
+
+/** Three tries in a row fail: the peer is really gone, not a lost packet. */
+async function staysUnreachable(set: NetnsSet, ns: string, address: string): Promise<boolean> {
+  for (let i = 0; i < 3; i++) if (await pings(set, ns, address)) return false;
+  return true;
+}
+
+function lab(t: Cleanup) {
+  const set = createNetns(t);
+  const ns = set.segment('ovl-br', ['ovl-lh', ...MEMBERS.map((m) => `ovl-${m}`)]);
+  const byMember: Record<string, string> = {};
+  for (const [short, full] of Object.entries(ns)) {
+    const m = short.slice(4);
+    set.addr(full, 'eth0', `${UNDERLAY[m]}/24`);
+    byMember[m] = full;
+  }
+  return { set, ns: byMember };
+}
+
+describe('Nebula overlay with real nebula 1.6.1 daemons in namespaces', { skip, timeout: 180_000 }, () => {
+  const cleanup = suiteCleanup();
+
+  it('three members join through Strata, ping each other, and a member removed from the selector loses access', async () => {
+    const { set, ns } = lab(cleanup);
+    const dir = tempDir(cleanup, 'ovl-nebula-');
+    const h = harness(cleanup);
+    for (const m of MEMBERS) {
+      await h.apply('Node', nodeName(m), { ipAddress: UNDERLAY[m], targetState: 5 }, { overlay: 'ovl-neb' });
+    }
+    await h.apply('Overlay', 'ovl-neb', {
+      provider: 'nebula',
+      subnet: '10.77.0.0/24',
+      selector: { matchLabels: { overlay: 'ovl-neb' } },
+      nebula: { lighthouse: { host: UNDERLAY.lh, port: 4242 }, groups: ['strata'] },
+    });
+    const plan = (await reconcileOverlay(h, 'ovl-neb'))!;
+    assert.deepEqual(plan.problems, []);
+    assert.equal(plan.lighthouse?.address, '10.77.0.1');
+    const addr: Record<string, string> = Object.fromEntries(plan.members.map((m) => [m.node, m.address]));
+    assert.deepEqual({ ...addr }, { 'ovl-a': '10.77.0.2', 'ovl-b': '10.77.0.3', 'ovl-c': '10.77.0.4' });
+
+    const procs = new Map<string, ReturnType<NetnsSet['spawn']>>();
+    const logs = new Map<string, string>();
+    const start = (who: string, p: MemberPlan) => {
+      const d = writeFiles(join(dir, who), p.files);
+      const proc = set.spawn(ns[who]!, 'nebula', ['-config', join(d, 'config.yml')]);
+      logs.set(who, '');
+      const keep = (b: Buffer) => logs.set(who, (logs.get(who)! + b.toString()).slice(-4000));
+      proc.stdout?.on('data', keep);
+      proc.stderr?.on('data', keep);
+      procs.set(who, proc);
+    };
+    start('lh', plan.lighthouse!);
+    for (const m of plan.members) start(m.node.slice(4), m);
+
+    const address = (m: string) => addr[nodeName(m)]!;
+    try {
+      for (const from of MEMBERS) {
+        for (const to of MEMBERS.filter((x) => x !== from)) {
+          await until(`${from} pings ${to} (${address(to)}) over Nebula`, () =>
+            pings(set, ns[from]!, address(to)),
+          );
+        }
+      }
+    } catch (e) {
+      throw new Error(`${(e as Error).message}\n${[...logs].map(([k, v]) => `--- ${k}\n${v}`).join('\n')}`);
+    }
+
+    // c leaves the selector; it keeps running its old config, as a node that never ran its undo would.
+    await h.relabel('Node', 'ovl-c', {});
+    const after = (await reconcileOverlay(h, 'ovl-neb'))!;
+    assert.deepEqual(
+      after.members.map((m) => m.node),
+      ['ovl-a', 'ovl-b'],
+    );
+    assert.deepEqual(
+      after.leaving.map((l) => l.node),
+      ['ovl-c'],
+    );
+    const status = (await h.resources.get('Overlay', 'ovl-neb'))!.status as OverlayStatus;
+    assert.equal(status.members!['ovl-c']!.state, 'leaving');
+    for (const p of [...after.members, after.lighthouse!]) {
+      const before = p === after.lighthouse ? plan.lighthouse! : plan.members.find((m) => m.node === p.node)!;
+      assert.notEqual(p.digest, before.digest, `${p.node}'s config must change`);
+      writeFiles(join(dir, p === after.lighthouse ? 'lh' : p.node.slice(4)), p.files);
+      procs.get(p === after.lighthouse ? 'lh' : p.node.slice(4))!.kill('SIGHUP');
+    }
+    await until('c can no longer reach a or b over Nebula', async () => {
+      return (
+        (await staysUnreachable(set, ns.c!, address('a'))) &&
+        (await staysUnreachable(set, ns.c!, address('b')))
+      );
+    });
+    assert.ok(await staysUnreachable(set, ns.a!, address('c')), 'a must not reach c');
+    assert.ok(await pings(set, ns.a!, address('b')), 'a still reaches b');
+    assert.ok(await pings(set, ns.b!, address('a')), 'b still reaches a');
+
+    // Its undo ran (here: its daemon is stopped): the address is free again.
+    procs.get('c')!.kill('SIGTERM');
+    await memberLeft(h, 'ovl-neb', 'ovl-c');
+    const final = (await reconcileOverlay(h, 'ovl-neb'))!;
+    assert.deepEqual(final.leaving, []);
+    rmSync(join(dir, 'c'), { recursive: true, force: true });
+  });
+});
+
+describe('WireGuard overlay with real wireguard-go daemons in namespaces', { skip, timeout: 180_000 }, () => {
+  const cleanup = suiteCleanup();
+
+  it('three members join a mesh through Strata, ping each other, and a member removed from the selector loses access', async () => {
+    const { set, ns } = lab(cleanup);
+    const dir = tempDir(cleanup, 'ovl-wg-');
+    const h = harness(cleanup);
+    for (const m of MEMBERS) {
+      await h.apply('Node', nodeName(m), { ipAddress: UNDERLAY[m], targetState: 5 }, { overlay: 'ovl-wg' });
+    }
+    await h.apply('Overlay', 'ovl-wg', {
+      provider: 'wireguard',
+      subnet: '10.78.0.0/24',
+      selector: { matchLabels: { overlay: 'ovl-wg' } },
+      wireguard: { topology: 'mesh', listenPort: 51820 },
+    });
+    const plan = (await reconcileOverlay(h, 'ovl-wg'))!;
+    assert.deepEqual(plan.problems, []);
+    const addr: Record<string, string> = Object.fromEntries(plan.members.map((m) => [m.node, m.address]));
+    assert.deepEqual({ ...addr }, { 'ovl-a': '10.78.0.1', 'ovl-b': '10.78.0.2', 'ovl-c': '10.78.0.3' });
+
+    // One interface name per member, unique on the machine: the UAPI socket directory is shared.
+    const iface = (m: string) => `ovw${process.pid.toString(36)}${m}`.slice(0, 15);
+    cleanup.after(() => {
+      for (const m of MEMBERS) rmSync(`/var/run/wireguard/${iface(m)}.sock`, { force: true });
+    });
+    const procs = new Map<string, ReturnType<NetnsSet['spawn']>>();
+    for (const m of MEMBERS) {
+      const p = plan.members.find((x) => x.node === nodeName(m))!;
+      const d = writeFiles(join(dir, m), p.files);
+      const proc = set.spawn(ns[m]!, 'wireguard-go', ['-f', iface(m)], {
+        env: { ...process.env, WG_I_PREFER_BUGGY_USERSPACE_TO_POLISHED_KMOD: '1' },
+      });
+      procs.set(m, proc);
+      cleanup.after(() => void proc.kill('SIGTERM'));
+      await until(`wireguard-go made ${iface(m)} in ${m}`, async () => {
+        return (await set.exec(ns[m]!, 'wg', ['show', iface(m)])).code === 0;
+      });
+      const setconf = await set.exec(ns[m]!, 'wg', ['setconf', iface(m), join(d, 'wg.conf')]);
+      assert.equal(setconf.code, 0, setconf.stderr);
+      set.ip(ns[m]!, 'addr', 'add', `${p.address}/24`, 'dev', iface(m));
+      set.ip(ns[m]!, 'link', 'set', iface(m), 'up');
+      // The daemon runs with the key pair Strata made; the status shows its public half.
+      const shown = await set.exec(ns[m]!, 'wg', ['show', iface(m), 'public-key']);
+      const st = (await h.resources.get('Overlay', 'ovl-wg'))!.status as OverlayStatus;
+      assert.equal(shown.stdout.trim(), st.members![nodeName(m)]!.publicKey);
+    }
+    const address = (m: string) => addr[nodeName(m)]!;
+    for (const from of MEMBERS) {
+      for (const to of MEMBERS.filter((x) => x !== from)) {
+        await until(`${from} pings ${to} (${address(to)}) over WireGuard`, () =>
+          pings(set, ns[from]!, address(to)),
+        );
+      }
+    }
+
+    await h.relabel('Node', 'ovl-c', {});
+    const after = (await reconcileOverlay(h, 'ovl-wg'))!;
+    assert.deepEqual(
+      after.members.map((m) => m.node),
+      ['ovl-a', 'ovl-b'],
+    );
+    assert.deepEqual(
+      after.leaving.map((l) => l.node),
+      ['ovl-c'],
+    );
+    for (const p of after.members) {
+      const m = p.node.slice(4);
+      assert.deepEqual(p.peers, MEMBERS.filter((x) => x !== m && x !== 'c').map(nodeName));
+      const d = writeFiles(join(dir, m), p.files);
+      const sync = await set.exec(ns[m]!, 'wg', ['syncconf', iface(m), join(d, 'wg.conf')]);
+      assert.equal(sync.code, 0, sync.stderr);
+    }
+    await until('c can no longer reach a or b over WireGuard', async () => {
+      return (
+        (await staysUnreachable(set, ns.c!, address('a'))) &&
+        (await staysUnreachable(set, ns.c!, address('b')))
+      );
+    });
+    assert.ok(await staysUnreachable(set, ns.a!, address('c')), 'a must not reach c');
+    assert.ok(await pings(set, ns.a!, address('b')), 'a still reaches b');
+    assert.ok(await pings(set, ns.b!, address('a')), 'b still reaches a');
+  });
+});
