@@ -24,12 +24,12 @@ import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import type { OverlayStatus } from '../../../src/overlay/kind.ts';
-import type { MemberPlan } from '../../../src/overlay/membership.ts';
+import type { MemberPlan, OverlayPlan } from '../../../src/overlay/membership.ts';
 import { memberLeft, reconcileOverlay } from '../../../src/overlay/reconcile.ts';
 import { createNetns, type NetnsSet, netnsAvailable } from '../../helpers/netns.ts';
 import type { Cleanup } from '../../helpers/services.ts';
 import { suiteCleanup, tempDir } from '../../helpers/strata.ts';
-import { harness, writeFiles } from './helpers.ts';
+import { type Harness, harness, writeFiles } from './helpers.ts';
 
 const has = (cmd: string) => {
   try {
@@ -88,90 +88,121 @@ function lab(t: Cleanup) {
   return { set, ns: byMember };
 }
 
+interface Scenario {
+  set: NetnsSet;
+  ns: Record<string, string>;
+  dir: string;
+  h: Harness;
+  plan: OverlayPlan;
+  /** Overlay address of member `a`, `b` or `c`. */
+  address(m: string): string;
+}
+
+/** Namespaces, a store, three labelled Nodes and the Overlay; reconciled once. */
+async function scenario(cleanup: Cleanup, name: string, spec: Record<string, unknown>): Promise<Scenario> {
+  const { set, ns } = lab(cleanup);
+  const dir = tempDir(cleanup, `${name}-`);
+  const h = harness(cleanup);
+  for (const m of MEMBERS) {
+    await h.apply('Node', nodeName(m), { ipAddress: UNDERLAY[m], targetState: 5 }, { overlay: name });
+  }
+  await h.apply('Overlay', name, { ...spec, selector: { matchLabels: { overlay: name } } });
+  const plan = (await reconcileOverlay(h, name))!;
+  assert.deepEqual(plan.problems, []);
+  const addr = new Map(plan.members.map((m) => [m.node, m.address]));
+  return { set, ns, dir, h, plan, address: (m) => addr.get(nodeName(m))! };
+}
+
+async function allPing(s: Scenario, what: string, diagnostics = () => ''): Promise<void> {
+  try {
+    for (const from of MEMBERS) {
+      for (const to of MEMBERS.filter((x) => x !== from)) {
+        await until(`${from} pings ${to} (${s.address(to)}) over ${what}`, () =>
+          pings(s.set, s.ns[from]!, s.address(to)),
+        );
+      }
+    }
+  } catch (e) {
+    throw new Error(`${(e as Error).message}\n${diagnostics()}`);
+  }
+}
+
+/** Takes c out of the selector and re-reconciles: a and b stay, c is leaving. */
+async function removeC(s: Scenario, name: string): Promise<OverlayPlan> {
+  await s.h.relabel('Node', 'ovl-c', {});
+  const after = (await reconcileOverlay(s.h, name))!;
+  assert.deepEqual(
+    after.members.map((m) => m.node),
+    ['ovl-a', 'ovl-b'],
+  );
+  assert.deepEqual(
+    after.leaving.map((l) => l.node),
+    ['ovl-c'],
+  );
+  const status = (await s.h.resources.get('Overlay', name))!.status as OverlayStatus;
+  assert.equal(status.members!['ovl-c']!.state, 'leaving');
+  return after;
+}
+
+/** c (still running its old configuration) reaches no one and no one reaches c; a and b still talk. */
+async function cLostAccess(s: Scenario, what: string): Promise<void> {
+  await until(`c can no longer reach a or b over ${what}`, async () => {
+    return (
+      (await staysUnreachable(s.set, s.ns.c!, s.address('a'))) &&
+      (await staysUnreachable(s.set, s.ns.c!, s.address('b')))
+    );
+  });
+  assert.ok(await staysUnreachable(s.set, s.ns.a!, s.address('c')), 'a must not reach c');
+  assert.ok(await pings(s.set, s.ns.a!, s.address('b')), 'a still reaches b');
+  assert.ok(await pings(s.set, s.ns.b!, s.address('a')), 'b still reaches a');
+}
+
 describe('Nebula overlay with real nebula 1.6.1 daemons in namespaces', { skip, timeout: 180_000 }, () => {
   const cleanup = suiteCleanup();
 
   it('three members join through Strata, ping each other, and a member removed from the selector loses access', async () => {
-    const { set, ns } = lab(cleanup);
-    const dir = tempDir(cleanup, 'ovl-nebula-');
-    const h = harness(cleanup);
-    for (const m of MEMBERS) {
-      await h.apply('Node', nodeName(m), { ipAddress: UNDERLAY[m], targetState: 5 }, { overlay: 'ovl-neb' });
-    }
-    await h.apply('Overlay', 'ovl-neb', {
+    const s = await scenario(cleanup, 'ovl-neb', {
       provider: 'nebula',
       subnet: '10.77.0.0/24',
-      selector: { matchLabels: { overlay: 'ovl-neb' } },
       nebula: { lighthouse: { host: UNDERLAY.lh, port: 4242 }, groups: ['strata'] },
     });
-    const plan = (await reconcileOverlay(h, 'ovl-neb'))!;
-    assert.deepEqual(plan.problems, []);
+    const { plan } = s;
     assert.equal(plan.lighthouse?.address, '10.77.0.1');
-    const addr: Record<string, string> = Object.fromEntries(plan.members.map((m) => [m.node, m.address]));
-    assert.deepEqual({ ...addr }, { 'ovl-a': '10.77.0.2', 'ovl-b': '10.77.0.3', 'ovl-c': '10.77.0.4' });
+    assert.deepEqual(
+      MEMBERS.map((m) => s.address(m)),
+      ['10.77.0.2', '10.77.0.3', '10.77.0.4'],
+    );
 
     const procs = new Map<string, ReturnType<NetnsSet['spawn']>>();
     const logs = new Map<string, string>();
-    const start = (who: string, p: MemberPlan) => {
-      const d = writeFiles(join(dir, who), p.files);
-      const proc = set.spawn(ns[who]!, 'nebula', ['-config', join(d, 'config.yml')]);
+    const where = (p: MemberPlan) => (p.node.startsWith('ovl-') ? p.node.slice(4) : 'lh');
+    const start = (p: MemberPlan) => {
+      const who = where(p);
+      const d = writeFiles(join(s.dir, who), p.files);
+      const proc = s.set.spawn(s.ns[who]!, 'nebula', ['-config', join(d, 'config.yml')]);
       logs.set(who, '');
       const keep = (b: Buffer) => logs.set(who, (logs.get(who)! + b.toString()).slice(-4000));
       proc.stdout?.on('data', keep);
       proc.stderr?.on('data', keep);
       procs.set(who, proc);
     };
-    start('lh', plan.lighthouse!);
-    for (const m of plan.members) start(m.node.slice(4), m);
-
-    const address = (m: string) => addr[nodeName(m)]!;
-    try {
-      for (const from of MEMBERS) {
-        for (const to of MEMBERS.filter((x) => x !== from)) {
-          await until(`${from} pings ${to} (${address(to)}) over Nebula`, () =>
-            pings(set, ns[from]!, address(to)),
-          );
-        }
-      }
-    } catch (e) {
-      throw new Error(`${(e as Error).message}\n${[...logs].map(([k, v]) => `--- ${k}\n${v}`).join('\n')}`);
-    }
+    for (const p of [plan.lighthouse!, ...plan.members]) start(p);
+    await allPing(s, 'Nebula', () => [...logs].map(([k, v]) => `--- ${k}\n${v}`).join('\n'));
 
     // c leaves the selector; it keeps running its old config, as a node that never ran its undo would.
-    await h.relabel('Node', 'ovl-c', {});
-    const after = (await reconcileOverlay(h, 'ovl-neb'))!;
-    assert.deepEqual(
-      after.members.map((m) => m.node),
-      ['ovl-a', 'ovl-b'],
-    );
-    assert.deepEqual(
-      after.leaving.map((l) => l.node),
-      ['ovl-c'],
-    );
-    const status = (await h.resources.get('Overlay', 'ovl-neb'))!.status as OverlayStatus;
-    assert.equal(status.members!['ovl-c']!.state, 'leaving');
-    for (const p of [...after.members, after.lighthouse!]) {
-      const before = p === after.lighthouse ? plan.lighthouse! : plan.members.find((m) => m.node === p.node)!;
+    const after = await removeC(s, 'ovl-neb');
+    for (const p of [after.lighthouse!, ...after.members]) {
+      const before = [plan.lighthouse!, ...plan.members].find((x) => x.node === p.node)!;
       assert.notEqual(p.digest, before.digest, `${p.node}'s config must change`);
-      writeFiles(join(dir, p === after.lighthouse ? 'lh' : p.node.slice(4)), p.files);
-      procs.get(p === after.lighthouse ? 'lh' : p.node.slice(4))!.kill('SIGHUP');
+      writeFiles(join(s.dir, where(p)), p.files);
+      procs.get(where(p))!.kill('SIGHUP'); // what apply.sh's `systemctl reload nebula@...` does
     }
-    await until('c can no longer reach a or b over Nebula', async () => {
-      return (
-        (await staysUnreachable(set, ns.c!, address('a'))) &&
-        (await staysUnreachable(set, ns.c!, address('b')))
-      );
-    });
-    assert.ok(await staysUnreachable(set, ns.a!, address('c')), 'a must not reach c');
-    assert.ok(await pings(set, ns.a!, address('b')), 'a still reaches b');
-    assert.ok(await pings(set, ns.b!, address('a')), 'b still reaches a');
+    await cLostAccess(s, 'Nebula');
 
     // Its undo ran (here: its daemon is stopped): the address is free again.
     procs.get('c')!.kill('SIGTERM');
-    await memberLeft(h, 'ovl-neb', 'ovl-c');
-    const final = (await reconcileOverlay(h, 'ovl-neb'))!;
-    assert.deepEqual(final.leaving, []);
-    rmSync(join(dir, 'c'), { recursive: true, force: true });
+    await memberLeft(s.h, 'ovl-neb', 'ovl-c');
+    assert.deepEqual((await reconcileOverlay(s.h, 'ovl-neb'))!.leaving, []);
   });
 });
 
@@ -179,83 +210,50 @@ describe('WireGuard overlay with real wireguard-go daemons in namespaces', { ski
   const cleanup = suiteCleanup();
 
   it('three members join a mesh through Strata, ping each other, and a member removed from the selector loses access', async () => {
-    const { set, ns } = lab(cleanup);
-    const dir = tempDir(cleanup, 'ovl-wg-');
-    const h = harness(cleanup);
-    for (const m of MEMBERS) {
-      await h.apply('Node', nodeName(m), { ipAddress: UNDERLAY[m], targetState: 5 }, { overlay: 'ovl-wg' });
-    }
-    await h.apply('Overlay', 'ovl-wg', {
+    const s = await scenario(cleanup, 'ovl-wg', {
       provider: 'wireguard',
       subnet: '10.78.0.0/24',
-      selector: { matchLabels: { overlay: 'ovl-wg' } },
       wireguard: { topology: 'mesh', listenPort: 51820 },
     });
-    const plan = (await reconcileOverlay(h, 'ovl-wg'))!;
-    assert.deepEqual(plan.problems, []);
-    const addr: Record<string, string> = Object.fromEntries(plan.members.map((m) => [m.node, m.address]));
-    assert.deepEqual({ ...addr }, { 'ovl-a': '10.78.0.1', 'ovl-b': '10.78.0.2', 'ovl-c': '10.78.0.3' });
+    assert.deepEqual(
+      MEMBERS.map((m) => s.address(m)),
+      ['10.78.0.1', '10.78.0.2', '10.78.0.3'],
+    );
 
     // One interface name per member, unique on the machine: the UAPI socket directory is shared.
     const iface = (m: string) => `ovw${process.pid.toString(36)}${m}`.slice(0, 15);
     cleanup.after(() => {
       for (const m of MEMBERS) rmSync(`/var/run/wireguard/${iface(m)}.sock`, { force: true });
     });
-    const procs = new Map<string, ReturnType<NetnsSet['spawn']>>();
+    const status = (await s.h.resources.get('Overlay', 'ovl-wg'))!.status as OverlayStatus;
     for (const m of MEMBERS) {
-      const p = plan.members.find((x) => x.node === nodeName(m))!;
-      const d = writeFiles(join(dir, m), p.files);
-      const proc = set.spawn(ns[m]!, 'wireguard-go', ['-f', iface(m)], {
+      const p = s.plan.members.find((x) => x.node === nodeName(m))!;
+      const d = writeFiles(join(s.dir, m), p.files);
+      const proc = s.set.spawn(s.ns[m]!, 'wireguard-go', ['-f', iface(m)], {
         env: { ...process.env, WG_I_PREFER_BUGGY_USERSPACE_TO_POLISHED_KMOD: '1' },
       });
-      procs.set(m, proc);
       cleanup.after(() => void proc.kill('SIGTERM'));
       await until(`wireguard-go made ${iface(m)} in ${m}`, async () => {
-        return (await set.exec(ns[m]!, 'wg', ['show', iface(m)])).code === 0;
+        return (await s.set.exec(s.ns[m]!, 'wg', ['show', iface(m)])).code === 0;
       });
-      const setconf = await set.exec(ns[m]!, 'wg', ['setconf', iface(m), join(d, 'wg.conf')]);
+      const setconf = await s.set.exec(s.ns[m]!, 'wg', ['setconf', iface(m), join(d, 'wg.conf')]);
       assert.equal(setconf.code, 0, setconf.stderr);
-      set.ip(ns[m]!, 'addr', 'add', `${p.address}/24`, 'dev', iface(m));
-      set.ip(ns[m]!, 'link', 'set', iface(m), 'up');
+      s.set.ip(s.ns[m]!, 'addr', 'add', `${p.address}/24`, 'dev', iface(m));
+      s.set.ip(s.ns[m]!, 'link', 'set', iface(m), 'up');
       // The daemon runs with the key pair Strata made; the status shows its public half.
-      const shown = await set.exec(ns[m]!, 'wg', ['show', iface(m), 'public-key']);
-      const st = (await h.resources.get('Overlay', 'ovl-wg'))!.status as OverlayStatus;
-      assert.equal(shown.stdout.trim(), st.members![nodeName(m)]!.publicKey);
+      const shown = await s.set.exec(s.ns[m]!, 'wg', ['show', iface(m), 'public-key']);
+      assert.equal(shown.stdout.trim(), status.members![nodeName(m)]!.publicKey);
     }
-    const address = (m: string) => addr[nodeName(m)]!;
-    for (const from of MEMBERS) {
-      for (const to of MEMBERS.filter((x) => x !== from)) {
-        await until(`${from} pings ${to} (${address(to)}) over WireGuard`, () =>
-          pings(set, ns[from]!, address(to)),
-        );
-      }
-    }
+    await allPing(s, 'WireGuard');
 
-    await h.relabel('Node', 'ovl-c', {});
-    const after = (await reconcileOverlay(h, 'ovl-wg'))!;
-    assert.deepEqual(
-      after.members.map((m) => m.node),
-      ['ovl-a', 'ovl-b'],
-    );
-    assert.deepEqual(
-      after.leaving.map((l) => l.node),
-      ['ovl-c'],
-    );
+    const after = await removeC(s, 'ovl-wg');
     for (const p of after.members) {
       const m = p.node.slice(4);
       assert.deepEqual(p.peers, MEMBERS.filter((x) => x !== m && x !== 'c').map(nodeName));
-      const d = writeFiles(join(dir, m), p.files);
-      const sync = await set.exec(ns[m]!, 'wg', ['syncconf', iface(m), join(d, 'wg.conf')]);
+      const d = writeFiles(join(s.dir, m), p.files);
+      const sync = await s.set.exec(s.ns[m]!, 'wg', ['syncconf', iface(m), join(d, 'wg.conf')]);
       assert.equal(sync.code, 0, sync.stderr);
     }
-    await until('c can no longer reach a or b over WireGuard', async () => {
-      return (
-        (await staysUnreachable(set, ns.c!, address('a'))) &&
-        (await staysUnreachable(set, ns.c!, address('b')))
-      );
-    });
-    assert.ok(await staysUnreachable(set, ns.a!, address('c')), 'a must not reach c');
-    assert.ok(await pings(set, ns.a!, address('b')), 'a still reaches b');
-    assert.ok(await pings(set, ns.b!, address('a')), 'b still reaches a');
+    await cLostAccess(s, 'WireGuard');
   });
 });
