@@ -34,11 +34,12 @@ export interface NebulaCert {
   notAfter: string;
 }
 
-interface PrintedCert {
+export interface PrintedCert {
   details: {
     groups: string[];
     ips: string[];
     isCa: boolean;
+    issuer: string;
     name: string;
     notAfter: string;
     notBefore: string;
