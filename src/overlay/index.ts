@@ -3,9 +3,22 @@
  * scripts and the membership plan. Its ladder step is not registered yet (the ladder is becoming a table
  * elsewhere); the step will call {@link reconcileOverlay} and hand the plan to the shell layer.
  */
+import type { Layer } from '../core/layer.ts';
 import './kind.ts';
+import { startOverlayManager } from './manager.ts';
 
 export * from './ipam.ts';
 export * from './kind.ts';
+export * from './manager.ts';
 export * from './membership.ts';
 export * from './reconcile.ts';
+
+/**
+ * The layer for src/layers.ts (not listed there yet: the ladder is becoming a table on another branch).
+ * Its manager keeps every Overlay's addresses, keys, certificates and status current.
+ */
+export const overlayLayer: Layer = {
+  name: 'overlay',
+  roles: [],
+  manager: (ctx) => startOverlayManager(ctx),
+};

@@ -6,6 +6,7 @@
  * shell layer pushes. It touches no node: pushing is the shell layer's, so this stays testable against a
  * real store and real `nebula-cert` only. Calls for one overlay are serialised in this process.
  */
+import { isDeepStrictEqual } from 'node:util';
 import type { EventHub } from '../core/events.ts';
 import type { NodeResource } from '../core/kinds/node.ts';
 import type { Logger } from '../core/log.ts';
@@ -217,7 +218,7 @@ export function reconcileOverlay(
     const reserved = ipam.allocations.find(
       (a) => a.node === (spec.nebula?.lighthouse.node ?? LIGHTHOUSE_MEMBER),
     );
-    await ctx.resources.patchStatus<OverlayStatus>('Overlay', name, () => ({
+    const next: OverlayStatus = {
       members: status,
       ...(spec.provider === 'nebula' && reserved ? { reservedAddress: reserved.address } : {}),
       ...(spec.provider === 'wireguard' && spec.wireguard?.hub
@@ -230,7 +231,11 @@ export function reconcileOverlay(
       ...(overlay.metadata.generation !== undefined
         ? { observedGeneration: overlay.metadata.generation }
         : {}),
-    }));
+    };
+    // Unchanged status is not written: a write would announce a change and trigger another reconcile.
+    await ctx.resources.patchStatus<OverlayStatus>('Overlay', name, (cur) =>
+      isDeepStrictEqual(cur, next) ? undefined : next,
+    );
     return plan;
   });
 }

@@ -28,7 +28,7 @@ import type { MemberPlan, OverlayPlan } from '../../../src/overlay/membership.ts
 import { memberLeft, reconcileOverlay } from '../../../src/overlay/reconcile.ts';
 import { createNetns, type NetnsSet, netnsAvailable } from '../../helpers/netns.ts';
 import type { Cleanup } from '../../helpers/services.ts';
-import { suiteCleanup, tempDir } from '../../helpers/strata.ts';
+import { suiteCleanup, tempDir, waitFor } from '../../helpers/strata.ts';
 import { type Harness, harness, writeFiles } from './helpers.ts';
 
 const has = (cmd: string) => {
@@ -55,15 +55,8 @@ const UNDERLAY: Record<string, string> = {
 const MEMBERS = ['a', 'b', 'c'];
 const nodeName = (m: string) => `ovl-${m}`;
 
-/** Polls `fn` until it returns true; fails with `what` after `ms`. A bound on waiting, not a timing claim. */
-async function until(what: string, fn: () => Promise<boolean>, ms = 40_000): Promise<void> {
-  const end = Date.now() + ms;
-  while (Date.now() < end) {
-    if (await fn()) return;
-    await new Promise((r) => setTimeout(r, 500));
-  }
-  throw new Error(`timed out waiting until ${what}`);
-}
+/** Polls until `fn` is true; fails naming `what` after 40 s. A bound on waiting, not a timing claim. */
+const until = (what: string, fn: () => Promise<boolean>) => waitFor(what, fn, 40_000, 500);
 
 async function pings(set: NetnsSet, ns: string, address: string): Promise<boolean> {
   const r = await set.exec(ns, 'busybox', ['ping', '-c', '1', '-W', '1', address], { timeoutMs: 5000 });
