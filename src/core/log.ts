@@ -8,7 +8,7 @@ export type Level = 'debug' | 'info' | 'warn' | 'error';
 const order: Record<Level, number> = { debug: 10, info: 20, warn: 30, error: 40 };
 
 const SECRET_KEYS = /(^|_|-)(token|password|secret|privatekey|private_key|authorization)$/i;
-const SECRET_VALUES = /-----BEGIN [A-Z ]*PRIVATE KEY-----[\s\S]*?-----END [A-Z ]*PRIVATE KEY-----/g;
+const SECRET_VALUES = /-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----[\s\S]*?-----END [A-Z0-9 ]*PRIVATE KEY-----/g;
 
 /** Replaces secret fields and PEM private keys anywhere in a value. */
 export function redact(value: unknown, depth = 0): unknown {
