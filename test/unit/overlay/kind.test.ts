@@ -3,8 +3,10 @@
  * mistake is refused with the field's path and what to write instead.
  */
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { describe, it } from 'node:test';
-import { validateDocument } from '../../../src/core/resources/manifest.ts';
+import { loadManifest, validateDocument } from '../../../src/core/resources/manifest.ts';
 import type { OverlaySpec } from '../../../src/overlay/kind.ts';
 import { ZEROTIER_SPEC } from './fixtures.ts';
 
@@ -42,6 +44,14 @@ describe('Overlay kind', () => {
       [],
     );
     assert.deepEqual(issues(ZEROTIER_SPEC), []);
+  });
+
+  it('accepts every Overlay in examples/overlays.yaml', () => {
+    const text = readFileSync(join(import.meta.dirname, '../../../examples/overlays.yaml'), 'utf8');
+    assert.deepEqual(
+      loadManifest(text, 'overlays.yaml').map((r) => `${r.kind}/${r.metadata.name}`),
+      ['Overlay/global', 'Overlay/backhaul', 'Overlay/zt'],
+    );
   });
 
   it('names the field and the fix for each mistake', () => {

@@ -1,7 +1,8 @@
 #!/bin/sh
 # Joins this node to a WireGuard overlay: installs the wg-quick file Strata rendered (0600: it holds the
-# private key). A running interface gets the new peer list with `wg syncconf` (existing sessions stay up);
-# otherwise wg-quick@IFACE brings it up (wg-quick falls back to wireguard-go without the kernel module).
+# private key). A running interface with its address gets the new peer list with `wg syncconf` (existing
+# sessions stay up); otherwise wg-quick@IFACE (re)starts it (wg-quick falls back to wireguard-go
+# without the kernel module).
 set -eu
 here=$(dirname "$0")
 # shellcheck source=/dev/null
@@ -10,8 +11,9 @@ command -v wg >/dev/null 2>&1 || { echo "wg is not installed: install the Debian
 install -d -m 0700 /etc/wireguard
 install -m 0600 "$here/wg-quick.conf" "/etc/wireguard/$IFACE.conf"
 systemctl enable "wg-quick@$IFACE" >/dev/null 2>&1
-if ip link show dev "$IFACE" >/dev/null 2>&1; then
+if ip -4 -o addr show dev "$IFACE" 2>/dev/null | grep -q "inet $ADDRESS/"; then
   wg syncconf "$IFACE" "$here/wg.conf"
 else
-  systemctl start "wg-quick@$IFACE"
+  # Not up yet, or up with another address: wg-quick sets the address and the peers.
+  systemctl restart "wg-quick@$IFACE"
 fi
