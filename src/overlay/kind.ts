@@ -20,6 +20,7 @@ import {
 } from '../core/resources/fields.ts';
 import { registerKind } from '../core/resources/kinds.ts';
 import type { Resource } from '../core/resources/types.ts';
+import { OVERLAY_FINALIZER } from './protocol.ts';
 
 const port = (what: string) =>
   z
@@ -209,6 +210,7 @@ registerKind({
     'A global overlay network (Nebula, WireGuard or ZeroTier) joined by the Nodes its selector picks.',
   spec: overlaySpec,
   validate: validateOverlay,
+  finalizers: [OVERLAY_FINALIZER],
   columns: [
     { header: 'PROVIDER', value: (r) => (r.spec as OverlaySpec).provider },
     { header: 'SUBNET', value: (r) => (r.spec as OverlaySpec).subnet },

@@ -10,12 +10,15 @@ import { backoffMs, WorkQueue } from '../core/ladder/queue.ts';
 import type { Stoppable } from '../core/layer.ts';
 import type { OverlayResource } from './kind.ts';
 import type { OverlayPlan } from './membership.ts';
-import { type OverlayContext, reconcileOverlay } from './reconcile.ts';
+import { memberLeft, type OverlayContext, purgeOverlay, reconcileOverlay } from './reconcile.ts';
 
 export interface OverlayManagerOptions {
   /** Re-decides every Overlay this often (certificate renewal needs no other trigger). Default 10 min. */
   resyncMs?: number;
-  /** Receives each fresh plan: push members whose digest changed, undo the leavers. */
+  /**
+   * Receives each fresh plan: push the members whose digest changed and run the leavers' undo. When it
+   * resolves, the leavers' addresses are released, and a deleted Overlay's records are removed.
+   */
   onPlan?: (plan: OverlayPlan) => Promise<void> | void;
 }
 
@@ -35,7 +38,12 @@ export async function startOverlayManager(
   const queue = new WorkQueue(async (name) => {
     try {
       const plan = await reconcileOverlay(ctx, name);
-      if (plan) await opts.onPlan?.(plan);
+      // Without a shell layer to run their undo, leavers stay leaving (and a deleted Overlay waits).
+      if (plan && opts.onPlan) {
+        await opts.onPlan(plan);
+        for (const l of plan.leaving) await memberLeft(ctx, name, l.node);
+        if (plan.deleting) await purgeOverlay(ctx, name);
+      }
       attempts.delete(name);
     } catch (err) {
       const n = (attempts.get(name) ?? 0) + 1;

@@ -79,6 +79,8 @@ export interface OverlayPlan {
   /** The lighthouse Strata runs itself (Nebula without `lighthouse.node`). */
   lighthouse?: MemberPlan;
   problems: string[];
+  /** The Overlay is being deleted: every member is leaving. */
+  deleting?: true;
 }
 
 const SCRIPTS = join(import.meta.dirname, 'scripts');
@@ -201,8 +203,9 @@ export function planMembership(input: PlanInput): OverlayPlan {
       const m = render(n);
       if (m) plan.members.push(m);
     }
-    if (lhNode === LIGHTHOUSE_MEMBER) plan.lighthouse = render(LIGHTHOUSE_MEMBER);
-    else if (!active.includes(lhNode)) {
+    if (lhNode === LIGHTHOUSE_MEMBER) {
+      if (alloc.get(LIGHTHOUSE_MEMBER)?.state === 'active') plan.lighthouse = render(LIGHTHOUSE_MEMBER);
+    } else if (!active.includes(lhNode)) {
       problems.push(
         `spec.nebula.lighthouse.node: "${lhNode}" is not a selected member: label it to match spec.selector or remove lighthouse.node so Strata runs the lighthouse`,
       );

@@ -16,3 +16,5 @@ export const memberSecretKey = (overlay: string, node: string) => `overlay/${ove
 /** The lighthouse Strata runs itself (when no member Node is named to run it). */
 export const LIGHTHOUSE_MEMBER = '@lighthouse';
 export const allocationKey = (overlay: string, node: string) => `${overlay}/${node}`;
+/** On every Overlay: its members leave (their undo runs) and its records go before the Overlay does. */
+export const OVERLAY_FINALIZER = 'strata.dev/overlay';

@@ -17,7 +17,15 @@ import { type Allocation, releaseAllocation, syncAllocations, usableRange, withO
 import type { OverlayMemberStatus, OverlayResource, OverlayStatus } from './kind.ts';
 import { type MemberNode, type NebulaCredentials, type OverlayPlan, planMembership } from './membership.ts';
 import { createCa, type NebulaCa, type NebulaCert, needsRenewal, signMember } from './nebula.ts';
-import { caSecretKey, LIGHTHOUSE_MEMBER, memberSecretKey, REVOKED_COLLECTION, SECRETS } from './protocol.ts';
+import {
+  caSecretKey,
+  IPAM_COLLECTION,
+  LIGHTHOUSE_MEMBER,
+  memberSecretKey,
+  OVERLAY_FINALIZER,
+  REVOKED_COLLECTION,
+  SECRETS,
+} from './protocol.ts';
 import { generateWgKeyPair, type WgKeyPair } from './wireguard.ts';
 
 export interface OverlayContext {
@@ -187,9 +195,12 @@ export function reconcileOverlay(
     const overlay = await ctx.resources.get<OverlayResource>('Overlay', name);
     if (!overlay) return undefined;
     const spec = overlay.spec;
-    const members = await selectMembers(ctx, overlay);
+    // Being deleted: every member (and Strata's own lighthouse) leaves; no key or certificate is made.
+    const deleting = Boolean(overlay.metadata.deletionTimestamp);
+    const members = deleting ? [] : await selectMembers(ctx, overlay);
     const names = members.map((m) => m.name);
-    if (spec.provider === 'nebula' && !spec.nebula?.lighthouse.node) names.push(LIGHTHOUSE_MEMBER);
+    if (!deleting && spec.provider === 'nebula' && !spec.nebula?.lighthouse.node)
+      names.push(LIGHTHOUSE_MEMBER);
     const ipam = await syncAllocations(ctx.store, name, spec, names, now);
     for (const n of ipam.added)
       record(
@@ -205,7 +216,9 @@ export function reconcileOverlay(
     for (const a of ipam.allocations) status[a.node] = { address: a.address, state: a.state };
     const input: Parameters<typeof planMembership>[0] = { overlay, members, allocations: ipam.allocations };
     let cas: NebulaCa[] = [];
-    if (spec.provider === 'nebula') {
+    if (deleting) {
+      // nothing to sign or generate
+    } else if (spec.provider === 'nebula') {
       const n = await ensureNebula(ctx, overlay, ipam.allocations, now, status);
       input.nebula = n.creds;
       cas = n.cas;
@@ -214,6 +227,7 @@ export function reconcileOverlay(
     }
     const plan = planMembership(input);
     plan.problems.unshift(...ipam.problems);
+    if (deleting) plan.deleting = true;
 
     const reserved = ipam.allocations.find(
       (a) => a.node === (spec.nebula?.lighthouse.node ?? LIGHTHOUSE_MEMBER),
@@ -238,6 +252,16 @@ export function reconcileOverlay(
     );
     return plan;
   });
+}
+
+/** Removes every record an Overlay left behind (addresses, CA, keys, revocations) and its finalizer. */
+export async function purgeOverlay(ctx: OverlayContext, name: string): Promise<void> {
+  const mine = async (collection: string, prefix: string) =>
+    (await ctx.store.listRecords(collection)).map((r) => r.key).filter((k) => k.startsWith(prefix));
+  await ctx.store.deleteRecords(IPAM_COLLECTION, await mine(IPAM_COLLECTION, `${name}/`));
+  await ctx.store.deleteRecords(SECRETS, await mine(SECRETS, `overlay/${name}/`));
+  await ctx.store.deleteRecords(REVOKED_COLLECTION, await mine(REVOKED_COLLECTION, `${name}/`));
+  await ctx.resources.removeFinalizer('Overlay', name, OVERLAY_FINALIZER);
 }
 
 /** A leaving member's undo has run: free its address and drop its key. */

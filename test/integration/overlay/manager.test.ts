@@ -1,14 +1,16 @@
 /**
  * The overlay manager on a real SQLite store: applying an Overlay and labelling Nodes is enough for the
  * Overlay's status to list its members and their addresses; a newcomer and a leaver each produce a plan
- * for the shell layer; and once nothing changes, the manager stops writing (its own status writes do not
- * keep it busy).
+ * for the shell layer, and a leaver's address is released once its plan was handled; once nothing
+ * changes, the manager stops writing (its own status writes do not keep it busy); and a deleted Overlay
+ * first lets every member leave, then takes its records with it.
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { OverlayStatus } from '../../../src/overlay/kind.ts';
 import { startOverlayManager } from '../../../src/overlay/manager.ts';
 import type { OverlayPlan } from '../../../src/overlay/membership.ts';
+import { IPAM_COLLECTION, SECRETS } from '../../../src/overlay/protocol.ts';
 import { suiteCleanup, waitFor } from '../../helpers/strata.ts';
 import { harness } from './helpers.ts';
 
@@ -49,12 +51,11 @@ describe('overlay manager', () => {
       ],
     );
 
+    // b leaves: a plan carries its undo; once that plan is handled, its address is released.
     await h.relabel('Node', 'b', {});
-    await waitFor('b is leaving', async () => (await members()).b === '10.78.0.2 leaving');
-    assert.deepEqual(
-      plans.at(-1)!.leaving.map((l) => l.node),
-      ['b'],
-    );
+    await waitFor('b is gone', async () => (await members()).b === undefined);
+    assert.ok(plans.some((p) => p.leaving.map((l) => l.node).join() === 'b'));
+    assert.ok(!plans.at(-1)!.members.some((m) => m.node === 'b' || m.peers.includes('b')));
 
     // Quiet once settled: no more plans while nothing changes.
     const settled = async () => {
@@ -66,5 +67,15 @@ describe('overlay manager', () => {
     const version = (await h.resources.get('Overlay', 'mesh'))!.metadata.resourceVersion;
     assert.ok(await settled());
     assert.equal((await h.resources.get('Overlay', 'mesh'))!.metadata.resourceVersion, version);
+
+    // Deleting the Overlay: every member leaves first, then its records and the Overlay go.
+    await h.resources.delete('Overlay', 'mesh');
+    await waitFor('the Overlay is gone', async () => !(await h.resources.get('Overlay', 'mesh')));
+    assert.deepEqual(
+      plans.at(-1)!.leaving.map((l) => l.node),
+      ['a', 'c'],
+    );
+    assert.equal(plans.at(-1)!.deleting, true);
+    for (const c of [IPAM_COLLECTION, SECRETS]) assert.deepEqual(await h.store.listRecords(c), [], c);
   });
 });
