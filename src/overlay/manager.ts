@@ -9,10 +9,13 @@ import type { NodeResource } from '../core/kinds/node.ts';
 import { backoffMs, WorkQueue } from '../core/ladder/queue.ts';
 import type { Stoppable } from '../core/layer.ts';
 import type { OverlayResource } from './kind.ts';
+import type { LighthouseRunner } from './lighthouse.ts';
 import type { OverlayPlan } from './membership.ts';
 import { memberLeft, type OverlayContext, purgeOverlay, reconcileOverlay } from './reconcile.ts';
 
 export interface OverlayManagerOptions {
+  /** Runs the lighthouses Strata hosts itself (Nebula overlays without `lighthouse.node`). */
+  lighthouse?: LighthouseRunner;
   /** Re-decides every Overlay this often (certificate renewal needs no other trigger). Default 10 min. */
   resyncMs?: number;
   /**
@@ -38,6 +41,7 @@ export async function startOverlayManager(
   const queue = new WorkQueue(async (name) => {
     try {
       const plan = await reconcileOverlay(ctx, name);
+      if (plan) opts.lighthouse?.update(plan);
       // Without a shell layer to run their undo, leavers stay leaving (and a deleted Overlay waits).
       if (plan && opts.onPlan) {
         await opts.onPlan(plan);

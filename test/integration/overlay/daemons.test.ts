@@ -1,14 +1,15 @@
 /**
  * The overlay with the REAL daemons, in network namespaces this test makes: three member namespaces and a
- * fourth for Nebula's lighthouse, each with a veth on a bridge in a namespace of its own (all named with
- * `ovl`). Strata's own modules do every decision: Nodes and Overlays go through `strata apply`'s
+ * fourth for Nebula's lighthouse, each with a veth on a bridge in a namespace of its own (short names
+ * `ovl-*`, inside the test helper's per-process `st-<pid>-<n>-` prefix that cleans up after crashes). Strata's own modules do every decision: Nodes and Overlays go through `strata apply`'s
  * validation into a real SQLite store, `reconcileOverlay` allocates the addresses, makes the Nebula CA and
  * certificates with Debian's nebula-cert 1.6.1 or the WireGuard keys, and renders each member's files.
  *
  * Delivery over SSH is NOT part of this test (the shell layer is built elsewhere): the test writes each
  * member's rendered files into a directory and starts the daemon directly inside the member's namespace
  * (`nebula -config config.yml`; `wireguard-go` plus `wg setconf wg.conf`, as apply.sh does on a running
- * interface), instead of running apply.sh over SSH with systemd.
+ * interface), instead of running apply.sh over SSH with systemd. Strata's own Nebula lighthouse is run by
+ * the overlay layer's LighthouseRunner, as in `strata up`, only placed in the fourth namespace.
  *
  * Then a member is removed from the selector: the peers get re-rendered files (Nebula: the removed
  * member's certificate in every blocklist, reloaded with SIGHUP; WireGuard: peers without it, applied
@@ -24,6 +25,7 @@ import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import type { OverlayStatus } from '../../../src/overlay/kind.ts';
+import { LighthouseRunner } from '../../../src/overlay/lighthouse.ts';
 import type { MemberPlan, OverlayPlan } from '../../../src/overlay/membership.ts';
 import { memberLeft, reconcileOverlay } from '../../../src/overlay/reconcile.ts';
 import { createNetns, type NetnsSet, netnsAvailable } from '../../helpers/netns.ts';
@@ -168,7 +170,7 @@ describe('Nebula overlay with real nebula 1.6.1 daemons in namespaces', { skip, 
 
     const procs = new Map<string, ReturnType<NetnsSet['spawn']>>();
     const logs = new Map<string, string>();
-    const where = (p: MemberPlan) => (p.node.startsWith('ovl-') ? p.node.slice(4) : 'lh');
+    const where = (p: MemberPlan) => p.node.slice(4);
     const start = (p: MemberPlan) => {
       const who = where(p);
       const d = writeFiles(join(s.dir, who), p.files);
@@ -179,13 +181,24 @@ describe('Nebula overlay with real nebula 1.6.1 daemons in namespaces', { skip, 
       proc.stderr?.on('data', keep);
       procs.set(who, proc);
     };
-    for (const p of [plan.lighthouse!, ...plan.members]) start(p);
-    await allPing(s, 'Nebula', () => [...logs].map(([k, v]) => `--- ${k}\n${v}`).join('\n'));
+    // Strata's own lighthouse, run by the overlay layer's runner (placed in the lighthouse namespace).
+    const lighthouse = new LighthouseRunner({
+      dir: join(s.dir, 'lh'),
+      prefix: ['ip', 'netns', 'exec', s.ns.lh!],
+    });
+    cleanup.after(() => lighthouse.stopAll());
+    lighthouse.update(plan);
+    for (const p of plan.members) start(p);
+    const diagnostics = () =>
+      [['lh', lighthouse.output('ovl-neb')], ...logs].map(([k, v]) => `--- ${k}\n${v}`).join('\n');
+    await allPing(s, 'Nebula', diagnostics);
 
     // c leaves the selector; it keeps running its old config, as a node that never ran its undo would.
     const after = await removeC(s, 'ovl-neb');
-    for (const p of [after.lighthouse!, ...after.members]) {
-      const before = [plan.lighthouse!, ...plan.members].find((x) => x.node === p.node)!;
+    assert.notEqual(after.lighthouse!.digest, plan.lighthouse!.digest, "the lighthouse's config must change");
+    lighthouse.update(after); // reloads it with SIGHUP
+    for (const p of after.members) {
+      const before = plan.members.find((x) => x.node === p.node)!;
       assert.notEqual(p.digest, before.digest, `${p.node}'s config must change`);
       writeFiles(join(s.dir, where(p)), p.files);
       procs.get(where(p))!.kill('SIGHUP'); // what apply.sh's `systemctl reload nebula@...` does
