@@ -36,7 +36,10 @@ export class LighthouseRunner {
   /** Starts, reloads or stops the lighthouse of `plan`'s overlay to match it. */
   update(plan: OverlayPlan): void {
     const lh = plan.provider === 'nebula' ? plan.lighthouse : undefined;
-    if (!lh) return this.stop(plan.overlay);
+    if (!lh) {
+      this.stop(plan.overlay);
+      return;
+    }
     const cur = this.#running.get(plan.overlay);
     if (cur && cur.proc.exitCode === null && cur.proc.signalCode === null && cur.digest === lh.digest) return;
     const dir = join(this.#opts.dir, plan.overlay);
