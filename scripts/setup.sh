@@ -10,6 +10,9 @@ PACKAGES=(
   ipxe ipxe-qemu ovmf qemu-system-x86 qemu-utils grub-efi-amd64-bin grub-common
   # the lab segment and the installer environment Strata builds
   iproute2 nftables radvd busybox-static cpio debootstrap e2fsprogs dosfstools fdisk kmod zstd
+  # the overlay (state 5): Nebula, WireGuard (wireguard-go where no kernel module), and the tools its
+  # tests use to check the ZeroTier scripts (shellcheck, jq)
+  nebula wireguard-tools wireguard-go shellcheck jq
   # real peers and clients the tests drive
   udhcpc isc-dhcp-client kea-admin tftp-hpa atftp bind9-dnsutils curl tcpdump
   openssh-client openssh-server dropbear-bin

@@ -8,7 +8,7 @@ export type Level = 'debug' | 'info' | 'warn' | 'error';
 const order: Record<Level, number> = { debug: 10, info: 20, warn: 30, error: 40 };
 
 const SECRET_KEYS = /(^|_|-)(token|password|secret|privatekey|private_key|authorization)$/i;
-const SECRET_VALUES = /-----BEGIN [A-Z ]*PRIVATE KEY-----[\s\S]*?-----END [A-Z ]*PRIVATE KEY-----/g;
+const SECRET_VALUES = /-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----[\s\S]*?-----END [A-Z0-9 ]*PRIVATE KEY-----/g;
 /** Tokens inside text: `?token=…` (installers that cannot send a header), `Bearer …`, `strata.token=…`. */
 const TOKEN_IN_TEXT = /([?&;](?:[a-z_]*token|key|password)=|\bBearer\s+|\bstrata\.token=)[^\s&#"']+/gi;
 

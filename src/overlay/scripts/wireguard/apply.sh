@@ -1,0 +1,19 @@
+#!/bin/sh
+# Joins this node to a WireGuard overlay: installs the wg-quick file Strata rendered (0600: it holds the
+# private key). A running interface with its address gets the new peer list with `wg syncconf` (existing
+# sessions stay up); otherwise wg-quick@IFACE (re)starts it (wg-quick falls back to wireguard-go
+# without the kernel module).
+set -eu
+here=$(dirname "$0")
+# shellcheck source=/dev/null
+. "$here/overlay.env"
+command -v wg >/dev/null 2>&1 || { echo "wg is not installed: install the Debian package wireguard-tools" >&2; exit 1; }
+install -d -m 0700 /etc/wireguard
+install -m 0600 "$here/wg-quick.conf" "/etc/wireguard/$IFACE.conf"
+systemctl enable "wg-quick@$IFACE" >/dev/null 2>&1
+if ip -4 -o addr show dev "$IFACE" 2>/dev/null | grep -q "inet $ADDRESS/"; then
+  wg syncconf "$IFACE" "$here/wg.conf"
+else
+  # Not up yet, or up with another address: wg-quick sets the address and the peers.
+  systemctl restart "wg-quick@$IFACE"
+fi
