@@ -5,6 +5,14 @@ import type { Layer } from './core/layer.ts';
 import { hardwareLayer } from './hardware/index.ts';
 import { installLayer } from './install/index.ts';
 import { labLayer } from './lab/layer.ts';
+import { registryLayer } from './registry/index.ts';
 import { sshkeysLayer } from './sshkeys/index.ts';
 
-export const LAYERS: Layer[] = [hardwareLayer, labLayer(), bootLayer, installLayer, sshkeysLayer];
+export const LAYERS: Layer[] = [
+  hardwareLayer,
+  labLayer(),
+  bootLayer,
+  installLayer,
+  sshkeysLayer,
+  registryLayer,
+];
