@@ -206,7 +206,11 @@ export async function importBundle(o: {
           await drain(entry);
           present++;
         } else {
-          await o.client.pushBlob(digest, Readable.from(entry), entry.header.size ?? want.size);
+          await o.client.pushBlob(
+            digest,
+            Readable.from(entry, { objectMode: false }),
+            entry.header.size ?? want.size,
+          );
           pushed++;
         }
         seen.add(digest);
@@ -217,7 +221,11 @@ export async function importBundle(o: {
         const tmp = `${target}.part`;
         await mkdir(dirname(target), { recursive: true });
         try {
-          await pipeline(Readable.from(entry), new DigestStream(a.digest), createWriteStream(tmp));
+          await pipeline(
+            Readable.from(entry, { objectMode: false }),
+            new DigestStream(a.digest),
+            createWriteStream(tmp),
+          );
           await rename(tmp, target);
         } finally {
           await rm(tmp, { force: true });

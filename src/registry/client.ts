@@ -123,7 +123,7 @@ export class RegistryClient {
     }
     return {
       size: Number(res.headers.get('content-length') ?? 0),
-      stream: Readable.fromWeb(res.body as WebReadableStream<Uint8Array>),
+      stream: Readable.from(res.body as WebReadableStream<Uint8Array>, { objectMode: false }),
     };
   }
 

@@ -11,8 +11,8 @@ import { Transform, type TransformCallback } from 'node:stream';
 import { StrataError } from '../core/resources/errors.ts';
 
 const DIGEST_RE = /^sha256:[0-9a-f]{64}$/;
-/** Lower-case, may hold `/` to group (`debian/amd64/nebula`), and `+` (Debian's `libstdc++6`). */
-const NAME_RE = /^[a-z0-9][a-z0-9._+-]*(\/[a-z0-9][a-z0-9._+-]*)*$/;
+/** Path-like: `/` groups (`debian/amd64/nebula`), `+` for Debian's `libstdc++6`; no spaces, no `..`. */
+const NAME_RE = /^[A-Za-z0-9][A-Za-z0-9._+-]*(\/[A-Za-z0-9][A-Za-z0-9._+-]*)*$/;
 /** Debian versions carry an epoch (`1:2.3`), `~` and `+`. */
 const VERSION_RE = /^[A-Za-z0-9][A-Za-z0-9._+~:-]*$/;
 
@@ -45,7 +45,7 @@ export function mustName(s: string, field = 'name'): string {
     throw new StrataError(
       400,
       'BadRequest',
-      `${field}: invalid artifact name "${s.slice(0, 80)}": use lower-case letters, digits, . _ + - and / between parts, like debian/amd64/nebula`,
+      `${field}: invalid artifact name "${s.slice(0, 80)}": use letters, digits, . _ + - and / between parts, like debian/amd64/nebula`,
     );
   }
   return s;

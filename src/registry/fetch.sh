@@ -50,7 +50,8 @@ src="$url/blobs/$digest"
 if command -v curl >/dev/null 2>&1; then
   curl -fsS --retry 3 --retry-delay 1 --connect-timeout 10 -o "$tmp" "$src"
 else
-  wget -q -T 30 -O "$tmp" "$src"
+  # No -T: busybox 1.35's wget (Debian bookworm) crashes with a timeout option.
+  wget -q -O "$tmp" "$src"
 fi
 rc=$?
 if [ "$rc" -ne 0 ]; then

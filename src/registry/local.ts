@@ -101,7 +101,12 @@ export async function createLocalRegistry(o: LocalRegistryOptions): Promise<Loca
               `blob ${digest} is not cached at this site and the global registry is away (${(e as Error).message})`,
             );
           }
-          throw e;
+          // The transfer broke off: the global registry stops a blob it finds corrupted before its end.
+          throw new StrataError(
+            502,
+            'BadGateway',
+            `fetching blob ${digest} from the global registry failed: ${(e as Error).message}; nothing was cached`,
+          );
         }
       })().finally(() => inflight.delete(digest));
       inflight.set(digest, p);

@@ -47,8 +47,11 @@ export interface RefIndex {
 
 const refKey = (name: string, version: string) => `${name}:${version}`;
 
+const byCodePoint = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
+
+/** By name, then version, in code-point order: the same on every machine, whatever its locale. */
 export function sortRefs(refs: ArtifactRef[]): ArtifactRef[] {
-  return refs.sort((a, b) => a.name.localeCompare(b.name) || a.version.localeCompare(b.version));
+  return refs.sort((a, b) => byCodePoint(a.name, b.name) || byCodePoint(a.version, b.version));
 }
 
 /** References as records of the Strata store (SQLite or PostgreSQL): the global registry's. */
