@@ -13,12 +13,17 @@ export interface BlobInfo {
   modifiedMs: number;
 }
 
+export interface ByteRange {
+  offset: number;
+  length: number;
+}
+
 export interface BlobBackend {
   /** `dir:/path` or `s3://bucket/prefix`, for logs and `strata registry ls`. */
   readonly location: string;
   stat(digest: string): Promise<BlobInfo | undefined>;
-  /** The blob's bytes, or undefined when it is not there. */
-  read(digest: string): Promise<Readable | undefined>;
+  /** The blob's bytes (or `length` of them from `offset`), or undefined when it is not there. */
+  read(digest: string, range?: ByteRange): Promise<Readable | undefined>;
   /** Stores the verified file `path` under `digest`; the backend may move or copy it (the caller removes it). */
   putFile(digest: string, path: string, size: number): Promise<void>;
   delete(digest: string): Promise<void>;

@@ -7,7 +7,7 @@ import { createReadStream } from 'node:fs';
 import { mkdir, readdir, rename, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
-import type { BlobBackend, BlobInfo } from './backend.ts';
+import type { BlobBackend, BlobInfo, ByteRange } from './backend.ts';
 import { hexOf, isDigest } from './digest.ts';
 
 export class DirectoryBackend implements BlobBackend {
@@ -40,9 +40,12 @@ export class DirectoryBackend implements BlobBackend {
     }
   }
 
-  async read(digest: string): Promise<Readable | undefined> {
+  async read(digest: string, range?: ByteRange): Promise<Readable | undefined> {
     if (!(await this.stat(digest))) return undefined;
-    return createReadStream(this.#path(digest));
+    return createReadStream(
+      this.#path(digest),
+      range ? { start: range.offset, end: range.offset + range.length - 1 } : {},
+    );
   }
 
   async putFile(digest: string, path: string): Promise<void> {

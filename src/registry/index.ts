@@ -17,7 +17,15 @@ import type { Store } from '../core/store/types.ts';
 import { hashToken, tokenMatches } from '../core/tokens.ts';
 import { mustDigest, mustName, mustVersion } from './digest.ts';
 import { addReadRoutes, refParams } from './http.ts';
-import { type GcReport, REGISTRY_API_BASE, subjects, type UpstreamInfo } from './protocol.ts';
+import {
+  type ChunkReply,
+  type GcReport,
+  READ_CHUNK,
+  REGISTRY_API_BASE,
+  type ReadRequest,
+  subjects,
+  type UpstreamInfo,
+} from './protocol.ts';
 import { type ArtifactStore, openArtifactStore, StoreRefs } from './store.ts';
 
 const SECRETS = 'secrets';
@@ -124,6 +132,27 @@ function routes(ctx: ManagerContext, artifacts: ArtifactStore, pullToken: string
   });
 }
 
+/** Answers a site's reads over the transport (see protocol.ts); a missing thing is a 404 StrataError. */
+export async function readOverTransport(artifacts: ArtifactStore, r: ReadRequest): Promise<unknown> {
+  if (r.op === 'list') return artifacts.refs.list();
+  if (r.op === 'ref') {
+    const ref = await artifacts.refs.get(mustName(r.name), mustVersion(r.version));
+    if (!ref)
+      throw new StrataError(404, 'NotFound', `artifact ${r.name}:${r.version} is not in the registry`);
+    return ref;
+  }
+  const digest = mustDigest(r.digest);
+  const info = await artifacts.backend.stat(digest);
+  if (!info) throw new StrataError(404, 'NotFound', `blob ${digest} is not in the registry`);
+  const offset = Math.max(0, Math.floor(r.offset));
+  const length = Math.min(READ_CHUNK, Math.max(0, Math.floor(r.length)), info.size - offset);
+  if (length <= 0) return { size: info.size, data: '' } satisfies ChunkReply;
+  const stream = await artifacts.backend.read(digest, { offset, length });
+  const parts: Buffer[] = [];
+  for await (const c of stream ?? []) parts.push(c as Buffer);
+  return { size: info.size, data: Buffer.concat(parts).toString('base64') } satisfies ChunkReply;
+}
+
 export const registryLayer: Layer = {
   name: 'registry',
   roles: [],
@@ -144,7 +173,15 @@ export const registryLayer: Layer = {
         : {}),
       token: pullToken,
     }));
+    const reads = await ctx.transport.serve<ReadRequest, unknown>(subjects.read, (r) =>
+      readOverTransport(artifacts, r),
+    );
     ctx.log.info('global registry ready', { backend: artifacts.backend.location, ...(url ? { url } : {}) });
-    return { stop: () => sub.unsubscribe() };
+    return {
+      stop: async () => {
+        await sub.unsubscribe();
+        await reads.unsubscribe();
+      },
+    };
   },
 };

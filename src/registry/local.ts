@@ -9,6 +9,7 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { join } from 'node:path';
+import { Readable } from 'node:stream';
 import { Router } from '../core/http.ts';
 import type { Logger } from '../core/log.ts';
 import { counter } from '../core/metrics.ts';
@@ -17,8 +18,15 @@ import type { Transport } from '../core/transport/types.ts';
 import { RegistryClient, RegistryHttpError } from './client.ts';
 import { DigestMismatchError } from './digest.ts';
 import { addReadRoutes, type RegistrySource, serveRouter } from './http.ts';
-import { LOCAL_REGISTRY_BASE, subjects, type UpstreamInfo } from './protocol.ts';
-import { type ArtifactStore, FileRefs, openArtifactStore } from './store.ts';
+import {
+  type ChunkReply,
+  LOCAL_REGISTRY_BASE,
+  READ_CHUNK,
+  type ReadRequest,
+  subjects,
+  type UpstreamInfo,
+} from './protocol.ts';
+import { type ArtifactRef, type ArtifactStore, FileRefs, openArtifactStore } from './store.ts';
 
 const pulls = counter(
   'strata_registry_pull_through_total',
@@ -26,14 +34,22 @@ const pulls = counter(
   ['result'],
 );
 
+/**
+ * What a local registry reads from the global one: its HTTP client (RegistryClient), or the same reads
+ * over the manager's transport. Failures are RegistryHttpErrors: status 0 or 5xx = away, 404 = not there.
+ */
+export interface Upstream {
+  listRefs(): Promise<ArtifactRef[]>;
+  getRef(name: string, version: string): Promise<ArtifactRef>;
+  openBlob(digest: string): Promise<{ size: number; stream: Readable }>;
+}
+
 export interface LocalRegistryOptions {
   /** Cache directory (blobs and cached references). */
   root: string;
   /** The global registry, asked on every reference lookup and blob miss; undefined = not configured. */
-  upstream: () => Promise<UpstreamInfo | undefined>;
+  upstream: () => Promise<Upstream | undefined>;
   log: Logger;
-  /** Metadata calls to the global registry give up after this long (the site then serves its cache). */
-  upstreamTimeoutMs?: number;
 }
 
 export interface LocalRegistry {
@@ -58,11 +74,7 @@ export async function createLocalRegistry(o: LocalRegistryOptions): Promise<Loca
   });
   const inflight = new Map<string, Promise<void>>();
 
-  const client = async (): Promise<RegistryClient | undefined> => {
-    const up = await o.upstream().catch(() => undefined);
-    if (!up?.url) return undefined;
-    return new RegistryClient({ url: up.url, token: up.token, timeoutMs: o.upstreamTimeoutMs ?? 5_000 });
-  };
+  const client = (): Promise<Upstream | undefined> => o.upstream().catch(() => undefined);
 
   /** Fetches one blob from the global registry into the cache (once, however many ask at the same time). */
   const pull = (digest: string): Promise<void> => {
@@ -74,7 +86,7 @@ export async function createLocalRegistry(o: LocalRegistryOptions): Promise<Loca
           throw new StrataError(
             503,
             'ServiceUnavailable',
-            `blob ${digest} is not cached at this site and no global registry is configured`,
+            `blob ${digest} is not cached at this site and no global registry is known`,
           );
         }
         try {
@@ -161,26 +173,78 @@ export async function createLocalRegistry(o: LocalRegistryOptions): Promise<Loca
   };
 }
 
+/** The global registry's reads over the manager's transport, for sites that cannot reach its API. */
+export class TransportUpstream implements Upstream {
+  readonly #transport: Transport;
+  readonly #timeout: number;
+  constructor(transport: Transport, timeoutMs = 5_000) {
+    this.#transport = transport;
+    this.#timeout = timeoutMs;
+  }
+
+  async #read<T>(r: ReadRequest, timeout = this.#timeout): Promise<T> {
+    try {
+      return await this.#transport.request<ReadRequest, T>(subjects.read, r, { timeout });
+    } catch (e) {
+      const st = e as { status?: number; reason?: string; message?: string };
+      throw new RegistryHttpError(
+        typeof st.status === 'number' ? st.status : 0,
+        st.reason ?? 'Unreachable',
+        `global registry over the transport: ${st.message ?? String(e)}`,
+      );
+    }
+  }
+
+  listRefs(): Promise<ArtifactRef[]> {
+    return this.#read({ op: 'list' });
+  }
+
+  getRef(name: string, version: string): Promise<ArtifactRef> {
+    return this.#read({ op: 'ref', name, version });
+  }
+
+  async openBlob(digest: string): Promise<{ size: number; stream: Readable }> {
+    const first = await this.#read<ChunkReply>({ op: 'chunk', digest, offset: 0, length: READ_CHUNK });
+    const read = (offset: number) =>
+      this.#read<ChunkReply>({ op: 'chunk', digest, offset, length: READ_CHUNK }, 60_000);
+    async function* chunks(): AsyncGenerator<Buffer> {
+      let offset = 0;
+      let reply = first;
+      for (;;) {
+        const data = Buffer.from(reply.data, 'base64');
+        if (data.length) yield data;
+        offset += data.length;
+        if (offset >= first.size || data.length === 0) return;
+        reply = await read(offset);
+      }
+    }
+    return { size: first.size, stream: Readable.from(chunks(), { objectMode: false }) };
+  }
+}
+
 /**
- * Where the global registry is, for a worker: asked of the manager over the transport (which answers from
- * its STRATA_REGISTRY_URL and its pull token), remembered for a minute, and the last answer kept while the
- * manager does not answer.
+ * The global registry as a worker reaches it: asked of the manager over the transport (which answers with
+ * its STRATA_REGISTRY_URL, if set, and its pull token; remembered for a minute, the last answer kept while
+ * the manager does not answer). With an address, over HTTP; without one, over the transport itself.
  */
-export function upstreamFromManager(transport: Transport): () => Promise<UpstreamInfo | undefined> {
+export function upstreamFromManager(transport: Transport, timeoutMs = 5_000): () => Promise<Upstream> {
   let cached: { at: number; info: UpstreamInfo } | undefined;
   return async () => {
-    if (cached && Date.now() - cached.at < 60_000) return cached.info;
-    try {
-      const info = await transport.request<Record<string, never>, UpstreamInfo>(
-        subjects.upstream,
-        {},
-        { timeout: 3_000 },
-      );
-      cached = { at: Date.now(), info };
-      return info;
-    } catch {
-      return cached?.info;
+    if (!cached || Date.now() - cached.at >= 60_000) {
+      try {
+        const info = await transport.request<Record<string, never>, UpstreamInfo>(
+          subjects.upstream,
+          {},
+          { timeout: 3_000 },
+        );
+        cached = { at: Date.now(), info };
+      } catch {
+        // The manager is away: keep what it said last (its registry may still answer over HTTP).
+      }
     }
+    const info = cached?.info;
+    if (info?.url) return new RegistryClient({ url: info.url, token: info.token, timeoutMs });
+    return new TransportUpstream(transport, timeoutMs);
   };
 }
 

@@ -13,6 +13,10 @@
  *   POST {base}/gc?minAge=10m             → GcReport             (global only)
  *
  * A worker asks the manager over the transport where the global registry is and with which read token.
+ * Where no address is configured (or a segment's namespace cannot reach it, as in `strata up` on one
+ * machine), the same reads go over the transport itself (`registry.read`): references, and blobs in
+ * chunks small enough for any transport (NATS caps a message at 1 MiB). The site verifies the whole blob
+ * against its digest either way.
  */
 export const REGISTRY_API_BASE = '/api/v1/registry';
 export const LOCAL_REGISTRY_BASE = '/registry';
@@ -21,7 +25,23 @@ export const DIGEST_HEADER = 'x-strata-digest';
 export const subjects = {
   /** Request {} → UpstreamInfo: the global registry as a site's local registry reaches it. */
   upstream: 'registry.upstream',
+  /** Request ReadRequest → ArtifactRef[] | ArtifactRef | ChunkReply: reads over the transport. */
+  read: 'registry.read',
 } as const;
+
+/** Bytes per `registry.read` chunk: 256 KiB, about 350 KB of base64, under NATS's 1 MiB message cap. */
+export const READ_CHUNK = 256 * 1024;
+
+export type ReadRequest =
+  | { op: 'list' }
+  | { op: 'ref'; name: string; version: string }
+  | { op: 'chunk'; digest: string; offset: number; length: number };
+
+/** `chunk`: base64 bytes and the blob's whole size; `ref`: the reference (404 StrataError when absent). */
+export interface ChunkReply {
+  size: number;
+  data: string;
+}
 
 export interface UpstreamInfo {
   /** Base URL of the global registry (`http://manager:7420/api/v1/registry`); absent when not configured. */

@@ -10,7 +10,7 @@
 import { createReadStream } from 'node:fs';
 import type { Readable } from 'node:stream';
 import type { S3Client } from '@aws-sdk/client-s3';
-import type { BlobBackend, BlobInfo } from './backend.ts';
+import type { BlobBackend, BlobInfo, ByteRange } from './backend.ts';
 import { hexOf, isDigest } from './digest.ts';
 
 export interface S3Config {
@@ -82,10 +82,14 @@ export class S3Backend implements BlobBackend {
     }
   }
 
-  async read(digest: string): Promise<Readable | undefined> {
+  async read(digest: string, range?: ByteRange): Promise<Readable | undefined> {
     try {
       const r = await this.#client.send(
-        new this.#sdk.GetObjectCommand({ Bucket: this.#bucket, Key: this.#key(digest) }),
+        new this.#sdk.GetObjectCommand({
+          Bucket: this.#bucket,
+          Key: this.#key(digest),
+          ...(range ? { Range: `bytes=${range.offset}-${range.offset + range.length - 1}` } : {}),
+        }),
       );
       return r.Body as Readable;
     } catch (e) {

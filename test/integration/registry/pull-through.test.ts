@@ -123,3 +123,49 @@ describe('local registry pulling through from the global registry', () => {
     assert.match(((await badName.json()) as { message: string }).message, /^name: invalid artifact name/);
   });
 });
+
+describe('local registry pulling through over the transport (no address advertised)', () => {
+  const t = suiteCleanup();
+  // Larger than one transport chunk (256 KiB), so the blob arrives in several.
+  const image = randomBytes(700_000);
+  const small = Buffer.from('small');
+  let site: Awaited<ReturnType<typeof startSite>>;
+  const cached = (digest: string) => existsSync(join(site.local.root, 'blobs', 'sha256', hexOf(digest)));
+
+  it('fetches references and multi-chunk blobs through the manager, verified and cached', async () => {
+    site = await startSite(t, { overTransport: true });
+    await site.global.admin.pushBlob(sha(image), Readable.from([image]), image.length);
+    await site.global.admin.tag('os/image', '12', { digest: sha(image), mediaType: 'application/zstd' });
+    await site.global.admin.pushBlob(sha(small), Readable.from([small]), small.length);
+    await site.global.admin.tag('os/small', '1', { digest: sha(small), mediaType: 'text/plain' });
+
+    const ref = (await (await fetch(`${site.local.url}/refs/os%2Fimage/12`)).json()) as { digest: string };
+    assert.equal(ref.digest, sha(image));
+    const blob = await fetch(`${site.local.url}/blobs/${sha(image)}`);
+    assert.equal(blob.status, 200);
+    assert.ok(Buffer.from(await blob.arrayBuffer()).equals(image));
+    assert.equal(cached(sha(image)), true);
+    const none = await fetch(`${site.local.url}/refs/os%2Fnone/1`);
+    assert.equal(none.status, 404);
+  });
+
+  it('refuses bytes that do not match: 502, nothing cached', async () => {
+    const file = join(site.global.dataDir, 'registry', 'blobs', 'sha256', hexOf(sha(small)));
+    writeFileSync(file, 'SMALL');
+    const res = await fetch(`${site.local.url}/blobs/${sha(small)}`);
+    assert.equal(res.status, 502);
+    assert.match(await res.text(), /sent bad bytes.*does not match its digest/);
+    assert.equal(cached(sha(small)), false);
+  });
+
+  it('keeps serving its cache when the manager is away', async () => {
+    await site.global.stop();
+    const blob = await fetch(`${site.local.url}/blobs/${sha(image)}`);
+    assert.equal(blob.status, 200);
+    assert.ok(Buffer.from(await blob.arrayBuffer()).equals(image));
+    const ref = await fetch(`${site.local.url}/refs/os%2Fimage/12`);
+    assert.equal(ref.status, 200);
+    const missing = await fetch(`${site.local.url}/blobs/${sha(small)}`);
+    assert.equal(missing.status, 503);
+  });
+});
