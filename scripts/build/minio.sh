@@ -18,6 +18,8 @@ if [ -x "$BIN" ] && [ "$(cat "$STAMP" 2>/dev/null)" = "$MINIO_VERSION" ]; then
   echo "$BIN"
   exit 0
 fi
+# The official Go tarball's place, for shells (CI) whose PATH does not carry it.
+PATH="$PATH:/usr/local/go/bin"
 if ! command -v go >/dev/null; then
   echo "minio.sh: no Go toolchain (go) on PATH; install Go to build MinIO" >&2
   exit 3
