@@ -48,7 +48,11 @@ echo "debian-packages: ${#wanted[@]} package(s): ${wanted[*]}" >&2
   done
   if [ "${#missing[@]}" -gt 0 ]; then
     # _apt cannot write into a root-only cache directory; downloading as root is fine here.
-    apt-get download -q -o APT::Sandbox::User=root "${missing[@]}" >&2
+    if ! apt-get download -q -o APT::Sandbox::User=root "${missing[@]}" >&2; then
+      # Stale package lists name versions the mirror no longer has: refresh once and retry.
+      apt-get update -q >&2
+      apt-get download -q -o APT::Sandbox::User=root "${missing[@]}" >&2
+    fi
   fi
 )
 

@@ -4,8 +4,9 @@
  * configured backend (STRATA_REGISTRY_BACKEND: a directory under the data dir by default, or
  * s3://BUCKET/PREFIX). Writes need the admin token; reads take the admin token or the registry's own
  * read-only pull token, which sites' local registries get from the manager over the transport together with
- * the global registry's address (STRATA_REGISTRY_URL: how sites reach this API). Local registries run
- * inside the boot workers (local.ts), so this layer has no worker role of its own.
+ * the global registry's address (STRATA_REGISTRY_URL: how sites reach this API). Without an address the
+ * same reads are answered over the transport (`registry.read`). Local registries run inside the boot
+ * workers (local.ts), so this layer has no worker role of its own.
  */
 import { randomBytes } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
