@@ -5,7 +5,16 @@ import type { Layer } from './core/layer.ts';
 import { hardwareLayer } from './hardware/index.ts';
 import { installLayer } from './install/index.ts';
 import { labLayer } from './lab/layer.ts';
+import { registryLayer } from './registry/index.ts';
 import { shellLayer } from './shell/index.ts';
 import { sshkeysLayer } from './sshkeys/index.ts';
 
-export const LAYERS: Layer[] = [hardwareLayer, labLayer(), bootLayer, installLayer, sshkeysLayer, shellLayer];
+export const LAYERS: Layer[] = [
+  hardwareLayer,
+  labLayer(),
+  bootLayer,
+  installLayer,
+  sshkeysLayer,
+  shellLayer,
+  registryLayer,
+];

@@ -6,7 +6,7 @@
 import { createServer, type IncomingMessage, type Server, ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import type { EventHub } from '../core/events.ts';
-import { type RouteContext, Router, readBody, sendError, sendJson } from '../core/http.ts';
+import { type RouteContext, Router, routeContext, sendError, sendJson } from '../core/http.ts';
 import type { Logger } from '../core/log.ts';
 import { counter, histogram, registry } from '../core/metrics.ts';
 import { invalid, StrataError } from '../core/resources/errors.ts';
@@ -236,27 +236,7 @@ export class ApiServer {
           'missing or invalid bearer token (use --token or STRATA_TOKEN)',
         );
       }
-      let cached: string | undefined;
-      const body = async () => (cached ??= await readBody(req));
-      const ctx: RouteContext = {
-        req,
-        res,
-        params: m.params,
-        query: url.searchParams,
-        body,
-        json: async <T>() => {
-          const text = await body();
-          try {
-            return JSON.parse(text) as T;
-          } catch (e) {
-            throw new StrataError(
-              400,
-              'BadRequest',
-              `request body is not valid JSON: ${(e as Error).message}`,
-            );
-          }
-        },
-      };
+      const ctx = routeContext(req, res, m.params, url.searchParams);
       const out = await m.route.handler(ctx);
       if (!res.headersSent && !res.writableEnded)
         sendJson(res, res.statusCode === 201 ? 201 : 200, out ?? {});

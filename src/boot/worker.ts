@@ -23,6 +23,7 @@ import type { BootPolicy, Lease } from '../dhcp/types.ts';
 import { DnsServer } from '../dns/server.ts';
 import { ZoneData } from '../dns/zone.ts';
 import { createBootHttpHandler } from '../ipxe/http.ts';
+import { startLocalRegistry } from '../registry/local.ts';
 import { serveShell } from '../shell/worker.ts';
 import { TftpServer } from '../tftp/server.ts';
 import { chainSources, DirectorySource } from '../tftp/source.ts';
@@ -244,7 +245,9 @@ export async function startBootWorker(o: BootWorkerOptions): Promise<BootWorker>
       });
     },
   });
+  const registry = await startLocalRegistry({ dataDir: o.dataDir, network, transport, log });
   const http: Server = createServer((req, res) => {
+    if (req.url?.startsWith('/registry/')) return registry.handle(req, res);
     if (!req.url?.startsWith('/install/')) return boot(req, res);
     void (async () => {
       try {

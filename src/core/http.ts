@@ -65,6 +65,32 @@ export class Router {
   }
 }
 
+/** The context of a matched request: the body is read once, on demand, and bad JSON is a 400. */
+export function routeContext(
+  req: IncomingMessage,
+  res: ServerResponse,
+  params: Record<string, string>,
+  query: URLSearchParams,
+): RouteContext {
+  let cached: string | undefined;
+  const body = async () => (cached ??= await readBody(req));
+  return {
+    req,
+    res,
+    params,
+    query,
+    body,
+    json: async <T>() => {
+      const text = await body();
+      try {
+        return JSON.parse(text) as T;
+      } catch (e) {
+        throw new StrataError(400, 'BadRequest', `request body is not valid JSON: ${(e as Error).message}`);
+      }
+    },
+  };
+}
+
 const MAX_BODY = 16 * 1024 * 1024;
 
 export function readBody(req: IncomingMessage, max = MAX_BODY): Promise<string> {
