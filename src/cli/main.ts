@@ -1,34 +1,73 @@
 /**
  * The `strata` command: global flags and one file per command group under `commands/`. `up`/`manager`/
  * `worker` start the platform; the kubectl-like verbs are thin calls to the HTTP API.
+ *
+ * Help and errors behave as kubectl's: every subcommand's help shows its examples and the global flags; a
+ * typo prints the error and one line pointing at `--help`, not the whole help; output cut short by a
+ * closed pipe (`strata get nodes | head -1`) ends quietly instead of crashing on EPIPE.
  */
 import { Command, Option } from 'commander';
 import { VERSION } from '../version.ts';
 import { CliError } from './client.ts';
+import { registerApplyCommands } from './commands/apply.ts';
+import { registerConfigCommands } from './commands/config.ts';
+import { registerEditCommands } from './commands/edit.ts';
+import { registerExplainCommand } from './commands/explain.ts';
 import { registerHardwareCommands } from './commands/hardware.ts';
 import { registerLabCommands } from './commands/lab.ts';
 import { registerResourceCommands } from './commands/resources.ts';
 import { registerServerCommands } from './commands/server.ts';
 import { registerSshCommand } from './commands/ssh.ts';
+import { registerVersionCommands } from './commands/version.ts';
+import { registerWaitCommand } from './commands/wait.ts';
+
+function fullName(c: Command): string {
+  const names: string[] = [];
+  for (let x: Command | null = c; x; x = x.parent) names.unshift(x.name());
+  return names.join(' ');
+}
 
 export function buildCli(): Command {
   const program = new Command('strata')
     .description('Strata: from bare metal to a running service mesh, one declarative ladder')
     .version(VERSION)
-    .addOption(new Option('--server <url>', 'API address').env('STRATA_SERVER'))
-    .addOption(new Option('--token <token>', 'API bearer token').env('STRATA_TOKEN'))
-    .addOption(new Option('--data-dir <dir>', 'data directory').env('STRATA_DATA_DIR').default('.strata'))
-    .showHelpAfterError();
+    .configureHelp({ showGlobalOptions: true })
+    .addOption(new Option('--server <host:port>', 'API address: HOST:PORT or URL (env STRATA_SERVER)'))
+    .addOption(new Option('--token <token>', 'API bearer token (env STRATA_TOKEN)'))
+    .addOption(new Option('--context <name>', 'use this context of the client config (env STRATA_CONTEXT)'))
+    .addOption(new Option('--data-dir <dir>', 'data directory').env('STRATA_DATA_DIR').default('.strata'));
 
   registerServerCommands(program);
   registerResourceCommands(program);
+  registerApplyCommands(program);
+  registerEditCommands(program);
+  registerWaitCommand(program);
+  registerExplainCommand(program);
+  registerConfigCommands(program);
+  registerVersionCommands(program);
   registerHardwareCommands(program);
   registerSshCommand(program);
   registerLabCommands(program);
+
+  const walk = (c: Command) => {
+    c.showHelpAfterError(`Run '${fullName(c)} --help' for usage.`);
+    c.commands.forEach(walk);
+  };
+  walk(program);
   return program;
 }
 
+/** A reader that went away (`| head`) is not an error: stop writing and exit quietly. */
+function quietOnEpipe(stream: NodeJS.WriteStream): void {
+  stream.on('error', (e: NodeJS.ErrnoException) => {
+    if (e.code === 'EPIPE') process.exit(process.exitCode ?? 0);
+    throw e;
+  });
+}
+
 export async function main(argv: string[]): Promise<void> {
+  quietOnEpipe(process.stdout);
+  quietOnEpipe(process.stderr);
   try {
     await buildCli().parseAsync(argv);
   } catch (e) {
