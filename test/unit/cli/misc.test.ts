@@ -1,0 +1,86 @@
+/** The small parsers behind kubectl habits: watch label selectors, wait --for, explain, and text logs. */
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import '../../../src/core/kinds/index.ts';
+import { explain } from '../../../src/cli/commands/explain.ts';
+import { parseFor } from '../../../src/cli/commands/wait.ts';
+import { matchesSelector, parseSelector } from '../../../src/cli/watch.ts';
+import { createLogger, formatText, setLogFormat } from '../../../src/core/log.ts';
+import type { Resource } from '../../../src/core/resources/types.ts';
+
+describe('label selectors in watches (Kubernetes grammar)', () => {
+  const l = { rack: 'a', role: 'db' };
+  const m = (s: string) => matchesSelector(parseSelector(s), l);
+  it('equality, inequality, sets and existence', () => {
+    assert.ok(m('rack=a,role==db'));
+    assert.ok(!m('rack!=a'));
+    assert.ok(m('rack in (a, b)'));
+    assert.ok(!m('rack notin (a,b)'));
+    assert.ok(m('role,!zone'));
+    assert.ok(!m('!role'));
+  });
+});
+
+describe('wait --for', () => {
+  const node = (state?: number) =>
+    ({ kind: 'Node', metadata: { name: 'n1' }, spec: {}, status: { state } }) as unknown as Resource;
+  it('jsonpath={PATH}=VALUE compares the printed value and says what it saw', () => {
+    const c = parseFor('jsonpath={.status.state}=4');
+    assert.ok(c.met(node(4)));
+    assert.ok(!c.met(node(3)));
+    assert.equal(c.seen(node(3)), '.status.state=3');
+    assert.equal(c.describe, '.status.state=4');
+  });
+  it('delete, and a clear refusal of anything else', () => {
+    assert.ok(parseFor('delete').met(undefined));
+    assert.throws(() => parseFor('ready'), /expected jsonpath=\{PATH\}=VALUE, condition=NAME or delete/);
+  });
+});
+
+describe('explain', () => {
+  it('names the kind, its fields and their types; an unknown field is an error pointing at the parent', () => {
+    const top = explain('node');
+    assert.match(top, /^KIND:\s+Node$/m);
+    assert.match(top, /^ {2}spec\t<Object>/m);
+    const hw = explain('node.spec.providers.hardware');
+    assert.match(hw, /^FIELD: hardware <string>$/m);
+    assert.match(hw, /One of: human, lab, redfish, ipmi, none/);
+    assert.throws(
+      () => explain('node.spec.nope'),
+      /field "spec.nope" does not exist in Node \(see strata explain node\.spec\)/,
+    );
+  });
+});
+
+describe('text log lines', () => {
+  it('time level component message key=value, secrets redacted, control characters escaped', () => {
+    const lines: string[] = [];
+    setLogFormat('text');
+    try {
+      createLogger({ component: 'dhcp' }, (l) => lines.push(l)).warn('odd vendor class', {
+        vendorClass: 'PXE\x1b[2J',
+        token: 'hunter2',
+        mac: '52:54:00:aa:00:01',
+      });
+    } finally {
+      setLogFormat('json');
+    }
+    assert.equal(lines.length, 1);
+    assert.match(lines[0]!, /^\d\d:\d\d:\d\d\.\d{3} WARN {2}dhcp odd vendor class /);
+    assert.match(lines[0]!, / mac=52:54:00:aa:00:01/);
+    assert.match(lines[0]!, / token=\[REDACTED\]/);
+    assert.ok(!lines[0]!.includes('hunter2'));
+    assert.ok(!lines[0]!.includes('\x1b'));
+    assert.equal(
+      formatText({ time: '2026-01-01T10:00:00.000Z', level: 'info', msg: 'up' }),
+      '10:00:00.000 INFO  - up',
+    );
+  });
+
+  it('the JSON format redacts the same secrets', () => {
+    const lines: string[] = [];
+    setLogFormat('json');
+    createLogger({}, (l) => lines.push(l)).info('x', { authorization: 'Bearer abc' });
+    assert.equal(JSON.parse(lines[0]!).authorization, '[REDACTED]');
+  });
+});
