@@ -148,7 +148,7 @@ export class ApiClient {
    * Server-Sent Events as an async stream of {event, data, id}. Opening failures throw like `request`;
    * the stream simply ends (or throws) when the server goes away: reconnecting is the caller's policy.
    */
-  async *stream(path: string, signal?: AbortSignal): AsyncGenerator<StreamMessage> {
+  async *stream(path: string, signal?: AbortSignal, onOpen?: () => void): AsyncGenerator<StreamMessage> {
     let res: Response;
     try {
       res = await fetch(this.server + path, {
@@ -172,6 +172,7 @@ export class ApiClient {
         `Error from server (${safeValue(st.reason ?? res.status)}): ${safeValue(st.message)}`,
       );
     }
+    onOpen?.();
     const decoder = new TextDecoder();
     let buf = '';
     for await (const chunk of res.body) {

@@ -37,14 +37,13 @@ export async function follow(c: ApiClient, o: FollowOptions): Promise<void> {
     try {
       const wasDown = downSince !== undefined;
       if (wasDown) await o.onReconnect?.();
-      for await (const m of c.stream(o.path(), o.signal)) {
-        if (downSince !== undefined) {
-          process.stderr.write(`reconnected to ${c.server}\n`);
-          downSince = undefined;
-          delay = 250;
-        }
-        await o.onMessage(m);
-      }
+      const opened = () => {
+        if (downSince === undefined) return;
+        process.stderr.write(`reconnected to ${c.server}\n`);
+        downSince = undefined;
+        delay = 250;
+      };
+      for await (const m of c.stream(o.path(), o.signal, opened)) await o.onMessage(m);
       if (o.signal?.aborted) return;
       lastError = 'the server closed the stream';
     } catch (e) {

@@ -97,7 +97,11 @@ export function explain(path: string): string {
       description:
         'The name (an RFC 1123 label), labels and annotations of the object; the server adds resourceVersion, creationTimestamp and finalizers.',
     },
-    spec: { ...inspect(def.spec as unknown as ZodLike), required: true },
+    spec: {
+      description: `What the user declares for a ${def.kind}; Strata reconciles toward it.`,
+      ...inspect(def.spec as unknown as ZodLike),
+      required: true,
+    },
     status: {
       type: 'object',
       required: false,

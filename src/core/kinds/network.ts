@@ -11,14 +11,29 @@ import type { Resource } from '../resources/types.ts';
 export const networkSpec = z
   .object({
     /** Interface the boot worker serves (inside `namespace` when set). */
-    interface: z.string().min(1, { message: 'expected an interface name like eth0 or br0' }),
+    interface: z
+      .string()
+      .min(1, { message: 'expected an interface name like eth0 or br0' })
+      .describe('Interface the boot worker serves (inside namespace when set), e.g. eth0 or br0.'),
     /** Network namespace the boot worker runs in (the lab's segment, or one per site). */
-    namespace: z.string().optional(),
-    subnet: cidr,
+    namespace: z
+      .string()
+      .optional()
+      .describe("Network namespace the boot worker runs in (the lab's segment, or one per site)."),
+    subnet: cidr.describe("The segment's IPv4 network, e.g. 10.0.0.0/24."),
     /** The boot worker's own address on the segment: next-server, DNS and HTTP boot address. */
-    serverAddress: ipv4,
-    gateway: ipv4.optional(),
-    pool: z.object({ start: ipv4, end: ipv4 }).strict().optional(),
+    serverAddress: ipv4.describe(
+      "The boot worker's own address on the segment: next-server, DNS and HTTP boot address.",
+    ),
+    gateway: ipv4.optional().describe('Default router handed out by DHCP.'),
+    pool: z
+      .object({
+        start: ipv4.describe('First address of the pool.'),
+        end: ipv4.describe('Last address of the pool.'),
+      })
+      .strict()
+      .optional()
+      .describe('Dynamic DHCP range, inside subnet; needed when dhcp.mode is full.'),
     dns: z
       .object({
         servers: z.array(ipv4).optional(),
@@ -28,7 +43,8 @@ export const networkSpec = z
         port: z.number().int().min(1).max(65535).default(53),
       })
       .strict()
-      .default({ zone: 'strata.lan', forwarders: [], enabled: true, port: 53 }),
+      .default({ zone: 'strata.lan', forwarders: [], enabled: true, port: 53 })
+      .describe('The DNS server of the segment: node names in zone, everything else forwarded.'),
     dhcp: z
       .object({
         mode: z.enum(['full', 'proxy', 'off']).default('full'),
@@ -37,11 +53,15 @@ export const networkSpec = z
         proxyPort: z.number().int().min(1).max(65535).default(4011),
       })
       .strict()
-      .default({ mode: 'full', leaseTime: '1h', port: 67, proxyPort: 4011 }),
+      .default({ mode: 'full', leaseTime: '1h', port: 67, proxyPort: 4011 })
+      .describe(
+        'DHCP on the segment: full (leases addresses), proxy (boot options only, beside another DHCP server) or off.',
+      ),
     tftp: z
       .object({ enabled: z.boolean().default(true), port: z.number().int().min(1).max(65535).default(69) })
       .strict()
-      .default({ enabled: true, port: 69 }),
+      .default({ enabled: true, port: 69 })
+      .describe('TFTP serving iPXE to BIOS and UEFI firmware.'),
     boot: z
       .object({
         /** What to do with a MAC no Node names: boot it, ignore it, or enrol it and hold it in discovery. */
@@ -52,7 +72,8 @@ export const networkSpec = z
         uefiBinary: z.enum(['ipxe.efi', 'snponly.efi']).default('ipxe.efi'),
       })
       .strict()
-      .default({ unknownNodes: 'discover', httpPort: 7421, uefiBinary: 'ipxe.efi' }),
+      .default({ unknownNodes: 'discover', httpPort: 7421, uefiBinary: 'ipxe.efi' })
+      .describe('Network boot behaviour: unknown machines, HTTP port, UEFI binary.'),
   })
   .strict();
 
