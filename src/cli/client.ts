@@ -8,7 +8,7 @@
 import type { Resource } from '../core/resources/types.ts';
 import type { Connection } from './config.ts';
 import { CliError } from './errors.ts';
-import { safeValue } from './safe.ts';
+import { safeText, safeValue } from './safe.ts';
 
 export { CliError };
 
@@ -70,7 +70,7 @@ export class ApiClient {
   }
 
   unauthorized(message: string): CliError {
-    const lines = [`Error from server (Unauthorized): ${safeValue(message)}`];
+    const lines = [`Error from server (Unauthorized): ${safeText(message)}`];
     if (this.conn.tokenSource) {
       lines.push(
         `The server at ${this.server} refused the token from ${this.conn.tokenSource}.`,
@@ -120,7 +120,7 @@ export class ApiClient {
         throw this.notStrata(what, res, text);
       if (res.status === 401) throw this.unauthorized(st.message);
       throw new CliError(
-        `Error from server (${safeValue(st.reason ?? res.status)}): ${safeValue(st.message)}`,
+        `Error from server (${safeValue(st.reason ?? res.status)}): ${safeText(st.message)}`,
       );
     }
     if (json === null || typeof json !== 'object') throw this.notStrata(what, res, text);
@@ -169,7 +169,7 @@ export class ApiClient {
       if (!st?.message) throw this.notStrata(`GET ${path.split('?')[0]}`, res, text);
       if (res.status === 401) throw this.unauthorized(st.message);
       throw new CliError(
-        `Error from server (${safeValue(st.reason ?? res.status)}): ${safeValue(st.message)}`,
+        `Error from server (${safeValue(st.reason ?? res.status)}): ${safeText(st.message)}`,
       );
     }
     onOpen?.();

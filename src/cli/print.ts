@@ -11,10 +11,13 @@ import { CliError } from './errors.ts';
 import { columnValue, parseCustomColumns, renderTemplate } from './jsonpath.ts';
 import { safeText, safeValue } from './safe.ts';
 
-export function table(rows: (string | number | undefined)[][]): string {
+/** Aligned columns; `widths` (kept from an earlier table) lets later rows line up with it, as in get -w. */
+export function table(rows: (string | number | undefined)[][], widths: number[] = []): string {
   if (!rows.length) return '';
   const cells = rows.map((r) => r.map((c) => safeValue(c)));
-  const widths = cells[0]!.map((_, i) => Math.max(...cells.map((r) => r[i]!.length)));
+  cells[0]!.forEach((_, i) => {
+    widths[i] = Math.max(widths[i] ?? 0, ...cells.map((r) => r[i]!.length));
+  });
   return cells
     .map((r) =>
       r
@@ -42,6 +45,8 @@ export interface PrintOptions {
   showLabels?: boolean;
   /** Prefix names with `kind/` (several kinds in one get). */
   withKind?: boolean;
+  /** Column widths shared across calls (updated in place), so a watch's rows line up. */
+  widths?: number[];
 }
 
 const FORMATS = ['table', 'wide', 'json', 'yaml', 'name', 'jsonpath=…', 'custom-columns=…'];
@@ -114,7 +119,7 @@ export function printResources(
         o.single ? items[0] : { apiVersion: 'v1', kind: 'List', items },
       ),
     );
-  return table(tableRows(def, items, o));
+  return table(tableRows(def, items, o), o.widths);
 }
 
 export function formatEvent(e: StrataEvent): string {

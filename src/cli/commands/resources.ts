@@ -96,6 +96,7 @@ export function registerResourceCommands(program: Command): void {
       if (ts.length > 1 || t.names.length > 1)
         throw new CliError('error: -w watches one kind, or one object: strata get KIND [NAME] -w');
       const single = t.names.length === 1;
+      const widths: number[] = [];
       const json = o.output === 'json' || o.output === 'yaml' || o.output.startsWith('jsonpath=');
       await watchResources(c, {
         plural: t.def.plural,
@@ -106,11 +107,11 @@ export function registerResourceCommands(program: Command): void {
         printList: (items) => {
           if (!items.length && !json && o.output !== 'name') return;
           if (json) for (const r of items) out(printResources(t.def, [r], { ...opts, single: true }));
-          else out(printResources(t.def, sortBy(items, o.sortBy ?? '.metadata.name'), opts));
+          else out(printResources(t.def, sortBy(items, o.sortBy ?? '.metadata.name'), { ...opts, widths }));
         },
         print: (r) => {
           if (json || o.output === 'name') out(printResources(t.def, [r], { ...opts, single: true }));
-          else out(table(tableRows(t.def, [r], opts, false)));
+          else out(table(tableRows(t.def, [r], opts, false), widths));
         },
       });
       return;

@@ -93,7 +93,11 @@ export function registerVersionCommands(program: Command): void {
         serverInfo = await client(cmd).request('GET', '/version');
       } catch (e) {
         if (!(e instanceof CliError)) throw e;
-        err = e;
+        err = /^Error from server \(NotFound\)/.test(e.message)
+          ? new CliError(
+              `error: the server at ${client(cmd).server} has no /version: it is older than this client`,
+            )
+          : e;
       }
     }
     if (o.output === 'json')
