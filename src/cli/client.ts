@@ -127,17 +127,39 @@ export class ApiClient {
     return json as T;
   }
 
-  /** A list of one kind, checked to be one (an unrelated JSON API is reported as not Strata). */
+  /**
+   * A list of one kind, checked to be one (an unrelated JSON API is reported as not Strata), following
+   * `continue` tokens to the last page. The resourceVersion is the first page's: watching from it may
+   * replay a change a later page already showed, which the watch drops, but never misses one.
+   */
   async list(plural: string, selector?: string): Promise<ListResult> {
-    const path = `/api/v1/${plural}${selector ? `?labelSelector=${encodeURIComponent(selector)}` : ''}`;
-    const out = await this.request<{ items?: unknown; metadata?: { resourceVersion?: string } }>('GET', path);
-    if (!Array.isArray(out.items)) {
-      throw new CliError(
-        `error: not a Strata API at ${this.server}: GET /api/v1/${plural} answered JSON without "items" (the address came from ${this.conn.serverSource})`,
-      );
+    const items: Resource[] = [];
+    let rv: string | undefined;
+    let token: string | undefined;
+    for (let page = 0; ; page++) {
+      const q = new URLSearchParams();
+      if (selector) q.set('labelSelector', selector);
+      if (token) q.set('continue', token);
+      const qs = q.toString();
+      const out = await this.request<{
+        items?: unknown;
+        metadata?: { resourceVersion?: unknown; continue?: unknown };
+      }>('GET', `/api/v1/${plural}${qs ? `?${qs}` : ''}`);
+      if (!Array.isArray(out.items)) {
+        throw new CliError(
+          `error: not a Strata API at ${this.server}: GET /api/v1/${plural} answered JSON without "items" (the address came from ${this.conn.serverSource})`,
+        );
+      }
+      items.push(...(out.items as Resource[]));
+      if (page === 0 && out.metadata?.resourceVersion !== undefined)
+        rv = String(out.metadata.resourceVersion);
+      token =
+        typeof out.metadata?.continue === 'string' && out.metadata.continue
+          ? out.metadata.continue
+          : undefined;
+      if (!token) break;
     }
-    const rv = out.metadata?.resourceVersion;
-    return { items: out.items as Resource[], ...(rv ? { resourceVersion: String(rv) } : {}) };
+    return { items, ...(rv ? { resourceVersion: rv } : {}) };
   }
 
   get(plural: string, name: string): Promise<Resource> {

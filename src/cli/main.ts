@@ -20,6 +20,30 @@ import { registerServerCommands } from './commands/server.ts';
 import { registerSshCommand } from './commands/ssh.ts';
 import { registerVersionCommands } from './commands/version.ts';
 import { registerWaitCommand } from './commands/wait.ts';
+import { examples } from './common.ts';
+
+/**
+ * Examples for the commands whose files do not add their own (kept here so those files, which other
+ * work changes, stay untouched). Every command's help ends with examples, as kubectl's does.
+ */
+const MORE_EXAMPLES: Record<string, string[]> = {
+  'strata manager': ['strata manager --nats nats://127.0.0.1:4222 --database postgres://strata@db/strata'],
+  'strata worker': ['strata worker --nats nats://10.0.0.1:4222 --roles sshkeys'],
+  'strata workorder': ['strata workorders', 'strata workorder done n1 --by alice'],
+  'strata workorder list': ['strata workorder list'],
+  'strata workorder done': ['strata workorder done n1', 'strata workorder done n1 --by alice'],
+  'strata power': ['strata power n1 status', 'strata power n1 cycle'],
+  'strata ssh': ['strata ssh n1', 'strata ssh n1 -- uname -a', 'strata ssh n1 -l debian'],
+  'strata lab': ['strata lab up --nodes 2 --firmware mixed', 'strata lab status', 'strata lab down'],
+  'strata lab up': ['strata lab up', 'strata lab up --nodes 3 --firmware mixed --target 4'],
+  'strata lab status': ['strata lab status'],
+  'strata lab down': ['strata lab down'],
+  'strata config': [
+    'strata config get-contexts',
+    'strata config use-context 127.0.0.1:7420',
+    'strata config view',
+  ],
+};
 
 function fullName(c: Command): string {
   const names: string[] = [];
@@ -51,6 +75,8 @@ export function buildCli(): Command {
 
   const walk = (c: Command) => {
     c.showHelpAfterError(`Run '${fullName(c)} --help' for usage.`);
+    const more = MORE_EXAMPLES[fullName(c)];
+    if (more) examples(c, more);
     c.commands.forEach(walk);
   };
   walk(program);

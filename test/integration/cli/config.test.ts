@@ -5,6 +5,7 @@
  * (where the token was looked for, a refused connection, a server that is not Strata).
  */
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
 import { readFileSync, statSync } from 'node:fs';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -12,7 +13,14 @@ import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { parse } from 'yaml';
 import { freePort } from '../../helpers/services.ts';
-import { runCli, type StrataServer, startStrata, suiteCleanup, tempDir } from '../../helpers/strata.ts';
+import {
+  runCli,
+  STRATA_BIN,
+  type StrataServer,
+  startStrata,
+  suiteCleanup,
+  tempDir,
+} from '../../helpers/strata.ts';
 
 const NODE = (name: string) => `apiVersion: strata.dev/v1alpha1
 kind: Node
@@ -118,6 +126,31 @@ describe('client contexts and errors that name the cause', { concurrency: 1 }, (
     assert.equal(cfg['current-context'], 'site-b');
     assert.equal(cfg.contexts.find((c) => c.name === 'site-b')?.token, s2.token);
     assert.equal(statSync(cfgFile).mode & 0o777, 0o600);
+  });
+
+  it('login on a terminal asks for the token without echoing it', async () => {
+    const file = join(dir, 'prompted.yaml');
+    const out = await new Promise<string>((resolve, reject) => {
+      const b = spawn(
+        'bash',
+        [
+          '-c',
+          `(sleep 1; printf '%s\\n' "$TOKEN") | script -qec "${STRATA_BIN} login 127.0.0.1:${s2.port} --name prompted" /dev/null`,
+        ],
+        { env: { ...process.env, TOKEN: s2.token, STRATA_CONFIG: file, STRATA_TOKEN: '' } },
+      );
+      let text = '';
+      b.stdout.on('data', (d: Buffer) => {
+        text += d.toString();
+      });
+      b.once('error', reject);
+      b.once('close', () => resolve(text));
+    });
+    assert.match(out, /Token for http:\/\/127\.0\.0\.1:\d+: /);
+    assert.match(out, /context "prompted" saved/);
+    assert.ok(!out.includes(s2.token), 'the token is not echoed');
+    const cfg = parse(readFileSync(file, 'utf8')) as Cfg;
+    assert.equal(cfg.contexts[0]?.token, s2.token);
   });
 
   it('a 401 says where the CLI looked for a token and how to fix it', async () => {

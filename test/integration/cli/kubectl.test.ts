@@ -10,9 +10,9 @@ import { spawn } from 'node:child_process';
 import { chmodSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
+import { freePort } from '../../helpers/services.ts';
 import {
   REPO,
-  runCli,
   STRATA_BIN,
   type StrataServer,
   startStrata,
@@ -454,6 +454,31 @@ else cp "$1" "${seen}"; sed -i 's/targetState: 99/targetState: 0/; s/serial: S1/
     );
     assert.match(lines[0]!, /^\d\d:\d\d:\d\d\.\d{3} (INFO|WARN|DEBUG|ERROR)\s+\S+ /);
     for (const srv of [s, t]) assert.ok(!srv.stderr().includes(srv.token), 'the admin token is never logged');
-    await runCli(['version'], {});
+
+    // On a terminal (a real pty from script(1)), text is the default.
+    const port = await freePort();
+    const data = join(dir, 'tty-data');
+    const token = 'cli-tty-token-0123456789';
+    const cmd = `${STRATA_BIN} --data-dir ${data} up --listen 127.0.0.1:${port} --admin-token ${token}`;
+    const tty = spawn('script', ['-qec', cmd, '/dev/null'], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: { ...process.env, STRATA_CONFIG: join(dir, 'tty-config.yaml'), STRATA_LOG_LEVEL: 'info' },
+    });
+    let text = '';
+    tty.stdout.on('data', (d: Buffer) => {
+      text += d.toString();
+    });
+    const gone = new Promise((r) => tty.once('close', r));
+    cleanup.after(async () => {
+      if (tty.exitCode === null) tty.kill('SIGTERM');
+      await gone;
+    });
+    await waitFor('a log line on the terminal', () => /INFO/.test(text), 30_000);
+    const logLines = text.split(/\r?\n/).filter((l) => /^\d\d:\d\d:\d\d\.\d{3} /.test(l));
+    assert.ok(logLines.length > 0, text);
+    assert.ok(!text.split(/\r?\n/).some((l) => l.startsWith('{"time"')), 'no JSON lines on a terminal');
+    assert.ok(!logLines.join('\n').includes(token));
+    tty.kill('SIGTERM');
+    await gone;
   });
 });

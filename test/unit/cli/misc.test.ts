@@ -84,3 +84,41 @@ describe('text log lines', () => {
     assert.equal(JSON.parse(lines[0]!).authorization, '[REDACTED]');
   });
 });
+
+describe('help', () => {
+  it('every command has examples and shows the global flags', async () => {
+    const { buildCli } = await import('../../../src/cli/main.ts');
+    const missing: string[] = [];
+    const walk = (c: import('commander').Command, path: string) => {
+      for (const sub of c.commands) {
+        const name = `${path} ${sub.name()}`;
+        const parts: string[] = [];
+        sub.configureOutput({ writeOut: (s) => parts.push(s), writeErr: (s) => parts.push(s) });
+        sub.outputHelp();
+        const text = parts.join('');
+        if (!/^Examples:$/m.test(text) || !/^Global Options:$/m.test(text) || !text.includes('--server'))
+          missing.push(name);
+        walk(sub, name);
+      }
+    };
+    walk(buildCli(), 'strata');
+    assert.deepEqual(missing, []);
+  });
+});
+
+describe('events are printed terminal-safe', () => {
+  it('a forged message or source cannot carry escape codes', async () => {
+    const { formatEvent } = await import('../../../src/cli/print.ts');
+    const line = formatEvent({
+      time: '2026-01-01T00:00:00.000Z',
+      type: 'Normal',
+      kind: 'Node',
+      name: 'n1',
+      reason: 'DHCPDiscover',
+      message: 'vendor class PXEClient\x1b]0;owned\x07\x1b[2J',
+      source: 'dhcp\r',
+    } as import('../../../src/core/resources/types.ts').StrataEvent);
+    assert.ok(!/[\x00-\x08\x0a-\x1f\x7f-\x9f]/.test(line), line);
+    assert.match(line, /PXEClient\\x1b\]0;owned\\x07\\x1b\[2J/);
+  });
+});
