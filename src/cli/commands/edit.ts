@@ -77,7 +77,7 @@ function registerMetaVerb(program: Command, verb: 'label' | 'annotate'): void {
       `strata ${verb} node n1 ${verb === 'label' ? 'rack-' : 'owner-'}`,
     ],
   ).action(async (args: string[], o, cmd: Command) => {
-    const isChange = (a: string) => /^[^=\s]+=[^\s]*$/.test(a) || /^[^=\s]+-$/.test(a);
+    const isChange = (a: string) => /^[^=\s]+=/.test(a) || /^[^=\s]+-$/.test(a);
     const firstChange = args.findIndex(isChange);
     if (firstChange < 0) throw new CliError(`error: at least one KEY=VALUE or KEY- is needed`);
     const { plural, kind, name } = one(args.slice(0, firstChange), verb);

@@ -97,6 +97,7 @@ export function registerResourceCommands(program: Command): void {
         throw new CliError('error: -w watches one kind, or one object: strata get KIND [NAME] -w');
       const single = t.names.length === 1;
       const widths: number[] = [];
+      let headerShown = false;
       const json = o.output === 'json' || o.output === 'yaml' || o.output.startsWith('jsonpath=');
       await watchResources(c, {
         plural: t.def.plural,
@@ -107,11 +108,18 @@ export function registerResourceCommands(program: Command): void {
         printList: (items) => {
           if (!items.length && !json && o.output !== 'name') return;
           if (json) for (const r of items) out(printResources(t.def, [r], { ...opts, single: true }));
-          else out(printResources(t.def, sortBy(items, o.sortBy ?? '.metadata.name'), { ...opts, widths }));
+          else {
+            out(printResources(t.def, sortBy(items, o.sortBy ?? '.metadata.name'), { ...opts, widths }));
+            headerShown = true;
+          }
         },
         print: (r) => {
           if (json || o.output === 'name') out(printResources(t.def, [r], { ...opts, single: true }));
-          else out(table(tableRows(t.def, [r], opts, false), widths));
+          else {
+            // The header comes with the first row, as kubectl does when the list was empty.
+            out(table(tableRows(t.def, [r], opts, !headerShown && !opts.noHeaders), widths));
+            headerShown = true;
+          }
         },
       });
       return;
