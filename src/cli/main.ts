@@ -21,6 +21,7 @@ import { registerSshCommand } from './commands/ssh.ts';
 import { registerVersionCommands } from './commands/version.ts';
 import { registerWaitCommand } from './commands/wait.ts';
 import { examples } from './common.ts';
+import { guardOutput } from './safe.ts';
 
 /**
  * Examples for the commands whose files do not add their own (kept here so those files, which other
@@ -44,6 +45,9 @@ const MORE_EXAMPLES: Record<string, string[]> = {
     'strata config view',
   ],
 };
+
+/** Commands whose output is not filtered by guardOutput: server logs, the lab's progress bars, ssh. */
+const OWN_TERMINAL = new Set(['up', 'manager', 'worker', 'lab', 'ssh']);
 
 function fullName(c: Command): string {
   const names: string[] = [];
@@ -72,6 +76,15 @@ export function buildCli(): Command {
   registerHardwareCommands(program);
   registerSshCommand(program);
   registerLabCommands(program);
+
+  program.hook('preAction', (_root, action) => {
+    let top: Command = action;
+    while (top.parent && top.parent !== program) top = top.parent;
+    if (!OWN_TERMINAL.has(top.name())) {
+      guardOutput(process.stdout);
+      guardOutput(process.stderr);
+    }
+  });
 
   const walk = (c: Command) => {
     c.showHelpAfterError(`Run '${fullName(c)} --help' for usage.`);

@@ -23,3 +23,18 @@ export function safeValue(s: unknown): string {
 export function safeText(s: string): string {
   return s.replace(CONTROL, escapeOne);
 }
+
+/**
+ * Defence in depth for the client verbs: everything they write to stdout/stderr passes through `safeText`,
+ * so a value some command prints without `safeValue` still cannot reach the terminal raw. Not for commands
+ * that own the terminal on purpose (the servers' logs, the lab's progress bars, ssh).
+ */
+export function guardOutput(stream: NodeJS.WriteStream): void {
+  const write = stream.write.bind(stream) as (chunk: unknown, ...rest: unknown[]) => boolean;
+  const decoder = new TextDecoder();
+  stream.write = ((chunk: unknown, ...rest: unknown[]) => {
+    if (typeof chunk === 'string') return write(safeText(chunk), ...rest);
+    if (chunk instanceof Uint8Array) return write(safeText(decoder.decode(chunk)), ...rest);
+    return write(chunk, ...rest);
+  }) as typeof stream.write;
+}
