@@ -36,21 +36,35 @@ export const networkSpec = z
       .describe('Dynamic DHCP range, inside subnet; needed when dhcp.mode is full.'),
     dns: z
       .object({
-        servers: z.array(ipv4).optional(),
-        zone: z.string().default('strata.lan'),
-        forwarders: z.array(ipv4).default([]),
-        enabled: z.boolean().default(true),
-        port: z.number().int().min(1).max(65535).default(53),
+        servers: z
+          .array(ipv4)
+          .optional()
+          .describe('DNS servers handed out by DHCP; serverAddress when absent.'),
+        zone: z.string().default('strata.lan').describe("Zone the nodes' names are served in."),
+        forwarders: z.array(ipv4).default([]).describe('Where names outside the zone are resolved.'),
+        enabled: z.boolean().default(true).describe('Run the DNS server.'),
+        port: z.number().int().min(1).max(65535).default(53).describe('UDP/TCP port of the DNS server.'),
       })
       .strict()
       .default({ zone: 'strata.lan', forwarders: [], enabled: true, port: 53 })
       .describe('The DNS server of the segment: node names in zone, everything else forwarded.'),
     dhcp: z
       .object({
-        mode: z.enum(['full', 'proxy', 'off']).default('full'),
-        leaseTime: duration.default('1h'),
-        port: z.number().int().min(1).max(65535).default(67),
-        proxyPort: z.number().int().min(1).max(65535).default(4011),
+        mode: z
+          .enum(['full', 'proxy', 'off'])
+          .default('full')
+          .describe(
+            'full leases addresses from pool; proxy adds boot options beside another DHCP server; off answers nothing.',
+          ),
+        leaseTime: duration.default('1h').describe('Lease duration, e.g. 30m, 1h, 1d.'),
+        port: z.number().int().min(1).max(65535).default(67).describe('UDP port DHCP listens on.'),
+        proxyPort: z
+          .number()
+          .int()
+          .min(1)
+          .max(65535)
+          .default(4011)
+          .describe('UDP port of the proxyDHCP (PXE) service.'),
       })
       .strict()
       .default({ mode: 'full', leaseTime: '1h', port: 67, proxyPort: 4011 })
@@ -58,18 +72,35 @@ export const networkSpec = z
         'DHCP on the segment: full (leases addresses), proxy (boot options only, beside another DHCP server) or off.',
       ),
     tftp: z
-      .object({ enabled: z.boolean().default(true), port: z.number().int().min(1).max(65535).default(69) })
+      .object({
+        enabled: z.boolean().default(true).describe('Run the TFTP server.'),
+        port: z.number().int().min(1).max(65535).default(69).describe('UDP port of the TFTP server.'),
+      })
       .strict()
       .default({ enabled: true, port: 69 })
       .describe('TFTP serving iPXE to BIOS and UEFI firmware.'),
     boot: z
       .object({
         /** What to do with a MAC no Node names: boot it, ignore it, or enrol it and hold it in discovery. */
-        unknownNodes: z.enum(['boot', 'ignore', 'discover']).default('discover'),
+        unknownNodes: z
+          .enum(['boot', 'ignore', 'discover'])
+          .default('discover')
+          .describe(
+            'What to do with a MAC no Node names: boot it, ignore it, or enrol it and hold it in discovery.',
+          ),
         /** HTTP port boot scripts and artifacts are served on at serverAddress. */
-        httpPort: z.number().int().min(1).max(65535).default(7421),
+        httpPort: z
+          .number()
+          .int()
+          .min(1)
+          .max(65535)
+          .default(7421)
+          .describe('HTTP port boot scripts and artifacts are served on at serverAddress.'),
         /** Prefer snponly.efi (uses the firmware's NIC driver) over ipxe.efi for UEFI. */
-        uefiBinary: z.enum(['ipxe.efi', 'snponly.efi']).default('ipxe.efi'),
+        uefiBinary: z
+          .enum(['ipxe.efi', 'snponly.efi'])
+          .default('ipxe.efi')
+          .describe("iPXE binary for UEFI: snponly.efi uses the firmware's NIC driver."),
       })
       .strict()
       .default({ unknownNodes: 'discover', httpPort: 7421, uefiBinary: 'ipxe.efi' })

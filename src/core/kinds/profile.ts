@@ -10,7 +10,7 @@ import type { Resource } from '../resources/types.ts';
 export const profileSpec = z
   .object({
     selector: z
-      .object({ matchLabels: labels.default({}) })
+      .object({ matchLabels: labels.default({}).describe('Labels a node must all carry to match.') })
       .strict()
       .default({ matchLabels: {} })
       .describe(
@@ -20,10 +20,13 @@ export const profileSpec = z
     priority: z.number().int().default(100).describe('Lower wins when several profiles match a node.'),
     os: z
       .object({
-        family: z.enum(['debian', 'ubuntu', 'fedora', 'rhel']).default('debian'),
-        release: z.string().default('bookworm'),
+        family: z
+          .enum(['debian', 'ubuntu', 'fedora', 'rhel'])
+          .default('debian')
+          .describe('Distribution family.'),
+        release: z.string().default('bookworm').describe('Distribution release, e.g. bookworm.'),
         /** Mirror URL; empty means Strata's own mirror. */
-        mirror: z.string().optional(),
+        mirror: z.string().optional().describe("Mirror URL; Strata's own mirror when absent."),
       })
       .strict()
       .default({ family: 'debian', release: 'bookworm' })

@@ -122,3 +122,20 @@ describe('events are printed terminal-safe', () => {
     assert.match(line, /PXEClient\\x1b\]0;owned\\x07\\x1b\[2J/);
   });
 });
+
+describe('field descriptions', () => {
+  it('every spec field of every kind has one, so explain documents it', async () => {
+    const { allKinds } = await import('../../../src/core/resources/kinds.ts');
+    const { inspect } = await import('../../../src/cli/commands/explain.ts');
+    const missing: string[] = [];
+    const walk = (f: ReturnType<typeof inspect>, path: string) => {
+      for (const [k, z] of Object.entries(f.fields ?? {})) {
+        const child = inspect(z);
+        if (!child.description) missing.push(`${path}.${k}`);
+        walk(child, `${path}.${k}`);
+      }
+    };
+    for (const k of allKinds()) walk(inspect(k.spec as never), `${k.kind.toLowerCase()}.spec`);
+    assert.deepEqual(missing, [], 'add .describe() to these fields');
+  });
+});
