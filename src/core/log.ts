@@ -1,7 +1,9 @@
 /**
- * Structured logging. One JSON line per record on stderr (or pretty text on a TTY),
- * with secret-looking fields redacted before anything is written: private keys and
- * tokens must never reach a log, whatever a caller passes in.
+ * Structured logging. One record per line on stderr: JSON for machines (the default on a pipe), or a
+ * readable `time level component message key=value` line (the default on a terminal; `setLogFormat`,
+ * `strata up --log-format`, STRATA_LOG_FORMAT). Secret-looking fields are redacted before either format
+ * is written: private keys and tokens must never reach a log, whatever a caller passes in. Text lines
+ * escape control characters, since logged values (a DHCP vendor class) may come from a forged packet.
  */
 
 export type Level = 'debug' | 'info' | 'warn' | 'error';
@@ -39,14 +41,53 @@ export function setLogLevel(level: Level): void {
   threshold = level;
 }
 
+export type LogFormat = 'json' | 'text';
+let format: LogFormat =
+  process.env.STRATA_LOG_FORMAT === 'json' || process.env.STRATA_LOG_FORMAT === 'text'
+    ? process.env.STRATA_LOG_FORMAT
+    : process.stderr.isTTY
+      ? 'text'
+      : 'json';
+export function setLogFormat(f: LogFormat): void {
+  format = f;
+}
+
+const CONTROL = /[\x00-\x1f\x7f-\x9f]/g;
+const escapeControl = (s: string) =>
+  s.replace(CONTROL, (c) => (c === '\n' ? '\\n' : `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`));
+
+function textValue(v: unknown): string {
+  const s = typeof v === 'string' ? v : JSON.stringify(v);
+  return /^[^\s"=]*$/.test(s) && s !== '' ? escapeControl(s) : escapeControl(JSON.stringify(s));
+}
+
+/** `15:04:05.123 INFO  strata  message key=value ...` from a redacted record. */
+export function formatText(rec: Record<string, unknown>): string {
+  const { time, level, msg, component, ...rest } = rec;
+  const t = typeof time === 'string' ? time.slice(11, 23) : '';
+  const kv = Object.entries(rest)
+    .filter(([, v]) => v !== undefined)
+    .map(([k, v]) => `${k}=${textValue(v)}`);
+  return [
+    t,
+    String(level).toUpperCase().padEnd(5),
+    component ? escapeControl(String(component)) : '-',
+    escapeControl(String(msg)),
+    ...kv,
+  ].join(' ');
+}
+
 export function createLogger(
   base: Record<string, unknown> = {},
   sink: (line: string) => void = defaultSink,
 ): Logger {
   const write = (level: Level, msg: string, fields?: Record<string, unknown>) => {
     if (order[level] < order[threshold]) return;
-    const rec = redact({ time: new Date().toISOString(), level, msg, ...base, ...fields });
-    sink(JSON.stringify(rec));
+    const rec = redact({ time: new Date().toISOString(), level, msg, ...base, ...fields }) as Record<
+      string,
+      unknown
+    >;
+    sink(format === 'text' ? formatText(rec) : JSON.stringify(rec));
   };
   return {
     debug: (m, f) => write('debug', m, f),

@@ -64,6 +64,11 @@ function cleanEnv(extra: Record<string, string | undefined>): NodeJS.ProcessEnv 
 // The CLI falls back to <data-dir>/admin-token; point it at a directory that never holds one.
 const noTokenDir = mkdtempSync(join(tmpdir(), 'strata-cli-'));
 process.once('exit', () => rmSync(noTokenDir, { recursive: true, force: true }));
+// `strata up` writes a context into the client config: never the developer's own ~/.config/strata. Servers
+// write into one private file, CLIs read another (empty) one, so a CLI only uses a context a test gave it
+// (a test of the config passes STRATA_CONFIG itself).
+export const SERVERS_CONFIG = join(noTokenDir, 'servers-config.yaml');
+const CLI_CONFIG = join(noTokenDir, 'cli-config.yaml');
 
 /** Runs `bin/strata ARGS` to completion. */
 export function runCli(args: string[], opts: CliOptions = {}): Promise<CliResult> {
@@ -74,6 +79,7 @@ export function runCli(args: string[], opts: CliOptions = {}): Promise<CliResult
         STRATA_SERVER: opts.server,
         STRATA_TOKEN: opts.token ?? undefined,
         STRATA_DATA_DIR: noTokenDir,
+        STRATA_CONFIG: CLI_CONFIG,
         STRATA_LOG_LEVEL: 'warn',
         ...opts.env,
       }),
@@ -115,6 +121,7 @@ export function spawnCli(args: string[], opts: CliOptions = {}): CliFollower {
       STRATA_SERVER: opts.server,
       STRATA_TOKEN: opts.token ?? undefined,
       STRATA_DATA_DIR: noTokenDir,
+      STRATA_CONFIG: CLI_CONFIG,
       ...opts.env,
     }),
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -294,7 +301,7 @@ export async function startStrata(t: Cleanup, opts: StrataOptions = {}): Promise
       if (!keepPort && mode !== 'worker') port = await freePort();
       const p = spawn(STRATA_BIN, args(), {
         cwd: dataDir,
-        env: cleanEnv({ STRATA_LOG_LEVEL: 'info', ...opts.env }),
+        env: cleanEnv({ STRATA_LOG_LEVEL: 'info', STRATA_CONFIG: SERVERS_CONFIG, ...opts.env }),
         stdio: ['ignore', 'pipe', 'pipe'],
       });
       running.add(p);

@@ -11,57 +11,118 @@ import type { Resource } from '../resources/types.ts';
 export const networkSpec = z
   .object({
     /** Interface the boot worker serves (inside `namespace` when set). */
-    interface: z.string().min(1, { message: 'expected an interface name like eth0 or br0' }),
+    interface: z
+      .string()
+      .min(1, { message: 'expected an interface name like eth0 or br0' })
+      .describe('Interface the boot worker serves (inside namespace when set), e.g. eth0 or br0.'),
     /** Network namespace the boot worker runs in (the lab's segment, or one per site). */
-    namespace: z.string().optional(),
-    subnet: cidr,
+    namespace: z
+      .string()
+      .optional()
+      .describe("Network namespace the boot worker runs in (the lab's segment, or one per site)."),
+    subnet: cidr.describe("The segment's IPv4 network, e.g. 10.0.0.0/24."),
     /** The boot worker's own address on the segment: next-server, DNS and HTTP boot address. */
-    serverAddress: ipv4,
-    gateway: ipv4.optional(),
-    pool: z.object({ start: ipv4, end: ipv4 }).strict().optional(),
+    serverAddress: ipv4.describe(
+      "The boot worker's own address on the segment: next-server, DNS and HTTP boot address.",
+    ),
+    gateway: ipv4.optional().describe('Default router handed out by DHCP.'),
+    pool: z
+      .object({
+        start: ipv4.describe('First address of the pool.'),
+        end: ipv4.describe('Last address of the pool.'),
+      })
+      .strict()
+      .optional()
+      .describe('Dynamic DHCP range, inside subnet; needed when dhcp.mode is full.'),
     dns: z
       .object({
-        servers: z.array(ipv4).optional(),
-        zone: z.string().default('strata.lan'),
-        forwarders: z.array(ipv4).default([]),
-        enabled: z.boolean().default(true),
-        port: z.number().int().min(1).max(65535).default(53),
+        servers: z
+          .array(ipv4)
+          .optional()
+          .describe('DNS servers handed out by DHCP; serverAddress when absent.'),
+        zone: z.string().default('strata.lan').describe("Zone the nodes' names are served in."),
+        forwarders: z.array(ipv4).default([]).describe('Where names outside the zone are resolved.'),
+        enabled: z.boolean().default(true).describe('Run the DNS server.'),
+        port: z.number().int().min(1).max(65535).default(53).describe('UDP/TCP port of the DNS server.'),
       })
       .strict()
-      .default({ zone: 'strata.lan', forwarders: [], enabled: true, port: 53 }),
+      .default({ zone: 'strata.lan', forwarders: [], enabled: true, port: 53 })
+      .describe('The DNS server of the segment: node names in zone, everything else forwarded.'),
     dhcp: z
       .object({
-        mode: z.enum(['full', 'proxy', 'off']).default('full'),
-        leaseTime: duration.default('1h'),
-        port: z.number().int().min(1).max(65535).default(67),
-        proxyPort: z.number().int().min(1).max(65535).default(4011),
+        mode: z
+          .enum(['full', 'proxy', 'off'])
+          .default('full')
+          .describe(
+            'full leases addresses from pool; proxy adds boot options beside another DHCP server; off answers nothing.',
+          ),
+        leaseTime: duration.default('1h').describe('Lease duration, e.g. 30m, 1h, 1d.'),
+        port: z.number().int().min(1).max(65535).default(67).describe('UDP port DHCP listens on.'),
+        proxyPort: z
+          .number()
+          .int()
+          .min(1)
+          .max(65535)
+          .default(4011)
+          .describe('UDP port of the proxyDHCP (PXE) service.'),
       })
       .strict()
-      .default({ mode: 'full', leaseTime: '1h', port: 67, proxyPort: 4011 }),
+      .default({ mode: 'full', leaseTime: '1h', port: 67, proxyPort: 4011 })
+      .describe(
+        'DHCP on the segment: full (leases addresses), proxy (boot options only, beside another DHCP server) or off.',
+      ),
     tftp: z
-      .object({ enabled: z.boolean().default(true), port: z.number().int().min(1).max(65535).default(69) })
+      .object({
+        enabled: z.boolean().default(true).describe('Run the TFTP server.'),
+        port: z.number().int().min(1).max(65535).default(69).describe('UDP port of the TFTP server.'),
+      })
       .strict()
-      .default({ enabled: true, port: 69 }),
+      .default({ enabled: true, port: 69 })
+      .describe('TFTP serving iPXE to BIOS and UEFI firmware.'),
     boot: z
       .object({
         /** What to do with a MAC no Node names: boot it, ignore it, or enrol it and hold it in discovery. */
-        unknownNodes: z.enum(['boot', 'ignore', 'discover']).default('discover'),
+        unknownNodes: z
+          .enum(['boot', 'ignore', 'discover'])
+          .default('discover')
+          .describe(
+            'What to do with a MAC no Node names: boot it, ignore it, or enrol it and hold it in discovery.',
+          ),
         /** HTTP port boot scripts and artifacts are served on at serverAddress. */
-        httpPort: z.number().int().min(1).max(65535).default(7421),
-        /** Prefer snponly.efi (uses the firmware's NIC driver) over ipxe.efi for UEFI. */
-        uefiBinary: z.enum(['ipxe.efi', 'snponly.efi']).default('ipxe.efi'),
-        /** Lifetime of an install token: long enough for the slowest install (under emulation). */
-        installTokenTTL: duration.default('2h'),
-        /** Bounds on enrolment of unknown machines, so forged DISCOVERs cannot fill the store. */
+        httpPort: z
+          .number()
+          .int()
+          .min(1)
+          .max(65535)
+          .default(7421)
+          .describe('HTTP port boot scripts and artifacts are served on at serverAddress.'),
+        uefiBinary: z
+          .enum(['ipxe.efi', 'snponly.efi'])
+          .default('ipxe.efi')
+          .describe("iPXE binary for UEFI: snponly.efi uses the firmware's NIC driver."),
+        installTokenTTL: duration
+          .default('2h')
+          .describe('Lifetime of an install token: long enough for the slowest install (under emulation).'),
         discovery: z
           .object({
-            /** Discovered (not declared) Nodes this network may hold; further unknown machines are ignored. */
-            maxNodes: z.number().int().min(0).default(256),
-            /** Enrolments per minute (a token bucket of this size, refilled at this rate). */
-            perMinute: z.number().int().min(0).default(30),
+            maxNodes: z
+              .number()
+              .int()
+              .min(0)
+              .default(256)
+              .describe(
+                'Discovered (not declared) Nodes this network may hold; further unknown machines are ignored.',
+              ),
+            perMinute: z
+              .number()
+              .int()
+              .min(0)
+              .default(30)
+              .describe('Enrolments per minute (a token bucket of this size, refilled at this rate).'),
           })
           .strict()
-          .default({ maxNodes: 256, perMinute: 30 }),
+          .default({ maxNodes: 256, perMinute: 30 })
+          .describe('Bounds on enrolment of unknown machines, so forged DISCOVERs cannot fill the store.'),
       })
       .strict()
       .default({
@@ -70,7 +131,10 @@ export const networkSpec = z
         uefiBinary: 'ipxe.efi',
         installTokenTTL: '2h',
         discovery: { maxNodes: 256, perMinute: 30 },
-      }),
+      })
+      .describe(
+        'Network boot behaviour: unknown machines, HTTP port, UEFI binary, install tokens, discovery bounds.',
+      ),
   })
   .strict();
 

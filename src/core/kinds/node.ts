@@ -22,35 +22,73 @@ export const STATE_NAMES = [
 
 export const nodeSpec = z
   .object({
-    macAddresses: z.array(mac).default([]),
+    macAddresses: z
+      .array(mac)
+      .default([])
+      .describe(
+        "MAC addresses of the machine's NICs; DHCP and boot requests from any of them are this node. Any common form (52-54-00-…, 5254.00…) is accepted and stored lower-case with colons.",
+      ),
     uuid: z
       .string()
       .regex(/^[0-9a-fA-F-]{32,36}$/, { message: 'expected an SMBIOS UUID like 8c5a3e4f-...' })
-      .optional(),
-    serial: z.string().optional(),
-    hostname: hostname.optional(),
+      .optional()
+      .describe(
+        'SMBIOS system UUID, as the firmware reports it in DHCP option 97; identifies the machine when its MAC changes.',
+      ),
+    serial: z.string().optional().describe('Serial number of the machine, for humans and inventory.'),
+    hostname: hostname
+      .optional()
+      .describe("Host name given to the installed system and served by DNS; the node's name when absent."),
     targetState: z
       .number({ message: 'expected a state number 0..9' })
       .int()
       .min(0, { message: 'expected a state number 0..9' })
       .max(9, { message: 'expected a state number 0..9' })
-      .default(0),
+      .default(0)
+      .describe(
+        'The ladder state this node should climb to (0 host … 4 local network node, SSH reachable … 9 service mesh node). Strata reconciles one step at a time; status.state is what it measured.',
+      ),
     /** Network this node boots on; when absent, the network whose subnet holds its address, or the only one. */
-    network: resourceName.optional(),
+    network: resourceName
+      .optional()
+      .describe(
+        'Network this node boots on; when absent, the network whose subnet holds its address, or the only one.',
+      ),
     /** Reserved address on that network. */
-    ipAddress: ipv4.optional(),
+    ipAddress: ipv4
+      .optional()
+      .describe('Address reserved for this node on its network (outside the dynamic pool).'),
     /** Profile to boot; when absent, the profile whose selector matches the node's labels. */
-    profile: resourceName.optional(),
+    profile: resourceName
+      .optional()
+      .describe(
+        "Profile to boot and install; when absent, the profile whose selector matches the node's labels.",
+      ),
     providers: z
       .object({
-        hardware: z.enum(['human', 'lab', 'redfish', 'ipmi', 'none']).default('human'),
-        boot: z.enum(['network', 'usb']).default('network'),
-        install: z.enum(['preseed', 'kickstart', 'cloud-init', 'image']).optional(),
+        hardware: z
+          .enum(['human', 'lab', 'redfish', 'ipmi', 'none'])
+          .default('human')
+          .describe('Who powers and cables the machine (step 0→1): a human work order, a lab VM, or a BMC.'),
+        boot: z
+          .enum(['network', 'usb'])
+          .default('network')
+          .describe('How firmware reaches iPXE (steps 1→3): network boot (DHCP/TFTP) or a USB stick.'),
+        install: z
+          .enum(['preseed', 'kickstart', 'cloud-init', 'image'])
+          .optional()
+          .describe("How the OS is installed (step 3→4); the profile's installer when absent."),
       })
       .strict()
-      .default({ hardware: 'human', boot: 'network' }),
+      .default({ hardware: 'human', boot: 'network' })
+      .describe('The implementation used for each layer of the ladder.'),
     /** Ask for a fresh OS install on the next boot (PXE-once is otherwise kept). */
-    reprovision: z.boolean().default(false),
+    reprovision: z
+      .boolean()
+      .default(false)
+      .describe(
+        'Ask for a fresh OS install on the next boot; otherwise an installed node boots its disk (PXE-once).',
+      ),
   })
   .strict();
 

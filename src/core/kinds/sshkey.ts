@@ -14,10 +14,14 @@ export const sshKeySpec = z
       .regex(/^(ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp(256|384|521)) [A-Za-z0-9+/=]+( .*)?$/, {
         message: 'expected an OpenSSH public key line like "ssh-ed25519 AAAA... comment"',
       })
-      .optional(),
-    generate: z.boolean().default(false),
-    type: z.enum(['ed25519']).default('ed25519'),
-    comment: z.string().optional(),
+      .optional()
+      .describe('An OpenSSH public key line to import (ssh-ed25519 AAAA… comment).'),
+    generate: z
+      .boolean()
+      .default(false)
+      .describe('Have Strata generate the key pair; the private half never leaves the server.'),
+    type: z.enum(['ed25519']).default('ed25519').describe('Key type of a generated key.'),
+    comment: z.string().optional().describe('Comment of a generated key.'),
   })
   .strict()
   .refine((s) => s.publicKey || s.generate, {

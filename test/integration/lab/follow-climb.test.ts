@@ -33,7 +33,13 @@ describe('lab up follows the nodes to their target state', () => {
     assert.equal(applied.code, 0, applied.stderr);
     const lines: string[] = [];
     const view = new ProgressView({ out: { write: (x: string) => lines.push(x), isTTY: false } });
-    const api = new ApiClient({ server: s.url, token: s.token });
+    const api = new ApiClient({
+      server: s.url,
+      serverSource: 'the test',
+      token: s.token,
+      lookedIn: [],
+      configFile: '/dev/null',
+    });
     let finished = false;
     const following = followClimb(api, ['lab-1', 'lab-2'], 1, view, 200).then((r) => {
       finished = true;
