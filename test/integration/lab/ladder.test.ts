@@ -20,6 +20,11 @@ const skip = !avail.ok
     ? 'qemu-system-x86 is not installed (scripts/setup.sh installs it)'
     : false;
 const MIN = 60_000;
+/**
+ * A lab namespace of this run's own (STRATA_LAB_NETNS), never the machine's `strata-lab`: a developer's
+ * lab, or another checkout's test on the same machine, is neither touched nor able to touch this one.
+ */
+const NETNS = `stlab-${process.pid % 100000}`;
 
 interface NodeJson {
   metadata: { name: string };
@@ -42,10 +47,10 @@ describe('lab: blank VMs climb to state 4 through Strata alone', { skip, timeout
     ((await strata.api('GET', `/api/v1/nodes/${name}/events`)).json as { items: EventJson[] }).items;
 
   before(async () => {
-    strata = await startStrata(t, { env: { STRATA_HOST_NETNS: currentNetns() } });
+    strata = await startStrata(t, { env: { STRATA_HOST_NETNS: currentNetns(), STRATA_LAB_NETNS: NETNS } });
     t.after(async () => {
       // Whatever happened, no VM or namespace outlives the test.
-      await strata.cli(['lab', 'down']).catch(() => {});
+      await strata.cli(['lab', 'down'], { env: { STRATA_LAB_NETNS: NETNS } }).catch(() => {});
     });
   });
 
@@ -54,6 +59,7 @@ describe('lab: blank VMs climb to state 4 through Strata alone', { skip, timeout
   }, async () => {
     const r = await strata.cli(['lab', 'up', '--nodes', '3', '--firmware', 'mixed', '--no-wait'], {
       timeoutMs: 30 * MIN,
+      env: { STRATA_LAB_NETNS: NETNS },
     });
     assert.equal(r.code, 0, r.stderr);
     assert.match(r.stdout, /lab-1\s+\S+\s+bios/);
@@ -160,19 +166,16 @@ describe('lab: blank VMs climb to state 4 through Strata alone', { skip, timeout
   });
 
   it('lab down leaves no VM, process, namespace or file behind', async () => {
-    const r = await strata.cli(['lab', 'down']);
+    const r = await strata.cli(['lab', 'down'], { env: { STRATA_LAB_NETNS: NETNS } });
     assert.equal(r.code, 0, r.stderr);
     const netns = execFileSync('ip', ['netns', 'list'], { encoding: 'utf8' });
-    assert.doesNotMatch(netns, /^strata-lab\b/m);
+    assert.doesNotMatch(netns, new RegExp(`^${NETNS}\\b`, 'm'));
     const procs = execFileSync('ps', ['-eo', 'args'], { encoding: 'utf8' });
     assert.ok(
       !procs.split('\n').some((l) => l.includes('qemu-system') && l.includes(strata.dataDir)),
       'no QEMU left',
     );
-    assert.ok(
-      !existsSync(join(strata.dataDir, 'lab', 'strata-lab')),
-      'no lab state left (disks, logs, sockets)',
-    );
+    assert.ok(!existsSync(join(strata.dataDir, 'lab', NETNS)), 'no lab state left (disks, logs, sockets)');
     assert.ok(!existsSync(join(strata.dataDir, 'artifacts', 'lab')), 'no lab artifacts left');
     const g = await strata.cli(['get', 'nodes', '-o', 'name']);
     assert.doesNotMatch(g.stdout, /lab-/);
