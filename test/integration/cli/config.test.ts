@@ -130,18 +130,23 @@ describe('client contexts and errors that name the cause', { concurrency: 1 }, (
 
   it('login on a terminal asks for the token without echoing it', async () => {
     const file = join(dir, 'prompted.yaml');
+    // The token is typed only once the prompt is up (echo is off by then), as a person would type it.
     const out = await new Promise<string>((resolve, reject) => {
       const b = spawn(
-        'bash',
-        [
-          '-c',
-          `(sleep 1; printf '%s\\n' "$TOKEN") | script -qec "${STRATA_BIN} login 127.0.0.1:${s2.port} --name prompted" /dev/null`,
-        ],
-        { env: { ...process.env, TOKEN: s2.token, STRATA_CONFIG: file, STRATA_TOKEN: '' } },
+        'script',
+        ['-qec', `${STRATA_BIN} login 127.0.0.1:${s2.port} --name prompted`, '/dev/null'],
+        {
+          env: { ...process.env, STRATA_CONFIG: file, STRATA_TOKEN: '' },
+        },
       );
       let text = '';
+      let typed = false;
       b.stdout.on('data', (d: Buffer) => {
         text += d.toString();
+        if (!typed && /Token for http:\/\/127\.0\.0\.1:\d+: /.test(text)) {
+          typed = true;
+          b.stdin.write(`${s2.token}\n`);
+        }
       });
       b.once('error', reject);
       b.once('close', () => resolve(text));
