@@ -7,7 +7,7 @@
  */
 import type { Resource } from '../core/resources/types.ts';
 import type { Connection } from './config.ts';
-import { CliError } from './errors.ts';
+import { ApiUnreachableError, CliError } from './errors.ts';
 import { safeText, safeValue } from './safe.ts';
 
 export { CliError };
@@ -50,7 +50,7 @@ export class ApiClient {
             : code === 'ECONNRESET' || code === 'UND_ERR_SOCKET'
               ? 'the connection was reset'
               : (err.cause?.message ?? err.message ?? String(e));
-    return new CliError(
+    return new ApiUnreachableError(
       `error: cannot connect to the Strata API at ${this.server}: ${why}.\n` +
         `The address came from ${this.conn.serverSource}. Is "strata up" running there? ` +
         `(change it with --server HOST:PORT, STRATA_SERVER or strata config use-context NAME)`,

@@ -6,3 +6,6 @@ export class CliError extends Error {
     this.exitCode = exitCode;
   }
 }
+
+/** The API could not be reached at all (refused, unknown host, reset, no answer): callers may fall back. */
+export class ApiUnreachableError extends CliError {}

@@ -42,6 +42,25 @@ const MORE_EXAMPLES: Record<string, string[]> = {
   'strata lab up': ['strata lab up', 'strata lab up --nodes 3 --firmware mixed --target 4'],
   'strata lab status': ['strata lab status'],
   'strata lab down': ['strata lab down'],
+  'strata ladder': ['strata ladder', 'strata ladder -o json'],
+  'strata registry': [
+    'strata registry push ./agent --name tools/agent --version 1.2.0',
+    'strata registry ls',
+  ],
+  'strata registry push': [
+    'strata registry push ./agent --name tools/agent --version 1.2.0',
+    'strata registry push ./site-files --name site-a --version 7',
+  ],
+  'strata registry ls': ['strata registry ls', 'strata registry ls -o json'],
+  'strata registry pull': ['strata registry pull tools/agent:1.2.0 -o agent'],
+  'strata registry rm': ['strata registry rm tools/agent:1.1.0'],
+  'strata registry gc': ['strata registry gc', 'strata registry gc --min-age 1h'],
+  'strata bundle': ['strata bundle export --to site.bundle.tar', 'strata bundle import site.bundle.tar'],
+  'strata bundle export': [
+    'strata bundle export --to site.bundle.tar',
+    'strata bundle export --to s.tar --no-assets',
+  ],
+  'strata bundle import': ['strata bundle import site.bundle.tar'],
   'strata config': [
     'strata config get-contexts',
     'strata config use-context 127.0.0.1:7420',

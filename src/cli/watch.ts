@@ -7,7 +7,7 @@
  */
 import type { Resource } from '../core/resources/types.ts';
 import type { ApiClient, StreamMessage } from './client.ts';
-import { CliError } from './errors.ts';
+import { ApiUnreachableError, CliError } from './errors.ts';
 
 export interface FollowOptions {
   /** Give up after this long without a server. */
@@ -24,7 +24,7 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** True for failures that a server restart explains (refused, reset, ended); false for 401s and the like. */
 function isConnectionLoss(e: unknown): boolean {
-  if (e instanceof CliError) return /cannot connect to the Strata API/.test(e.message);
+  if (e instanceof CliError) return e instanceof ApiUnreachableError;
   return true;
 }
 

@@ -6,8 +6,8 @@
  * first run's minutes of debootstrap never look like a hang.
  */
 import { type Command, InvalidArgumentError, Option } from 'commander';
-import { CliError } from '../client.ts';
 import { client } from '../common.ts';
+import { ApiUnreachableError, CliError } from '../errors.ts';
 import { followClimb } from '../lab-follow.ts';
 import { table } from '../print.ts';
 import { ProgressView } from '../progress.ts';
@@ -173,7 +173,7 @@ export function registerLabCommands(program: Command): void {
         else process.stdout.write('lab is down\n');
         return;
       } catch (e) {
-        if (!(e instanceof CliError) || !/cannot reach/.test(e.message)) throw e;
+        if (!(e instanceof ApiUnreachableError)) throw e;
         process.stderr.write('API not reachable: tearing the lab down locally\n');
       }
       // Only a lab of this data dir; another instance's lab (or a namespace nobody claims) is left alone.

@@ -53,7 +53,7 @@ describe('strata lab up: bad arguments are refused before any work', () => {
   it('good arguments get as far as asking the server, still before building anything', async () => {
     const r = await labUp('--nodes', '2', '--firmware', 'mixed', '--target', '4', '--wait=false');
     assert.equal(r.code, 1);
-    assert.match(r.stderr, /cannot reach the Strata API at http:\/\/127\.0\.0\.1:9/);
+    assert.match(r.stderr, /cannot connect to the Strata API at http:\/\/127\.0\.0\.1:9/);
     assert.deepEqual(readdirSync(cache), [], 'no asset build started');
   });
 });
