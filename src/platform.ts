@@ -16,7 +16,7 @@ import type { Layer, Stoppable } from './core/layer.ts';
 import { createLogger, type Logger } from './core/log.ts';
 import { ResourceService } from './core/resources/service.ts';
 import type { StrataEvent } from './core/resources/types.ts';
-import { openStore } from './core/store/index.ts';
+import { openStore, type StoreOptions } from './core/store/index.ts';
 import type { Store } from './core/store/types.ts';
 import { openTransport } from './core/transport/index.ts';
 import type { Transport } from './core/transport/types.ts';
@@ -32,6 +32,7 @@ export interface PlatformOptions {
   listen?: string;
   /** Store URL: empty → SQLite in dataDir, `postgres://...` → PostgreSQL. */
   database?: string;
+  store?: StoreOptions;
   /** `nats://...` → NATS transport, empty → in-process. */
   nats?: string;
   /** Run managers + API. */
@@ -58,7 +59,7 @@ export async function startPlatform(opts: PlatformOptions): Promise<Platform> {
   const dataDir = resolve(opts.dataDir);
   mkdirSync(dataDir, { recursive: true, mode: 0o700 });
   const log = opts.log ?? createLogger({ component: 'strata' });
-  const store: Store = await openStore(opts.database ?? '', dataDir);
+  const store: Store = await openStore(opts.database ?? '', dataDir, opts.store);
   const transport: Transport = await openTransport(opts.nats);
   const hub = new EventHub(store, log);
   const resources = new ResourceService(store, hub);
@@ -73,6 +74,13 @@ export async function startPlatform(opts: PlatformOptions): Promise<Platform> {
     if (token) opts.onToken?.(token);
     await auth.load();
     const engine = new LadderEngine(core, opts.engine);
+    resources.limits = {
+      highestState: () => highestState(engine.steps()),
+      providers: (protocol) => {
+        const names = layers.flatMap((l) => l.providers?.[protocol] ?? []);
+        return names.length ? [...new Set(names)].sort() : undefined;
+      },
+    };
     const api = new ApiServer({ resources, hub, auth, log, version: VERSION });
     // Workers elsewhere report timeline events over the transport.
     const sub = await transport.subscribe<StrataEvent>(EVENTS_SUBJECT, (ev) => {
@@ -117,6 +125,14 @@ export async function startPlatform(opts: PlatformOptions): Promise<Platform> {
     await store.close();
   };
   return out;
+}
+
+/** The highest state a node can reach: every state below it has at least one step. */
+export function highestState(steps: readonly { from: number }[]): number {
+  const from = new Set(steps.map((s) => s.from));
+  let top = 0;
+  while (from.has(top)) top++;
+  return top;
 }
 
 export function splitHostPort(s: string): [string, number] {

@@ -28,6 +28,11 @@ export interface Layer {
   name: string;
   /** Worker roles this layer provides (`strata worker --roles ...`). */
   roles: string[];
+  /**
+   * Providers this layer implements, per protocol (`{hardware: ['lab']}`). A node may ask only for one
+   * of these: the schema accepts only what some loaded layer implements.
+   */
+  providers?: Record<string, string[]>;
   manager?(ctx: ManagerContext): Promise<Stoppable | undefined>;
   worker?(ctx: WorkerContext, role: string): Promise<Stoppable | undefined>;
 }

@@ -191,6 +191,7 @@ function routes(ctx: ManagerContext): void {
 export const hardwareLayer: Layer = {
   name: 'hardware',
   roles: [],
+  providers: { hardware: ['human', 'none'] },
   async manager(ctx) {
     ctx.engine.register(humanStep);
     ctx.engine.register(machineStep);

@@ -126,6 +126,7 @@ export function labLayer(): Layer {
   return {
     name: 'lab',
     roles: ['lab'],
+    providers: { hardware: ['lab'] },
     async worker(ctx) {
       const subs = [
         await ctx.transport.serve<LabUpRequest, LabVmInfo[]>(subjects.up, (r) => up(ctx, r)),

@@ -6,7 +6,7 @@
 import { parseAllDocuments } from 'yaml';
 import type { z } from 'zod';
 import { type FieldIssue, invalid } from './errors.ts';
-import { labels as labelsSchema, resourceName } from './fields.ts';
+import { annotations as annotationsSchema, labels as labelsSchema, resourceName } from './fields.ts';
 import { allKinds, getKind } from './kinds.ts';
 import { API_VERSION, type Resource } from './types.ts';
 
@@ -31,6 +31,9 @@ function zodIssues(
       message = `unknown field(s) ${i.keys.map((k) => `"${k}"`).join(', ')}`;
     else if (i.code === 'invalid_type' && /received undefined/.test(i.message)) {
       message = `required field is missing (expected ${i.expected})`;
+    } else if (i.code === 'invalid_key') {
+      const key = i.path[i.path.length - 1];
+      message = `invalid key ${JSON.stringify(String(key))}: ${i.issues[0]?.message ?? i.message}`;
     } else if (i.code === 'invalid_value' && 'values' in i) {
       message = `expected one of ${(i.values as unknown[]).map((v) => JSON.stringify(v)).join(', ')}`;
     }
@@ -106,6 +109,11 @@ export function validateDocument(
   const l = labelsSchema.optional().safeParse(meta.labels);
   if (!l.success)
     issues.push(...zodIssues(l.error, 'metadata.labels', { ...(file ? { file } : {}), resource: label }));
+  const a = annotationsSchema.optional().safeParse(meta.annotations);
+  if (!a.success)
+    issues.push(
+      ...zodIssues(a.error, 'metadata.annotations', { ...(file ? { file } : {}), resource: label }),
+    );
   for (const k of Object.keys(doc)) {
     if (!['apiVersion', 'kind', 'metadata', 'spec', 'status'].includes(k)) {
       issues.push(where(label, k, `unknown top-level field "${k}"`));
@@ -120,8 +128,8 @@ export function validateDocument(
     kind: def.kind,
     metadata: {
       name: name!,
-      labels: (meta.labels as Record<string, string> | undefined) ?? {},
-      ...(meta.annotations ? { annotations: meta.annotations as Record<string, string> } : {}),
+      labels: l.data ?? {},
+      annotations: a.data ?? {},
       ...(typeof meta.resourceVersion === 'string' ? { resourceVersion: meta.resourceVersion } : {}),
     },
     spec: spec.data as Record<string, unknown>,

@@ -10,16 +10,21 @@ import type { Store } from './types.ts';
 
 export type { Store } from './types.ts';
 
-export async function openStore(spec: string, dataDir: string): Promise<Store> {
+export interface StoreOptions {
+  /** Changes the log keeps for resuming watches (default CHANGE_LOG_KEEP). */
+  changeLogKeep?: number;
+}
+
+export async function openStore(spec: string, dataDir: string, opts: StoreOptions = {}): Promise<Store> {
   const s = spec.trim();
   if (/^postgres(ql)?:\/\//i.test(s)) {
     const { PostgresStore } = await import('./postgres.ts');
-    return PostgresStore.open(s);
+    return PostgresStore.open(s, opts);
   }
-  if (s === '' || /^sqlite:$/i.test(s)) return new SqliteStore(join(dataDir, 'strata.db'));
+  if (s === '' || /^sqlite:$/i.test(s)) return new SqliteStore(join(dataDir, 'strata.db'), opts);
   if (/^sqlite:/i.test(s)) {
     const path = s.slice('sqlite:'.length);
-    return new SqliteStore(path === ':memory:' ? path : resolve(path));
+    return new SqliteStore(path === ':memory:' ? path : resolve(path), opts);
   }
   throw new Error(
     `unknown store "${s}": use postgres://USER:PASSWORD@HOST:PORT/DB, sqlite:PATH, or nothing for ${join(dataDir, 'strata.db')}`,
