@@ -9,16 +9,14 @@ import type { KindDef } from '../core/resources/kinds.ts';
 /** A reference to a component of the OpenAPI document. */
 export const ref = (name: string) => ({ $ref: `#/components/schemas/${name}` });
 
-export const statusSchema = z
-  .object({
-    kind: z.literal('Status'),
-    status: z.enum(['Success', 'Failure']),
-    code: z.number().int().optional(),
-    reason: z.string().optional().describe('NotFound, Invalid, Conflict, InUse, Unauthorized, BadRequest, …'),
-    message: z.string().optional(),
-    details: z.unknown().optional(),
-  })
-  .meta({ id: 'Status' });
+export const statusSchema = z.object({
+  kind: z.literal('Status'),
+  status: z.enum(['Success', 'Failure']),
+  code: z.number().int().optional(),
+  reason: z.string().optional().describe('NotFound, Invalid, Conflict, InUse, Unauthorized, BadRequest, …'),
+  message: z.string().optional(),
+  details: z.unknown().optional(),
+});
 
 export const versionSchema = z.object({
   version: z.string().describe('the server version, e.g. 0.1.0'),
@@ -64,22 +62,24 @@ export const applyResultSchema = z.object({
   ),
 });
 
-export const eventSchema = z
-  .object({
-    id: z.number().int().optional(),
-    time: z.string(),
-    kind: z.string(),
-    name: z.string(),
-    step: z.string().optional(),
-    source: z.string(),
-    type: z.enum(['Normal', 'Warning']),
-    reason: z.string(),
-    message: z.string(),
-    data: z.record(z.string(), z.unknown()).optional(),
-  })
-  .meta({ id: 'Event' });
+export const eventSchema = z.object({
+  id: z.number().int().optional(),
+  time: z.string(),
+  kind: z.string(),
+  name: z.string(),
+  step: z.string().optional(),
+  source: z.string(),
+  type: z.enum(['Normal', 'Warning']),
+  reason: z.string(),
+  message: z.string(),
+  data: z.record(z.string(), z.unknown()).optional(),
+});
 
-export const eventListSchema = z.object({ kind: z.literal('EventList'), items: z.array(eventSchema) });
+export const eventListSchema = {
+  type: 'object',
+  required: ['kind', 'items'],
+  properties: { kind: { const: 'EventList' }, items: { type: 'array', items: ref('Event') } },
+};
 
 export const deletedSchema = z.object({
   kind: z.literal('Status'),
