@@ -17,7 +17,7 @@ import type { Logger } from '../core/log.ts';
 import { counter, histogram, registry } from '../core/metrics.ts';
 import { invalid, StrataError } from '../core/resources/errors.ts';
 import { allKinds, type KindDef, resolveKind } from '../core/resources/kinds.ts';
-import { loadManifest, loadManifests, validateDocument } from '../core/resources/manifest.ts';
+import { readManifests, validateDocument } from '../core/resources/manifest.ts';
 import { parseSelector } from '../core/resources/selector.ts';
 import type { ResourceService } from '../core/resources/service.ts';
 import { API_VERSION, type Resource, type StrataEvent } from '../core/resources/types.ts';
@@ -420,10 +420,10 @@ export class ApiServer {
         await body(),
         applyFilesSchema,
       );
-      docs = loadManifests(files);
+      docs = await readManifests(files);
     } else if (YAML_TYPES.includes(type)) {
       const file = query.get('file') ?? (req.headers['x-strata-file'] as string | undefined);
-      docs = loadManifest(await body(), file ?? undefined);
+      docs = await readManifests([{ name: file ?? undefined, text: await body() }]);
     } else {
       throw unsupported(type, ['application/json ({"files": [{"name", "text"}]})', 'application/yaml']);
     }
