@@ -104,6 +104,8 @@ const stats = (xs: number[]) => {
 };
 const during = samples.filter((s) => s.at + s.ms >= applyStart && s.at <= applyEnd).map((s) => s.ms);
 const after = samples.filter((s) => s.at > applyEnd).map((s) => s.ms);
-console.log(`apply of ${NODES} nodes (targetState ${values.target}): ${((applyEnd - applyStart) / 1000).toFixed(2)} s`);
+console.log(
+  `apply of ${NODES} nodes (targetState ${values.target}): ${((applyEnd - applyStart) / 1000).toFixed(2)} s`,
+);
 console.log(`/healthz during the apply:          ${stats(during)}`);
 console.log(`/healthz in the ${values.after} s after (reconcile): ${stats(after)}`);

@@ -83,6 +83,16 @@ export class Router {
   }
 
   /**
+   * Adds (or replaces) the description of a route registered before, for layers whose `add` calls carry
+   * no options: their route code stays as it is, with its schema beside it.
+   */
+  describe(method: string, path: string, doc: RouteDoc): void {
+    const route = this.routes.find((r) => r.method === method && r.path === path);
+    if (!route) throw new Error(`no route ${method} ${path} to describe`);
+    route.doc = { ...route.doc, ...doc };
+  }
+
+  /**
    * The route for a request. A path whose %-encoding is malformed is a 400, decided here, before any
    * authentication, instead of an exception later.
    */

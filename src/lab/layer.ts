@@ -283,4 +283,63 @@ function routes(ctx: ManagerContext): void {
     }
     return { kind: 'Status', status: 'Success', removed };
   });
+  // The routes' shapes, for /openapi.json (the handlers check the values themselves).
+  const labStatus = {
+    type: 'object',
+    properties: {
+      kind: { const: 'LabStatus' },
+      vms: {
+        type: 'array',
+        items: {
+          type: 'object',
+          properties: {
+            name: { type: 'string' },
+            mac: { type: 'string' },
+            firmware: { enum: ['bios', 'uefi'] },
+            status: { type: 'string' },
+          },
+        },
+      },
+      applied: { type: 'array', items: { type: 'string' } },
+    },
+  };
+  ctx.router.describe('POST', '/api/v1/lab/up', {
+    operationId: 'labUp',
+    summary: 'Start lab VMs and register their Network, Profile and Nodes',
+    tags: ['lab'],
+    body: {
+      schema: {
+        type: 'object',
+        properties: {
+          nodes: { type: 'integer', minimum: 1, maximum: 16 },
+          firmware: { enum: ['bios', 'uefi', 'mixed'] },
+          memoryMiB: { type: 'integer', minimum: 1 },
+          targetState: { type: 'integer', minimum: 0 },
+        },
+      },
+    },
+    response: { schema: labStatus },
+    errors: [422],
+  });
+  ctx.router.describe('GET', '/api/v1/lab', {
+    operationId: 'labStatus',
+    summary: 'The lab VMs and their state',
+    tags: ['lab'],
+    response: { schema: labStatus },
+  });
+  ctx.router.describe('POST', '/api/v1/lab/down', {
+    operationId: 'labDown',
+    summary: "Stop the lab's VMs and remove its resources",
+    tags: ['lab'],
+    response: {
+      schema: {
+        type: 'object',
+        properties: {
+          kind: { const: 'Status' },
+          status: { const: 'Success' },
+          removed: { type: 'array', items: { type: 'string' } },
+        },
+      },
+    },
+  });
 }
