@@ -161,6 +161,26 @@ registerAdmission('Node', async (items, view, limits) => {
   ];
 });
 
+/** A changed subnet, pool, server address or gateway must not strand an address a node reserves there. */
+registerAdmission('Network', async (items, view) => {
+  const names = new Set(items.map((n) => n.metadata.name));
+  const networks = await all<NetworkResource>(view, 'Network');
+  const reserved = (await all<NodeResource>(view, 'Node')).filter(
+    (n) => n.spec.ipAddress && names.has(networkOf(n, networks)?.metadata.name ?? ''),
+  );
+  return (await checkAddresses(reserved, view))
+    .filter((i) => !/already reserved/.test(i.message))
+    .map((i) => {
+      const node = reserved.find((n) => `Node/${n.metadata.name}` === i.resource)!;
+      const net = networkOf(node, networks)!;
+      return {
+        resource: `Network/${net.metadata.name}`,
+        path: 'spec',
+        message: `node "${node.metadata.name}" reserves ${node.spec.ipAddress}, which ${i.message.slice(node.spec.ipAddress!.length + 1)}; change that node's spec.ipAddress first`,
+      };
+    });
+});
+
 async function nodesOnProfiles(names: Set<string>, list: View): Promise<string[]> {
   const profiles = await all<ProfileResource>(list, 'Profile');
   return (await all<NodeResource>(list, 'Node'))

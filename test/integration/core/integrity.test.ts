@@ -116,6 +116,20 @@ for (const driver of [
       assert.equal(ok.status, 200, ok.text);
     });
 
+    it('refuses a Network change that strands an address a node reserves', async () => {
+      const narrowed = NETWORK.replace('10.7.0.100, end: 10.7.0.199', '10.7.0.5, end: 10.7.0.50');
+      await refused(
+        apply(narrowed),
+        /Network\/rack: spec: node "a" reserves 10\.7\.0\.10, which is inside the dynamic pool 10\.7\.0\.5-10\.7\.0\.50 of network "rack": .*change that node's spec\.ipAddress first/,
+      );
+      const moved = NETWORK.replace('subnet: 10.7.0.0/24', 'subnet: 10.7.1.0/24').replace(
+        /10\.7\.0\./g,
+        '10.7.1.',
+      );
+      await refused(apply(moved), /node "a" reserves 10\.7\.0\.10, which is outside subnet 10\.7\.1\.0\/24/);
+      assert.equal((await apply(NETWORK)).status, 200, 'an unchanged network is fine');
+    });
+
     it('refuses a hardware provider this server does not have, listing those it has', async () => {
       await refused(
         apply(node('bmc', { providers: { hardware: 'redfish' } })),
