@@ -464,7 +464,8 @@ export class ApiServer {
     const wants = (k: string, n: string) => (!kind || k === kind) && (!name || n === name);
     const sent = new Set<number>();
     const sendEvent = (ev: StrataEvent) => {
-      if (!wants(ev.kind, ev.name) || (ev.id !== undefined && (ev.id <= after || sent.has(ev.id)))) return;
+      if (!open || !wants(ev.kind, ev.name) || (ev.id !== undefined && (ev.id <= after || sent.has(ev.id))))
+        return;
       if (ev.id !== undefined) sent.add(ev.id);
       res.write(`event: timeline\ndata: ${JSON.stringify(ev)}\n\n`);
     };
@@ -489,6 +490,8 @@ export class ApiServer {
             if (!open) return;
             if (changes === 'expired') {
               const current = await resources.store.version();
+              if (!open) return;
+              open = false;
               res.end(
                 `event: relist\ndata: ${JSON.stringify({ reason: 'Expired', resourceVersion: current })}\n\n`,
               );
@@ -520,7 +523,7 @@ export class ApiServer {
       for (const ev of await resources.store.listEvents({ kind, name, afterId: after })) sendEvent(ev);
     }
     void pull();
-    const ping = setInterval(() => res.write(': keepalive\n\n'), KEEPALIVE_MS);
+    const ping = setInterval(() => open && res.write(': keepalive\n\n'), KEEPALIVE_MS);
     const poll = setInterval(() => void pull(), WATCH_POLL_MS);
     this.#streams.add(res);
     await new Promise<void>((resolve) => {
