@@ -5,6 +5,10 @@
  * manifest, keeps polling while the ladder works, and prints the latencies. No pass/fail: run it and read.
  *
  *   node bench/healthz-under-bulk-apply.ts [--nodes 5000] [--target 1] [--after 20] [--database URL]
+ *
+ * Measured on the 2-core development machine (SQLite): apply 4.5 s; /healthz max 0.26 s during the apply
+ * and 0.2 s while the ladder reconciles (before: 16 s, 3.5 s and 19.6 s). PostgreSQL: apply 15 s, /healthz
+ * max 0.39 s and 0.13 s.
  */
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -40,7 +44,10 @@ const server = spawn(join(REPO, 'bin/strata'), args, {
   env: { ...process.env, STRATA_LOG_LEVEL: 'error' },
 });
 const base = `http://127.0.0.1:${port}`;
+let cleaned = false;
 const cleanup = () => {
+  if (cleaned) return;
+  cleaned = true;
   server.kill('SIGKILL');
   rmSync(dataDir, { recursive: true, force: true });
 };
@@ -109,3 +116,5 @@ console.log(
 );
 console.log(`/healthz during the apply:          ${stats(during)}`);
 console.log(`/healthz in the ${values.after} s after (reconcile): ${stats(after)}`);
+cleanup();
+process.exit(0);
