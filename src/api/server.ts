@@ -125,6 +125,15 @@ export class ApiServer {
     const fromBody = (def: KindDef, doc: Record<string, unknown>): Resource => {
       const v = validateDocument({ ...doc, kind: doc.kind ?? def.kind }, undefined, 0);
       if (!v.resource) throw invalid(v.issues);
+      if (v.resource.kind !== def.kind) {
+        throw invalid([
+          {
+            resource: `${v.resource.kind}/${v.resource.metadata.name}`,
+            path: 'kind',
+            message: `this URL takes ${def.plural}, not a ${v.resource.kind}: send it to /api/v1/${kindOf(v.resource.kind).plural} or use apply`,
+          },
+        ]);
+      }
       return v.resource;
     };
 

@@ -92,6 +92,19 @@ describe('API hardening', { concurrency: 1 }, () => {
     assert.equal((await api.call('GET', '/api/v1/nodes/evil')).status, 404);
   });
 
+  it('a body of another kind than the URL is refused, not created under the other kind', async () => {
+    const net = {
+      apiVersion: 'strata.dev/v1alpha1',
+      kind: 'Network',
+      metadata: { name: 'sneaky' },
+      spec: { interface: 'eth0', subnet: '10.6.0.0/24', serverAddress: '10.6.0.1', dhcp: { mode: 'off' } },
+    };
+    const r = await api.call('POST', '/api/v1/nodes', net);
+    assert.equal(r.status, 422, r.text);
+    assert.match(r.json.message, /kind: this URL takes nodes, not a Network: send it to \/api\/v1\/networks/);
+    assert.equal((await api.call('GET', '/api/v1/networks/sneaky')).status, 404);
+  });
+
   it('labelSelector=__proto__=x does not select every node', async () => {
     const r = await api.call('GET', '/api/v1/nodes?labelSelector=__proto__%3Dx');
     assert.equal(r.status, 400);
