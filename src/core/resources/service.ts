@@ -1,6 +1,9 @@
 /**
- * Resource operations shared by the API, the CLI's server side and the managers: validation, apply with
- * all-or-nothing semantics, optimistic concurrency, finalizer-aware delete, and change announcements.
+ * Resource operations shared by the API, the CLI's server side and the managers: apply with
+ * all-or-nothing semantics and a dry run, paged lists with the version to watch from, merge patch,
+ * optimistic concurrency, admission (integrity across resources) on what users write, finalizer-aware
+ * delete that refuses to remove what nodes still use, and change announcements. Managers' own writes
+ * (status, finalizers) skip admission: a check must never keep an owner from finishing its work.
  */
 
 import { setImmediate as yieldToLoop } from 'node:timers/promises';

@@ -1,7 +1,9 @@
 /**
  * One behaviour suite, run against both store drivers: SQLite in a temporary directory and PostgreSQL in
  * a throwaway database. What a manager relies on: optimistic concurrency, spec/status separation,
- * all-or-nothing writes, events and records, and data surviving a reopen.
+ * all-or-nothing writes, events and records, and data surviving a reopen. What a watch relies on: a
+ * change log whose versions are a cursor (they commit in order, even with several writers) and which
+ * says `expired` once compacted; paged lists.
  */
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
