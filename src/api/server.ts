@@ -85,11 +85,16 @@ function unsupported(got: string, accepted: string[]): StrataError {
   );
 }
 
-/** A `limit` query parameter: a positive integer, or absent. */
-function parseLimit(v: string | null): number | undefined {
+/** An integer query parameter of at least `min`, or absent. */
+function intParam(query: URLSearchParams, name: string, min: number): number | undefined {
+  const v = query.get(name);
   if (v === null || v === '') return undefined;
-  if (!/^\d+$/.test(v) || Number(v) < 1) {
-    throw new StrataError(400, 'BadRequest', `invalid limit "${v}": expected a positive integer like 500`);
+  if (!/^\d+$/.test(v) || Number(v) < min) {
+    throw new StrataError(
+      400,
+      'BadRequest',
+      `invalid ${name} "${v}": expected ${min ? 'a positive' : 'a non-negative'} integer like 500`,
+    );
   }
   return Number(v);
 }
@@ -239,7 +244,7 @@ export class ApiServer {
       '/api/v1/:plural',
       async ({ params, query }) => {
         const def = kindOf(params.plural!);
-        const limit = parseLimit(query.get('limit'));
+        const limit = intParam(query, 'limit', 1);
         const cont = query.get('continue');
         const page = await resources.listPage(def.kind, {
           selector: parseSelector(query.get('labelSelector')),
@@ -396,12 +401,12 @@ export class ApiServer {
       '/api/v1/:plural/:name/events',
       async (ctx) => {
         const def = kindOf(ctx.params.plural!);
-        const after = Number(ctx.query.get('after') ?? 0);
+        const after = intParam(ctx.query, 'after', 0) ?? 0;
         const items = await resources.store.listEvents({
           kind: def.kind,
           name: nameOf(ctx),
           afterId: after,
-          limit: Number(ctx.query.get('limit') ?? 10_000),
+          limit: intParam(ctx.query, 'limit', 1) ?? 10_000,
         });
         if (!items.length && after === 0) await resources.mustGet(def.kind, nameOf(ctx));
         return { kind: 'EventList', items };
@@ -457,7 +462,7 @@ export class ApiServer {
     const { resources, hub } = this.#deps;
     const kind = query.get('kind') ? kindOf(query.get('kind')!).kind : undefined;
     const name = query.get('name') ?? undefined;
-    const after = Number(query.get('after') ?? 0);
+    const after = intParam(query, 'after', 0) ?? 0;
     const lastId = req.headers['last-event-id'];
     const from = query.get('resourceVersion') ?? (typeof lastId === 'string' && lastId ? lastId : undefined);
     let cursor = from

@@ -42,6 +42,18 @@ describe('API hardening', { concurrency: 1 }, () => {
     }
   });
 
+  it('a number parameter that is not a number is 400 naming it', async () => {
+    for (const path of [
+      '/api/v1/nodes/n1/events?after=abc',
+      '/api/v1/nodes?limit=-1',
+      '/api/v1/stream?after=x',
+    ]) {
+      const r = await api.call('GET', path);
+      assert.equal(r.status, 400, `${path}: ${r.text}`);
+      assert.match(r.json.message, /invalid (after|limit) /);
+    }
+  });
+
   it('a body over the limit is answered 413, not a reset connection', async () => {
     const big = `# ${'x'.repeat(17 * 1024 * 1024)}\n`;
     const r = await api.call('POST', '/api/v1/apply', big, { contentType: 'application/yaml' });
