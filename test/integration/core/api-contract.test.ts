@@ -60,9 +60,10 @@ for (const driver of drivers) {
   describe(`API contract on ${driver.name}`, { skip: driver.skip, concurrency: 1 }, () => {
     const t = suiteCleanup();
     let api: TestApi;
+    let db: { url: string } | undefined;
 
     it('starts; /version answers without a token', async () => {
-      const db = driver.name === 'postgres' ? await withPostgres(t) : undefined;
+      db = driver.name === 'postgres' ? await withPostgres(t) : undefined;
       api = await startApi(t, { ...(db ? { database: db.url } : {}), changeLogKeep: 200 });
       const v = await api.call('GET', '/version', undefined, { token: null });
       assert.equal(v.status, 200);
@@ -430,6 +431,24 @@ for (const driver of drivers) {
       const forced = await api.call('DELETE', '/api/v1/sshkeys/admin?force=true');
       assert.equal(forced.status, 200, forced.text);
       assert.equal((await api.call('GET', '/api/v1/sshkeys/admin')).status, 404);
+    });
+
+    it('with PostgreSQL, a watch on one manager sees what another manager sharing the database writes', {
+      skip: driver.name === 'postgres' ? false : 'one manager per SQLite file',
+    }, async () => {
+      const other = await startApi(t, { database: db!.url });
+      const watch = await api.stream(
+        `/api/v1/stream?kind=Node&name=elsewhere&resourceVersion=${await api.platform.store.version()}`,
+      );
+      const made = await other.call('POST', '/api/v1/nodes', {
+        apiVersion: 'strata.dev/v1alpha1',
+        kind: 'Node',
+        metadata: { name: 'elsewhere' },
+        spec: {},
+      });
+      assert.equal(made.status, 201, made.text);
+      await watch.until((evs) => changes(evs).some((c) => c.id === made.json.metadata.resourceVersion));
+      watch.close();
     });
   });
 }
