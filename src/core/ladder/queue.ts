@@ -55,7 +55,7 @@ export class WorkQueue {
       // Each run starts on its own turn of the event loop: a burst of thousands of keys whose work
       // resolves without real I/O (SQLite is synchronous) must not starve the API of the loop.
       new Promise<void>((r) => setImmediate(r))
-        .then(() => this.#run(key))
+        .then(() => (this.#stopped ? undefined : this.#run(key)))
         .catch(() => {})
         .finally(() => {
           this.#active.delete(key);
