@@ -137,12 +137,12 @@ export class PostgresStore implements Store {
   }
 
   /** Runs fn in a transaction on one pooled connection; retries the whole of it after a deadlock. */
-  async #tx<T>(fn: (c: pg.PoolClient) => Promise<T>): Promise<T> {
+  async #tx<T>(fn: (c: pg.PoolClient) => Promise<T>, begin = 'BEGIN'): Promise<T> {
     for (let attempt = 1; ; attempt++) {
       const c = await this.#pool.connect();
       let broken: Error | undefined;
       try {
-        await c.query('BEGIN');
+        await c.query(begin);
         const out = await fn(c);
         await c.query('COMMIT');
         return out;
@@ -223,19 +223,8 @@ export class PostgresStore implements Store {
   }
 
   /** A read-only REPEATABLE READ transaction: every statement in it sees one snapshot. */
-  async #read<T>(fn: (c: pg.PoolClient) => Promise<T>): Promise<T> {
-    const c = await this.#pool.connect();
-    try {
-      await c.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
-      const out = await fn(c);
-      await c.query('COMMIT');
-      return out;
-    } catch (e) {
-      await c.query('ROLLBACK').catch(() => {});
-      throw e;
-    } finally {
-      c.release();
-    }
+  #read<T>(fn: (c: pg.PoolClient) => Promise<T>): Promise<T> {
+    return this.#tx(fn, 'BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
   }
 
   async write(ops: WriteOp[]): Promise<WriteResult[]> {
