@@ -20,7 +20,7 @@ import { createLogger, type Logger } from './core/log.ts';
 import { acquirePidLock, releasePidLock } from './core/pidlock.ts';
 import { ResourceService } from './core/resources/service.ts';
 import type { StrataEvent } from './core/resources/types.ts';
-import { openStore } from './core/store/index.ts';
+import { openStore, type StoreOptions } from './core/store/index.ts';
 import type { Store } from './core/store/types.ts';
 import { openTransport } from './core/transport/index.ts';
 import type { Transport } from './core/transport/types.ts';
@@ -37,6 +37,7 @@ export interface PlatformOptions {
   listen?: string;
   /** Store URL: empty → SQLite in dataDir, `postgres://...` → PostgreSQL. */
   database?: string;
+  store?: StoreOptions;
   /** `nats://...` → NATS transport, empty → in-process. */
   nats?: string;
   /** Run managers + API. */
@@ -67,7 +68,7 @@ export async function startPlatform(opts: PlatformOptions): Promise<Platform> {
   // `strata worker` may share a manager's data dir (the README's split mode on one machine)
   const releaseLock = opts.manager ? lockDataDir(dataDir) : () => {};
   const log = opts.log ?? createLogger({ component: 'strata' });
-  const store: Store = await openStore(opts.database ?? '', dataDir);
+  const store: Store = await openStore(opts.database ?? '', dataDir, opts.store);
   const transport: Transport = await openTransport(opts.nats);
   const hub = new EventHub(store, log);
   const resources = new ResourceService(store, hub);
@@ -86,6 +87,13 @@ export async function startPlatform(opts: PlatformOptions): Promise<Platform> {
       { table: opts.ladder ?? LADDER, steps: layers.flatMap((l) => l.steps ?? []) },
       opts.engine,
     );
+    resources.limits = {
+      highestState: () => engine.highestImplementedState(),
+      providers: (protocol) => {
+        const names = layers.flatMap((l) => l.providers?.[protocol] ?? []);
+        return names.length ? [...new Set(names)].sort() : undefined;
+      },
+    };
     const api = new ApiServer({ resources, hub, auth, log, version: VERSION });
     // Workers elsewhere report timeline events over the transport.
     const sub = await transport.subscribe<StrataEvent>(EVENTS_SUBJECT, (ev) => {

@@ -1,21 +1,39 @@
 /**
- * The HTTP API under /api/v1: generic CRUD over every registered kind, kubectl-style apply, per-object
- * timelines, a live Server-Sent Events stream of changes and timeline events, OpenAPI at /openapi.json,
- * Prometheus metrics at /metrics and /healthz. Layers add their own routes to the same router.
+ * The HTTP API under /api/v1: generic CRUD over every registered kind with paged lists, merge patch and
+ * kubectl-style apply (with a server-side dry run), per-object timelines, a resumable Server-Sent Events
+ * watch, /version, OpenAPI at /openapi.json, Prometheus metrics at /metrics and /healthz. Layers add
+ * their own routes to the same router, and every route carries its schema, so the document lists them all.
+ *
+ * The watch reads the store's change log rather than in-process notifications (those only wake it up): a
+ * client that lists and then watches from the list's resourceVersion gets every later change exactly once
+ * and in order, resumes after a reconnect from `Last-Event-ID`, and is told to relist when the log no
+ * longer reaches back that far.
  */
 import { createServer, type IncomingMessage, type Server, ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import type { EventHub } from '../core/events.ts';
-import { type RouteContext, Router, routeContext, sendError, sendJson } from '../core/http.ts';
+import { parseJsonBody, type RouteContext, Router, routeContext, sendError, sendJson } from '../core/http.ts';
 import type { Logger } from '../core/log.ts';
 import { counter, histogram, registry } from '../core/metrics.ts';
 import { invalid, StrataError } from '../core/resources/errors.ts';
-import { allKinds, resolveKind } from '../core/resources/kinds.ts';
-import { loadManifest, loadManifests, validateDocument } from '../core/resources/manifest.ts';
+import { allKinds, type KindDef, resolveKind } from '../core/resources/kinds.ts';
+import { readManifests, validateDocument } from '../core/resources/manifest.ts';
+import { parseSelector } from '../core/resources/selector.ts';
 import type { ResourceService } from '../core/resources/service.ts';
-import type { StrataEvent, WatchEvent } from '../core/resources/types.ts';
+import { API_VERSION, type Resource, type StrataEvent } from '../core/resources/types.ts';
 import type { TokenAuth } from './auth.ts';
 import { buildOpenApi } from './openapi.ts';
+import {
+  applyFilesSchema,
+  applyResultSchema,
+  deletedSchema,
+  eventListSchema,
+  listOf,
+  mergePatchSchema,
+  ref,
+  resourceListSchema,
+  versionSchema,
+} from './schemas.ts';
 
 const requests = counter('strata_api_requests_total', 'API requests', ['method', 'code']);
 const latency = histogram(
@@ -24,6 +42,13 @@ const latency = histogram(
   ['method'],
   [0.001, 0.005, 0.02, 0.1, 0.5, 2],
 );
+
+/** Content types the apply endpoint reads as a raw YAML (or JSON-as-YAML) manifest. */
+const YAML_TYPES = ['application/yaml', 'application/x-yaml', 'text/yaml', 'text/x-yaml'];
+const PATCH_TYPES = ['application/merge-patch+json', 'application/json'];
+const KEEPALIVE_MS = 15_000;
+/** How often a watch also looks at the change log unprompted (writes by another manager sharing PostgreSQL). */
+const WATCH_POLL_MS = 2_000;
 
 export interface ApiDeps {
   resources: ResourceService;
@@ -47,6 +72,45 @@ function kindOf(plural: string) {
   return def;
 }
 
+/** The media type of a request, without parameters, lower-cased ('' when absent). */
+function mediaType(req: IncomingMessage): string {
+  return (req.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
+}
+
+function unsupported(got: string, accepted: string[]): StrataError {
+  return new StrataError(
+    415,
+    'UnsupportedMediaType',
+    `Content-Type "${got || '(none)'}" is not accepted here: send one of ${accepted.join(', ')}`,
+  );
+}
+
+/** An integer query parameter of at least `min`, or absent. */
+function intParam(query: URLSearchParams, name: string, min: number): number | undefined {
+  const v = query.get(name);
+  if (v === null || v === '') return undefined;
+  if (!/^\d+$/.test(v) || Number(v) < min) {
+    throw new StrataError(
+      400,
+      'BadRequest',
+      `invalid ${name} "${v}": expected ${min ? 'a positive' : 'a non-negative'} integer like 500`,
+    );
+  }
+  return Number(v);
+}
+
+/** A resourceVersion to watch from: digits (the store's versions are integers). */
+function parseVersion(v: string, where: string): string {
+  if (!/^\d+$/.test(v)) {
+    throw new StrataError(
+      400,
+      'BadRequest',
+      `invalid ${where} "${v}": expected a resourceVersion from a list or a previous event`,
+    );
+  }
+  return v;
+}
+
 export class ApiServer {
   readonly router = new Router();
   readonly #deps: ApiDeps;
@@ -62,7 +126,37 @@ export class ApiServer {
   #routes(): void {
     const r = this.router;
     const { resources } = this.#deps;
-    r.add('GET', '/healthz', async () => ({ status: 'ok' }), { public: true });
+    const kindRef = (k: KindDef) => ref(k.kind);
+    const nameOf = (ctx: RouteContext) => ctx.params.name!;
+    const fromBody = (def: KindDef, doc: Record<string, unknown>): Resource => {
+      const v = validateDocument({ ...doc, kind: doc.kind ?? def.kind }, undefined, 0);
+      if (!v.resource) throw invalid(v.issues);
+      if (v.resource.kind !== def.kind) {
+        throw invalid([
+          {
+            resource: `${v.resource.kind}/${v.resource.metadata.name}`,
+            path: 'kind',
+            message: `this URL takes ${def.plural}, not a ${v.resource.kind}: send it to /api/v1/${kindOf(v.resource.kind).plural} or use apply`,
+          },
+        ]);
+      }
+      return v.resource;
+    };
+
+    r.add('GET', '/healthz', async () => ({ status: 'ok' }), {
+      public: true,
+      operationId: 'getHealth',
+      summary: 'Liveness: answers while the event loop turns',
+      tags: ['server'],
+      response: { schema: { type: 'object', properties: { status: { const: 'ok' } } } },
+    });
+    r.add('GET', '/version', async () => ({ version: this.#deps.version, apiVersion: API_VERSION }), {
+      public: true,
+      operationId: 'getVersion',
+      summary: 'Server version and API version (no token needed, as with kubectl version)',
+      tags: ['server'],
+      response: { schema: versionSchema },
+    });
     r.add(
       'GET',
       '/metrics',
@@ -71,145 +165,387 @@ export class ApiServer {
         res.writeHead(200, { 'content-type': registry.contentType });
         res.end(text);
       },
-      { public: true },
+      {
+        public: true,
+        operationId: 'getMetrics',
+        summary: 'Prometheus metrics',
+        tags: ['server'],
+        response: { contentType: 'text/plain', schema: { type: 'string' } },
+      },
     );
-    r.add('GET', '/openapi.json', async () => buildOpenApi(this.#deps.version), { public: true });
-    r.add('GET', '/api/v1', async () => ({
-      kind: 'APIResourceList',
-      resources: allKinds().map((k) => ({
-        kind: k.kind,
-        name: k.plural,
-        shortNames: k.aliases,
-        description: k.description,
-      })),
-    }));
-    r.add('POST', '/api/v1/apply', async ({ req, body, query }) => {
-      const text = await body();
-      // Either a YAML/JSON manifest as the body, or {files: [{name, text}]} to apply several files at once.
-      const docs =
-        (req.headers['content-type'] ?? '').startsWith('application/json') &&
-        text.trimStart().startsWith('{"files"')
-          ? loadManifests((JSON.parse(text) as { files: { name: string; text: string }[] }).files)
-          : loadManifest(
-              text,
-              query.get('file') ?? (req.headers['x-strata-file'] as string | undefined) ?? undefined,
-            );
-      const dryRun = query.get('dryRun') === 'true';
-      if (dryRun)
-        return {
-          kind: 'ApplyResult',
-          items: docs.map((d) => ({ kind: d.kind, name: d.metadata.name, action: 'validated' })),
-        };
-      const out = await resources.apply(docs);
-      return {
-        kind: 'ApplyResult',
-        items: out.map((o) => ({
-          kind: o.resource.kind,
-          name: o.resource.metadata.name,
-          action: o.action,
-          resourceVersion: o.resource.metadata.resourceVersion,
+    r.add(
+      'GET',
+      '/openapi.json',
+      async ({ req }) => buildOpenApi(this.router, this.#deps.version, req.headers.host),
+      {
+        public: true,
+        operationId: 'getOpenApi',
+        summary: 'This document',
+        tags: ['server'],
+        response: { schema: { type: 'object' } },
+      },
+    );
+    r.add(
+      'GET',
+      '/api/v1',
+      async () => ({
+        kind: 'APIResourceList',
+        resources: allKinds().map((k) => ({
+          kind: k.kind,
+          name: k.plural,
+          shortNames: k.aliases,
+          description: k.description,
         })),
-      };
+      }),
+      {
+        operationId: 'listApiResources',
+        summary: 'The kinds this server serves',
+        tags: ['resources'],
+        response: { schema: resourceListSchema },
+      },
+    );
+    r.add('POST', '/api/v1/apply', async (ctx) => this.#apply(ctx), {
+      operationId: 'apply',
+      summary: 'Create or update every resource of one or more manifests, all or nothing',
+      description:
+        'The body is chosen by Content-Type: application/json carries {"files": [{"name", "text"}]}; ' +
+        'application/yaml carries one manifest (several --- documents). dryRun=true writes nothing and ' +
+        'returns what would be stored.',
+      tags: ['resources'],
+      query: {
+        dryRun: { schema: { type: 'boolean' }, description: 'validate and compare only; write nothing' },
+        file: { schema: { type: 'string' }, description: 'file name for messages (YAML body)' },
+      },
+      body: {
+        schema: applyFilesSchema,
+        contentTypes: ['application/json', 'application/yaml'],
+        required: true,
+      },
+      response: { schema: applyResultSchema },
+      errors: [400, 409, 413, 415, 422],
     });
-    r.add('GET', '/api/v1/stream', async (ctx) => this.#stream(ctx));
-    r.add('GET', '/api/v1/:plural', async ({ params, query }) => {
-      const def = kindOf(params.plural!);
-      const items = await resources.list(def.kind, parseSelector(query.get('labelSelector')));
-      return { kind: `${def.kind}List`, apiVersion: 'strata.dev/v1alpha1', items };
+    r.add('GET', '/api/v1/stream', async (ctx) => this.#stream(ctx), {
+      operationId: 'watch',
+      summary: 'Server-Sent Events: `change` (watch, id = resourceVersion), `timeline` and `relist` events',
+      description:
+        'Resume with the Last-Event-ID header or resourceVersion=: every change after it is sent, in ' +
+        'order, then live ones. When the server cannot replay that far it sends `relist` and ends.',
+      tags: ['resources'],
+      query: {
+        kind: { schema: { type: 'string' }, description: 'only this kind (plural or kind name)' },
+        name: { schema: { type: 'string' }, description: 'only this object' },
+        resourceVersion: { schema: { type: 'string' }, description: 'changes after this version' },
+        after: { schema: { type: 'integer' }, description: 'timeline events after this event id' },
+      },
+      response: { contentType: 'text/event-stream', schema: { type: 'string' } },
+      errors: [400, 404],
     });
-    r.add('POST', '/api/v1/:plural', async ({ params, json, res }) => {
-      const def = kindOf(params.plural!);
-      const doc = await json<Record<string, unknown>>();
-      const v = validateDocument({ ...doc, kind: doc.kind ?? def.kind }, undefined, 0);
-      if (!v.resource) throw invalid(v.issues);
-      const created = await resources.create(v.resource);
-      res.statusCode = 201;
-      return created;
-    });
-    r.add('GET', '/api/v1/:plural/:name', async ({ params }) => {
-      const def = kindOf(params.plural!);
-      return resources.mustGet(def.kind, params.name!);
-    });
-    r.add('PUT', '/api/v1/:plural/:name', async ({ params, json }) => {
-      const def = kindOf(params.plural!);
-      const doc = await json<Record<string, unknown>>();
-      const v = validateDocument({ ...doc, kind: doc.kind ?? def.kind }, undefined, 0);
-      if (!v.resource) throw invalid(v.issues);
-      if (v.resource.metadata.name !== params.name) {
-        throw invalid([
-          {
-            resource: `${def.kind}/${params.name}`,
-            path: 'metadata.name',
-            message: `must match the URL name "${params.name}"`,
+    r.add(
+      'GET',
+      '/api/v1/:plural',
+      async ({ params, query }) => {
+        const def = kindOf(params.plural!);
+        const limit = intParam(query, 'limit', 1);
+        const cont = query.get('continue');
+        const page = await resources.listPage(def.kind, {
+          selector: parseSelector(query.get('labelSelector')),
+          ...(limit ? { limit } : {}),
+          ...(cont ? { continue: cont } : {}),
+        });
+        return {
+          apiVersion: API_VERSION,
+          kind: `${def.kind}List`,
+          metadata: {
+            resourceVersion: page.resourceVersion,
+            ...(page.continue ? { continue: page.continue } : {}),
           },
-        ]);
-      }
-      const cur = await resources.mustGet(def.kind, params.name!);
-      return resources.update({
-        ...v.resource,
-        status: cur.status ?? {},
-        metadata: {
-          ...cur.metadata,
-          labels: v.resource.metadata.labels ?? {},
-          resourceVersion: v.resource.metadata.resourceVersion ?? cur.metadata.resourceVersion!,
+          items: page.items,
+        };
+      },
+      {
+        operationId: 'list{Kind}',
+        summary: 'List {plural}',
+        tags: ['resources'],
+        query: {
+          labelSelector: {
+            schema: { type: 'string' },
+            description: 'k=v, k==v, k!=v, k in (a,b), k notin (a,b), k, !k; comma = AND',
+          },
+          limit: { schema: { type: 'integer', minimum: 1 }, description: 'at most this many items' },
+          continue: { schema: { type: 'string' }, description: 'metadata.continue of the previous page' },
         },
-      });
-    });
-    r.add('DELETE', '/api/v1/:plural/:name', async ({ params, query }) => {
-      const def = kindOf(params.plural!);
-      const out = await resources.delete(def.kind, params.name!, query.get('resourceVersion') ?? undefined);
-      return {
-        kind: 'Status',
-        status: 'Success',
-        details: { kind: def.kind, name: params.name, pending: out.pending },
-      };
-    });
-    r.add('GET', '/api/v1/:plural/:name/events', async ({ params, query }) => {
-      const def = kindOf(params.plural!);
-      const after = Number(query.get('after') ?? 0);
-      const items = await resources.store.listEvents({
-        kind: def.kind,
-        name: params.name!,
-        afterId: after,
-        limit: Number(query.get('limit') ?? 10_000),
-      });
-      if (!items.length && after === 0) await resources.mustGet(def.kind, params.name!);
-      return { kind: 'EventList', items };
-    });
+        response: { schema: listOf },
+        errors: [400, 404],
+      },
+    );
+    r.add(
+      'POST',
+      '/api/v1/:plural',
+      async ({ params, json, res }) => {
+        const def = kindOf(params.plural!);
+        const created = await resources.create(fromBody(def, await json<Record<string, unknown>>()));
+        res.statusCode = 201;
+        return created;
+      },
+      {
+        operationId: 'create{Kind}',
+        summary: 'Create a {Kind}',
+        tags: ['resources'],
+        body: { schema: kindRef, required: true },
+        response: { status: 201, schema: kindRef },
+        errors: [400, 404, 409, 422],
+      },
+    );
+    r.add(
+      'GET',
+      '/api/v1/:plural/:name',
+      async (ctx) => resources.mustGet(kindOf(ctx.params.plural!).kind, nameOf(ctx)),
+      {
+        operationId: 'read{Kind}',
+        summary: 'Get a {Kind}',
+        tags: ['resources'],
+        response: { schema: kindRef },
+        errors: [404],
+      },
+    );
+    r.add(
+      'PUT',
+      '/api/v1/:plural/:name',
+      async (ctx) => {
+        const def = kindOf(ctx.params.plural!);
+        const name = nameOf(ctx);
+        const next = fromBody(def, await ctx.json<Record<string, unknown>>());
+        if (next.metadata.name !== name) {
+          throw invalid([
+            {
+              resource: `${def.kind}/${name}`,
+              path: 'metadata.name',
+              message: `must match the URL name "${name}"`,
+            },
+          ]);
+        }
+        const cur = await resources.mustGet(def.kind, name);
+        return resources.replace({
+          ...next,
+          status: cur.status ?? {},
+          metadata: {
+            ...cur.metadata,
+            labels: next.metadata.labels ?? {},
+            annotations: next.metadata.annotations ?? {},
+            resourceVersion: next.metadata.resourceVersion ?? cur.metadata.resourceVersion!,
+          },
+        });
+      },
+      {
+        operationId: 'replace{Kind}',
+        summary: 'Replace a {Kind} (optimistic concurrency on metadata.resourceVersion)',
+        tags: ['resources'],
+        body: { schema: kindRef, required: true },
+        response: { schema: kindRef },
+        errors: [400, 404, 409, 422],
+      },
+    );
+    r.add(
+      'PATCH',
+      '/api/v1/:plural/:name',
+      async (ctx) => {
+        const def = kindOf(ctx.params.plural!);
+        const type = mediaType(ctx.req);
+        if (!PATCH_TYPES.includes(type)) throw unsupported(type, PATCH_TYPES);
+        return resources.patch(def.kind, nameOf(ctx), await ctx.json(), (doc) => fromBody(def, doc));
+      },
+      {
+        operationId: 'patch{Kind}',
+        summary: 'Merge patch (RFC 7386) of a {Kind}: labels, annotations and spec',
+        tags: ['resources'],
+        body: {
+          schema: mergePatchSchema,
+          contentTypes: ['application/merge-patch+json'],
+          required: true,
+        },
+        response: { schema: kindRef },
+        errors: [400, 404, 409, 415, 422],
+      },
+    );
+    r.add(
+      'DELETE',
+      '/api/v1/:plural/:name',
+      async (ctx) => {
+        const def = kindOf(ctx.params.plural!);
+        const force = ['true', '1', ''].includes(ctx.query.get('force') ?? 'false');
+        const out = await resources.delete(
+          def.kind,
+          nameOf(ctx),
+          ctx.query.get('resourceVersion') ?? undefined,
+          { refuseInUse: !force },
+        );
+        return {
+          kind: 'Status',
+          status: 'Success',
+          details: { kind: def.kind, name: nameOf(ctx), pending: out.pending },
+        };
+      },
+      {
+        operationId: 'delete{Kind}',
+        summary: 'Delete a {Kind} (refused with 409 InUse while nodes use it, unless force=true)',
+        tags: ['resources'],
+        query: {
+          force: { schema: { type: 'boolean' }, description: 'delete even while nodes still use it' },
+          resourceVersion: { schema: { type: 'string' }, description: 'only if still at this version' },
+        },
+        response: { schema: deletedSchema },
+        errors: [404, 409],
+      },
+    );
+    r.add(
+      'GET',
+      '/api/v1/:plural/:name/events',
+      async (ctx) => {
+        const def = kindOf(ctx.params.plural!);
+        const after = intParam(ctx.query, 'after', 0) ?? 0;
+        const items = await resources.store.listEvents({
+          kind: def.kind,
+          name: nameOf(ctx),
+          afterId: after,
+          limit: intParam(ctx.query, 'limit', 1) ?? 10_000,
+        });
+        if (!items.length && after === 0) await resources.mustGet(def.kind, nameOf(ctx));
+        return { kind: 'EventList', items };
+      },
+      {
+        operationId: 'list{Kind}Events',
+        summary: 'Timeline of a {Kind}',
+        tags: ['resources'],
+        query: {
+          after: { schema: { type: 'integer' }, description: 'only events with a larger id' },
+          limit: { schema: { type: 'integer' }, description: 'at most this many events' },
+        },
+        response: { schema: eventListSchema },
+        errors: [404],
+      },
+    );
   }
 
-  /** SSE: `change` events (resource watch) and `event` events (timeline), optionally for one object. */
+  /** Apply: the body is read as the Content-Type says, never guessed from its first bytes. */
+  async #apply({ req, body, query }: RouteContext): Promise<unknown> {
+    const type = mediaType(req);
+    let docs: Resource[];
+    if (type === 'application/json') {
+      const { files } = parseJsonBody<{ files: { name?: string; text: string }[] }>(
+        await body(),
+        applyFilesSchema,
+      );
+      docs = await readManifests(files);
+    } else if (YAML_TYPES.includes(type)) {
+      const file = query.get('file') ?? (req.headers['x-strata-file'] as string | undefined);
+      docs = await readManifests([{ name: file ?? undefined, text: await body() }]);
+    } else {
+      throw unsupported(type, ['application/json ({"files": [{"name", "text"}]})', 'application/yaml']);
+    }
+    const dryRun = query.get('dryRun') === 'true' || query.get('dryRun') === 'All';
+    const out = await this.#deps.resources.apply(docs, { dryRun });
+    return {
+      kind: 'ApplyResult',
+      items: out.map((o) => ({
+        kind: o.resource.kind,
+        name: o.resource.metadata.name,
+        action: o.action,
+        object: o.resource,
+      })),
+    };
+  }
+
+  /**
+   * SSE: `change` events (the watch, `id:` = resourceVersion) and `timeline` events (their id is in the
+   * data, so `Last-Event-ID` always names a resourceVersion), optionally for one kind or object.
+   */
   async #stream({ req, res, query }: RouteContext): Promise<void> {
+    const { resources, hub } = this.#deps;
     const kind = query.get('kind') ? kindOf(query.get('kind')!).kind : undefined;
     const name = query.get('name') ?? undefined;
-    const after = Number(query.get('after') ?? 0);
+    const after = intParam(query, 'after', 0) ?? 0;
+    const lastId = req.headers['last-event-id'];
+    const from = query.get('resourceVersion') ?? (typeof lastId === 'string' && lastId ? lastId : undefined);
+    let cursor = from
+      ? parseVersion(from, query.has('resourceVersion') ? 'resourceVersion' : 'Last-Event-ID')
+      : await resources.store.version();
     res.writeHead(200, {
       'content-type': 'text/event-stream',
       'cache-control': 'no-cache',
       connection: 'keep-alive',
     });
     res.write(': strata event stream\n\n');
+    let open = true;
     const wants = (k: string, n: string) => (!kind || k === kind) && (!name || n === name);
     const sent = new Set<number>();
     const sendEvent = (ev: StrataEvent) => {
-      if (!wants(ev.kind, ev.name) || (ev.id !== undefined && (ev.id <= after || sent.has(ev.id)))) return;
+      if (!open || !wants(ev.kind, ev.name) || (ev.id !== undefined && (ev.id <= after || sent.has(ev.id))))
+        return;
       if (ev.id !== undefined) sent.add(ev.id);
-      res.write(`id: ${ev.id ?? ''}\nevent: timeline\ndata: ${JSON.stringify(ev)}\n\n`);
+      res.write(`event: timeline\ndata: ${JSON.stringify(ev)}\n\n`);
     };
-    const offEvent = this.#deps.hub.onEvent(sendEvent);
-    const offChange = this.#deps.hub.onChange((w: WatchEvent) => {
-      if (wants(w.object.kind, w.object.metadata.name))
-        res.write(`event: change\ndata: ${JSON.stringify({ type: w.type, object: w.object })}\n\n`);
+    // Changes come from the store's log in version order; notifications only say "look again".
+    let pulling: Promise<void> | undefined;
+    let again = false;
+    const pull = async (): Promise<void> => {
+      if (pulling) {
+        again = true;
+        return pulling;
+      }
+      pulling = (async () => {
+        do {
+          again = false;
+          for (;;) {
+            const changes = await resources.store.changes({
+              afterRv: cursor,
+              ...(kind ? { kind } : {}),
+              ...(name ? { name } : {}),
+              limit: 500,
+            });
+            if (!open) return;
+            if (changes === 'expired') {
+              const current = await resources.store.version();
+              if (!open) return;
+              open = false;
+              res.end(
+                `event: relist\ndata: ${JSON.stringify({ reason: 'Expired', resourceVersion: current })}\n\n`,
+              );
+              return;
+            }
+            for (const c of changes) {
+              res.write(
+                `id: ${c.rv}\nevent: change\ndata: ${JSON.stringify({ type: c.type, object: c.object })}\n\n`,
+              );
+              cursor = c.rv;
+            }
+            if (changes.length < 500) break;
+          }
+        } while (again && open);
+      })()
+        .catch((err) => {
+          this.#deps.log.warn('watch could not read the change log; it retries on the next change', { err });
+        })
+        .finally(() => {
+          pulling = undefined;
+        });
+      return pulling;
+    };
+    const offEvent = hub.onEvent(sendEvent);
+    const offChange = hub.onChange((w) => {
+      if (wants(w.object.kind, w.object.metadata.name)) void pull();
     });
     if (kind && name && query.has('after')) {
-      for (const ev of await this.#deps.resources.store.listEvents({ kind, name, afterId: after }))
-        sendEvent(ev);
+      for (const ev of await resources.store.listEvents({ kind, name, afterId: after })) sendEvent(ev);
     }
-    const ping = setInterval(() => res.write(': ping\n\n'), 15_000);
+    void pull();
+    const ping = setInterval(() => open && res.write(': keepalive\n\n'), KEEPALIVE_MS);
+    const poll = setInterval(() => void pull(), WATCH_POLL_MS);
     this.#streams.add(res);
     await new Promise<void>((resolve) => {
       const done = () => {
+        open = false;
         clearInterval(ping);
+        clearInterval(poll);
         offEvent();
         offChange();
         this.#streams.delete(res);
@@ -222,9 +558,9 @@ export class ApiServer {
 
   async #handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const start = process.hrtime.bigint();
-    const url = new URL(req.url ?? '/', 'http://localhost');
     const method = req.method ?? 'GET';
     try {
+      const url = new URL(req.url ?? '/', 'http://localhost');
       const m = this.router.match(method, url.pathname);
       if (m === 'method')
         throw new StrataError(405, 'MethodNotAllowed', `${method} is not allowed on ${url.pathname}`);
@@ -236,7 +572,7 @@ export class ApiServer {
           'missing or invalid bearer token (use --token or STRATA_TOKEN)',
         );
       }
-      const ctx = routeContext(req, res, m.params, url.searchParams);
+      const ctx: RouteContext = routeContext(req, res, m.params, url.searchParams, m.route.doc.body?.schema);
       const out = await m.route.handler(ctx);
       if (!res.headersSent && !res.writableEnded)
         sendJson(res, res.statusCode === 201 ? 201 : 200, out ?? {});
@@ -275,21 +611,4 @@ export class ApiServer {
     this.#server.closeAllConnections();
     await new Promise<void>((r) => this.#server!.close(() => r()));
   }
-}
-
-/** `a=b,c=d` → {a: 'b', c: 'd'}. */
-export function parseSelector(s: string | null): Record<string, string> | undefined {
-  if (!s) return undefined;
-  const out: Record<string, string> = {};
-  for (const part of s.split(',')) {
-    const [k, v] = part.split('=');
-    if (!k || v === undefined)
-      throw new StrataError(
-        400,
-        'BadRequest',
-        `invalid label selector "${s}": expected key=value[,key=value]`,
-      );
-    out[k.trim()] = v.trim();
-  }
-  return out;
 }

@@ -37,6 +37,11 @@ export interface Layer {
   roles: string[];
   /** The steps this layer implements, each named in a row of the ladder table. */
   steps?: readonly Step[];
+  /**
+   * Providers this layer implements, per protocol (`{hardware: ['lab']}`). A node may ask only for one
+   * of these: the schema accepts only what some loaded layer implements.
+   */
+  providers?: Record<string, string[]>;
   manager?(ctx: ManagerContext): Promise<Stoppable | undefined>;
   worker?(ctx: WorkerContext, role: string): Promise<Stoppable | undefined>;
 }

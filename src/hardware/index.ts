@@ -5,6 +5,7 @@
  * A node whose firmware was already heard on the network (DHCP) is powered and cabled by evidence.
  */
 
+import { z } from 'zod';
 import type { NodeResource } from '../core/kinds/node.ts';
 import type { Step, StepContext } from '../core/ladder/step.ts';
 import type { Layer, ManagerContext } from '../core/layer.ts';
@@ -181,12 +182,59 @@ function routes(ctx: ManagerContext): void {
     });
     return done;
   });
+  // The routes' shapes, for /openapi.json; a zod body schema also validates what `json()` returns.
+  const workOrder = z.object({
+    node: z.string(),
+    action: z.enum(['connect', 'disconnect']),
+    instructions: z.string(),
+    state: z.enum(['open', 'done']),
+    createdAt: z.string(),
+    doneAt: z.string().optional(),
+    doneBy: z.string().optional(),
+  });
+  ctx.router.describe('POST', '/api/v1/nodes/:name/power', {
+    operationId: 'powerNode',
+    summary: "Switch a node's power through its hardware provider, or ask its state",
+    tags: ['hardware'],
+    body: {
+      schema: {
+        type: 'object',
+        required: ['op'],
+        properties: { op: { enum: ['on', 'off', 'cycle', 'status'] } },
+      },
+      required: true,
+    },
+    response: {
+      schema: z.object({
+        kind: z.literal('PowerStatus'),
+        node: z.string(),
+        state: z.enum(['on', 'off', 'unknown']),
+        message: z.string().optional(),
+      }),
+    },
+    errors: [404, 409, 422],
+  });
+  ctx.router.describe('GET', '/api/v1/workorders', {
+    operationId: 'listWorkOrders',
+    summary: 'Work orders for people: connect or disconnect a node',
+    tags: ['hardware'],
+    response: { schema: z.object({ kind: z.literal('WorkOrderList'), items: z.array(workOrder) }) },
+  });
+  ctx.router.describe('POST', '/api/v1/workorders/:node/done', {
+    operationId: 'completeWorkOrder',
+    summary: 'Confirm that a person did what a work order asked',
+    tags: ['hardware'],
+    body: { schema: z.object({ by: z.string().optional().describe('who did it') }) },
+    response: { schema: workOrder },
+    errors: [404],
+  });
 }
 
 export const hardwareLayer: Layer = {
   name: 'hardware',
   roles: [],
   steps: [humanStep, machineStep, noneStep],
+  providers: { hardware: ['human', 'none'] },
   async manager(ctx) {
     routes(ctx);
     return undefined;

@@ -218,6 +218,7 @@ export function labLayer(): Layer {
   return {
     name: 'lab',
     roles: ['lab'],
+    providers: { hardware: ['lab'] },
     async worker(ctx) {
       const subs = [
         await ctx.transport.serve<LabUpRequest, LabVmInfo[]>(subjects.up, (r) => up(ctx, r)),
@@ -385,5 +386,64 @@ function routes(ctx: ManagerContext): void {
       removed,
       ...(reply.message ? { message: reply.message } : {}),
     };
+  });
+  // The routes' shapes, for /openapi.json (the handlers check the values themselves).
+  const labStatus = {
+    type: 'object',
+    properties: {
+      kind: { const: 'LabStatus' },
+      vms: {
+        type: 'array',
+        items: {
+          type: 'object',
+          properties: {
+            name: { type: 'string' },
+            mac: { type: 'string' },
+            firmware: { enum: ['bios', 'uefi'] },
+            status: { type: 'string' },
+          },
+        },
+      },
+      applied: { type: 'array', items: { type: 'string' } },
+    },
+  };
+  ctx.router.describe('POST', '/api/v1/lab/up', {
+    operationId: 'labUp',
+    summary: 'Start lab VMs and register their Network, Profile and Nodes',
+    tags: ['lab'],
+    body: {
+      schema: {
+        type: 'object',
+        properties: {
+          nodes: { type: 'integer', minimum: 1, maximum: 16 },
+          firmware: { enum: ['bios', 'uefi', 'mixed'] },
+          memoryMiB: { type: 'integer', minimum: 1 },
+          targetState: { type: 'integer', minimum: 0 },
+        },
+      },
+    },
+    response: { schema: labStatus },
+    errors: [422],
+  });
+  ctx.router.describe('GET', '/api/v1/lab', {
+    operationId: 'labStatus',
+    summary: 'The lab VMs and their state',
+    tags: ['lab'],
+    response: { schema: labStatus },
+  });
+  ctx.router.describe('POST', '/api/v1/lab/down', {
+    operationId: 'labDown',
+    summary: "Stop the lab's VMs and remove its resources",
+    tags: ['lab'],
+    response: {
+      schema: {
+        type: 'object',
+        properties: {
+          kind: { const: 'Status' },
+          status: { const: 'Success' },
+          removed: { type: 'array', items: { type: 'string' } },
+        },
+      },
+    },
   });
 }

@@ -362,29 +362,8 @@ export async function startStrata(t: Cleanup, opts: StrataOptions = {}): Promise
       followers.push(f);
       return f;
     },
-    api: async (method, path, body, o = {}) => {
-      const tok = o.token === undefined ? token : o.token;
-      const headers: Record<string, string> = tok ? { authorization: `Bearer ${tok}` } : {};
-      let payload: string | undefined;
-      if (body !== undefined) {
-        payload = typeof body === 'string' ? body : JSON.stringify(body);
-        headers['content-type'] =
-          o.contentType ?? (typeof body === 'string' ? 'application/yaml' : 'application/json');
-      }
-      const res = await fetch(server.url + path, {
-        method,
-        headers,
-        ...(payload !== undefined ? { body: payload } : {}),
-      });
-      const text = await res.text();
-      let json: unknown;
-      try {
-        json = JSON.parse(text);
-      } catch {
-        json = undefined;
-      }
-      return { status: res.status, text, json };
-    },
+    api: (method, path, body, o = {}) =>
+      httpCall(method, server.url + path, body, { ...o, token: o.token === undefined ? token : o.token }),
     kill: async () => {
       if (child) await killProcess(child, 'SIGKILL');
     },
@@ -399,6 +378,37 @@ export async function startStrata(t: Cleanup, opts: StrataOptions = {}): Promise
   });
   await launch(false);
   return server;
+}
+
+/**
+ * One HTTP call as a client author makes it: a bearer token when given, a JSON body as application/json
+ * and a string as application/yaml unless `contentType` says otherwise; the reply parsed when it is JSON.
+ */
+export async function httpCall(
+  method: string,
+  url: string,
+  body?: unknown,
+  o: { token?: string | null; contentType?: string; headers?: Record<string, string> } = {},
+): Promise<ApiResponse & { headers: Headers }> {
+  const headers: Record<string, string> = {
+    ...(o.token ? { authorization: `Bearer ${o.token}` } : {}),
+    ...o.headers,
+  };
+  let payload: string | undefined;
+  if (body !== undefined) {
+    payload = typeof body === 'string' ? body : JSON.stringify(body);
+    headers['content-type'] =
+      o.contentType ?? (typeof body === 'string' ? 'application/yaml' : 'application/json');
+  }
+  const res = await fetch(url, { method, headers, ...(payload !== undefined ? { body: payload } : {}) });
+  const text = await res.text();
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch {
+    json = undefined;
+  }
+  return { status: res.status, headers: res.headers, text, json };
 }
 
 type Falsy = undefined | null | false | '' | 0;

@@ -3,6 +3,7 @@ import './node.ts';
 import './network.ts';
 import './profile.ts';
 import './sshkey.ts';
+import './integrity.ts';
 
 export * from './network.ts';
 export * from './node.ts';

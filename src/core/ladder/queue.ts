@@ -52,7 +52,10 @@ export class WorkQueue {
       if (this.#active.size >= this.#concurrency) return;
       this.#queued.delete(key);
       this.#active.add(key);
-      this.#run(key)
+      // Each run starts on its own turn of the event loop: a burst of thousands of keys whose work
+      // resolves without real I/O (SQLite is synchronous) must not starve the API of the loop.
+      new Promise<void>((r) => setImmediate(r))
+        .then(() => (this.#stopped ? undefined : this.#run(key)))
         .catch(() => {})
         .finally(() => {
           this.#active.delete(key);

@@ -67,7 +67,55 @@ export const hostname = checkedString(
   (v) => `invalid hostname "${v}": expected DNS labels of a-z, 0-9 and "-" separated by dots`,
 );
 
-export const labels = z.record(z.string(), z.string());
+/** A label or annotation key, as Kubernetes has it: `[prefix/]name`, the prefix a DNS subdomain. */
+export const LABEL_KEY_RE =
+  /^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*\/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$/;
+/** A label value: empty, or up to 63 of A-Z a-z 0-9 - _ . starting and ending with a letter or digit. */
+export const LABEL_VALUE_RE = /^(([A-Za-z0-9][-A-Za-z0-9_.]{0,61})?[A-Za-z0-9])?$/;
+
+const KEY_HINT =
+  'expected a key like "rack" or "strata.dev/role": letters, digits, "-", "_" and ".", starting and ending with a letter or digit, optionally after a DNS prefix and "/"';
+
+/** Keys that would reach an object's prototype machinery if a map were a plain object. */
+export const RESERVED_KEYS = new Set(['__proto__', 'constructor', 'prototype']);
+
+const labelKey = z.string().refine((k) => LABEL_KEY_RE.test(k) && k.length <= 316, { message: KEY_HINT });
+
+/**
+ * A string map keyed like Kubernetes labels. zod drops a `__proto__` key without a word, so reserved keys
+ * are refused before the record is built (the issue names the key and the fix).
+ */
+function keyedRecord(what: string, value: z.ZodType<string>) {
+  return z.preprocess(
+    (v, ctx) => {
+      if (v && typeof v === 'object' && !Array.isArray(v)) {
+        for (const k of Object.keys(v)) {
+          if (RESERVED_KEYS.has(k))
+            ctx.addIssue({
+              code: 'custom',
+              path: [k],
+              message: `${what} key "${k}" is reserved: choose another key, e.g. "app" or "strata.dev/${k.replace(/_/g, '') || 'key'}"`,
+            });
+        }
+      }
+      return v;
+    },
+    z.record(labelKey, value),
+  );
+}
+
+export const labelValue = z
+  .string({ message: 'expected a string label value (quote numbers and booleans: "true")' })
+  .refine((v) => LABEL_VALUE_RE.test(v), {
+    message:
+      'invalid label value: expected at most 63 of letters, digits, "-", "_" and ".", starting and ending with a letter or digit',
+  });
+
+export const labels = keyedRecord('label', labelValue);
+export const annotations = keyedRecord(
+  'annotation',
+  z.string({ message: 'expected a string annotation value (quote numbers and booleans)' }),
+);
 
 export const duration = z.union([
   z.number().int().positive(),

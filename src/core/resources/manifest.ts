@@ -3,10 +3,11 @@
  * and what was expected, and all problems of a multi-document apply are collected before anything is
  * written, so a refused apply writes nothing.
  */
-import { parseAllDocuments } from 'yaml';
+import { setImmediate as yieldToLoop } from 'node:timers/promises';
+import { Composer, LineCounter, Parser } from 'yaml';
 import type { z } from 'zod';
 import { type FieldIssue, invalid } from './errors.ts';
-import { labels as labelsSchema, resourceName } from './fields.ts';
+import { annotations as annotationsSchema, labels as labelsSchema, resourceName } from './fields.ts';
 import { allKinds, getKind } from './kinds.ts';
 import { API_VERSION, type Resource } from './types.ts';
 
@@ -31,6 +32,9 @@ function zodIssues(
       message = `unknown field(s) ${i.keys.map((k) => `"${k}"`).join(', ')}`;
     else if (i.code === 'invalid_type' && /received undefined/.test(i.message)) {
       message = `required field is missing (expected ${i.expected})`;
+    } else if (i.code === 'invalid_key') {
+      const key = i.path[i.path.length - 1];
+      message = `invalid key ${JSON.stringify(String(key))}: ${i.issues[0]?.message ?? i.message}`;
     } else if (i.code === 'invalid_value' && 'values' in i) {
       message = `expected one of ${(i.values as unknown[]).map((v) => JSON.stringify(v)).join(', ')}`;
     }
@@ -38,29 +42,46 @@ function zodIssues(
   });
 }
 
+/**
+ * The raw documents of a YAML or JSON text (several `---` documents, or a `kind: List`), one YAML
+ * document at a time: the yaml library's streaming parser lets a caller give others a turn between
+ * documents of a long manifest.
+ */
+function* rawDocuments(text: string, file?: string): Generator<{ doc?: unknown; issue?: FieldIssue }> {
+  const lines = new LineCounter();
+  let n = 0;
+  for (const d of new Composer().compose(new Parser(lines.addNewLine).parse(text))) {
+    n++;
+    if (d.errors.length) {
+      const e = d.errors[0]!;
+      const { line, col } = lines.linePos(e.pos[0]);
+      yield {
+        issue: {
+          file,
+          resource: `document ${n}`,
+          path: '',
+          message: `not valid YAML/JSON: ${e.message} at line ${line}, column ${col}`,
+        },
+      };
+      continue;
+    }
+    const v = d.toJS();
+    if (v === null || v === undefined) continue;
+    if (typeof v === 'object' && !Array.isArray(v) && (v as { kind?: unknown }).kind === 'List') {
+      for (const doc of ((v as { items?: unknown[] }).items ?? []) as unknown[]) yield { doc };
+    } else if (Array.isArray(v)) for (const doc of v) yield { doc };
+    else yield { doc: v };
+  }
+}
+
 /** Splits a YAML or JSON text (several `---` documents, or a `kind: List`) into raw documents. */
 export function parseManifestText(text: string, file?: string): { docs: unknown[]; issues: FieldIssue[] } {
   const docs: unknown[] = [];
   const issues: FieldIssue[] = [];
-  const parsed = parseAllDocuments(text, { prettyErrors: true });
-  const list = Array.isArray(parsed) ? parsed : [parsed];
-  list.forEach((d, i) => {
-    if (d.errors.length) {
-      issues.push({
-        file,
-        resource: `document ${i + 1}`,
-        path: '',
-        message: `not valid YAML/JSON: ${d.errors[0]!.message}`,
-      });
-      return;
-    }
-    const v = d.toJS();
-    if (v === null || v === undefined) return;
-    if (typeof v === 'object' && !Array.isArray(v) && (v as { kind?: unknown }).kind === 'List') {
-      docs.push(...(((v as { items?: unknown[] }).items ?? []) as unknown[]));
-    } else if (Array.isArray(v)) docs.push(...v);
-    else docs.push(v);
-  });
+  for (const r of rawDocuments(text, file)) {
+    if (r.issue) issues.push(r.issue);
+    else docs.push(r.doc);
+  }
   return { docs, issues };
 }
 
@@ -106,6 +127,11 @@ export function validateDocument(
   const l = labelsSchema.optional().safeParse(meta.labels);
   if (!l.success)
     issues.push(...zodIssues(l.error, 'metadata.labels', { ...(file ? { file } : {}), resource: label }));
+  const a = annotationsSchema.optional().safeParse(meta.annotations);
+  if (!a.success)
+    issues.push(
+      ...zodIssues(a.error, 'metadata.annotations', { ...(file ? { file } : {}), resource: label }),
+    );
   for (const k of Object.keys(doc)) {
     if (!['apiVersion', 'kind', 'metadata', 'spec', 'status'].includes(k)) {
       issues.push(where(label, k, `unknown top-level field "${k}"`));
@@ -120,8 +146,8 @@ export function validateDocument(
     kind: def.kind,
     metadata: {
       name: name!,
-      labels: (meta.labels as Record<string, string> | undefined) ?? {},
-      ...(meta.annotations ? { annotations: meta.annotations as Record<string, string> } : {}),
+      labels: l.data ?? {},
+      annotations: a.data ?? {},
       ...(typeof meta.resourceVersion === 'string' ? { resourceVersion: meta.resourceVersion } : {}),
     },
     spec: spec.data as Record<string, unknown>,
@@ -142,26 +168,55 @@ export function loadManifests(files: { name?: string | undefined; text: string }
   const out: Resource[] = [];
   const issues: FieldIssue[] = [];
   const seen = new Map<string, string>();
-  for (const f of files) loadInto(f.text, f.name, out, issues, seen);
+  for (const f of files) for (const _ of loadInto(f.text, f.name, out, issues, seen));
   if (issues.length) throw invalid(issues);
   return out;
 }
 
-function loadInto(
+/**
+ * `loadManifests` for a server: the same result, but it gives the event loop a turn every few
+ * milliseconds, so parsing a 5,000-node manifest does not stall every other request.
+ */
+export async function readManifests(
+  files: { name?: string | undefined; text: string }[],
+): Promise<Resource[]> {
+  const out: Resource[] = [];
+  const issues: FieldIssue[] = [];
+  const seen = new Map<string, string>();
+  let since = performance.now();
+  for (const f of files) {
+    for (const _ of loadInto(f.text, f.name, out, issues, seen)) {
+      if (performance.now() - since > 10) {
+        await yieldToLoop();
+        since = performance.now();
+      }
+    }
+  }
+  if (issues.length) throw invalid(issues);
+  return out;
+}
+
+/** Validates the documents of one file into `out`/`issues`, yielding after each document. */
+function* loadInto(
   text: string,
   file: string | undefined,
   out: Resource[],
   issues: FieldIssue[],
   seen: Map<string, string>,
-): void {
-  const parsed = parseManifestText(text, file);
-  issues.push(...parsed.issues);
-  parsed.docs.forEach((d, i) => {
-    const r = validateDocument(d, file, i);
+): Generator<void> {
+  let i = 0;
+  for (const raw of rawDocuments(text, file)) {
+    yield;
+    if (raw.issue) {
+      issues.push(raw.issue);
+      continue;
+    }
+    const index = i++;
+    const r = validateDocument(raw.doc, file, index);
     issues.push(...r.issues);
-    if (!r.resource) return;
+    if (!r.resource) continue;
     const key = `${r.resource.kind}/${r.resource.metadata.name}`;
-    const here = `${file ?? '<stdin>'} document ${i + 1}`;
+    const here = `${file ?? '<stdin>'} document ${index + 1}`;
     if (seen.has(key)) {
       issues.push({
         ...(file ? { file } : {}),
@@ -172,5 +227,5 @@ function loadInto(
     }
     seen.set(key, here);
     out.push(r.resource);
-  });
+  }
 }

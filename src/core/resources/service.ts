@@ -1,20 +1,39 @@
 /**
- * Resource operations shared by the API, the CLI's server side and the managers: validation, apply with
- * all-or-nothing semantics, optimistic concurrency, finalizer-aware delete, and change announcements.
+ * Resource operations shared by the API, the CLI's server side and the managers: apply with
+ * all-or-nothing semantics and a dry run, paged lists with the version to watch from, merge patch,
+ * optimistic concurrency, admission (integrity across resources) on what users write, finalizer-aware
+ * delete that refuses to remove what nodes still use, and change announcements. Managers' own writes
+ * (status, finalizers) skip admission: a check must never keep an owner from finishing its work.
  */
 
+import { setImmediate as yieldToLoop } from 'node:timers/promises';
 import { isDeepStrictEqual } from 'node:util';
 import type { EventHub } from '../events.ts';
-import type { Store, WriteOp } from '../store/types.ts';
-import { notFound, StrataError } from './errors.ts';
+import type { Store, VersionedList, WriteOp } from '../store/types.ts';
+import { admit, type Limits, usersOf } from './admission.ts';
+import { invalid, notFound, StrataError } from './errors.ts';
 import { getKind } from './kinds.ts';
+import { equalities, matchesSelector, type Selector } from './selector.ts';
 import type { Resource } from './types.ts';
 
 export type ApplyAction = 'created' | 'configured' | 'unchanged';
 
+/** Bulk work (apply, change fan-out) gives the event loop a turn after this many objects. */
+const CHUNK = 250;
+
+export interface Page extends VersionedList {
+  /** Opaque token for the next page; absent on the last one. */
+  continue?: string;
+}
+
 export class ResourceService {
   readonly store: Store;
   readonly hub: EventHub;
+  /**
+   * What the running platform implements (highest state with steps, providers per layer), set by the
+   * composition root; checks that need it are skipped while it is unset (a bare store in tests).
+   */
+  limits: Limits = {};
   constructor(store: Store, hub: EventHub) {
     this.store = store;
     this.hub = hub;
@@ -35,19 +54,67 @@ export class ResourceService {
   }
 
   /**
-   * Creates or updates every resource in one transaction. A resource that names a resourceVersion must
-   * still be at it (otherwise Conflict); one that does not replaces the stored spec (kubectl apply).
+   * One page of a list, with the version to watch from. Every page of one listing reports the version of
+   * its first page (carried in the token), so a client that watches from it after the last page replays
+   * whatever changed while it paged, and misses nothing.
    */
-  async apply(resources: Resource[]): Promise<{ resource: Resource; action: ApplyAction }[]> {
+  async listPage(
+    kind: string,
+    opts: { selector?: Selector; limit?: number; continue?: string } = {},
+  ): Promise<Page> {
+    const sel = opts.selector ?? [];
+    const token = opts.continue ? decodeContinue(opts.continue) : undefined;
+    const labels = equalities(sel);
+    const want = opts.limit && opts.limit > 0 ? opts.limit : undefined;
+    const items: Resource[] = [];
+    let after = token?.after;
+    let version: string | undefined;
+    // The store filters equalities; the rest of the selector is checked here, a chunk at a time.
+    for (;;) {
+      const chunk = want ? Math.max(want - items.length + 1, 100) : undefined;
+      const page = await this.store.listVersioned(kind, {
+        ...(Object.keys(labels).length ? { labels } : {}),
+        ...(after !== undefined ? { after } : {}),
+        ...(chunk ? { limit: chunk } : {}),
+      });
+      version ??= page.resourceVersion;
+      for (const r of page.items) if (matchesSelector(r.metadata.labels, sel)) items.push(r);
+      if (!chunk || page.items.length < chunk || (want && items.length > want)) break;
+      after = page.items[page.items.length - 1]!.metadata.name;
+    }
+    const resourceVersion = token?.rv ?? version!;
+    if (want && items.length > want) {
+      items.length = want;
+      const last = items[want - 1]!.metadata.name;
+      return { items, resourceVersion, continue: encodeContinue({ rv: resourceVersion, after: last }) };
+    }
+    return { items, resourceVersion };
+  }
+
+  /**
+   * Creates or updates every resource in one transaction. A resource that names a resourceVersion must
+   * still be at it (otherwise Conflict); one that does not replaces the stored spec, labels and
+   * annotations (kubectl apply). Integrity across resources (unique MACs and addresses, what the platform
+   * implements) is checked first, over the store as the apply would leave it. `dryRun` writes nothing and
+   * returns the objects as they would be stored. Bulk applies give the event loop a turn every few
+   * hundred objects, so the API (and /healthz) stays responsive while thousands of nodes are written.
+   */
+  async apply(
+    resources: Resource[],
+    opts: { dryRun?: boolean } = {},
+  ): Promise<{ resource: Resource; action: ApplyAction }[]> {
+    await this.#admit(resources);
     for (let attempt = 0; ; attempt++) {
       const ops: WriteOp[] = [];
-      const actions: ApplyAction[] = [];
-      const unchanged = new Map<number, Resource>();
-      for (const r of resources) {
-        const cur = await this.store.get(r.kind, r.metadata.name);
+      const plan: { action: ApplyAction; resource: Resource; op?: number }[] = [];
+      const current = await this.#current(resources);
+      for (const [i, r] of resources.entries()) {
+        if (i % CHUNK === CHUNK - 1) await yieldToLoop();
+        const cur = current.get(`${r.kind}/${r.metadata.name}`);
         if (!cur) {
-          ops.push({ op: 'create', resource: withKindFinalizers(r) });
-          actions.push('created');
+          const resource = withKindFinalizers(r);
+          plan.push({ action: 'created', resource, op: ops.length });
+          ops.push({ op: 'create', resource });
           continue;
         }
         if (cur.metadata.deletionTimestamp) {
@@ -59,10 +126,11 @@ export class ResourceService {
         }
         const next: Resource = {
           ...r,
+          ...(cur.status ? { status: cur.status } : {}),
           metadata: {
             ...cur.metadata,
             labels: r.metadata.labels ?? {},
-            ...(r.metadata.annotations ? { annotations: r.metadata.annotations } : {}),
+            annotations: r.metadata.annotations ?? {},
           },
         };
         const same =
@@ -70,27 +138,27 @@ export class ResourceService {
           sameJson(cur.metadata.labels ?? {}, next.metadata.labels) &&
           sameJson(cur.metadata.annotations ?? {}, next.metadata.annotations ?? {});
         if (same && !r.metadata.resourceVersion) {
-          unchanged.set(actions.length, cur);
-          actions.push('unchanged');
+          plan.push({ action: 'unchanged', resource: cur });
           continue;
         }
+        plan.push({ action: same ? 'unchanged' : 'configured', resource: next, op: ops.length });
         ops.push({
           op: 'update',
           resource: next,
           expectedVersion: r.metadata.resourceVersion ?? cur.metadata.resourceVersion!,
         });
-        actions.push(same ? 'unchanged' : 'configured');
       }
+      if (opts.dryRun) return plan.map(({ action, resource }) => ({ action, resource }));
       try {
         const written = ops.length ? await this.store.write(ops) : [];
-        let w = 0;
-        return actions.map((action, i) => {
-          const kept = unchanged.get(i);
-          if (kept) return { resource: kept, action };
-          const res = written[w++]!;
-          this.hub.changed(res.op === 'create' ? 'ADDED' : 'MODIFIED', res.resource);
-          return { resource: res.resource, action };
-        });
+        for (const [i, w] of written.entries()) {
+          if (i % CHUNK === CHUNK - 1) await yieldToLoop();
+          this.hub.changed(w.op === 'create' ? 'ADDED' : 'MODIFIED', w.resource);
+        }
+        return plan.map(({ action, resource, op }) => ({
+          action,
+          resource: op === undefined ? resource : written[op]!.resource,
+        }));
       } catch (e) {
         // A concurrent writer slipped in between our read and write: re-read, unless the user pinned a version.
         const pinned = resources.some((r) => r.metadata.resourceVersion);
@@ -100,8 +168,119 @@ export class ResourceService {
     }
   }
 
+  /** The stored objects of an apply, read a kind at a time (one query, not one per object). */
+  async #current(resources: Resource[]): Promise<Map<string, Resource>> {
+    const out = new Map<string, Resource>();
+    const byKind = Map.groupBy(resources, (r) => r.kind);
+    for (const [kind, rs] of byKind) {
+      if (rs.length < 50) {
+        for (const r of rs) {
+          const cur = await this.store.get(kind, r.metadata.name);
+          if (cur) out.set(`${kind}/${cur.metadata.name}`, cur);
+        }
+        continue;
+      }
+      for (const cur of await this.store.list(kind)) out.set(`${kind}/${cur.metadata.name}`, cur);
+    }
+    return out;
+  }
+
+  /** Refuses a batch that breaks integrity across resources, with every problem named (422 Invalid). */
+  async #admit(batch: Resource[]): Promise<void> {
+    const issues = await admit(batch, (kind) => this.store.list(kind), this.limits);
+    if (issues.length) throw invalid(issues);
+  }
+
+  /** A user's replace (PUT): checked like an apply, at a known version (Conflict when stale). */
+  async replace(r: Resource): Promise<Resource> {
+    await this.#admit([r]);
+    return this.update(r);
+  }
+
+  /**
+   * JSON merge patch (RFC 7386) of labels, annotations and spec; the result is validated by `validate`
+   * (the manifest rules) and checked like an apply. `metadata.resourceVersion` in the patch pins it.
+   */
+  async patch(
+    kind: string,
+    name: string,
+    patch: unknown,
+    validate: (doc: Record<string, unknown>) => Resource,
+  ): Promise<Resource> {
+    if (!isObject(patch)) {
+      throw new StrataError(400, 'BadRequest', 'a merge patch must be a JSON object, like {"spec": {...}}');
+    }
+    const issues: string[] = [];
+    for (const k of Object.keys(patch)) {
+      if (!['metadata', 'spec', 'apiVersion', 'kind'].includes(k)) issues.push(k);
+    }
+    if (isObject(patch.metadata)) {
+      for (const k of Object.keys(patch.metadata)) {
+        if (!['labels', 'annotations', 'resourceVersion', 'name'].includes(k)) issues.push(`metadata.${k}`);
+      }
+    }
+    if (issues.length) {
+      throw new StrataError(
+        422,
+        'Invalid',
+        `${kind}/${name}: ${issues.join(', ')}: a patch may change metadata.labels, metadata.annotations and spec only`,
+      );
+    }
+    const pinned = isObject(patch.metadata) && patch.metadata.resourceVersion !== undefined;
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return await this.#patchOnce(kind, name, patch, validate);
+      } catch (e) {
+        // A manager wrote (status) between our read and write: patch the fresh object, unless pinned.
+        if (e instanceof StrataError && e.reason === 'Conflict' && !pinned && attempt < 5) continue;
+        throw e;
+      }
+    }
+  }
+
+  async #patchOnce(
+    kind: string,
+    name: string,
+    patch: Record<string, unknown>,
+    validate: (doc: Record<string, unknown>) => Resource,
+  ): Promise<Resource> {
+    const cur = await this.mustGet(kind, name);
+    const doc = mergePatch(
+      {
+        apiVersion: cur.apiVersion,
+        kind,
+        metadata: {
+          name,
+          labels: cur.metadata.labels ?? {},
+          annotations: cur.metadata.annotations ?? {},
+        },
+        spec: cur.spec,
+      },
+      patch,
+    ) as Record<string, unknown>;
+    const next = validate(doc);
+    if (next.metadata.name !== name) {
+      throw new StrataError(
+        422,
+        'Invalid',
+        `${kind}/${name}: metadata.name: a patch cannot rename an object`,
+      );
+    }
+    return this.replace({
+      ...cur,
+      spec: next.spec,
+      metadata: {
+        ...cur.metadata,
+        labels: next.metadata.labels ?? {},
+        annotations: next.metadata.annotations ?? {},
+        resourceVersion: next.metadata.resourceVersion ?? cur.metadata.resourceVersion!,
+      },
+    });
+  }
+
   /** Creates one resource (AlreadyExists when taken), with its kind's finalizers, and announces it. */
   async create(r: Resource): Promise<Resource> {
+    await this.#admit([r]);
     const [res] = await this.store.write([{ op: 'create', resource: withKindFinalizers(r) }]);
     this.hub.changed('ADDED', res!.resource);
     return res!.resource;
@@ -162,8 +341,22 @@ export class ResourceService {
     kind: string,
     name: string,
     expectedVersion?: string,
+    opts: { refuseInUse?: boolean } = {},
   ): Promise<{ resource: Resource; pending: boolean }> {
     const cur = await this.mustGet(kind, name);
+    if (opts.refuseInUse) {
+      const users = await usersOf(cur, (k) => this.store.list(k));
+      if (users.length) {
+        const shown =
+          users.slice(0, 10).join(', ') + (users.length > 10 ? `, … (${users.length} in all)` : '');
+        throw new StrataError(
+          409,
+          'InUse',
+          `${kind.toLowerCase()} "${name}" is used by ${users.length === 1 ? 'node' : `${users.length} nodes`} ${shown}: ` +
+            'change or delete them first, or delete with --force (?force=true)',
+        );
+      }
+    }
     if (cur.metadata.finalizers?.length) {
       if (cur.metadata.deletionTimestamp) return { resource: cur, pending: true };
       const marked = await this.update({
@@ -204,6 +397,48 @@ export class ResourceService {
       }
     }
   }
+}
+
+function isObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+/** RFC 7386 JSON merge patch: objects merge key by key, `null` deletes a key, anything else replaces. */
+export function mergePatch(target: unknown, patch: unknown): unknown {
+  if (!isObject(patch)) return patch;
+  const out: Record<string, unknown> = isObject(target) ? { ...target } : {};
+  for (const [k, v] of Object.entries(patch)) {
+    if (v === null) delete out[k];
+    else
+      Object.defineProperty(out, k, {
+        value: mergePatch(out[k], v),
+        enumerable: true,
+        writable: true,
+        configurable: true,
+      });
+  }
+  return out;
+}
+
+/** A continue token: the version of the listing's first page and the last name served. */
+function encodeContinue(t: { rv: string; after: string }): string {
+  return Buffer.from(JSON.stringify(t)).toString('base64url');
+}
+
+function decodeContinue(s: string): { rv: string; after: string } {
+  try {
+    const t = JSON.parse(Buffer.from(s, 'base64url').toString('utf8')) as { rv?: unknown; after?: unknown };
+    if (typeof t.rv === 'string' && /^\d+$/.test(t.rv) && typeof t.after === 'string') {
+      return { rv: t.rv, after: t.after };
+    }
+  } catch {
+    // fall through
+  }
+  throw new StrataError(
+    400,
+    'BadRequest',
+    'invalid continue token: pass the metadata.continue of the previous page unchanged, or list again without it',
+  );
 }
 
 /** Equal as JSON values, whatever the key order (PostgreSQL's JSONB does not keep it). */

@@ -14,13 +14,18 @@ import type { Store } from './types.ts';
 
 export type { Store } from './types.ts';
 
+export interface StoreOptions {
+  /** Changes the log keeps for resuming watches (default CHANGE_LOG_KEEP). */
+  changeLogKeep?: number;
+}
+
 /** Where the key that seals secrets lives. */
 export function secretKeyFile(dataDir: string): string {
   return process.env.STRATA_SECRET_KEY_FILE || join(dataDir, 'secret.key');
 }
 
-export async function openStore(spec: string, dataDir: string): Promise<Store> {
-  const store = new SealedStore(await openDriver(spec, dataDir), secretKeyFile(dataDir));
+export async function openStore(spec: string, dataDir: string, opts: StoreOptions = {}): Promise<Store> {
+  const store = new SealedStore(await openDriver(spec, dataDir, opts), secretKeyFile(dataDir));
   try {
     await store.migrate();
   } catch (err) {
@@ -30,16 +35,16 @@ export async function openStore(spec: string, dataDir: string): Promise<Store> {
   return store;
 }
 
-async function openDriver(spec: string, dataDir: string): Promise<Store> {
+async function openDriver(spec: string, dataDir: string, opts: StoreOptions): Promise<Store> {
   const s = spec.trim();
   if (/^postgres(ql)?:\/\//i.test(s)) {
     const { PostgresStore } = await import('./postgres.ts');
-    return PostgresStore.open(s);
+    return PostgresStore.open(s, opts);
   }
-  if (s === '' || /^sqlite:$/i.test(s)) return new SqliteStore(join(dataDir, 'strata.db'));
+  if (s === '' || /^sqlite:$/i.test(s)) return new SqliteStore(join(dataDir, 'strata.db'), opts);
   if (/^sqlite:/i.test(s)) {
     const path = s.slice('sqlite:'.length);
-    return new SqliteStore(path === ':memory:' ? path : resolve(path));
+    return new SqliteStore(path === ':memory:' ? path : resolve(path), opts);
   }
   throw new Error(
     `unknown store "${s}": use postgres://USER:PASSWORD@HOST:PORT/DB, sqlite:PATH, or nothing for ${join(dataDir, 'strata.db')}`,

@@ -26,6 +26,15 @@ export const SQLITE_MIGRATIONS: Migration[] = [
         PRIMARY KEY (collection, key));
     `,
   },
+  {
+    // The change log behind resumable watches; everything before it counts as compacted.
+    version: 2,
+    sql: `
+      CREATE TABLE changes (rv INTEGER PRIMARY KEY, type TEXT NOT NULL, kind TEXT NOT NULL,
+        name TEXT NOT NULL, object TEXT NOT NULL);
+      INSERT INTO counters (name, value) SELECT 'compacted', value FROM counters WHERE name = 'rv';
+    `,
+  },
 ];
 
 export const POSTGRES_MIGRATIONS: Migration[] = [
@@ -43,6 +52,16 @@ export const POSTGRES_MIGRATIONS: Migration[] = [
       CREATE INDEX events_by_object ON events (kind, name, id);
       CREATE TABLE records (collection TEXT NOT NULL, key TEXT NOT NULL, value JSONB NOT NULL,
         PRIMARY KEY (collection, key));
+    `,
+  },
+  {
+    version: 2,
+    sql: `
+      CREATE TABLE changes (rv BIGINT PRIMARY KEY, type TEXT NOT NULL, kind TEXT NOT NULL,
+        name TEXT NOT NULL, object JSONB NOT NULL);
+      CREATE TABLE counters (name TEXT PRIMARY KEY, value BIGINT NOT NULL);
+      INSERT INTO counters (name, value) SELECT 'compacted',
+        CASE WHEN is_called THEN last_value ELSE 0 END FROM resource_versions;
     `,
   },
 ];

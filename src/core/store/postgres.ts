@@ -10,8 +10,10 @@
  *   Concurrent creates of one name meet at the primary key (`ON CONFLICT DO NOTHING`) → AlreadyExists.
  *   A deadlock between two multi-op writes is retried (a few times) as a whole transaction.
  * - `resourceVersion` comes from the `resource_versions` sequence (unique, increasing; gaps after a
- *   rollback are harmless because versions are opaque tokens). Two concurrent writers may commit their
- *   versions out of order, so a version is a concurrency token, not a cursor.
+ *   rollback are harmless). Resource writes are serialised by an advisory lock taken first in the
+ *   transaction and held until commit, so versions commit in increasing order and a version is a cursor:
+ *   the change log written in the same transaction never gains a smaller version than one already seen,
+ *   and a watch that resumes from a version misses nothing (etcd serialises writes the same way).
  * - Event appends are serialised (advisory lock until commit), so event ids *are* a cursor: following a
  *   timeline with `afterId` never skips an event.
  *
@@ -26,17 +28,23 @@ import type { Resource, StrataEvent } from '../resources/types.ts';
 import { POSTGRES_MIGRATIONS } from './migrations.ts';
 import { rowToEvent } from './sqlite.ts';
 import {
+  CHANGE_LOG_KEEP,
+  type Change,
+  type ChangeQuery,
   type EventQuery,
   type ListOptions,
   matchesLabels,
   type Store,
   type StoredRecord,
+  type VersionedList,
   type WriteOp,
   type WriteResult,
 } from './types.ts';
 
 /** Key of the advisory lock serialising migrations across processes ("strata" in ASCII). */
 const MIGRATION_LOCK = 0x737472617461;
+/** Key of the advisory lock that makes resource versions commit in order ("rvs"). */
+const WRITE_LOCK = 0x727673;
 /** Key of the advisory lock that makes event ids commit in order ("events"). */
 const EVENTS_LOCK = 0x6576656e7473;
 /** Deadlock / serialization failure: the transaction can simply be run again. */
@@ -71,15 +79,22 @@ function canonical(v: unknown): string {
 export interface PostgresStoreOptions {
   /** Connections in the pool. Default 10. */
   poolSize?: number;
+  /** Changes the log keeps for resuming watches (default CHANGE_LOG_KEEP). */
+  changeLogKeep?: number;
 }
 
 export class PostgresStore implements Store {
   readonly driver = 'postgres' as const;
   readonly #pool: pg.Pool;
+  readonly #keep: number;
+  /** Compaction runs when the version crosses a multiple of this. */
+  readonly #every: number;
   #closed = false;
 
-  private constructor(pool: pg.Pool) {
+  private constructor(pool: pg.Pool, keep: number) {
     this.#pool = pool;
+    this.#keep = keep;
+    this.#every = Math.max(1, Math.min(64, Math.floor(keep / 4)));
   }
 
   /** Connects and applies pending migrations. Rejects when the database is unreachable. */
@@ -92,7 +107,7 @@ export class PostgresStore implements Store {
     });
     // An idle connection that breaks (server restart) must not crash the process; the pool replaces it.
     pool.on('error', () => {});
-    const store = new PostgresStore(pool);
+    const store = new PostgresStore(pool, opts.changeLogKeep ?? CHANGE_LOG_KEEP);
     try {
       await store.#migrate();
     } catch (e) {
@@ -122,12 +137,12 @@ export class PostgresStore implements Store {
   }
 
   /** Runs fn in a transaction on one pooled connection; retries the whole of it after a deadlock. */
-  async #tx<T>(fn: (c: pg.PoolClient) => Promise<T>): Promise<T> {
+  async #tx<T>(fn: (c: pg.PoolClient) => Promise<T>, begin = 'BEGIN'): Promise<T> {
     for (let attempt = 1; ; attempt++) {
       const c = await this.#pool.connect();
       let broken: Error | undefined;
       try {
-        await c.query('BEGIN');
+        await c.query(begin);
         const out = await fn(c);
         await c.query('COMMIT');
         return out;
@@ -154,22 +169,92 @@ export class PostgresStore implements Store {
     return rows[0] ? rowToResource(rows[0]) : undefined;
   }
 
-  async list(kind: string, opts?: ListOptions): Promise<Resource[]> {
+  async #list(c: pg.Pool | pg.PoolClient, kind: string, opts?: ListOptions): Promise<Resource[]> {
     const labels = opts?.labels && Object.keys(opts.labels).length ? canonical(opts.labels) : null;
-    const { rows } = await this.#pool.query<Row>(
+    const { rows } = await c.query<Row>(
       `SELECT * FROM resources WHERE kind = $1
          AND ($2::jsonb IS NULL OR COALESCE(meta->'labels', '{}'::jsonb) @> $2::jsonb)
-       ORDER BY name COLLATE "C"`,
-      [kind, labels],
+         AND name COLLATE "C" > $3
+       ORDER BY name COLLATE "C" LIMIT $4`,
+      [kind, labels, opts?.after ?? '', opts?.limit ?? null],
     );
     return rows.map(rowToResource).filter((r) => matchesLabels(r, opts?.labels));
+  }
+
+  list(kind: string, opts?: ListOptions): Promise<Resource[]> {
+    return this.#list(this.#pool, kind, opts);
+  }
+
+  async listVersioned(kind: string, opts?: ListOptions): Promise<VersionedList> {
+    // One snapshot for both reads; writes commit in version order, so the largest logged version is
+    // the store's version at that snapshot.
+    return this.#read(async (c) => {
+      const items = await this.#list(c, kind, opts);
+      return { items, resourceVersion: await this.#version(c) };
+    });
+  }
+
+  version(): Promise<string> {
+    return this.#read((c) => this.#version(c));
+  }
+
+  async #version(c: pg.PoolClient): Promise<string> {
+    const { rows } = await c.query<{ v: string }>(
+      `SELECT GREATEST((SELECT max(rv) FROM changes),
+         (SELECT value FROM counters WHERE name = 'compacted'))::text AS v`,
+    );
+    return rows[0]!.v;
+  }
+
+  async changes(q: ChangeQuery): Promise<Change[] | 'expired'> {
+    return this.#read(async (c) => {
+      const compacted = (
+        await c.query<{ value: string }>("SELECT value FROM counters WHERE name = 'compacted'")
+      ).rows[0]!.value;
+      if (BigInt(q.afterRv) < BigInt(compacted)) return 'expired';
+      const { rows } = await c.query<{ rv: string; type: Change['type']; object: Resource }>(
+        `SELECT rv::text, type, object FROM changes WHERE rv > $1
+           AND ($2::text IS NULL OR kind = $2) AND ($3::text IS NULL OR name = $3)
+         ORDER BY changes.rv LIMIT $4`,
+        [q.afterRv, q.kind ?? null, q.name ?? null, q.limit ?? 1000],
+      );
+      return rows.map((r) => ({ rv: r.rv, type: r.type, object: r.object }));
+    });
+  }
+
+  /** A read-only REPEATABLE READ transaction: every statement in it sees one snapshot. */
+  #read<T>(fn: (c: pg.PoolClient) => Promise<T>): Promise<T> {
+    return this.#tx(fn, 'BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
   }
 
   async write(ops: WriteOp[]): Promise<WriteResult[]> {
     if (!ops.length) return [];
     return this.#tx(async (c) => {
+      await c.query('SELECT pg_advisory_xact_lock($1)', [WRITE_LOCK]);
       const out: WriteResult[] = [];
       for (const op of ops) out.push(await this.#apply(c, op));
+      const type = (w: WriteResult) =>
+        w.op === 'create' ? 'ADDED' : w.op === 'delete' ? 'DELETED' : 'MODIFIED';
+      await c.query(
+        `INSERT INTO changes (rv, type, kind, name, object)
+         SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::jsonb[])`,
+        [
+          out.map((w) => w.resource.metadata.resourceVersion),
+          out.map(type),
+          out.map((w) => w.resource.kind),
+          out.map((w) => w.resource.metadata.name),
+          out.map((w) => JSON.stringify(w.resource)),
+        ],
+      );
+      const first = Number(out[0]!.resource.metadata.resourceVersion);
+      const last = Number(out[out.length - 1]!.resource.metadata.resourceVersion);
+      // Compact now and then (when the version crosses a multiple of #every), not on every write.
+      if (Math.floor((first - 1) / this.#every) !== Math.floor(last / this.#every)) {
+        await c.query('DELETE FROM changes WHERE rv <= $1', [last - this.#keep]);
+        await c.query("UPDATE counters SET value = GREATEST(value, $1) WHERE name = 'compacted'", [
+          last - this.#keep,
+        ]);
+      }
       return out;
     });
   }
@@ -210,8 +295,15 @@ export class PostgresStore implements Store {
     }
     const current = rowToResource(row);
     if (op.op === 'delete') {
-      await c.query('DELETE FROM resources WHERE kind = $1 AND name = $2', [kind, name]);
-      return { op: op.op, resource: current };
+      const { rows } = await c.query<{ rv: string }>(
+        `DELETE FROM resources WHERE kind = $1 AND name = $2 RETURNING nextval('resource_versions') AS rv`,
+        [kind, name],
+      );
+      // A delete is a change of its own: it gets a version, so a watch can resume after it.
+      return {
+        op: op.op,
+        resource: { ...current, metadata: { ...current.metadata, resourceVersion: String(rows[0]!.rv) } },
+      };
     }
     let updated: Row | undefined;
     if (op.op === 'status') {

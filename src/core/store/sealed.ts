@@ -163,6 +163,9 @@ export class SealedStore implements Store {
   }
   get: Store['get'] = (kind, name) => this.#inner.get(kind, name);
   list: Store['list'] = (kind, opts) => this.#inner.list(kind, opts);
+  listVersioned: Store['listVersioned'] = (kind, opts) => this.#inner.listVersioned(kind, opts);
+  version: Store['version'] = () => this.#inner.version();
+  changes: Store['changes'] = (q) => this.#inner.changes(q);
   write: Store['write'] = (ops) => this.#inner.write(ops);
   appendEvents: Store['appendEvents'] = (events) => this.#inner.appendEvents(events);
   listEvents: Store['listEvents'] = (q) => this.#inner.listEvents(q);

@@ -15,11 +15,15 @@ import { alreadyExists, conflict, notFound } from '../resources/errors.ts';
 import type { Resource, StrataEvent } from '../resources/types.ts';
 import { SQLITE_MIGRATIONS } from './migrations.ts';
 import {
+  CHANGE_LOG_KEEP,
+  type Change,
+  type ChangeQuery,
   type EventQuery,
   type ListOptions,
   matchesLabels,
   type Store,
   type StoredRecord,
+  type VersionedList,
   type WriteOp,
   type WriteResult,
 } from './types.ts';
@@ -46,8 +50,13 @@ export class SqliteStore implements Store {
   readonly driver = 'sqlite' as const;
   readonly #db: DatabaseSync;
   readonly #stmts: Record<string, StatementSync>;
+  readonly #keep: number;
+  /** Compaction runs when the version crosses a multiple of this. */
+  readonly #every: number;
 
-  constructor(path: string) {
+  constructor(path: string, opts: { changeLogKeep?: number } = {}) {
+    this.#keep = opts.changeLogKeep ?? CHANGE_LOG_KEEP;
+    this.#every = Math.max(1, Math.min(64, Math.floor(this.#keep / 4)));
     if (path !== ':memory:') {
       mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
       closeSync(openSync(path, 'a', 0o600));
@@ -62,7 +71,16 @@ export class SqliteStore implements Store {
     const p = (sql: string) => this.#db.prepare(sql);
     this.#stmts = {
       get: p('SELECT * FROM resources WHERE kind = ? AND name = ?'),
-      list: p('SELECT * FROM resources WHERE kind = ? ORDER BY name'),
+      list: p('SELECT * FROM resources WHERE kind = ? AND name > ? ORDER BY name LIMIT ?'),
+      rv: p("SELECT value FROM counters WHERE name = 'rv'"),
+      compacted: p("SELECT value FROM counters WHERE name = 'compacted'"),
+      compact: p("UPDATE counters SET value = max(value, ?) WHERE name = 'compacted'"),
+      prune: p('DELETE FROM changes WHERE rv <= ?'),
+      change: p('INSERT INTO changes (rv, type, kind, name, object) VALUES (?, ?, ?, ?, ?)'),
+      changes: p(
+        `SELECT * FROM changes WHERE rv > ?1 AND (?2 IS NULL OR kind = ?2) AND (?3 IS NULL OR name = ?3)
+         ORDER BY rv LIMIT ?4`,
+      ),
       nextRv: p("UPDATE counters SET value = value + 1 WHERE name = 'rv' RETURNING value"),
       insert: p(
         'INSERT INTO resources (kind, name, api_version, meta, spec, status, rv) VALUES (?, ?, ?, ?, ?, ?, ?)',
@@ -128,14 +146,77 @@ export class SqliteStore implements Store {
     return row ? rowToResource(row) : undefined;
   }
 
+  #list(kind: string, opts?: ListOptions): Resource[] {
+    const out: Resource[] = [];
+    const limit = opts?.limit ?? Number.POSITIVE_INFINITY;
+    let after = opts?.after ?? '';
+    // Read in chunks until `limit` objects pass the label filter (or the kind is exhausted).
+    while (out.length < limit) {
+      const rows = this.#stmts.list!.all(kind, after, 500) as unknown as Row[];
+      for (const row of rows) {
+        const r = rowToResource(row);
+        if (matchesLabels(r, opts?.labels) && out.length < limit) out.push(r);
+      }
+      if (rows.length < 500) break;
+      after = rows[rows.length - 1]!.name;
+    }
+    return out;
+  }
+
   async list(kind: string, opts?: ListOptions): Promise<Resource[]> {
-    return (this.#stmts.list!.all(kind) as unknown as Row[])
-      .map(rowToResource)
-      .filter((r) => matchesLabels(r, opts?.labels));
+    return this.#list(kind, opts);
+  }
+
+  async listVersioned(kind: string, opts?: ListOptions): Promise<VersionedList> {
+    // One read transaction: the version and the rows come from the same snapshot (other processes too).
+    this.#db.exec('BEGIN');
+    try {
+      const resourceVersion = String((this.#stmts.rv!.get() as { value: number }).value);
+      return { items: this.#list(kind, opts), resourceVersion };
+    } finally {
+      this.#db.exec('COMMIT');
+    }
+  }
+
+  async version(): Promise<string> {
+    return String((this.#stmts.rv!.get() as { value: number }).value);
+  }
+
+  async changes(q: ChangeQuery): Promise<Change[] | 'expired'> {
+    this.#db.exec('BEGIN');
+    try {
+      const compacted = (this.#stmts.compacted!.get() as { value: number }).value;
+      if (Number(q.afterRv) < compacted) return 'expired';
+      const rows = this.#stmts.changes!.all(
+        Number(q.afterRv),
+        q.kind ?? null,
+        q.name ?? null,
+        q.limit ?? 1000,
+      ) as { rv: number; type: Change['type']; object: string }[];
+      return rows.map((r) => ({ rv: String(r.rv), type: r.type, object: JSON.parse(r.object) }));
+    } finally {
+      this.#db.exec('COMMIT');
+    }
   }
 
   async write(ops: WriteOp[]): Promise<WriteResult[]> {
-    return this.#tx(() => ops.map((op) => this.#apply(op)));
+    return this.#tx(() => {
+      const out = ops.map((op) => this.#apply(op));
+      for (const w of out) {
+        const rv = Number(w.resource.metadata.resourceVersion);
+        const type = w.op === 'create' ? 'ADDED' : w.op === 'delete' ? 'DELETED' : 'MODIFIED';
+        const { kind, metadata } = w.resource;
+        this.#stmts.change!.run(rv, type, kind, metadata.name, JSON.stringify(w.resource));
+      }
+      const last = Number(out[out.length - 1]?.resource.metadata.resourceVersion ?? 0);
+      const first = Number(out[0]?.resource.metadata.resourceVersion ?? 0);
+      // Compact now and then (when the version crosses a multiple of #every), not on every write.
+      if (out.length && Math.floor((first - 1) / this.#every) !== Math.floor(last / this.#every)) {
+        this.#stmts.prune!.run(last - this.#keep);
+        this.#stmts.compact!.run(last - this.#keep);
+      }
+      return out;
+    });
   }
 
   #apply(op: WriteOp): WriteResult {
@@ -169,11 +250,15 @@ export class SqliteStore implements Store {
       throw conflict(kind, name, op.expectedVersion, String(row.rv));
     }
     const current = rowToResource(row);
+    const rv = this.#nextRv();
     if (op.op === 'delete') {
       this.#stmts.delete!.run(kind, name);
-      return { op: op.op, resource: current };
+      // A delete is a change of its own: it gets a version, so a watch can resume after it.
+      return {
+        op: op.op,
+        resource: { ...current, metadata: { ...current.metadata, resourceVersion: String(rv) } },
+      };
     }
-    const rv = this.#nextRv();
     if (op.op === 'status') {
       this.#stmts.status!.run(JSON.stringify(op.status), rv, kind, name);
     } else {

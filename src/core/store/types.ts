@@ -2,6 +2,8 @@
  * The store interface. SQLite (embedded default) and PostgreSQL (shared by several managers) implement it,
  * and one conformance suite runs against both. Resources keep spec and status in separate columns so that
  * a user's apply and a manager's status write never overwrite each other; both bump `resourceVersion`.
+ * Every write also appends to a bounded change log in the same transaction, with versions increasing in
+ * commit order, so `resourceVersion` is a cursor: a watch resumes from any version the log still holds.
  */
 import type { Resource, StrataEvent } from '../resources/types.ts';
 
@@ -21,6 +23,34 @@ export interface WriteResult {
 export interface ListOptions {
   /** Equality label selector. */
   labels?: Record<string, string>;
+  /** Only objects whose name sorts after this one (byte order): the cursor of a paged list. */
+  after?: string;
+  /** At most this many objects. */
+  limit?: number;
+}
+
+/** A list read in one snapshot together with the store's resourceVersion at that moment. */
+export interface VersionedList {
+  items: Resource[];
+  /** Every change with a larger version happened after this read: watch from here to miss nothing. */
+  resourceVersion: string;
+}
+
+/** One committed write, as the change log keeps it for watches that resume. */
+export interface Change {
+  /** The version the write made (a delete makes one too); increasing in commit order. */
+  rv: string;
+  type: 'ADDED' | 'MODIFIED' | 'DELETED';
+  /** The object after the write; for a delete, as it was, with the delete's version. */
+  object: Resource;
+}
+
+export interface ChangeQuery {
+  /** Changes with a larger version than this. */
+  afterRv: string;
+  kind?: string;
+  name?: string;
+  limit?: number;
 }
 
 export interface EventQuery {
@@ -40,6 +70,15 @@ export interface Store {
   readonly driver: 'sqlite' | 'postgres';
   get(kind: string, name: string): Promise<Resource | undefined>;
   list(kind: string, opts?: ListOptions): Promise<Resource[]>;
+  /** `list` plus the version it was read at, in one snapshot (the start of a list-then-watch). */
+  listVersioned(kind: string, opts?: ListOptions): Promise<VersionedList>;
+  /** The version of the latest committed change (where a watch of "from now on" starts). */
+  version(): Promise<string>;
+  /**
+   * Committed changes after a version, oldest first. The log is bounded: when changes after `afterRv`
+   * were already compacted away, answers `expired` and the caller must list again.
+   */
+  changes(q: ChangeQuery): Promise<Change[] | 'expired'>;
   /**
    * Applies every op in one transaction: all succeed or none is written. Throws NotFound,
    * AlreadyExists or Conflict (StrataError) naming the first op that failed.
@@ -55,9 +94,12 @@ export interface Store {
   close(): Promise<void>;
 }
 
-/** Label selector match shared by the drivers. */
+/** How many changes the log keeps for resuming watches; older ones answer `expired` (relist). */
+export const CHANGE_LOG_KEEP = 20_000;
+
+/** Label selector match shared by the drivers (own properties only: `__proto__` is just a key). */
 export function matchesLabels(r: Resource, want?: Record<string, string>): boolean {
   if (!want) return true;
   const have = r.metadata.labels ?? {};
-  return Object.entries(want).every(([k, v]) => have[k] === v);
+  return Object.entries(want).every(([k, v]) => Object.hasOwn(have, k) && have[k] === v);
 }

@@ -359,10 +359,20 @@ spec: { macAddresses: ["52:54:00:aa:00:44"] }
         assert.match(r.stderr, /^Error from server \(Conflict\): .*node "n2".*stale/m);
       });
 
-      it('delete a Network; get of a missing object exits 1 with Error from server (NotFound)', async () => {
-        const del = await s.cli(['delete', 'network', 'lan']);
-        assert.equal(del.code, 0, del.stderr);
-        assert.equal(del.stdout.trim(), 'network/lan deleted');
+      it('delete a Network its nodes still use: refused (InUse) unless forced; then get exits 1 with NotFound', async () => {
+        const refused = await s.cli(['delete', 'network', 'lan']);
+        assert.equal(refused.code, 1);
+        assert.match(
+          refused.stderr,
+          /^Error from server \(InUse\): network "lan" is used by 2 nodes n1, n2: .*--force/m,
+        );
+        assert.equal(
+          (await s.api('GET', '/api/v1/networks/lan')).status,
+          200,
+          'the refused delete removed nothing',
+        );
+        const del = await s.api('DELETE', '/api/v1/networks/lan?force=true');
+        assert.equal(del.status, 200, del.text);
         const gone = await s.cli(['get', 'network', 'lan']);
         assert.equal(gone.code, 1);
         assert.equal(gone.stderr.trim(), 'Error from server (NotFound): network "lan" not found');

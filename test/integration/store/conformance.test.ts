@@ -1,7 +1,9 @@
 /**
  * One behaviour suite, run against both store drivers: SQLite in a temporary directory and PostgreSQL in
  * a throwaway database. What a manager relies on: optimistic concurrency, spec/status separation,
- * all-or-nothing writes, events and records, and data surviving a reopen.
+ * all-or-nothing writes, events and records, and data surviving a reopen. What a watch relies on: a
+ * change log whose versions are a cursor (they commit in order, even with several writers) and which
+ * says `expired` once compacted; paged lists.
  */
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -224,12 +226,15 @@ for (const driver of drivers) {
       await rejectsWith(store.write([{ op: 'delete', kind: 'Node', name: 'ghost' }]), 'NotFound');
     });
 
-    it('delete returns the object as it was and removes it', async () => {
+    it('delete returns the object as it was, with a version of its own, and removes it', async () => {
       const [c] = await store.write([{ op: 'create', resource: node('del', { a: 1 }) }]);
       const [d] = await store.write([
         { op: 'delete', kind: 'Node', name: 'del', expectedVersion: c!.resource.metadata.resourceVersion! },
       ]);
-      assert.deepEqual(d!.resource, c!.resource);
+      const { resourceVersion: deletedAt, ...meta } = d!.resource.metadata;
+      const { resourceVersion: createdAt, ...before } = c!.resource.metadata;
+      assert.deepEqual({ ...d!.resource, metadata: meta }, { ...c!.resource, metadata: before });
+      assert.ok(BigInt(deletedAt!) > BigInt(createdAt!), 'a delete is a change with a later version');
       assert.equal(await store.get('Node', 'del'), undefined);
       await store.write([{ op: 'create', resource: node('del') }]);
     });
@@ -415,6 +420,129 @@ for (const driver of drivers) {
         }
       } finally {
         await Promise.all(others.map((s) => s.close()));
+      }
+    });
+
+    it('logs every write as a change in version order; a versioned list names the version to watch from', async () => {
+      const { resourceVersion: v0 } = await store.listVersioned('Node');
+      const rvOf = (w: { resource: Resource }[]) => w[0]!.resource.metadata.resourceVersion!;
+      const a = rvOf(await store.write([{ op: 'create', resource: node('log-a', {}, { app: 'x' }) }]));
+      const b = rvOf(await store.write([{ op: 'update', resource: node('log-a', { v: 2 }, { app: 'x' }) }]));
+      const c = rvOf(
+        await store.write([{ op: 'status', kind: 'Node', name: 'log-a', status: { state: 1 } }]),
+      );
+      const d = rvOf(await store.write([{ op: 'delete', kind: 'Node', name: 'log-a' }]));
+      await store.write([{ op: 'create', resource: { ...node('log-net'), kind: 'Network' } }]);
+      const got = await store.changes({ afterRv: v0, kind: 'Node', name: 'log-a' });
+      assert.ok(got !== 'expired');
+      assert.deepEqual(
+        got.map((ch) => [ch.type, ch.rv, ch.object.metadata.resourceVersion]),
+        [
+          ['ADDED', a, a],
+          ['MODIFIED', b, b],
+          ['MODIFIED', c, c],
+          ['DELETED', d, d],
+        ],
+      );
+      assert.deepEqual(got[1]!.object.spec, { v: 2 });
+      assert.deepEqual(got[2]!.object.status, { state: 1 });
+      const all = await store.changes({ afterRv: v0 });
+      assert.ok(all !== 'expired');
+      assert.equal(all.at(-1)!.object.kind, 'Network');
+      const listed = await store.listVersioned('Network');
+      assert.equal(listed.resourceVersion, all.at(-1)!.rv);
+      assert.equal(await store.version(), listed.resourceVersion);
+      assert.deepEqual(await store.changes({ afterRv: listed.resourceVersion }), []);
+    });
+
+    it('pages a list by name with after and limit, the label filter applied before the limit', async () => {
+      await store.write(
+        Array.from({ length: 5 }, (_, i) => ({
+          op: 'create' as const,
+          resource: node(`page-${i}`, {}, i === 2 ? { page: 'no' } : { page: 'yes' }),
+        })),
+      );
+      const names = (rs: Resource[]) => rs.map((r) => r.metadata.name);
+      const sel = { labels: { page: 'yes' } };
+      assert.deepEqual(names(await store.list('Node', { ...sel, limit: 2 })), ['page-0', 'page-1']);
+      assert.deepEqual(names(await store.list('Node', { ...sel, after: 'page-1', limit: 2 })), [
+        'page-3',
+        'page-4',
+      ]);
+      assert.deepEqual(names((await store.listVersioned('Node', { ...sel, after: 'page-4' })).items), []);
+    });
+
+    it('versions are a cursor: a reader following the log during concurrent writes from 4 stores sees each once, in order', async () => {
+      const from = await store.version();
+      const others = await Promise.all(Array.from({ length: 3 }, () => openStore(spec, dataDir)));
+      try {
+        const stores = [store, ...others];
+        const seen: string[] = [];
+        let cursor = from;
+        const follow = async () => {
+          const ch = await store.changes({ afterRv: cursor, kind: 'Node', limit: 1000 });
+          assert.ok(ch !== 'expired');
+          for (const c of ch) {
+            seen.push(c.rv);
+            cursor = c.rv;
+          }
+        };
+        let writing = true;
+        const follower = (async () => {
+          while (writing) {
+            await follow();
+            await new Promise((r) => setTimeout(r, 1));
+          }
+        })();
+        const written = (
+          await Promise.all(
+            stores.map(async (st, i) => {
+              const rvs: string[] = [];
+              const [c] = await st.write([{ op: 'create', resource: node(`cursor-${i}`) }]);
+              rvs.push(c!.resource.metadata.resourceVersion!);
+              for (let n = 0; n < 25; n++) {
+                const [u] = await st.write([
+                  { op: 'status', kind: 'Node', name: `cursor-${i}`, status: { n } },
+                ]);
+                rvs.push(u!.resource.metadata.resourceVersion!);
+              }
+              return rvs;
+            }),
+          )
+        ).flat();
+        writing = false;
+        await follower;
+        await follow();
+        assert.deepEqual(
+          seen,
+          [...seen].sort((x, y) => Number(x) - Number(y)),
+          `versions arrive in increasing order: ${seen.join(' ')}`,
+        );
+        assert.equal(new Set(seen).size, seen.length, 'no change twice');
+        assert.deepEqual([...seen].sort(), [...written].sort(), 'every write seen');
+      } finally {
+        await Promise.all(others.map((s) => s.close()));
+      }
+    });
+
+    it('the log is bounded: reading from before what it keeps answers expired (relist)', async () => {
+      const small = await openStore(spec, dataDir, { changeLogKeep: 8 });
+      try {
+        const from = await small.version();
+        await small.write([{ op: 'create', resource: node('bounded') }]);
+        for (let n = 0; n < 30; n++) {
+          await small.write([{ op: 'status', kind: 'Node', name: 'bounded', status: { n } }]);
+        }
+        assert.equal(await small.changes({ afterRv: from }), 'expired');
+        const now = await small.version();
+        const recent = await small.changes({ afterRv: String(Number(now) - 3) });
+        assert.ok(recent !== 'expired');
+        assert.deepEqual(
+          recent.map((c) => c.object.status),
+          [{ n: 27 }, { n: 28 }, { n: 29 }],
+        );
+      } finally {
+        await small.close();
       }
     });
 
