@@ -1,23 +1,47 @@
 /**
  * The shell layer: the one way Strata runs anything on a node. `shellRun` (client.ts) runs a command for a
- * manager; the exec stream (exec.ts) gives `strata ssh` an interactive session through the API; the
- * segment's shell worker (worker.ts, hosted by that segment's boot worker process) runs OpenSSH with
- * pinned host keys (ssh.ts), with timeouts, a concurrency limit and retries. Targets resolve to the local
- * scope (LAN address via the segment's worker) until state 5 adds the global scope (target.ts).
+ * manager and `shellDistribute` delivers a distributable (distributable.ts); the exec stream (exec.ts) gives
+ * `strata ssh` an interactive session through the API; the segment's shell worker (worker.ts, hosted by
+ * that segment's boot worker process) runs OpenSSH with pinned host keys (ssh.ts), with timeouts, a
+ * concurrency limit and retries. Targets resolve to the local scope (LAN address via the segment's worker)
+ * or, once a node is on an overlay, the global scope (target.ts): the manager hosts that global worker
+ * itself, because Strata's overlay endpoint (its Nebula lighthouse) runs in the manager's process too.
  */
 import type { Layer } from '../core/layer.ts';
 import { addExecRoute } from './exec.ts';
+import { GLOBAL_NETWORK } from './protocol.ts';
+import { serveShell } from './worker.ts';
 
-export { shellRun } from './client.ts';
+export { localRegistryUrl, shellDistribute, shellRun } from './client.ts';
+export type { Distributable, DistributableManifest, DistributableResult } from './distributable.ts';
 export type { ShellRequest, ShellResult } from './protocol.ts';
+export { GLOBAL_NETWORK } from './protocol.ts';
 export { GlobalScopeNotImplemented, resolveTarget } from './target.ts';
 export { serveShell } from './worker.ts';
 
-export const shellLayer: Layer = {
-  name: 'shell',
-  roles: [],
-  async manager(ctx) {
-    addExecRoute(ctx);
-    return undefined;
-  },
-};
+export interface ShellLayerOptions {
+  /**
+   * Serve the global scope in the manager's process (default). Off where the overlay endpoint runs
+   * elsewhere (a namespace, another machine): run `src/shell/main.ts --network _global` there instead.
+   */
+  globalWorker?: boolean;
+}
+
+export function shellLayerWith(opts: ShellLayerOptions = {}): Layer {
+  return {
+    name: 'shell',
+    roles: [],
+    async manager(ctx) {
+      addExecRoute(ctx);
+      if (opts.globalWorker === false) return undefined;
+      const global = await serveShell(
+        ctx.transport,
+        GLOBAL_NETWORK,
+        ctx.log.child({ component: 'shell-global' }),
+      );
+      return { stop: () => global.stop() };
+    },
+  };
+}
+
+export const shellLayer: Layer = shellLayerWith();
