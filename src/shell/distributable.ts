@@ -8,7 +8,7 @@
  *      command line) and fetches every artifact on the node from the site's local registry with
  *      src/registry/fetch.sh, which refuses bytes whose SHA-256 is not the manifest's digest. The bundle
  *      lands in /var/lib/strata/dist/NAME/VERSION-DIGEST, marked complete last; a complete copy of the same
- *      digest is not copied again;
+ *      digest is not copied again, and older copies of the bundle are removed (they may hold old keys);
  *   2. `check`; when it passes nothing else runs (the second run of a bundle changes nothing);
  *   3. otherwise `apply`, then `check` again: a check that still fails after apply is a FAILED run.
  *
@@ -200,7 +200,10 @@ export function copyScript(d: Distributable, registryUrl: string | undefined): s
     body += 'echo "the bundle needs artifacts but no registry address was given" >&2; exit 3\n';
   for (const a of arts)
     body += `"$d.part/.strata-fetch.sh" ${q(registryUrl ?? '')} ${q(a.digest)} "$d.part/artifacts/"${q(a.name)}\n`;
-  body += 'rm -rf "$d"\nmv "$d.part" "$d"\n: > "$d/.complete"\necho "bundle copied to $d"\n';
+  // Older versions of the same bundle go: they may hold keys that are no longer current.
+  body +=
+    'rm -rf "$d"\nmv "$d.part" "$d"\n: > "$d/.complete"\n' +
+    'for o in "$(dirname "$d")"/*; do [ "$o" = "$d" ] || rm -rf "$o"; done\necho "bundle copied to $d"\n';
   return body;
 }
 

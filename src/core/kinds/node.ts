@@ -46,6 +46,8 @@ export const nodeSpec = z
         hardware: z.enum(['human', 'lab', 'redfish', 'ipmi', 'none']).default('human'),
         boot: z.enum(['network', 'usb']).default('network'),
         install: z.enum(['preseed', 'kickstart', 'cloud-init', 'image']).optional(),
+        /** Pins the overlay provider; absent: whatever the Overlay that selects the node uses. */
+        overlay: z.enum(['nebula', 'wireguard', 'zerotier']).optional(),
       })
       .strict()
       .default({ hardware: 'human', boot: 'network' }),

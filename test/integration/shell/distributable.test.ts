@@ -19,7 +19,6 @@ import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { before, describe, it } from 'node:test';
 import type { NodeResource, NodeStatus } from '../../../src/core/kinds/node.ts';
-import type { SSHKeyResource } from '../../../src/core/kinds/sshkey.ts';
 import { silentLogger } from '../../../src/core/log.ts';
 import { API_VERSION, type Resource } from '../../../src/core/resources/types.ts';
 import { type Platform, startPlatform } from '../../../src/platform.ts';
@@ -27,8 +26,8 @@ import { RegistryClient } from '../../../src/registry/client.ts';
 import { REGISTRY_API_BASE } from '../../../src/registry/protocol.ts';
 import { shellDistribute, shellRun } from '../../../src/shell/client.ts';
 import type { Distributable } from '../../../src/shell/distributable.ts';
-import { MANAGED_KEY } from '../../../src/sshkeys/index.ts';
 import { createNetns, type NetnsSet, netnsAvailable } from '../../helpers/netns.ts';
+import { applyDocs, managedPublicKey } from '../../helpers/platform.ts';
 import { addAddresses, keyPair, type Sshd, sshdAvailable, startSshd } from '../../helpers/sshd.ts';
 import { suiteCleanup, tempDir, waitFor } from '../../helpers/strata.ts';
 
@@ -108,17 +107,8 @@ describe('distributables over real OpenSSH through the segment worker', { skip, 
         spec: { network: 's5dist', targetState: 0, providers: { hardware: 'none' as const } },
       })),
     ];
-    const applied = await fetch(`http://${p.address!.host}:${p.address!.port}/api/v1/apply`, {
-      method: 'POST',
-      headers: { authorization: `Bearer ${TOKEN}`, 'content-type': 'application/json' },
-      body: JSON.stringify({
-        files: [{ name: 'dist.yaml', text: JSON.stringify({ kind: 'List', items: docs }) }],
-      }),
-    });
-    assert.equal(applied.status, 200, await applied.text());
-    const key = await waitFor('the managed key', async () => {
-      return (await p.resources.get<SSHKeyResource>('SSHKey', MANAGED_KEY))?.status?.publicKey;
-    });
+    await applyDocs(p, TOKEN, docs);
+    const key = await managedPublicKey(p);
     sshd.authorize(key);
     // What the installer reports for each node: its address and its host key.
     for (const [i, name] of NODES.entries())
@@ -189,6 +179,34 @@ describe('distributables over real OpenSSH through the segment worker', { skip, 
     assert.equal((await shellRun(p, await node(), 'test -e /etc/strata-motd')).code, 1);
   });
 
+  it('is applied through the API, which names a bad field', async () => {
+    const url = `http://${p.address!.host}:${p.address!.port}/api/v1/nodes/d2/distributables`;
+    const post = (body: unknown) =>
+      fetch(url, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${TOKEN}`, 'content-type': 'application/json' },
+        body: JSON.stringify(body),
+      });
+    const b = bundle('api', {
+      'check.sh': sh('test -f /etc/strata-api'),
+      'apply.sh': sh('touch /etc/strata-api'),
+      'undo.sh': sh('rm -f /etc/strata-api'),
+    });
+    const ok = await post(b);
+    assert.equal(ok.status, 200);
+    const r = (await ok.json()) as { outcome: string; node: string; scope: string };
+    assert.deepEqual([r.outcome, r.node, r.scope], ['applied', 'd2', 'local']);
+    const bad = await post({
+      ...b,
+      manifest: { ...b.manifest, scripts: { check: 'check.sh', apply: 'missing.sh' } },
+    });
+    assert.equal(bad.status, 422);
+    assert.match(
+      await bad.text(),
+      /manifest\.scripts\.apply: \\"missing\.sh\\" is not one of the bundle's files/,
+    );
+  });
+
   it('reports a failing script with its output, and a check still failing after apply is a failure', async () => {
     const broken = bundle('broken', {
       'check.sh': sh('exit 1'),
@@ -244,7 +262,8 @@ describe('distributables over real OpenSSH through the segment worker', { skip, 
     const results = await Promise.all(
       NODES.map(async (name, i) => {
         const b = bundle(
-          'wide',
+          // One name per target: the 20 targets share one sshd and so one filesystem here.
+          `wide-${i}`,
           {
             'check.sh': sh(`test -e ${marks}/done-${i}`),
             'apply.sh': sh(
