@@ -15,7 +15,8 @@
  * Strata reaches the node over its overlay address in global scope.
  *
  * Then a node's label is removed: it runs its undo, drops back to 4, and its overlay address stops
- * answering, while the other node is still reached over the overlay.
+ * answering, while the other node is still reached over the overlay. Last, the other node's target is
+ * lowered to 4: the engine runs the step's undo and the node leaves the overlay the same way.
  */
 import assert from 'node:assert/strict';
 import { before, describe, it } from 'node:test';
@@ -250,5 +251,33 @@ describe('overlay.join (4 → 5) through the engine, Nebula, nodes in namespaces
     const a = await shellRun(p, await node('a'), 'true');
     assert.equal(a.code, 0, a.error ?? a.stderr);
     assert.equal(a.target.scope, 'global');
+  });
+
+  it("a node whose target is lowered to 4 is taken off the overlay by the step's undo", async () => {
+    const before = (await status('a')).overlay!.address;
+    const a = await node('a');
+    await p.resources.update({ ...a, spec: { ...a.spec, targetState: 4 } } as never);
+    await waitFor(
+      'a back at 4 without an overlay',
+      async () => {
+        const st = await status('a');
+        return st.state === 4 && !st.overlay && st.phase === 'Ready';
+      },
+      90_000,
+      500,
+    );
+    const onA = await shellRun(p, await node('a'), 'test -e /etc/nebula/ovj.yml || echo no-config');
+    assert.equal(onA.target.scope, 'local');
+    assert.equal(onA.stdout, 'no-config\n');
+    await waitFor(`a's overlay address ${before} no longer answers`, async () => {
+      const r = await set.exec(ns.site!, 'busybox', ['ping', '-c', '1', '-W', '1', before], {
+        timeoutMs: 5000,
+      });
+      return r.code !== 0;
+    });
+    await p.hub.flush();
+    const evs = await p.store.listEvents({ kind: 'Node', name: nodeName('a') });
+    assert.ok(evs.some((e) => e.reason === 'OverlayLeft'));
+    assert.ok(evs.some((e) => e.reason === 'UndoStarted' && e.step === STEPS.overlayJoin));
   });
 });
