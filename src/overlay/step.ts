@@ -141,11 +141,10 @@ async function leaveNode(
     throw new Error(`overlay "${plan.overlay}": undo on "${node.metadata.name}": ${r.error}`);
   await ctx.store.deleteRecords(PUSHED_COLLECTION, [pushedKey(plan.overlay, node.metadata.name)]);
   await ctx.resources.patchStatus<OverlayNodeStatus>('Node', node.metadata.name, (s) => {
-    if (s.overlay?.overlay !== plan.overlay && !dropState) return undefined;
+    // Only this overlay's section goes; a node on another overlay keeps its global address there.
+    if (s.overlay?.overlay !== plan.overlay) return undefined;
     const { overlay: _o, ...rest } = s;
-    return s.overlay?.overlay === plan.overlay && dropState && rest.state >= 5
-      ? { ...rest, state: 4, phase: 'Provisioning' }
-      : rest;
+    return dropState && rest.state >= 5 ? { ...rest, state: 4, phase: 'Provisioning' } : rest;
   });
   ctx.hub?.record({
     kind: 'Node',
@@ -172,7 +171,9 @@ export async function pushPlan(ctx: Ctx, plan: OverlayPlan): Promise<void> {
   for (const l of plan.leaving) {
     const node = await ctx.resources.get<NodeResource>('Node', l.node);
     const st = node?.status as OverlayNodeStatus | undefined;
-    if (!node || !st?.addresses?.length || !st.hostKeys?.length) continue; // gone or never reachable: nothing to undo
+    const pushed = await ctx.store.getRecord(PUSHED_COLLECTION, pushedKey(plan.overlay, l.node));
+    // Gone, or never given this overlay: there is nothing on the node to undo.
+    if (!node || (!pushed && st?.overlay?.overlay !== plan.overlay)) continue;
     await leaveNode(ctx, plan, node, l.files, true).catch((e) => problems.push((e as Error).message));
   }
   if (problems.length) throw new Error(problems.join('; '));
