@@ -19,6 +19,7 @@ export const STEPS = {
   bootFirmware: 'boot.firmware',
   bootIpxe: 'boot.ipxe',
   installOs: 'install.os',
+  overlayJoin: 'overlay.join',
 } as const;
 
 export const LADDER: LadderTable = [
@@ -69,8 +70,14 @@ export const LADDER: LadderTable = [
     state: 5,
     name: STATE_NAMES[5],
     layer: 'overlay',
-    summary: 'overlay VPN (ZeroTier) joined over SSH',
-    steps: {},
+    summary: 'overlay VPN (Nebula, WireGuard, ZeroTier) joined over SSH',
+    // The Overlay that selects the node decides the provider; `spec.providers.overlay` only pins it.
+    by: (node) => node.spec.providers.overlay ?? 'nebula',
+    steps: {
+      nebula: STEPS.overlayJoin,
+      wireguard: STEPS.overlayJoin,
+      zerotier: STEPS.overlayJoin,
+    },
   },
   {
     state: 6,

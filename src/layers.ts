@@ -5,6 +5,7 @@ import type { Layer } from './core/layer.ts';
 import { hardwareLayer } from './hardware/index.ts';
 import { installLayer } from './install/index.ts';
 import { labLayer } from './lab/layer.ts';
+import { overlayLayer } from './overlay/index.ts';
 import { registryLayer } from './registry/index.ts';
 import { shellLayer } from './shell/index.ts';
 import { sshkeysLayer } from './sshkeys/index.ts';
@@ -17,4 +18,5 @@ export const LAYERS: Layer[] = [
   sshkeysLayer,
   shellLayer,
   registryLayer,
+  overlayLayer,
 ];

@@ -38,6 +38,8 @@ type NodeStatusWithBoot = NodeStatus & {
   hostKeys?: string[];
   reprovisionedGeneration?: number;
   install?: { diskWrittenAt?: string };
+  /** The overlay layer's section (src/overlay/step.ts), dropped with the install it was made on. */
+  overlay?: unknown;
 };
 
 const discoveryRefused = counter(
@@ -434,7 +436,8 @@ async function decideScript(ctx: ManagerContext, q: BootScriptRequest): Promise<
     await patchBoot(
       ctx,
       node.metadata.name,
-      ({ installedAt: _i, hostKey: _h, hostKeys: _k, install: _w, ...s }) => ({
+      // The overlay's status section goes with the old install too: the new OS has no tunnel yet.
+      ({ installedAt: _i, hostKey: _h, hostKeys: _k, install: _w, overlay: _o, ...s }) => ({
         ...s,
         reprovisionedGeneration: node!.metadata.generation!,
       }),

@@ -1,13 +1,15 @@
 /**
  * The overlay layer (state 5): the Overlay kind, IPAM, the Nebula CA, WireGuard keys, the ZeroTier
- * scripts and the membership plan. Its ladder step is not registered yet (the ladder is becoming a table
- * elsewhere); the step will call {@link reconcileOverlay} and hand the plan to the shell layer.
+ * scripts, the membership plan, and the ladder step `overlay.join` (step.ts), which reconciles the
+ * Overlays that select a node, pushes its plan as a distributable through the shell layer and reaches the
+ * node over its overlay address.
  */
 import { join } from 'node:path';
 import type { Layer } from '../core/layer.ts';
 import './kind.ts';
 import { LighthouseRunner } from './lighthouse.ts';
 import { startOverlayManager } from './manager.ts';
+import { overlayJoinStep, pushPlan } from './step.ts';
 
 export * from './ipam.ts';
 export * from './kind.ts';
@@ -15,22 +17,46 @@ export * from './lighthouse.ts';
 export * from './manager.ts';
 export * from './membership.ts';
 export * from './reconcile.ts';
+export * from './step.ts';
+
+export interface OverlayLayerOptions {
+  /**
+   * Run Strata's lighthouses through this prefix (`['ip', 'netns', 'exec', NS]`): where its overlay
+   * endpoint is. Default: inside STRATA_OVERLAY_NETNS when set (the shell layer's global worker runs
+   * there too), else in the manager's own namespace.
+   */
+  lighthousePrefix?: string[];
+}
 
 /**
- * The layer for src/layers.ts (not listed there yet: the ladder is becoming a table on another branch).
- * Its manager keeps every Overlay's addresses, keys, certificates and status current.
+ * The layer: the step into state 5, and a manager that keeps every Overlay's addresses, keys,
+ * certificates, Strata's lighthouse and status current, and pushes changed plans to joined members.
  */
-export const overlayLayer: Layer = {
-  name: 'overlay',
-  roles: [],
-  async manager(ctx) {
-    const lighthouse = new LighthouseRunner({ dir: join(ctx.dataDir, 'overlay'), log: ctx.log });
-    const mgr = await startOverlayManager(ctx, { lighthouse });
-    return {
-      async stop() {
-        await mgr.stop();
-        lighthouse.stopAll();
-      },
-    };
-  },
-};
+export function overlayLayerWith(opts: OverlayLayerOptions = {}): Layer {
+  const deps: { lighthouse?: LighthouseRunner } = {};
+  return {
+    name: 'overlay',
+    roles: [],
+    steps: [overlayJoinStep(deps)],
+    async manager(ctx) {
+      const netns = process.env.STRATA_OVERLAY_NETNS;
+      const prefix = opts.lighthousePrefix ?? (netns ? ['ip', 'netns', 'exec', netns] : undefined);
+      const lighthouse = new LighthouseRunner({
+        dir: join(ctx.dataDir, 'overlay'),
+        log: ctx.log,
+        ...(prefix ? { prefix } : {}),
+      });
+      deps.lighthouse = lighthouse;
+      const mgr = await startOverlayManager(ctx, { lighthouse, onPlan: (plan) => pushPlan(ctx, plan) });
+      return {
+        async stop() {
+          await mgr.stop();
+          lighthouse.stopAll();
+          delete deps.lighthouse;
+        },
+      };
+    },
+  };
+}
+
+export const overlayLayer: Layer = overlayLayerWith();

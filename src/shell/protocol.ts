@@ -9,6 +9,8 @@
 export const subjects = {
   /** Request ShellRequest → ShellResult, served by the shell worker of `network`. */
   run: (network: string) => `shell.run.${network}`,
+  /** Request DistributableRequest → DistributableResult, served by the shell worker of `network`. */
+  distribute: (network: string) => `shell.distribute.${network}`,
   /** Request SessionOpen → {ok}, served by the shell worker of `network`. */
   open: (network: string) => `shell.open.${network}`,
   /** Published SessionInput, manager → worker. */
@@ -29,6 +31,8 @@ export interface SshTarget {
 
 export interface ShellRequest extends SshTarget {
   command: string;
+  /** Bytes (UTF-8 text) for the command's stdin; without it, stdin is empty. */
+  input?: string;
   /** The command is ended (and reported with its last output) after this long. Default 30 s. */
   timeoutMs?: number;
   /** Stream the output onto this node's timeline under this step. */
@@ -46,6 +50,13 @@ export interface ShellResult {
   /** Why SSH failed, in words (host key refused, unreachable, timed out). */
   error?: string;
 }
+
+/**
+ * The segment a global-scope call goes through: the shell worker that runs where Strata's overlay
+ * endpoint (its Nebula lighthouse) runs, so overlay addresses are reachable from it. Not a valid Network
+ * name (those have no underscore), so it never collides with a segment.
+ */
+export const GLOBAL_NETWORK = '_global';
 
 export interface SessionOpen extends SshTarget {
   id: string;

@@ -35,6 +35,8 @@ export interface SshRunnerOptions {
 
 export interface RunOptions {
   timeoutMs?: number;
+  /** Written to the command's stdin, which is then closed (a bundle's files, never its command line). */
+  input?: string;
   /** Called with output as it arrives. */
   onOutput?(stream: 'stdout' | 'stderr', text: string): void;
 }
@@ -102,7 +104,13 @@ export class SshRunner {
 
   async #once(target: SshTarget, command: string, opts: RunOptions): Promise<ShellResult> {
     return withKeyFiles(target, this.#opts.connectTimeoutS, async (args) => {
-      const child = spawn('ssh', [...args, '-T', '--', command], { stdio: ['ignore', 'pipe', 'pipe'] });
+      const child = spawn('ssh', [...args, '-T', '--', command], {
+        stdio: [opts.input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'],
+      });
+      if (opts.input !== undefined) {
+        child.stdin!.on('error', () => {});
+        child.stdin!.end(opts.input);
+      }
       let stdout = '';
       let stderr = '';
       const keep = (s: string) => (s.length > KEEP ? s.slice(-KEEP) : s);

@@ -9,6 +9,7 @@ import { EVENTS_SUBJECT } from '../core/events.ts';
 import type { Logger } from '../core/log.ts';
 import type { StrataEvent } from '../core/resources/types.ts';
 import type { Subscription, Transport } from '../core/transport/types.ts';
+import { type DistributableRequest, type DistributableResult, runDistributable } from './distributable.ts';
 import {
   type SessionInput,
   type SessionOpen,
@@ -37,15 +38,48 @@ export async function serveShell(
   const run = await transport.serve<ShellRequest, ShellResult>(subjects.run(network), async (r) => {
     const timeline = r.stream ? timelineWriter(transport, source, r.stream.node, r.stream.step) : undefined;
     try {
-      const { stream: _s, command, timeoutMs, ...target } = r;
+      const { stream: _s, command, timeoutMs, input, ...target } = r;
       return await runner.run(target, command, {
         ...(timeoutMs ? { timeoutMs } : {}),
+        ...(input !== undefined ? { input } : {}),
         ...(timeline ? { onOutput: timeline.write } : {}),
       });
     } finally {
       timeline?.flush();
     }
   });
+
+  const distribute = await transport.serve<DistributableRequest, DistributableResult>(
+    subjects.distribute(network),
+    async (r) => {
+      const timeline = r.stream ? timelineWriter(transport, source, r.stream.node, r.stream.step) : undefined;
+      const label = `${r.bundle.manifest.name}@${r.bundle.manifest.version}`;
+      try {
+        return await runDistributable(runner, r, {
+          ...(timeline ? { onOutput: timeline.write } : {}),
+          onPhase: (p) => {
+            timeline?.flush();
+            if (!r.stream) return;
+            const ok = p.code === 0 || p.phase === 'check';
+            void transport
+              .publish(EVENTS_SUBJECT, {
+                kind: 'Node',
+                name: r.stream.node,
+                source,
+                step: r.stream.step,
+                type: ok ? 'Normal' : 'Warning',
+                reason: 'Distributable',
+                message: `${label} ${p.phase}: exit ${p.code}${p.timedOut ? ' (timed out)' : ''} in ${(p.durationMs / 1000).toFixed(1)} s`,
+                data: { bundle: label, phase: p.phase, code: p.code, durationMs: p.durationMs },
+              } satisfies Omit<StrataEvent, 'id' | 'time'>)
+              .catch(() => {});
+          },
+        });
+      } finally {
+        timeline?.flush();
+      }
+    },
+  );
 
   const open = await transport.serve<SessionOpen, { ok: boolean }>(subjects.open(network), async (o) => {
     const { id, command, tty, ...target } = o;
@@ -83,6 +117,7 @@ export async function serveShell(
     runner,
     async stop() {
       await run.unsubscribe();
+      await distribute.unsubscribe();
       await open.unsubscribe();
       for (const close of sessions.values()) close();
     },

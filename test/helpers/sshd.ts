@@ -52,8 +52,13 @@ export async function startSshd(
   t: { after(fn: () => void | Promise<void>): void },
   set: NetnsSet,
   ns: string,
-  /** `hostKeyOf`: serve the same host key as this other server (a restarted node keeps its key). */
-  opts: { port?: number; listen?: string; hostKeyOf?: Sshd } = {},
+  /**
+   * `hostKeyOf`: serve the same host key as this other server (a restarted node keeps its key).
+   * `privateRoot`: run sshd (and so everything a session starts) in a mount namespace of its own where
+   * /etc and /var/lib are copy-on-write overlays of the machine's and /run is empty, so what a command
+   * installs stays on this "node" and never touches the shared machine or the other nodes.
+   */
+  opts: { port?: number; listen?: string; hostKeyOf?: Sshd; privateRoot?: boolean } = {},
 ): Promise<Sshd> {
   // sshd needs its privilege separation directory; create it only if missing, and remove only ours.
   if (!existsSync('/run/sshd')) {
@@ -91,7 +96,24 @@ export async function startSshd(
       '',
     ].join('\n'),
   );
-  const child = set.spawn(ns, '/usr/sbin/sshd', ['-D', '-e', '-f', join(dir, 'sshd_config')]);
+  const sshdArgs = ['-D', '-e', '-f', join(dir, 'sshd_config')];
+  let child: ReturnType<NetnsSet['spawn']>;
+  if (opts.privateRoot) {
+    const cow = (path: string, name: string) => {
+      mkdirSync(join(dir, `${name}-upper`));
+      mkdirSync(join(dir, `${name}-work`));
+      return `mount -t overlay overlay -o lowerdir=${path},upperdir=${dir}/${name}-upper,workdir=${dir}/${name}-work ${path}`;
+    };
+    const script = [
+      'set -e',
+      cow('/etc', 'etc'),
+      cow('/var/lib', 'varlib'),
+      'mount -t tmpfs -o mode=0755 tmpfs /run',
+      'mkdir -p /run/sshd',
+      `exec /usr/sbin/sshd ${sshdArgs.join(' ')}`,
+    ].join('\n');
+    child = set.spawn(ns, 'unshare', ['-m', '--propagation', 'private', 'sh', '-c', script]);
+  } else child = set.spawn(ns, '/usr/sbin/sshd', sshdArgs);
   let stderr = '';
   child.stderr?.setEncoding('utf8').on('data', (d: string) => {
     stderr += d;

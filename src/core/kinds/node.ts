@@ -78,6 +78,12 @@ export const nodeSpec = z
           .enum(['preseed', 'kickstart', 'cloud-init', 'image'])
           .optional()
           .describe("How the OS is installed (step 3→4); the profile's installer when absent."),
+        overlay: z
+          .enum(['nebula', 'wireguard', 'zerotier'])
+          .optional()
+          .describe(
+            'Pins the overlay provider (step 4→5); absent: whatever the Overlay that selects the node uses.',
+          ),
       })
       .strict()
       .default({ hardware: 'human', boot: 'network' })

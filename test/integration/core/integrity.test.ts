@@ -140,11 +140,11 @@ for (const driver of [
 
     it('refuses a targetState above the highest state with steps, naming it; the limit follows the steps', async () => {
       const top = api.platform.engine!.highestImplementedState();
-      assert.equal(top, 4, 'states 0..3 have steps today');
+      assert.equal(top, 5, 'states 1..5 have steps today');
       await refused(
         apply(node('high', { targetState: top + 1 })),
         new RegExp(
-          `spec\\.targetState: state ${top + 1} \\(global network node\\) has no steps on this server yet: the highest state a node can reach is ${top} \\(local network node\\); set targetState to 0\\.\\.${top}`,
+          `spec\\.targetState: state ${top + 1} \\(layer-1 cluster node\\) has no steps on this server yet: the highest state a node can reach is ${top} \\(global network node\\); set targetState to 0\\.\\.${top}`,
         ),
       );
       assert.equal((await apply(node('high', { targetState: top }))).status, 200);

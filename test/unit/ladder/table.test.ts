@@ -47,15 +47,20 @@ describe('the ladder table', () => {
     assert.deepEqual(chooseStep(LADDER, node('lab'), 2), { kind: 'step', name: STEPS.bootFirmware });
     assert.deepEqual(chooseStep(LADDER, node('lab', 'usb'), 3), { kind: 'step', name: STEPS.bootIpxe });
     assert.deepEqual(chooseStep(LADDER, node('human'), 4), { kind: 'step', name: STEPS.installOs });
+    // State 5: one step for every overlay provider; a node that pins none takes it too.
+    assert.deepEqual(chooseStep(LADDER, node('lab'), 5), { kind: 'step', name: STEPS.overlayJoin });
+    const pinned = node('lab');
+    (pinned.spec.providers as { overlay?: string }).overlay = 'wireguard';
+    assert.deepEqual(chooseStep(LADDER, pinned, 5), { kind: 'step', name: STEPS.overlayJoin });
   });
 
-  it('says why when a provider has no step, and names the gaps above state 4', () => {
+  it('says why when a provider has no step, and names the gaps above state 5', () => {
     assert.deepEqual(chooseStep(LADDER, node('lab', 'usb'), 2), {
       kind: 'unsupported',
       why: 'no step into state 2 (UEFI/BIOS node) for boot provider "usb" (implemented: network)',
     });
-    assert.equal(highestImplementedState(LADDER), 4);
-    for (const s of [5, 6, 7, 8, 9]) {
+    assert.equal(highestImplementedState(LADDER), 5);
+    for (const s of [6, 7, 8, 9]) {
       const c = chooseStep(LADDER, node('lab'), s);
       assert.equal(c.kind, 'gap');
       assert.match((c as { why: string }).why, new RegExp(`^state ${s} \\(.+\\) is not implemented yet`));
@@ -77,6 +82,7 @@ describe('the ladder table', () => {
     const r = await runCli(['ladder'], { server: 'http://127.0.0.1:9' });
     assert.equal(r.code, 0, r.stderr);
     assert.match(r.stdout, /^ 4 {2}local network node +← GNU\/Linux installed over HTTP, SSH reachable$/m);
-    assert.match(r.stdout, /^ {6}overlay +not implemented yet$/m);
+    assert.match(r.stdout, /^ {6}overlay +nebula, wireguard, zerotier: overlay\.join$/m);
+    assert.match(r.stdout, /^ {6}k3s +not implemented yet$/m);
   });
 });

@@ -46,12 +46,19 @@ describe('Overlay kind', () => {
     assert.deepEqual(issues(ZEROTIER_SPEC), []);
   });
 
-  it('accepts every Overlay in examples/overlays.yaml', () => {
+  it('accepts every Overlay in examples/overlays.yaml and examples/overlay.yaml', () => {
     const text = readFileSync(join(import.meta.dirname, '../../../examples/overlays.yaml'), 'utf8');
     assert.deepEqual(
       loadManifest(text, 'overlays.yaml').map((r) => `${r.kind}/${r.metadata.name}`),
       ['Overlay/global', 'Overlay/backhaul', 'Overlay/zt'],
     );
+    // The README's state-5 path: one Nebula overlay for every lab node.
+    const lab = readFileSync(join(import.meta.dirname, '../../../examples/overlay.yaml'), 'utf8');
+    const [overlay] = loadManifest(lab, 'overlay.yaml');
+    assert.equal(`${overlay!.kind}/${overlay!.metadata.name}`, 'Overlay/lab');
+    assert.deepEqual((overlay!.spec as { selector: unknown }).selector, {
+      matchLabels: { 'strata.dev/lab': 'true' },
+    });
   });
 
   it('names the field and the fix for each mistake', () => {

@@ -1,11 +1,11 @@
 /**
  * The shell's pure parts: exec stream frames survive any chunking and a hostile length is refused; target
- * resolution refuses an unknown host, names what is missing, and says the global scope comes with state 5.
+ * resolution refuses an unknown host, names what is missing, and reaches a node on an overlay in global scope.
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { NodeResource } from '../../../src/core/kinds/node.ts';
-import { channel, encodeFrame, FrameDecoder, subjects } from '../../../src/shell/protocol.ts';
+import { channel, encodeFrame, FrameDecoder, GLOBAL_NETWORK, subjects } from '../../../src/shell/protocol.ts';
 import { GlobalScopeNotImplemented, resolveTarget } from '../../../src/shell/target.ts';
 
 describe('exec stream frames', () => {
@@ -60,6 +60,7 @@ describe('resolveTarget', () => {
       hostKeys: ['ssh-ed25519 AAAA'],
       runSubject: subjects.run('lab'),
       openSubject: subjects.open('lab'),
+      distributeSubject: subjects.distribute('lab'),
     });
     const discovered = resolveTarget(
       node({ addresses: ['10.0.0.6'], hostKeys: ['k'], discovered: { network: 'seg2' } }),
@@ -79,12 +80,27 @@ describe('resolveTarget', () => {
     );
   });
 
-  it('says the global scope comes with state 5', () => {
+  it('says a node without an overlay address has no global scope yet', () => {
     assert.throws(
       () => resolveTarget(node({ addresses: ['10.0.0.5'], hostKeys: ['k'] }, 'lab'), 'global'),
       (e) =>
-        e instanceof GlobalScopeNotImplemented &&
-        /comes with state 5 \(global network node\)/.test(e.message),
+        e instanceof GlobalScopeNotImplemented && /from state 5 \(global network node\) on/.test(e.message),
     );
+  });
+
+  it('reaches a node with an overlay address in global scope, through the global worker, unless asked for local', () => {
+    const n = node(
+      { addresses: ['10.0.0.5'], hostKeys: ['k'], overlay: { address: '10.77.0.2' } } as never,
+      'lab',
+    );
+    const g = resolveTarget(n);
+    assert.equal(g.scope, 'global');
+    assert.equal(g.host, '10.77.0.2');
+    assert.equal(g.network, GLOBAL_NETWORK);
+    assert.equal(g.runSubject, subjects.run(GLOBAL_NETWORK));
+    assert.deepEqual(g.hostKeys, ['k'], 'the same pinned host key, whichever address');
+    const l = resolveTarget(n, 'local');
+    assert.equal(l.host, '10.0.0.5');
+    assert.equal(l.network, 'lab');
   });
 });

@@ -7,7 +7,11 @@ set -eu
 here=$(dirname "$0")
 # shellcheck source=/dev/null
 . "$here/overlay.env"
-command -v wg >/dev/null 2>&1 || { echo "wg is not installed: install the Debian package wireguard-tools" >&2; exit 1; }
+if ! command -v wg >/dev/null 2>&1; then
+  deb="${STRATA_ARTIFACTS:-$here/artifacts}/wireguard-tools.deb"
+  [ -f "$deb" ] || { echo "wg is not installed and the bundle carries no wireguard-tools.deb: push the Debian package wireguard-tools into Strata's registry (scripts/registry/debian-packages.sh)" >&2; exit 1; }
+  dpkg -i "$deb"
+fi
 install -d -m 0700 /etc/wireguard
 install -m 0600 "$here/wg-quick.conf" "/etc/wireguard/$IFACE.conf"
 systemctl enable "wg-quick@$IFACE" >/dev/null 2>&1

@@ -1,0 +1,279 @@
+/**
+ * The ladder step into state 5 (`overlay.join`, 4 → 5) and the pushes behind it. A node is a global
+ * network node only when Strata itself reaches it over its overlay address, so:
+ *
+ * - `check`: an Overlay selects the node, its allocation is active, and an SSH command in GLOBAL scope
+ *   (the overlay address, from the global shell worker that runs beside Strata's lighthouse) succeeds.
+ *   Then `status.overlay` records the address, and from then on the shell layer reaches the node there;
+ * - `action`: reconcile each Overlay that selects the node (addresses, certificates or keys), start or
+ *   reload Strata's lighthouse, and push the node's member plan as a distributable over LOCAL scope (its
+ *   LAN address: the overlay is what is being built): the provider's check/apply/undo scripts, the
+ *   rendered configuration, and the provider's Debian package from the site's local registry;
+ * - `undo`: the member's undo script over local scope; the node loses `status.overlay`.
+ *
+ * The overlay manager calls {@link pushPlan} with every fresh plan, so a joined member whose plan changed
+ * (another member left, a certificate was renewed) gets it, and a member that left the selector runs its
+ * undo and drops back to state 4. Pushes go over local scope: a push that restarts the tunnel must not
+ * ride on it. What was pushed (a digest per member) is kept as a record so an unchanged plan is not sent
+ * again.
+ */
+import type { NodeResource, NodeStatus } from '../core/kinds/node.ts';
+import type { Step, StepContext } from '../core/ladder/step.ts';
+import type { ResourceService } from '../core/resources/service.ts';
+import type { Store } from '../core/store/types.ts';
+import type { Transport } from '../core/transport/types.ts';
+import { STEPS } from '../ladder.ts';
+import { StoreRefs } from '../registry/store.ts';
+import { shellDistribute, shellRun } from '../shell/client.ts';
+import type { ArtifactSpec, Distributable } from '../shell/distributable.ts';
+import type { OverlayResource, OverlayStatus } from './kind.ts';
+import type { LighthouseRunner } from './lighthouse.ts';
+import { overlaysOf } from './manager.ts';
+import type { OverlayPlan, RenderedFile } from './membership.ts';
+import { type OverlayContext, reconcileOverlay } from './reconcile.ts';
+
+/** The node's typed status section of this layer: where Strata reaches it in global scope. */
+export interface NodeOverlayStatus {
+  address: string;
+  overlay: string;
+  provider: OverlayPlan['provider'];
+  joinedAt: string;
+}
+export type OverlayNodeStatus = NodeStatus & { overlay?: NodeOverlayStatus; hostKeys?: string[] };
+
+/** Digests of what was pushed, key `<overlay>/<node>`. */
+export const PUSHED_COLLECTION = 'overlay-pushed';
+
+/** The Debian package each provider's apply script installs when the node lacks it. */
+export const PROVIDER_PACKAGES: Record<OverlayPlan['provider'], string[]> = {
+  nebula: ['nebula'],
+  wireguard: ['wireguard-tools'],
+  zerotier: ['zerotier-one'],
+};
+
+export interface OverlayStepDeps {
+  /** Strata's own lighthouses (set when the overlay layer's manager runs). */
+  lighthouse?: LighthouseRunner;
+}
+
+type Ctx = OverlayContext & { store: Store; transport: Transport; resources: ResourceService };
+
+/** The newest `debian/<codename>/<arch>/<package>` reference in Strata's registry, as an artifact. */
+export async function packageArtifacts(
+  store: Store,
+  provider: OverlayPlan['provider'],
+): Promise<ArtifactSpec[]> {
+  const refs = await new StoreRefs(store).list();
+  const out: ArtifactSpec[] = [];
+  for (const pkg of PROVIDER_PACKAGES[provider]) {
+    const re = new RegExp(`^debian/[^/]+/[^/]+/${pkg.replace(/[+.]/g, '\\$&')}$`);
+    const newest = refs
+      .filter((r) => re.test(r.name))
+      .sort((a, b) => a.createdAt.localeCompare(b.createdAt))
+      .at(-1);
+    if (newest)
+      out.push({ name: `${pkg}.deb`, ref: `${newest.name}:${newest.version}`, digest: newest.digest });
+  }
+  return out;
+}
+
+function bundleOf(
+  plan: Pick<OverlayPlan, 'overlay' | 'provider'>,
+  files: RenderedFile[],
+  artifacts: ArtifactSpec[],
+  undoOnly = false,
+): Distributable {
+  return {
+    manifest: {
+      name: `overlay-${plan.overlay}`,
+      version: plan.provider,
+      scripts: undoOnly ? { undo: 'undo.sh' } : { check: 'check.sh', apply: 'apply.sh', undo: 'undo.sh' },
+      artifacts,
+    },
+    files,
+  };
+}
+
+const pushedKey = (overlay: string, node: string) => `${overlay}/${node}`;
+
+/** Pushes one member's plan over local scope; throws with the node's output when it did not take. */
+async function pushMember(ctx: Ctx, plan: OverlayPlan, node: NodeResource, force: boolean): Promise<void> {
+  const m = plan.members.find((x) => x.node === node.metadata.name);
+  if (!m) return;
+  const key = pushedKey(plan.overlay, m.node);
+  const last = (await ctx.store.getRecord(PUSHED_COLLECTION, key)) as { digest?: string } | undefined;
+  if (!force && last?.digest === m.digest) return;
+  const r = await shellDistribute(
+    ctx,
+    node,
+    bundleOf(plan, m.files, await packageArtifacts(ctx.store, plan.provider)),
+    { scope: 'local', streamStep: STEPS.overlayJoin, timeoutMs: 180_000 },
+  );
+  if (r.outcome === 'failed') throw new Error(`overlay "${plan.overlay}" on "${m.node}": ${r.error}`);
+  await ctx.store.putRecords(PUSHED_COLLECTION, [
+    { key, value: { digest: m.digest, at: new Date().toISOString() } },
+  ]);
+  ctx.hub?.record({
+    kind: 'Node',
+    name: m.node,
+    source: 'overlay-manager',
+    step: STEPS.overlayJoin,
+    reason: r.outcome === 'applied' ? 'OverlayConfigured' : 'OverlayUnchanged',
+    message: `overlay "${plan.overlay}" (${plan.provider}) ${m.address}: ${r.outcome} with ${m.peers.length} peer(s)`,
+  });
+}
+
+/** Runs a member's undo over local scope and takes `status.overlay` away (state back to 4 if it was 5+). */
+async function leaveNode(
+  ctx: Ctx,
+  plan: Pick<OverlayPlan, 'overlay' | 'provider'>,
+  node: NodeResource,
+  files: RenderedFile[],
+  dropState: boolean,
+): Promise<void> {
+  const undoFiles = files.filter((f) => f.name === 'undo.sh' || f.name === 'overlay.env');
+  const r = await shellDistribute(ctx, node, bundleOf(plan, undoFiles, [], true), {
+    scope: 'local',
+    op: 'undo',
+    streamStep: STEPS.overlayJoin,
+  });
+  if (r.outcome === 'failed')
+    throw new Error(`overlay "${plan.overlay}": undo on "${node.metadata.name}": ${r.error}`);
+  await ctx.store.deleteRecords(PUSHED_COLLECTION, [pushedKey(plan.overlay, node.metadata.name)]);
+  await ctx.resources.patchStatus<OverlayNodeStatus>('Node', node.metadata.name, (s) => {
+    // Only this overlay's section goes; a node on another overlay keeps its global address there.
+    if (s.overlay?.overlay !== plan.overlay) return undefined;
+    const { overlay: _o, ...rest } = s;
+    return dropState && rest.state >= 5 ? { ...rest, state: 4, phase: 'Provisioning' } : rest;
+  });
+  ctx.hub?.record({
+    kind: 'Node',
+    name: node.metadata.name,
+    source: 'overlay-manager',
+    step: STEPS.overlayJoin,
+    reason: 'OverlayLeft',
+    message: `left overlay "${plan.overlay}": its tunnel is down and its key removed from the node`,
+  });
+}
+
+/**
+ * What the overlay manager does with each fresh plan: members that already joined (their Node has
+ * `status.overlay`) get a changed plan; leavers still known as Nodes run their undo. Nodes that have not
+ * joined yet are left to their own `overlay.join` step.
+ */
+export async function pushPlan(ctx: Ctx, plan: OverlayPlan): Promise<void> {
+  const problems: string[] = [];
+  for (const m of plan.members) {
+    const node = await ctx.resources.get<NodeResource>('Node', m.node);
+    if ((node?.status as OverlayNodeStatus | undefined)?.overlay?.overlay !== plan.overlay) continue;
+    await pushMember(ctx, plan, node!, false).catch((e) => problems.push((e as Error).message));
+  }
+  for (const l of plan.leaving) {
+    const node = await ctx.resources.get<NodeResource>('Node', l.node);
+    const st = node?.status as OverlayNodeStatus | undefined;
+    const pushed = await ctx.store.getRecord(PUSHED_COLLECTION, pushedKey(plan.overlay, l.node));
+    // Gone, or never given this overlay: there is nothing on the node to undo.
+    if (!node || (!pushed && st?.overlay?.overlay !== plan.overlay)) continue;
+    await leaveNode(ctx, plan, node, l.files, true).catch((e) => problems.push((e as Error).message));
+  }
+  if (problems.length) throw new Error(problems.join('; '));
+}
+
+/** The Overlay whose address is the node's global one: the first by name that selects it. */
+async function primaryOverlay(ctx: Ctx, node: NodeResource): Promise<OverlayResource | undefined> {
+  return (await overlaysOf(ctx, node)).sort((a, b) => a.metadata.name.localeCompare(b.metadata.name))[0];
+}
+
+export function overlayJoinStep(deps: OverlayStepDeps = {}): Step {
+  return {
+    name: STEPS.overlayJoin,
+    description: 'join the overlay VPN over SSH (local scope) and reach the node over its overlay address',
+    timeoutMs: 15 * 60_000,
+
+    async check(ctx: StepContext): Promise<boolean> {
+      const node = ctx.node;
+      const overlay = await primaryOverlay(ctx, node);
+      if (!overlay) return false;
+      const member = (overlay.status as OverlayStatus | undefined)?.members?.[node.metadata.name];
+      if (member?.state !== 'active') return false;
+      const st = (node.status ?? {}) as OverlayNodeStatus;
+      const probe = {
+        ...node,
+        status: { ...st, overlay: { ...st.overlay, address: member.address } },
+      } as NodeResource;
+      const r = await shellRun(ctx, probe, 'true', { scope: 'global', timeoutMs: 15_000 }).catch(
+        (e: Error) => ({ code: -1, error: e.message }),
+      );
+      if (r.code !== 0) {
+        // Worth a line only once the action has pushed the overlay (the first check always fails).
+        if (node.status?.step?.name === STEPS.overlayJoin && node.status.step.attempts > 0)
+          ctx.record(
+            'OverlayUnreachable',
+            `not reached over ${member.address} yet: ${r.error ?? `exit ${r.code}`}`,
+          );
+        return false;
+      }
+      if (st.overlay?.address !== member.address || st.overlay.overlay !== overlay.metadata.name) {
+        const joined: NodeOverlayStatus = {
+          address: member.address,
+          overlay: overlay.metadata.name,
+          provider: overlay.spec.provider,
+          joinedAt: new Date().toISOString(),
+        };
+        await ctx.resources.patchStatus<OverlayNodeStatus>('Node', node.metadata.name, (s) => ({
+          ...s,
+          overlay: joined,
+        }));
+        ctx.record(
+          'OverlayReached',
+          `Strata reaches the node over overlay "${joined.overlay}" at ${joined.address}: global scope from now on`,
+          { ...joined },
+        );
+      }
+      return true;
+    },
+
+    async action(ctx: StepContext) {
+      const node = ctx.node;
+      const overlays = await overlaysOf(ctx, node);
+      if (!overlays.length)
+        return {
+          status: 'waiting',
+          message: `no Overlay selects this node: give it the labels of an Overlay's spec.selector (labels now: ${JSON.stringify(node.metadata.labels ?? {})})`,
+        };
+      const pinned = node.spec.providers.overlay;
+      for (const o of overlays) {
+        if (pinned && o.spec.provider !== pinned)
+          throw new Error(
+            `spec.providers.overlay is "${pinned}" but Overlay "${o.metadata.name}" is ${o.spec.provider}: change one of them`,
+          );
+        const plan = await reconcileOverlay(ctx, o.metadata.name);
+        if (!plan) continue;
+        deps.lighthouse?.update(plan);
+        if (!plan.members.some((m) => m.node === node.metadata.name))
+          return {
+            status: 'waiting',
+            message: `overlay "${o.metadata.name}" has no plan for this node yet: ${plan.problems.join('; ') || 'no address'}`,
+            recheckAfterMs: 10_000,
+          };
+        await pushMember(ctx, plan, node, true);
+      }
+      return { status: 'done', message: 'overlay configured on the node' };
+    },
+
+    async undo(ctx: StepContext) {
+      const node = ctx.node;
+      for (const o of await overlaysOf(ctx, node)) {
+        const plan = await reconcileOverlay(ctx, o.metadata.name);
+        const m = plan?.members.find((x) => x.node === node.metadata.name);
+        if (plan && m) await leaveNode(ctx, plan, node, m.files, false);
+      }
+      // Not selected any more (or the Overlay is gone): what remains is the status section.
+      await ctx.resources.patchStatus<OverlayNodeStatus>('Node', node.metadata.name, (s) => {
+        if (!s.overlay) return undefined;
+        const { overlay: _o, ...rest } = s;
+        return rest;
+      });
+    },
+  };
+}
