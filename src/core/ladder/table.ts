@@ -32,10 +32,11 @@ export type StepChoice =
   | { kind: 'gap'; why: string }
   | { kind: 'unsupported'; why: string };
 
-/** The highest state whose step into it exists: the API refuses target states above it. */
+/** The highest state a node can reach (every step below it exists): the API refuses target states above it. */
 export function highestImplementedState(table: LadderTable): number {
+  // What a node can reach: the climb stops at the first state without a step, whatever lies above it.
   let top = 0;
-  for (const row of table) if (Object.keys(row.steps).length && row.state > top) top = row.state;
+  while (table.some((r) => r.state === top + 1 && Object.keys(r.steps).length)) top++;
   return top;
 }
 
