@@ -5,6 +5,8 @@
  * write them. Everything is stopped and removed in the suite's `after`.
  */
 import { randomBytes } from 'node:crypto';
+import { copyFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { setLogLevel } from '../../src/core/log.ts';
 import { type Platform, startPlatform } from '../../src/platform.ts';
 import type { Cleanup } from './services.ts';
@@ -37,6 +39,7 @@ export interface SseStream {
 
 export interface TestApi {
   platform: Platform;
+  dataDir: string;
   url: string;
   token: string;
   call(
@@ -50,12 +53,16 @@ export interface TestApi {
 
 export async function startApi(
   t: Cleanup,
-  opts: { database?: string; changeLogKeep?: number } = {},
+  /** `sharesSecretsWith`: another manager on the same database needs the same secret key. */
+  opts: { database?: string; changeLogKeep?: number; sharesSecretsWith?: TestApi } = {},
 ): Promise<TestApi> {
   setLogLevel('error');
   const token = `api-test-${randomBytes(8).toString('hex')}`;
+  const dataDir = tempDir(t, 'strata-api-');
+  if (opts.sharesSecretsWith)
+    copyFileSync(join(opts.sharesSecretsWith.dataDir, 'secret.key'), join(dataDir, 'secret.key'));
   const platform = await startPlatform({
-    dataDir: tempDir(t, 'strata-api-'),
+    dataDir,
     manager: true,
     roles: [],
     listen: '127.0.0.1:0',
@@ -71,6 +78,7 @@ export async function startApi(
   const url = `http://127.0.0.1:${platform.address!.port}`;
   return {
     platform,
+    dataDir,
     url,
     token,
     call: (method, path, body, o = {}) =>

@@ -436,7 +436,7 @@ for (const driver of drivers) {
     it('with PostgreSQL, a watch on one manager sees what another manager sharing the database writes', {
       skip: driver.name === 'postgres' ? false : 'one manager per SQLite file',
     }, async () => {
-      const other = await startApi(t, { database: db!.url });
+      const other = await startApi(t, { database: db!.url, sharesSecretsWith: api });
       const watch = await api.stream(
         `/api/v1/stream?kind=Node&name=elsewhere&resourceVersion=${await api.platform.store.version()}`,
       );
