@@ -30,7 +30,8 @@ const skip =
         ? 'qemu-system-x86 is not installed (scripts/setup.sh installs it)'
         : false;
 const MIN = 60_000;
-const LAB_NETNS = process.env.STRATA_LAB_NETNS ?? 'strata-lab';
+/** A lab namespace of this run's own, as in ladder.test.ts: no other instance on the machine can stop it. */
+const LAB_NETNS = `stlab5-${process.pid % 100000}`;
 const VMS = ['lab-1', 'lab-2'];
 
 interface NodeJson {
@@ -99,10 +100,14 @@ describe('lab: blank VMs climb to state 5 on a Nebula overlay', { skip, timeout:
 
   before(async () => {
     strata = await startStrata(t, {
-      env: { STRATA_HOST_NETNS: currentNetns(), STRATA_OVERLAY_NETNS: LAB_NETNS },
+      env: {
+        STRATA_HOST_NETNS: currentNetns(),
+        STRATA_OVERLAY_NETNS: LAB_NETNS,
+        STRATA_LAB_NETNS: LAB_NETNS,
+      },
     });
     t.after(async () => {
-      await strata.cli(['lab', 'down']).catch(() => {});
+      await strata.cli(['lab', 'down'], { env: { STRATA_LAB_NETNS: LAB_NETNS } }).catch(() => {});
     });
   });
 
@@ -121,9 +126,7 @@ describe('lab: blank VMs climb to state 5 on a Nebula overlay', { skip, timeout:
   }, async () => {
     const up = await strata.cli(
       ['lab', 'up', '--nodes', '2', '--firmware', 'bios', '--target', '5', '--no-wait'],
-      {
-        timeoutMs: 30 * MIN,
-      },
+      { timeoutMs: 30 * MIN, env: { STRATA_LAB_NETNS: LAB_NETNS } },
     );
     assert.equal(up.code, 0, up.stderr);
     const applied = await strata.cli(['apply', '-f', join(ROOT, 'examples/overlay.yaml')]);
