@@ -379,6 +379,11 @@ export async function startBootManager(ctx: ManagerContext): Promise<() => Promi
   ctx.engine.register(firmwareStep);
   ctx.engine.register(ipxeStep);
   const subs = [
+    // Workers ask for the segments when they start (and after a restart of either side): without this
+    // answer a restarted `strata up` would serve no Network until one changed.
+    await ctx.transport.serve<Record<string, never>, NetworkPlacement[]>(subjects.networks, () =>
+      placements(ctx),
+    ),
     await ctx.transport.serve<{ network: string }, BootConfig>(subjects.config, (q) =>
       buildConfig(ctx, q.network),
     ),

@@ -120,13 +120,16 @@ export async function superviseBootWorkers(ctx: WorkerContext): Promise<{ stop()
     chain = chain.then(() => sync(ps)).catch((err) => ctx.log.error('boot supervisor', { err }));
   };
   const sub = await ctx.transport.subscribe<NetworkPlacement[]>(subjects.networksChanged, enqueue);
+  // The manager may start later (split over NATS) or be restarting: keep asking until it answers.
   const initial = async () => {
-    for (let i = 0; i < 30 && !stopped; i++) {
+    for (let i = 0; !stopped; i++) {
       try {
         enqueue(await ctx.transport.request(subjects.networks, {}, { timeout: 5000 }));
         return;
-      } catch {
-        await new Promise((r) => setTimeout(r, 1000));
+      } catch (err) {
+        if (i === 5)
+          ctx.log.warn('no boot manager answers yet; still asking', { subject: subjects.networks, err });
+        await new Promise((r) => setTimeout(r, Math.min(10_000, 500 * 2 ** Math.min(i, 5))).unref());
       }
     }
   };

@@ -14,7 +14,7 @@ import { join } from 'node:path';
 import { readBody } from '../core/http.ts';
 import type { Logger } from '../core/log.ts';
 import { seconds } from '../core/resources/fields.ts';
-import type { Transport } from '../core/transport/types.ts';
+import type { Subscription, Transport } from '../core/transport/types.ts';
 import { defaultBootPolicy } from '../dhcp/pxe.ts';
 import { DhcpServer } from '../dhcp/server.ts';
 import { UdpTransport } from '../dhcp/transport.ts';
@@ -72,7 +72,14 @@ export async function startBootWorker(o: BootWorkerOptions): Promise<BootWorker>
   }
 
   await ensureLocalBootEfi(ipxeDir, log);
-  const stoppers: (() => Promise<void>)[] = [];
+  /** The segment's sockets (closed first, together) and the transport registrations (then, bounded). */
+  const servers: (() => Promise<void>)[] = [];
+  const registrations: Subscription[] = [];
+  const stop = async () => {
+    await Promise.allSettled(servers.map((s) => s()));
+    // A parent that is gone or stuck must not hold the worker: its side drops these when the pipe ends.
+    await Promise.race([Promise.allSettled(registrations.map((r) => r.unsubscribe())), delay(1000)]);
+  };
 
   // DHCP
   let dhcp: DhcpServer | undefined;
@@ -164,7 +171,7 @@ export async function startBootWorker(o: BootWorkerOptions): Promise<BootWorker>
     dhcp = d;
   };
   await startDhcp();
-  stoppers.push(async () => dhcp?.stop());
+  servers.push(async () => dhcp?.stop());
 
   // DNS
   const zone = new ZoneData({ zone: spec.dns.zone, nsAddress: server });
@@ -180,7 +187,7 @@ export async function startBootWorker(o: BootWorkerOptions): Promise<BootWorker>
       logger: log,
     });
     await dns.start();
-    stoppers.push(() => dns.stop());
+    servers.push(() => dns.stop());
   }
 
   // TFTP
@@ -210,7 +217,7 @@ export async function startBootWorker(o: BootWorkerOptions): Promise<BootWorker>
       },
     });
     await tftp.start();
-    stoppers.push(() => tftp.stop());
+    servers.push(() => tftp.stop());
   }
 
   // HTTP: boot scripts, artifacts, and the installer's calls relayed to the manager.
@@ -273,7 +280,7 @@ export async function startBootWorker(o: BootWorkerOptions): Promise<BootWorker>
     http.once('error', reject);
     http.listen(spec.boot.httpPort, server, () => resolve());
   });
-  stoppers.push(
+  servers.push(
     () =>
       new Promise<void>((r) => {
         http.closeAllConnections();
@@ -283,7 +290,7 @@ export async function startBootWorker(o: BootWorkerOptions): Promise<BootWorker>
 
   // The segment's remote shell: SSH with a pinned host key, from where the nodes are reachable.
   const shell = await transport.serve<ShellRequest, ShellResult>(subjects.shell(network), runSsh);
-  stoppers.push(() => shell.unsubscribe());
+  registrations.push(shell);
 
   // Configuration changes: new reservations restart DHCP (leases are in the store), DNS swaps its table.
   const sub = await transport.subscribe<BootConfig>(subjects.configChanged(network), (next) => {
@@ -300,14 +307,14 @@ export async function startBootWorker(o: BootWorkerOptions): Promise<BootWorker>
         .catch((err) => log.error('DHCP restart failed', { err }));
     }
   });
-  stoppers.push(() => sub.unsubscribe());
+  registrations.push(sub);
   log.info('boot worker ready', { network, server, http: httpBase, dhcp: spec.dhcp.mode });
 
-  return {
-    async stop() {
-      for (const s of stoppers.reverse()) await s().catch(() => {});
-    },
-  };
+  return { stop };
+}
+
+function delay(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms).unref());
 }
 
 /** GRUB's EFI modules (Debian's grub-efi-amd64-bin). */

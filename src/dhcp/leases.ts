@@ -346,7 +346,7 @@ export class LeaseStore {
   }
 
   private flush(): void {
-    if (this.dirty.size === 0 && this.waiters.length === 0) return;
+    if (this.closed || (this.dirty.size === 0 && this.waiters.length === 0)) return;
     const batch = [...this.dirty.values()];
     const waiters = this.waiters;
     this.dirty = new Map();
@@ -376,19 +376,33 @@ export class LeaseStore {
     });
   }
 
-  /** Waits until every change so far is written (or failed). */
-  async drain(): Promise<void> {
+  /** Waits until every change so far is written (or failed), or until `deadline` (epoch ms) passes. */
+  async drain(deadline = Number.POSITIVE_INFINITY): Promise<void> {
     for (let i = 0; i < 100 && (this.inflight || this.scheduled || this.dirty.size); i++) {
-      if (this.inflight) await this.inflight;
+      const left = deadline - Date.now();
+      if (left <= 0) return;
+      if (this.inflight) await Promise.race([this.inflight, sleep(left)]);
       else if (this.dirty.size && !this.scheduled) this.flush();
       else await new Promise((r) => setImmediate(r));
     }
   }
 
-  async close(): Promise<void> {
-    await this.drain();
+  /**
+   * Writes what it can within `timeoutMs`, then stops for good: no retry after close, and binds still
+   * waiting are rejected (their ACKs are never sent, so no client holds an address the store lacks). A
+   * stopping worker must not linger on a batch its manager cannot take.
+   */
+  async close(timeoutMs = Number.POSITIVE_INFINITY): Promise<void> {
+    await this.drain(Date.now() + timeoutMs);
     this.closed = true;
+    const waiters = this.waiters;
+    this.waiters = [];
+    for (const w of waiters) w.reject(new Error('lease store closed'));
   }
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, Math.min(ms, 2 ** 31 - 1)).unref());
 }
 
 function toLease(pool: Pool, r: Rec): Lease {

@@ -149,6 +149,7 @@ export class DhcpServer {
   private readonly authoritative: boolean;
   private readonly mPacketsByType = new Map<number, ReturnType<typeof mPackets.labels>>();
   private started = false;
+  private stopping = false;
 
   constructor(config: DhcpServerConfig, deps: DhcpServerDeps) {
     this.config = config;
@@ -206,14 +207,21 @@ export class DhcpServer {
     this.log.info('dhcp worker started', { mode: this.config.mode, ports, leases: loaded });
   }
 
-  async stop(): Promise<void> {
+  /**
+   * Stops answering, gives the lease batch in flight up to `drainMs` to land (so the ACKs waiting on it
+   * still go out), then closes the sockets. Bounded: a manager that cannot take the batch does not keep
+   * the segment's port.
+   */
+  async stop(drainMs = 2000): Promise<void> {
+    this.stopping = true;
+    await this.store.close(drainMs);
     if (this.started) await this.deps.transport.close();
     this.started = false;
-    await this.store.close();
   }
 
   /** Entry point for one datagram. Never throws. */
   handle(msg: Buffer, from: RemoteInfo, localPort: number): void {
+    if (this.stopping) return;
     this.stats.received++;
     let p: DhcpPacket;
     try {
