@@ -8,7 +8,7 @@ import type { AddressInfo } from 'node:net';
 import type { EventHub } from '../core/events.ts';
 import { type RouteContext, Router, readBody, sendError, sendJson } from '../core/http.ts';
 import type { Logger } from '../core/log.ts';
-import { counter, histogram, registry } from '../core/metrics.ts';
+import { counter, histogram, registry, renderMetrics } from '../core/metrics.ts';
 import { invalid, StrataError } from '../core/resources/errors.ts';
 import { allKinds, resolveKind } from '../core/resources/kinds.ts';
 import { loadManifest, loadManifests, validateDocument } from '../core/resources/manifest.ts';
@@ -66,7 +66,7 @@ export class ApiServer {
       'GET',
       '/metrics',
       async ({ res }) => {
-        const text = await registry.metrics();
+        const text = await renderMetrics();
         res.writeHead(200, { 'content-type': registry.contentType });
         res.end(text);
       },

@@ -7,7 +7,9 @@
  */
 import { parseArgs } from 'node:util';
 import { createLogger } from '../core/log.ts';
+import { registry } from '../core/metrics.ts';
 import { PipeTransport } from '../core/transport/pipe.ts';
+import { subjects } from './protocol.ts';
 import { type BootWorker, startBootWorker } from './worker.ts';
 
 const { values } = parseArgs({ options: { network: { type: 'string' }, 'data-dir': { type: 'string' } } });
@@ -47,6 +49,9 @@ try {
     log,
   });
   if (stopping) await worker.stop();
+  // This process's protocol counters reach the manager's /metrics through here, labelled by network.
+  registry.setDefaultLabels({ network: values.network });
+  await transport.serve(subjects.metrics(values.network), async () => registry.getMetricsAsJSON());
 } catch (err) {
   log.error('boot worker failed to start', { err });
   process.exit(1);

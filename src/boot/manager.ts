@@ -10,11 +10,20 @@ import type { NodeResource, NodeStatus } from '../core/kinds/node.ts';
 import type { ProfileResource } from '../core/kinds/profile.ts';
 import type { Step } from '../core/ladder/step.ts';
 import type { ManagerContext } from '../core/layer.ts';
+import { addMetricsSource, type MetricsJson } from '../core/metrics.ts';
 import { API_VERSION } from '../core/resources/types.ts';
 import type { BootScriptResult } from '../ipxe/http.ts';
 import { renderBootScript, renderErrorScript } from '../ipxe/script.ts';
-import type { BootConfig, BootReport, BootScriptRequest, Lease, NetworkPlacement } from './protocol.ts';
+import type {
+  BootConfig,
+  BootReport,
+  BootScriptRequest,
+  Lease,
+  NetworkPlacement,
+  WorkerStatus,
+} from './protocol.ts';
 import { subjects } from './protocol.ts';
+import { recordPool, recordWorkerStatus } from './status.ts';
 import { hashToken, INSTALL_TOKENS } from './tokens.ts';
 
 const SOURCE = 'boot-manager';
@@ -158,6 +167,7 @@ async function patchBoot(
 }
 
 async function onReport(ctx: ManagerContext, r: BootReport): Promise<void> {
+  if (r.kind === 'pool') return recordPool(ctx, r);
   if (r.kind === 'dhcp') {
     let node = await nodeByMac(ctx, r.mac);
     if (!node && r.isPXE && r.type === 'DISCOVER') {
@@ -406,7 +416,26 @@ export async function startBootManager(ctx: ManagerContext): Promise<() => Promi
     await ctx.transport.subscribe<BootReport>(subjects.report, (r) => {
       void onReport(ctx, r).catch((err) => ctx.log.warn('boot report not recorded', { err }));
     }),
+    await ctx.transport.subscribe<WorkerStatus>(subjects.workerStatus, (s) => {
+      void recordWorkerStatus(ctx, s).catch((err) => ctx.log.warn('worker status not recorded', { err }));
+    }),
   ];
+  // The protocol counters of every segment's worker process, at each scrape of /metrics.
+  const offMetrics = addMetricsSource(async () => {
+    const nets = await ctx.resources.list('Network');
+    const got = await Promise.all(
+      nets.map((n) =>
+        ctx.transport
+          .request<Record<string, never>, MetricsJson>(
+            subjects.metrics(n.metadata.name),
+            {},
+            { timeout: 2000 },
+          )
+          .catch(() => undefined),
+      ),
+    );
+    return got.filter((m): m is MetricsJson => Array.isArray(m));
+  });
   // Workers get a fresh configuration whenever nodes or networks change.
   let timer: NodeJS.Timeout | undefined;
   const off = ctx.hub.onChange((ev) => {
@@ -422,6 +451,7 @@ export async function startBootManager(ctx: ManagerContext): Promise<() => Promi
   });
   return async () => {
     off();
+    offMetrics();
     clearTimeout(timer);
     for (const s of subs) await s.unsubscribe();
   };

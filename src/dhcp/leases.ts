@@ -1,7 +1,7 @@
 /**
  * Address pools and leases of a DHCP worker: allocation (reservations first, then the client's previous
  * address, then the requested one, then never-used addresses, then the longest-expired), offers held for
- * a short time, declined addresses quarantined (probe-free conflict avoidance: we cannot ARP-probe from
+ * a short time (and reclaimed oldest first when the pool runs short), declined addresses quarantined (probe-free conflict avoidance: we cannot ARP-probe from
  * Node, so an address a client declined is not handed out again until the quarantine ends), and
  * persistence through an injected {@link LeaseBackend} with group commit: changes are collected and
  * written as one batch per write, the next batch filling while the previous write runs. A bind resolves
@@ -138,6 +138,23 @@ export class Pool {
       } else if (r.mac === mac && this.available(ip, mac, now)) return ip;
     }
     return best;
+  }
+
+  /**
+   * The address of the oldest offer still held for another client, or 0. When the pool is short, held
+   * offers are reclaimed oldest first, so a burst of more MACs than addresses cannot lock new clients out
+   * for a whole hold time; a client whose offer was taken is NAKed if it asks, and starts over.
+   */
+  oldestOffer(mac: string, now: number): number {
+    let ip = 0;
+    let oldest = Number.POSITIVE_INFINITY;
+    for (const r of this.byIp.values()) {
+      if (r.state !== 'offered' || r.mac === mac || !Pool.active(r, now) || r.updatedAt >= oldest) continue;
+      if (this.reservedIps.has(r.ip) || !this.inRange(r.ip)) continue;
+      ip = r.ip;
+      oldest = r.updatedAt;
+    }
+    return ip;
   }
 
   private at(idx: number): number {

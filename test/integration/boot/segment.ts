@@ -102,12 +102,21 @@ export async function strataWithNetwork(
   return { set, seg, strata };
 }
 
-/** perfdhcp 4-way exchanges from many MACs in `ns`, for `seconds`. */
-export function perfdhcp(set: NetnsSet, ns: string, rate: number, clients: number, seconds: number) {
-  return set.exec(
-    ns,
-    'perfdhcp',
-    ['-4', '-r', String(rate), '-R', String(clients), '-p', String(seconds), '-l', 'eth0'],
-    { timeoutMs: (seconds + 15) * 1000 },
-  );
+/**
+ * perfdhcp from `ns` (which needs an address of its own, outside the pool: `loadAddress`) simulating
+ * `clients` MACs at `rate` exchanges/s for `seconds`; `discoverOnly` stops each at the OFFER.
+ */
+export function perfdhcp(
+  set: NetnsSet,
+  ns: string,
+  o: { rate: number; clients: number; seconds: number; discoverOnly?: boolean },
+) {
+  const args = ['-4', '-r', String(o.rate), '-R', String(o.clients), '-p', String(o.seconds), '-l', 'eth0'];
+  if (o.discoverOnly) args.push('-i');
+  return set.exec(ns, 'perfdhcp', args, { timeoutMs: (o.seconds + 15) * 1000 });
+}
+
+/** Gives load client `ns` the address PREFIX.2 (perfdhcp sends from an address of its own). */
+export function loadAddress(set: NetnsSet, seg: Segment, ns: string): void {
+  set.addr(ns, 'eth0', `${seg.prefix}.2/24`);
 }
