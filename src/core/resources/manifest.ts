@@ -54,7 +54,20 @@ export function parseManifestText(text: string, file?: string): { docs: unknown[
       });
       return;
     }
-    const v = d.toJS();
+    let v: unknown;
+    try {
+      // Parsing succeeded, but building values can still fail: an alias to no anchor (`*x`), or aliases
+      // past yaml's expansion limit (a "billion laughs" document).
+      v = d.toJS();
+    } catch (err) {
+      issues.push({
+        file,
+        resource: `document ${i + 1}`,
+        path: '',
+        message: `not valid YAML/JSON: ${(err as Error).message}`,
+      });
+      return;
+    }
     if (v === null || v === undefined) return;
     if (typeof v === 'object' && !Array.isArray(v) && (v as { kind?: unknown }).kind === 'List') {
       docs.push(...(((v as { items?: unknown[] }).items ?? []) as unknown[]));
