@@ -255,7 +255,11 @@ const answers: FuzzTarget<{
     release: fc.oneof(fc.constant('bookworm'), word),
   }),
   fromSeed: (b) => ({
-    kind: 'preseed',
+    kind: b.toString('utf8').startsWith('#cloud-config')
+      ? 'cloud-init'
+      : b.includes('%packages')
+        ? 'kickstart'
+        : 'preseed',
     template: b.toString('utf8'),
     hostname: 'node-1',
     script: 'echo hi',
