@@ -17,6 +17,8 @@ if (!values.network || !values['data-dir']) {
   process.stderr.write('usage: main.ts --network NAME --data-dir DIR\n');
   process.exit(2);
 }
+// stderr is a pipe to the parent too: once the parent is gone, logging must not kill a worker that stops.
+process.stderr.on('error', () => {});
 const log = createLogger({ component: 'boot-worker', network: values.network });
 const transport = new PipeTransport();
 /** Longest a stopping worker may take: well inside the supervisor's grace before it sends SIGKILL. */
