@@ -46,8 +46,6 @@ export interface BootWorkerOptions {
   log: Logger;
   /** Production opt-in for a segment served from the host's own namespace (see src/dhcp/guard.ts). */
   allowHostNamespace?: boolean;
-  /** How to name where the worker runs in errors (default: the Network's namespace). */
-  namespaceLabel?: string;
 }
 
 export interface BootWorker {
@@ -88,7 +86,7 @@ async function serveSegment(
   const server = spec.serverAddress;
   const httpBase = `http://${server}:${spec.boot.httpPort}`;
   const report = (r: BootReport) => void transport.publish(subjects.report, r).catch(() => {});
-  checkInterface(spec, o.namespaceLabel ?? spec.namespace);
+  checkInterface(spec, spec.namespace);
 
   // iPXE binaries next to the artifacts, so TFTP and HTTP Boot serve them from one place.
   const artifacts = join(o.dataDir, 'artifacts');
