@@ -14,7 +14,7 @@ import type { AddressInfo, Socket } from 'node:net';
 import type { EventHub } from '../core/events.ts';
 import { parseJsonBody, type RouteContext, Router, routeContext, sendError, sendJson } from '../core/http.ts';
 import type { Logger } from '../core/log.ts';
-import { counter, histogram, registry } from '../core/metrics.ts';
+import { counter, histogram, registry, renderMetrics } from '../core/metrics.ts';
 import { invalid, StrataError } from '../core/resources/errors.ts';
 import { allKinds, type KindDef, resolveKind } from '../core/resources/kinds.ts';
 import { readManifests, validateDocument } from '../core/resources/manifest.ts';
@@ -161,7 +161,7 @@ export class ApiServer {
       'GET',
       '/metrics',
       async ({ res }) => {
-        const text = await registry.metrics();
+        const text = await renderMetrics();
         res.writeHead(200, { 'content-type': registry.contentType });
         res.end(text);
       },

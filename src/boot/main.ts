@@ -1,26 +1,60 @@
 /**
  * Entry of a boot worker child process: started by the supervisor inside a segment's network namespace,
- * it talks to its parent over stdin/stdout (so it logs to stderr only) and serves that one segment.
+ * it talks to its parent over stdin/stdout (so it logs to stderr only) and serves that one segment. It
+ * lives exactly as long as its parent: it leaves, within a bounded time, on a signal or as soon as the
+ * pipe to the parent ends in any way, so a stopped or killed `strata up` never leaves a worker holding
+ * the segment's ports.
  */
 import { parseArgs } from 'node:util';
 import { createLogger } from '../core/log.ts';
-import { exitWithParent, PipeTransport } from '../core/transport/pipe.ts';
-import { startBootWorker } from './worker.ts';
+import { registry } from '../core/metrics.ts';
+import { PipeTransport } from '../core/transport/pipe.ts';
+import { subjects } from './protocol.ts';
+import { type BootWorker, startBootWorker } from './worker.ts';
 
 const { values } = parseArgs({ options: { network: { type: 'string' }, 'data-dir': { type: 'string' } } });
 if (!values.network || !values['data-dir']) {
   process.stderr.write('usage: main.ts --network NAME --data-dir DIR\n');
   process.exit(2);
 }
+// stderr is a pipe to the parent too: once the parent is gone, logging must not kill a worker that stops.
+process.stderr.on('error', () => {});
 const log = createLogger({ component: 'boot-worker', network: values.network });
 const transport = new PipeTransport();
-const worker = await startBootWorker({
-  network: values.network,
-  transport,
-  dataDir: values['data-dir'],
-  log,
-}).catch((err) => {
+/** Longest a stopping worker may take: well inside the supervisor's grace before it sends SIGKILL. */
+const STOP_DEADLINE_MS = 3000;
+let worker: BootWorker | undefined;
+let stopping = false;
+const stop = async (why: string) => {
+  if (stopping) return;
+  stopping = true;
+  log.info('boot worker stopping', { why });
+  setTimeout(() => {
+    log.warn('boot worker did not stop in time; exiting anyway', { afterMs: STOP_DEADLINE_MS });
+    process.exit(0);
+  }, STOP_DEADLINE_MS).unref();
+  await worker?.stop();
+  await transport.close();
+  process.exit(0);
+};
+process.once('SIGTERM', () => void stop('SIGTERM'));
+process.once('SIGINT', () => void stop('SIGINT'));
+// The parent is gone however the pipe ended: EOF on stdin (it exited or was killed), a write error on
+// stdout (it stopped reading), or the parent closed the bridge.
+void transport.closed.then(() => stop('the parent closed the pipe'));
+
+try {
+  worker = await startBootWorker({
+    network: values.network,
+    transport,
+    dataDir: values['data-dir'],
+    log,
+  });
+  if (stopping) await worker.stop();
+  // This process's protocol counters reach the manager's /metrics through here, labelled by network.
+  registry.setDefaultLabels({ network: values.network });
+  await transport.serve(subjects.metrics(values.network), async () => registry.getMetricsAsJSON());
+} catch (err) {
   log.error('boot worker failed to start', { err });
   process.exit(1);
-});
-exitWithParent(transport, () => worker.stop());
+}

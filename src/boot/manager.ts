@@ -10,14 +10,22 @@ import type { ProfileResource } from '../core/kinds/profile.ts';
 import type { Step } from '../core/ladder/step.ts';
 import type { ManagerContext } from '../core/layer.ts';
 import { cleanText, KeyedBucket } from '../core/limits.ts';
-import { counter } from '../core/metrics.ts';
+import { addMetricsSource, counter, type MetricsJson } from '../core/metrics.ts';
 import { seconds } from '../core/resources/fields.ts';
 import { API_VERSION } from '../core/resources/types.ts';
 import type { BootScriptResult } from '../ipxe/http.ts';
 import { renderBootScript, renderErrorScript } from '../ipxe/script.ts';
 import { STEPS } from '../ladder.ts';
-import type { BootConfig, BootReport, BootScriptRequest, Lease, NetworkPlacement } from './protocol.ts';
+import type {
+  BootConfig,
+  BootReport,
+  BootScriptRequest,
+  Lease,
+  NetworkPlacement,
+  WorkerStatus,
+} from './protocol.ts';
 import { subjects } from './protocol.ts';
+import { recordPool, recordWorkerStatus } from './status.ts';
 import { INSTALL_ATTEMPTS, type InstallAttempt, issueInstallToken } from './tokens.ts';
 
 const SOURCE = 'boot-manager';
@@ -254,7 +262,7 @@ async function patchBoot(
 }
 
 /** Strings a packet or request carried, made safe to store and print (see cleanText). */
-function sanitizeReport(r: BootReport): BootReport {
+function sanitizeReport(r: Exclude<BootReport, { kind: 'pool' }>): Exclude<BootReport, { kind: 'pool' }> {
   const c = (s: string | undefined, max: number) => (s === undefined ? undefined : cleanText(s, max));
   const opt = <K extends string>(k: K, v: string | undefined) => (v === undefined ? {} : { [k]: v });
   if (r.kind === 'dhcp') {
@@ -273,6 +281,7 @@ function sanitizeReport(r: BootReport): BootReport {
 }
 
 async function onReport(ctx: ManagerContext, report: BootReport): Promise<void> {
+  if (report.kind === 'pool') return recordPool(ctx, report);
   const r = sanitizeReport(report);
   if (r.kind === 'dhcp') {
     let node = await nodeByMac(ctx, r.mac);
@@ -533,6 +542,11 @@ async function placements(ctx: ManagerContext): Promise<NetworkPlacement[]> {
 
 export async function startBootManager(ctx: ManagerContext): Promise<() => Promise<void>> {
   const subs = [
+    // Workers ask for the segments when they start (and after a restart of either side): without this
+    // answer a restarted `strata up` would serve no Network until one changed.
+    await ctx.transport.serve<Record<string, never>, NetworkPlacement[]>(subjects.networks, () =>
+      placements(ctx),
+    ),
     await ctx.transport.serve<{ network: string }, BootConfig>(subjects.config, (q) =>
       buildConfig(ctx, q.network),
     ),
@@ -559,7 +573,26 @@ export async function startBootManager(ctx: ManagerContext): Promise<() => Promi
     await ctx.transport.subscribe<BootReport>(subjects.report, (r) => {
       void onReport(ctx, r).catch((err) => ctx.log.warn('boot report not recorded', { err }));
     }),
+    await ctx.transport.subscribe<WorkerStatus>(subjects.workerStatus, (s) => {
+      void recordWorkerStatus(ctx, s).catch((err) => ctx.log.warn('worker status not recorded', { err }));
+    }),
   ];
+  // The protocol counters of every segment's worker process, at each scrape of /metrics.
+  const offMetrics = addMetricsSource(async () => {
+    const nets = await ctx.resources.list('Network');
+    const got = await Promise.all(
+      nets.map((n) =>
+        ctx.transport
+          .request<Record<string, never>, MetricsJson>(
+            subjects.metrics(n.metadata.name),
+            {},
+            { timeout: 2000 },
+          )
+          .catch(() => undefined),
+      ),
+    );
+    return got.filter((m): m is MetricsJson => Array.isArray(m));
+  });
   // Workers get a fresh configuration whenever nodes or networks change.
   let timer: NodeJS.Timeout | undefined;
   const off = ctx.hub.onChange((ev) => {
@@ -575,6 +608,7 @@ export async function startBootManager(ctx: ManagerContext): Promise<() => Promi
   });
   return async () => {
     off();
+    offMetrics();
     clearTimeout(timer);
     for (const s of subs) await s.unsubscribe();
   };

@@ -26,7 +26,21 @@ export const subjects = {
   report: 'boot.report',
   /** Request InstallHttpRequest → InstallHttpResponse (installer calls relayed by the worker). */
   install: 'install.http',
+  /** Published WorkerStatus: a segment's worker started, is serving, or failed (and why). */
+  workerStatus: 'boot.worker.status',
+  /**
+   * Request {} on a segment's worker process → its Prometheus metrics (prom-client JSON, labelled with
+   * the network), so the manager's /metrics shows the protocol counters that live in the worker.
+   */
+  metrics: (network: string) => `boot.metrics.${network}`,
 } as const;
+
+export interface WorkerStatus {
+  network: string;
+  phase: 'Starting' | 'Running' | 'Failing';
+  /** What the worker does now, or why it fails (naming the fix where it can). */
+  message?: string;
+}
 
 export interface BootConfig {
   network: string;
@@ -86,6 +100,14 @@ export type BootReport =
       error?: string;
       blksize: number;
       windowsize: number;
+    }
+  | {
+      /** Sent when the pool runs out (no address, no held offer to reclaim) and when it has one again. */
+      kind: 'pool';
+      network: string;
+      exhausted: boolean;
+      /** The MAC that found the pool empty (exhausted) or got the first address again. */
+      mac: string;
     }
   | {
       kind: 'http';

@@ -10,12 +10,13 @@ import { execFile } from 'node:child_process';
 import { copyFileSync, existsSync, mkdirSync, renameSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { createServer, type Server } from 'node:http';
-import { tmpdir } from 'node:os';
+import { networkInterfaces, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { readBody } from '../core/http.ts';
+import type { NetworkSpec } from '../core/kinds/network.ts';
 import type { Logger } from '../core/log.ts';
 import { seconds } from '../core/resources/fields.ts';
-import type { Transport } from '../core/transport/types.ts';
+import type { Subscription, Transport } from '../core/transport/types.ts';
 import { defaultBootPolicy } from '../dhcp/pxe.ts';
 import { DhcpServer } from '../dhcp/server.ts';
 import { UdpTransport } from '../dhcp/transport.ts';
@@ -33,6 +34,7 @@ import {
   type InstallHttpRequest,
   type InstallHttpResponse,
   subjects,
+  type WorkerStatus,
 } from './protocol.ts';
 
 /** Where Debian's ipxe package puts the binaries firmware fetches over TFTP. */
@@ -52,6 +54,29 @@ export interface BootWorker {
 }
 
 export async function startBootWorker(o: BootWorkerOptions): Promise<BootWorker> {
+  /** The segment's sockets (closed first, together) and the transport registrations (then, bounded). */
+  const servers: (() => Promise<void>)[] = [];
+  const registrations: Subscription[] = [];
+  const stop = async () => {
+    await Promise.allSettled(servers.map((s) => s()));
+    // A parent that is gone or stuck must not hold the worker: its side drops these when the pipe ends.
+    await Promise.race([Promise.allSettled(registrations.map((r) => r.unsubscribe())), delay(1000)]);
+  };
+  try {
+    await serveSegment(o, servers, registrations);
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+  return { stop };
+}
+
+/** Starts the segment's servers, adding each to `servers` and each registration to `registrations`. */
+async function serveSegment(
+  o: BootWorkerOptions,
+  servers: (() => Promise<void>)[],
+  registrations: Subscription[],
+): Promise<void> {
   const { transport, log, network } = o;
   let cfg = await transport.request<{ network: string }, BootConfig>(
     subjects.config,
@@ -62,6 +87,7 @@ export async function startBootWorker(o: BootWorkerOptions): Promise<BootWorker>
   const server = spec.serverAddress;
   const httpBase = `http://${server}:${spec.boot.httpPort}`;
   const report = (r: BootReport) => void transport.publish(subjects.report, r).catch(() => {});
+  checkInterface(spec, spec.namespace);
 
   // iPXE binaries next to the artifacts, so TFTP and HTTP Boot serve them from one place.
   const artifacts = join(o.dataDir, 'artifacts');
@@ -73,11 +99,11 @@ export async function startBootWorker(o: BootWorkerOptions): Promise<BootWorker>
   }
 
   await ensureLocalBootEfi(ipxeDir, log);
-  const stoppers: (() => Promise<void>)[] = [];
 
   // DHCP
   let dhcp: DhcpServer | undefined;
   let known = new Set(cfg.knownMacs);
+  let poolExhausted = false;
   const pxe = defaultBootPolicy({
     httpBase,
     files: { bios: 'undionly.kpxe', x64: spec.boot.uefiBinary },
@@ -117,6 +143,7 @@ export async function startBootWorker(o: BootWorkerOptions): Promise<BootWorker>
         dnsServers: spec.dns.servers ?? (spec.dns.enabled ? [server] : []),
         domain: spec.dns.zone,
         leaseTime: seconds(spec.dhcp.leaseTime),
+        offerHoldTime: seconds(spec.dhcp.offerHoldTime ?? 30),
         reservations: cfg.reservations,
         ports: { dhcp: spec.dhcp.port, pxe: spec.dhcp.proxyPort },
       },
@@ -138,7 +165,15 @@ export async function startBootWorker(o: BootWorkerOptions): Promise<BootWorker>
           ...(o.allowHostNamespace ? { allowHostNamespace: true } : {}),
         }),
         observer: {
-          onExchange: (e) =>
+          onExchange: (e) => {
+            // Exhaustion is a state of the segment: tell the manager when it starts and when it ends.
+            const exhausted =
+              e.note === 'pool-exhausted' ? true : e.reply === 'OFFER' ? false : poolExhausted;
+            if (exhausted !== poolExhausted) {
+              poolExhausted = exhausted;
+              if (exhausted) log.warn('DHCP pool exhausted: a client got no address', { mac: e.mac });
+              report({ kind: 'pool', network, exhausted, mac: e.mac });
+            }
             report({
               kind: 'dhcp',
               network,
@@ -156,7 +191,8 @@ export async function startBootWorker(o: BootWorkerOptions): Promise<BootWorker>
               ...(e.uuid ? { uuid: e.uuid } : {}),
               ...(e.bootFile ? { bootFile: e.bootFile } : {}),
               relayed: e.relayed,
-            }),
+            });
+          },
         },
         logger: log,
       },
@@ -165,7 +201,7 @@ export async function startBootWorker(o: BootWorkerOptions): Promise<BootWorker>
     dhcp = d;
   };
   await startDhcp();
-  stoppers.push(async () => dhcp?.stop());
+  servers.push(async () => dhcp?.stop());
 
   // DNS
   const zone = new ZoneData({ zone: spec.dns.zone, nsAddress: server });
@@ -181,7 +217,7 @@ export async function startBootWorker(o: BootWorkerOptions): Promise<BootWorker>
       logger: log,
     });
     await dns.start();
-    stoppers.push(() => dns.stop());
+    servers.push(() => dns.stop());
   }
 
   // TFTP
@@ -211,7 +247,7 @@ export async function startBootWorker(o: BootWorkerOptions): Promise<BootWorker>
       },
     });
     await tftp.start();
-    stoppers.push(() => tftp.stop());
+    servers.push(() => tftp.stop());
   }
 
   // HTTP: boot scripts, artifacts, and the installer's calls relayed to the manager.
@@ -276,7 +312,7 @@ export async function startBootWorker(o: BootWorkerOptions): Promise<BootWorker>
     http.once('error', reject);
     http.listen(spec.boot.httpPort, server, () => resolve());
   });
-  stoppers.push(
+  servers.push(
     () =>
       new Promise<void>((r) => {
         http.closeAllConnections();
@@ -286,7 +322,7 @@ export async function startBootWorker(o: BootWorkerOptions): Promise<BootWorker>
 
   // The segment's shell worker: SSH to its nodes, from where they are reachable (src/shell).
   const shell = await serveShell(transport, network, log);
-  stoppers.push(() => shell.stop());
+  registrations.push({ unsubscribe: () => shell.stop() });
 
   // Configuration changes: new reservations restart DHCP (leases are in the store), DNS swaps its table.
   const sub = await transport.subscribe<BootConfig>(subjects.configChanged(network), (next) => {
@@ -303,14 +339,44 @@ export async function startBootWorker(o: BootWorkerOptions): Promise<BootWorker>
         .catch((err) => log.error('DHCP restart failed', { err }));
     }
   });
-  stoppers.push(() => sub.unsubscribe());
+  registrations.push(sub);
   log.info('boot worker ready', { network, server, http: httpBase, dhcp: spec.dhcp.mode });
+  await transport
+    .publish<WorkerStatus>(subjects.workerStatus, {
+      network,
+      phase: 'Running',
+      message: `serving DHCP (${spec.dhcp.mode}), DNS, TFTP and HTTP on ${spec.interface} at ${server}`,
+    })
+    .catch(() => {});
+}
 
-  return {
-    async stop() {
-      for (const s of stoppers.reverse()) await s().catch(() => {});
-    },
-  };
+/**
+ * Refuses to start, with the fix in the message, when the segment's interface or the server address is
+ * missing here: a namespace without its bridge would otherwise fail later on an obscure bind error.
+ */
+export function checkInterface(spec: NetworkSpec, namespace: string | undefined): void {
+  const where = namespace ? `network namespace ${namespace}` : "the host's network namespace";
+  const ifaces = networkInterfaces();
+  const addrs = ifaces[spec.interface];
+  const has = Object.values(ifaces).some((list) => list?.some((a) => a.address === spec.serverAddress));
+  if (has) return;
+  const prefix = spec.subnet.split('/')[1];
+  const ns = namespace ? `ip -n ${namespace} ` : 'ip ';
+  if (!addrs && !existsSync(`/sys/class/net/${spec.interface}`)) {
+    throw new Error(
+      `interface ${spec.interface} (spec.interface) does not exist in ${where}: create it, e.g. ` +
+        `\`${ns}link add ${spec.interface} type bridge && ${ns}link set ${spec.interface} up && ` +
+        `${ns}addr add ${spec.serverAddress}/${prefix} dev ${spec.interface}\``,
+    );
+  }
+  throw new Error(
+    `no interface in ${where} has the server address ${spec.serverAddress} (spec.serverAddress): ` +
+      `add it with \`${ns}addr add ${spec.serverAddress}/${prefix} dev ${spec.interface}\``,
+  );
+}
+
+function delay(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms).unref());
 }
 
 /** GRUB's EFI modules (Debian's grub-efi-amd64-bin). */

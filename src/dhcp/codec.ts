@@ -87,7 +87,8 @@ export type DecodeErrorReason =
   | 'bad-cookie'
   | 'truncated-option'
   | 'no-end'
-  | 'bad-overload';
+  | 'bad-overload'
+  | 'too-long';
 
 /** Thrown by {@link decode} for any packet that is not a well-formed DHCP message. */
 export class DhcpDecodeError extends Error {
@@ -178,8 +179,18 @@ function cString(buf: Uint8Array, start: number, len: number): string {
   return end === start ? '' : latin1.decode(buf.subarray(start, end));
 }
 
-/** Parses one options area into `into`, concatenating repeated codes. Returns true if END was seen. */
-function parseOptions(buf: Uint8Array, start: number, end: number, into: Map<number, Uint8Array>): boolean {
+/**
+ * Largest datagram {@link decode} accepts by default. A DHCP message fits an Ethernet frame (576 bytes is
+ * the minimum every client takes, option 57 rarely asks for more than 1500); 16 KiB leaves room for jumbo
+ * frames and leaves a fragmented 64 KiB datagram out.
+ */
+export const MAX_PACKET_LEN = 16 * 1024;
+
+/**
+ * Parses one options area, collecting the instances of each code (RFC 3396) into `into`. Linear: the
+ * instances are only concatenated once, after every area is read (see {@link joinOptions}).
+ */
+function parseOptions(buf: Uint8Array, start: number, end: number, into: Map<number, Uint8Array[]>): boolean {
   let i = start;
   while (i < end) {
     const code = buf[i]!;
@@ -193,45 +204,64 @@ function parseOptions(buf: Uint8Array, start: number, end: number, into: Map<num
     const vstart = i + 2;
     if (vstart + len > end) throw new DhcpDecodeError('truncated-option', `option ${code} runs past the end`);
     const value = buf.subarray(vstart, vstart + len);
-    const prev = into.get(code);
-    if (prev === undefined) into.set(code, value);
-    else {
-      const joined = new Uint8Array(prev.length + len);
-      joined.set(prev, 0);
-      joined.set(value, prev.length);
-      into.set(code, joined);
-    }
+    const parts = into.get(code);
+    if (parts === undefined) into.set(code, [value]);
+    else parts.push(value);
     i = vstart + len;
   }
   return false;
 }
 
+/** The value of one code: a single instance stays a view into the datagram, several are joined once. */
+function joinParts(list: Uint8Array[]): Uint8Array {
+  if (list.length === 1) return list[0]!;
+  let n = 0;
+  for (const v of list) n += v.length;
+  const joined = new Uint8Array(n);
+  let at = 0;
+  for (const v of list) {
+    joined.set(v, at);
+    at += v.length;
+  }
+  return joined;
+}
+
 /**
- * Decodes a DHCP message (request or reply). Throws {@link DhcpDecodeError} if it is malformed. A
- * missing END option is tolerated (several firmwares omit it) as long as no option is truncated.
+ * Decodes a DHCP message (request or reply). Throws {@link DhcpDecodeError} if it is malformed or longer
+ * than `maxLength` (default {@link MAX_PACKET_LEN}). A missing END option is tolerated (several firmwares
+ * omit it) as long as no option is truncated. Work is linear in the datagram's length.
  */
-export function decode(buf: Uint8Array): DhcpPacket {
+export function decode(buf: Uint8Array, maxLength = MAX_PACKET_LEN): DhcpPacket {
   if (buf.length < HEADER_LEN) throw new DhcpDecodeError('short', `packet is ${buf.length} bytes`);
+  if (buf.length > maxLength) {
+    throw new DhcpDecodeError(
+      'too-long',
+      `packet is ${buf.length} bytes, more than the ${maxLength} accepted`,
+    );
+  }
   const dv = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
   const op = buf[0]!;
   if (op !== BOOTREQUEST && op !== BOOTREPLY) throw new DhcpDecodeError('bad-op', `op ${op}`);
   const hlen = buf[2]!;
   if (hlen > 16) throw new DhcpDecodeError('bad-hlen', `hlen ${hlen}`);
   if (dv.getUint32(236) !== MAGIC_COOKIE) throw new DhcpDecodeError('bad-cookie', 'no DHCP magic cookie');
-  const options = new Map<number, Uint8Array>();
-  parseOptions(buf, HEADER_LEN, buf.length, options);
+  const parts = new Map<number, Uint8Array[]>();
+  parseOptions(buf, HEADER_LEN, buf.length, parts);
   let sname = '';
   let file = '';
-  const overload = options.get(Opt.OVERLOAD);
+  const overloadParts = parts.get(Opt.OVERLOAD);
+  const overload = overloadParts && joinParts(overloadParts);
   const ov = overload && overload.length === 1 ? overload[0]! : 0;
   if (overload && (overload.length !== 1 || ov < 1 || ov > 3)) {
     throw new DhcpDecodeError('bad-overload', 'option 52 must be one byte 1..3');
   }
   // RFC 2131 4.1: options area first, then `file`, then `sname`.
-  if (ov & 1) parseOptions(buf, 108, 236, options);
+  if (ov & 1) parseOptions(buf, 108, 236, parts);
   else file = cString(buf, 108, 128);
-  if (ov & 2) parseOptions(buf, 44, 108, options);
+  if (ov & 2) parseOptions(buf, 44, 108, parts);
   else sname = cString(buf, 44, 64);
+  const options = new Map<number, Uint8Array>();
+  for (const [code, list] of parts) options.set(code, joinParts(list));
   return {
     op,
     htype: buf[1]!,

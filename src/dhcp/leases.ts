@@ -1,7 +1,7 @@
 /**
  * Address pools and leases of a DHCP worker: allocation (reservations first, then the client's previous
  * address, then the requested one, then never-used addresses, then the longest-expired), offers held for
- * a short time, declined addresses quarantined (probe-free conflict avoidance: we cannot ARP-probe from
+ * a short time (and reclaimed oldest first when the pool runs short), declined addresses quarantined (probe-free conflict avoidance: we cannot ARP-probe from
  * Node, so an address a client declined is not handed out again until the quarantine ends), and
  * persistence through an injected {@link LeaseBackend} with group commit: changes are collected and
  * written as one batch per write, the next batch filling while the previous write runs. A bind resolves
@@ -138,6 +138,23 @@ export class Pool {
       } else if (r.mac === mac && this.available(ip, mac, now)) return ip;
     }
     return best;
+  }
+
+  /**
+   * The address of the oldest offer still held for another client, or 0. When the pool is short, held
+   * offers are reclaimed oldest first, so a burst of more MACs than addresses cannot lock new clients out
+   * for a whole hold time; a client whose offer was taken is NAKed if it asks, and starts over.
+   */
+  oldestOffer(mac: string, now: number): number {
+    let ip = 0;
+    let oldest = Number.POSITIVE_INFINITY;
+    for (const r of this.byIp.values()) {
+      if (r.state !== 'offered' || r.mac === mac || !Pool.active(r, now) || r.updatedAt >= oldest) continue;
+      if (this.reservedIps.has(r.ip) || !this.inRange(r.ip)) continue;
+      ip = r.ip;
+      oldest = r.updatedAt;
+    }
+    return ip;
   }
 
   private at(idx: number): number {
@@ -346,7 +363,7 @@ export class LeaseStore {
   }
 
   private flush(): void {
-    if (this.dirty.size === 0 && this.waiters.length === 0) return;
+    if (this.closed || (this.dirty.size === 0 && this.waiters.length === 0)) return;
     const batch = [...this.dirty.values()];
     const waiters = this.waiters;
     this.dirty = new Map();
@@ -376,19 +393,33 @@ export class LeaseStore {
     });
   }
 
-  /** Waits until every change so far is written (or failed). */
-  async drain(): Promise<void> {
+  /** Waits until every change so far is written (or failed), or until `deadline` (epoch ms) passes. */
+  async drain(deadline = Number.POSITIVE_INFINITY): Promise<void> {
     for (let i = 0; i < 100 && (this.inflight || this.scheduled || this.dirty.size); i++) {
-      if (this.inflight) await this.inflight;
+      const left = deadline - Date.now();
+      if (left <= 0) return;
+      if (this.inflight) await Promise.race([this.inflight, sleep(left)]);
       else if (this.dirty.size && !this.scheduled) this.flush();
       else await new Promise((r) => setImmediate(r));
     }
   }
 
-  async close(): Promise<void> {
-    await this.drain();
+  /**
+   * Writes what it can within `timeoutMs`, then stops for good: no retry after close, and binds still
+   * waiting are rejected (their ACKs are never sent, so no client holds an address the store lacks). A
+   * stopping worker must not linger on a batch its manager cannot take.
+   */
+  async close(timeoutMs = Number.POSITIVE_INFINITY): Promise<void> {
+    await this.drain(Date.now() + timeoutMs);
     this.closed = true;
+    const waiters = this.waiters;
+    this.waiters = [];
+    for (const w of waiters) w.reject(new Error('lease store closed'));
   }
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, Math.min(ms, 2 ** 31 - 1)).unref());
 }
 
 function toLease(pool: Pool, r: Rec): Lease {

@@ -101,6 +101,16 @@ const mPackets = counter('strata_dhcp_packets_total', 'DHCP requests received, b
 const mMalformed = counter('strata_dhcp_malformed_total', 'Malformed DHCP packets dropped', ['reason']);
 const mDropped = counter('strata_dhcp_dropped_total', 'DHCP requests not answered, by reason', ['reason']);
 const mReplies = counter('strata_dhcp_replies_total', 'DHCP replies sent, by type', ['type']);
+const mExhausted = counter(
+  'strata_dhcp_pool_exhausted_total',
+  'DISCOVERs left unanswered because no address was free, not even a held offer to reclaim',
+  ['network'],
+);
+const mReclaimed = counter(
+  'strata_dhcp_offers_reclaimed_total',
+  'Held offers given to another client because the pool ran short',
+  ['network'],
+);
 const mBatches = counter('strata_dhcp_lease_batches_total', 'Lease persistence batches written');
 const mBatchLeases = counter('strata_dhcp_lease_batch_leases_total', 'Leases written in batches');
 const mPersistErr = counter('strata_dhcp_lease_persist_errors_total', 'Lease batch writes that failed');
@@ -149,6 +159,7 @@ export class DhcpServer {
   private readonly authoritative: boolean;
   private readonly mPacketsByType = new Map<number, ReturnType<typeof mPackets.labels>>();
   private started = false;
+  private stopping = false;
 
   constructor(config: DhcpServerConfig, deps: DhcpServerDeps) {
     this.config = config;
@@ -206,14 +217,21 @@ export class DhcpServer {
     this.log.info('dhcp worker started', { mode: this.config.mode, ports, leases: loaded });
   }
 
-  async stop(): Promise<void> {
+  /**
+   * Stops answering, gives the lease batch in flight up to `drainMs` to land (so the ACKs waiting on it
+   * still go out), then closes the sockets. Bounded: a manager that cannot take the batch does not keep
+   * the segment's port.
+   */
+  async stop(drainMs = 2000): Promise<void> {
+    this.stopping = true;
+    await this.store.close(drainMs);
     if (this.started) await this.deps.transport.close();
     this.started = false;
-    await this.store.close();
   }
 
   /** Entry point for one datagram. Never throws. */
   handle(msg: Buffer, from: RemoteInfo, localPort: number): void {
+    if (this.stopping) return;
     this.stats.received++;
     let p: DhcpPacket;
     try {
@@ -291,16 +309,26 @@ export class DhcpServer {
   private discover(p: DhcpPacket, mac: string, net: NetOptions): void {
     const { pool } = net;
     const client = clientInfo(p, mac, pool.name);
-    const ip = pool.pick(mac, getIpOption(p, Opt.REQUESTED_IP), this.now());
+    const now = this.now();
+    let ip = pool.pick(mac, getIpOption(p, Opt.REQUESTED_IP), now);
+    let note: string | undefined;
+    if (!ip) {
+      ip = pool.oldestOffer(mac, now);
+      if (ip) {
+        note = 'reclaimed-offer';
+        mReclaimed.inc({ network: pool.name });
+      }
+    }
     if (!ip) {
       this.drop('pool-exhausted');
+      mExhausted.inc({ network: pool.name });
       this.emit(p, client, 'DISCOVER', null, undefined, undefined, this.dhcpPort, 'pool-exhausted');
       return;
     }
     this.store.offer(pool, mac, ip, this.hold, client.hostname);
     const boot = this.decide(client);
     this.send(p, 'OFFER', ip, net, client, boot);
-    this.emit(p, client, 'DISCOVER', 'OFFER', ip, boot, this.dhcpPort);
+    this.emit(p, client, 'DISCOVER', 'OFFER', ip, boot, this.dhcpPort, note);
   }
 
   private acceptable(pool: Pool, mac: string, ip: number): boolean {

@@ -106,7 +106,10 @@ export interface ExchangeEvent {
   requestState?: 'selecting' | 'init-reboot' | 'renewing';
   /** Port the request came in on (67 or the PXE port). */
   port: number;
-  /** Why no reply was sent, when that is worth telling (e.g. 'pool-exhausted', 'not-booting'). */
+  /**
+   * Why no reply was sent, when that is worth telling (e.g. 'pool-exhausted', 'not-booting'), or
+   * 'reclaimed-offer' for an OFFER of an address held for another client.
+   */
   note?: string;
 }
 
@@ -162,7 +165,10 @@ export interface DhcpServerConfig {
   ports?: { dhcp?: number; pxe?: number; client?: number };
   /** Default 0.0.0.0 (needed to receive broadcasts). */
   bindAddress?: string;
-  /** Seconds an offered address is held for the client (default 30). */
+  /**
+   * Seconds an offered address is held for the client (default 30). When the pool runs short, held offers
+   * are reclaimed oldest first before a client is refused.
+   */
   offerHoldTime?: number;
   /** Seconds a declined address stays quarantined (default 600). */
   declineQuarantine?: number;

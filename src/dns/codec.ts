@@ -137,25 +137,67 @@ export function frameTcp(msg: Buffer): Buffer {
 }
 
 /**
- * Incremental TCP deframer: feed chunks, get whole messages. Keeps at most one partial message.
+ * Incremental TCP deframer: feed chunks, get whole messages. Linear in the bytes fed however they are
+ * split: chunks are queued as they come and each byte is copied at most once, when its message is complete
+ * (joining the pending bytes on every chunk would make a message sent one byte at a time quadratic).
  */
 export class TcpDeframer {
-  private pending: Buffer = Buffer.alloc(0);
+  private chunks: Buffer[] = [];
+  /** Index of the first chunk still queued in `chunks`. */
+  private head = 0;
+  private size = 0;
 
   push(chunk: Buffer): Buffer[] {
-    let buf = this.pending.length ? Buffer.concat([this.pending, chunk]) : chunk;
-    const out: Buffer[] = [];
-    while (buf.length >= 2) {
-      const len = buf.readUInt16BE(0);
-      if (buf.length < len + 2) break;
-      out.push(buf.subarray(2, len + 2));
-      buf = buf.subarray(len + 2);
+    if (chunk.length) {
+      this.chunks.push(chunk);
+      this.size += chunk.length;
     }
-    this.pending = buf.length ? Buffer.from(buf) : Buffer.alloc(0);
+    const out: Buffer[] = [];
+    while (this.size >= 2) {
+      const len = (this.byteAt(0) << 8) | this.byteAt(1);
+      if (this.size < len + 2) break;
+      out.push(this.take(len + 2).subarray(2));
+    }
+    if (this.head > 64 && this.head * 2 > this.chunks.length) {
+      this.chunks = this.chunks.slice(this.head);
+      this.head = 0;
+    }
     return out;
   }
 
   get buffered(): number {
-    return this.pending.length;
+    return this.size;
+  }
+
+  private byteAt(i: number): number {
+    for (let c = this.head; ; c++) {
+      const chunk = this.chunks[c]!;
+      if (i < chunk.length) return chunk[i]!;
+      i -= chunk.length;
+    }
+  }
+
+  /** Removes the first `n` queued bytes; a view when they lie in one chunk, else one copy. */
+  private take(n: number): Buffer {
+    this.size -= n;
+    const first = this.chunks[this.head]!;
+    if (first.length >= n) {
+      if (first.length === n) this.chunks[this.head++] = EMPTY;
+      else this.chunks[this.head] = first.subarray(n);
+      return first.subarray(0, n);
+    }
+    const out = Buffer.allocUnsafe(n);
+    let at = 0;
+    while (at < n) {
+      const c = this.chunks[this.head]!;
+      const k = Math.min(c.length, n - at);
+      c.copy(out, at, 0, k);
+      at += k;
+      if (k === c.length) this.chunks[this.head++] = EMPTY;
+      else this.chunks[this.head] = c.subarray(k);
+    }
+    return out;
   }
 }
+
+const EMPTY = Buffer.alloc(0);

@@ -11,6 +11,14 @@
 
 export const INSTALL_CONFIG_VERSION = 1;
 
+/** The only error the parsers of this protocol throw: a request or config the agent or Strata refuses. */
+export class InstallProtocolError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'InstallProtocolError';
+  }
+}
+
 /** Kernel command line parameters the installer initramfs reads (see src/install/init.sh). */
 export interface InstallerCmdline {
   /** Base URL of the Strata API reachable from the node, e.g. http://10.213.0.1:8080/ */
@@ -135,9 +143,10 @@ export function parseInstallConfig(text: string): InstallConfig {
       if (prop) out[prop] = prop === 'espSizeMiB' ? Number(value) : value;
     }
   }
-  if (version !== String(INSTALL_CONFIG_VERSION)) throw new Error(`install config VERSION must be 1`);
+  if (version !== String(INSTALL_CONFIG_VERSION))
+    throw new InstallProtocolError(`install config VERSION must be 1`);
   if (typeof out.imageUrl !== 'string' || out.imageUrl === '')
-    throw new Error('install config has no IMAGE_URL');
+    throw new InstallProtocolError('install config has no IMAGE_URL');
   if (keys.length) out.sshAuthorizedKeys = keys;
   return out as unknown as InstallConfig;
 }
@@ -169,10 +178,11 @@ export interface InstallEvent {
 export function parseInstallEvent(body: unknown): InstallEvent {
   const b = body as Partial<InstallEvent> | null;
   if (!b || typeof b.step !== 'string' || typeof b.message !== 'string') {
-    throw new Error('install event needs string step and message');
+    throw new InstallProtocolError('install event needs string step and message');
   }
   const status = b.status ?? 'running';
-  if (status !== 'running' && status !== 'done' && status !== 'failed') throw new Error('bad install status');
+  if (status !== 'running' && status !== 'done' && status !== 'failed')
+    throw new InstallProtocolError('bad install status');
   return { step: b.step, message: b.message, status };
 }
 
@@ -197,7 +207,7 @@ export function parseInstalledReport(body: unknown): InstalledReport {
     typeof b.postRebootExit !== 'number' ||
     !Array.isArray(b.addresses)
   ) {
-    throw new Error('installed report needs hostname, kernel, postRebootExit, addresses');
+    throw new InstallProtocolError('installed report needs hostname, kernel, postRebootExit, addresses');
   }
   return {
     hostname: b.hostname,

@@ -38,6 +38,7 @@ import {
   MAX_BLKSIZE,
   type Negotiated,
   negotiate,
+  OPCODE,
   type Packet,
   TftpDecodeError,
   writeDataHeader,
@@ -180,7 +181,15 @@ export class TftpServer {
       p = decode(msg);
     } catch (err) {
       malformed.inc({ reason: err instanceof TftpDecodeError ? err.reason : 'internal' });
-      this.#opts.logger.debug('tftp malformed request dropped', { client, err });
+      this.#opts.logger.debug('tftp malformed request', { client, err });
+      // A request we cannot read still gets an ERROR (RFC 1350), so its client stops waiting at once.
+      // Anything else that is not a request is dropped silently: no reflection of junk.
+      const op = msg.length >= 2 ? msg.readUInt16BE(0) : 0;
+      if (op === OPCODE.RRQ || op === OPCODE.WRQ) {
+        requests.inc({ op: op === OPCODE.RRQ ? 'rrq' : 'wrq', result: 'malformed' });
+        const why = err instanceof TftpDecodeError ? err.message : 'malformed request';
+        this.#reply(client, ERROR_CODE.ILLEGAL_OPERATION, `malformed request: ${why}`);
+      }
       return;
     }
     if (p.type === 'wrq') {

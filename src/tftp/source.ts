@@ -113,7 +113,14 @@ export class DirectorySource implements FileSource {
     try {
       real = await realpath(join(root, ...segments));
     } catch (err) {
-      if (isCode(err, 'ENOENT') || isCode(err, 'ENOTDIR') || isCode(err, 'ELOOP')) return null;
+      // A name too long for the file system names no file we have: "not found", not a server fault.
+      if (['ENOENT', 'ENOTDIR', 'ELOOP', 'ENAMETOOLONG'].some((c) => isCode(err, c))) {
+        this.#log.debug('tftp path not found', {
+          path: path.slice(0, 256),
+          code: (err as { code: string }).code,
+        });
+        return null;
+      }
       if (isCode(err, 'EACCES')) throw new TftpError(ERROR_CODE.ACCESS_VIOLATION, 'access violation');
       throw err;
     }
@@ -124,7 +131,7 @@ export class DirectorySource implements FileSource {
     try {
       fh = await open(real, constants.O_RDONLY | constants.O_NOFOLLOW);
     } catch (err) {
-      if (isCode(err, 'ENOENT') || isCode(err, 'ELOOP')) return null;
+      if (isCode(err, 'ENOENT') || isCode(err, 'ELOOP') || isCode(err, 'ENAMETOOLONG')) return null;
       if (isCode(err, 'EACCES') || isCode(err, 'EPERM')) {
         throw new TftpError(ERROR_CODE.ACCESS_VIOLATION, 'access violation');
       }

@@ -6,7 +6,7 @@ import { z } from 'zod';
 import type { FieldIssue } from '../resources/errors.ts';
 import { cidr, duration, inCidr, ipToInt, ipv4, parseCidr } from '../resources/fields.ts';
 import { registerKind } from '../resources/kinds.ts';
-import type { Resource } from '../resources/types.ts';
+import type { Condition, Resource } from '../resources/types.ts';
 
 export const networkSpec = z
   .object({
@@ -65,9 +65,14 @@ export const networkSpec = z
           .max(65535)
           .default(4011)
           .describe('UDP port of the proxyDHCP (PXE) service.'),
+        offerHoldTime: duration
+          .default('30s')
+          .describe(
+            'How long an OFFER holds its address for the client offered it; when the pool runs short, held offers are reclaimed oldest first.',
+          ),
       })
       .strict()
-      .default({ mode: 'full', leaseTime: '1h', port: 67, proxyPort: 4011 })
+      .default({ mode: 'full', leaseTime: '1h', port: 67, proxyPort: 4011, offerHoldTime: '30s' })
       .describe(
         'DHCP on the segment: full (leases addresses), proxy (boot options only, beside another DHCP server) or off.',
       ),
@@ -139,7 +144,26 @@ export const networkSpec = z
   .strict();
 
 export type NetworkSpec = z.infer<typeof networkSpec>;
-export type NetworkResource = Resource<NetworkSpec>;
+
+/**
+ * What Strata observes about a Network: its boot worker (running, or failing and why, so a missing
+ * namespace or bridge shows in `strata describe network`, not only in the server's log) and conditions
+ * (`WorkerReady`, `PoolExhausted`) in the Kubernetes shape.
+ */
+export interface NetworkStatus {
+  worker?: {
+    phase: 'Starting' | 'Running' | 'Failing';
+    /** Since when the worker is in this phase. */
+    since: string;
+    message?: string;
+    /** The last failure, kept after the worker recovered. */
+    lastError?: string;
+    lastErrorAt?: string;
+  };
+  conditions?: Condition[];
+}
+
+export type NetworkResource = Resource<NetworkSpec, NetworkStatus & Record<string, unknown>>;
 
 function validateNetwork(r: Resource, at: (p: string) => FieldIssue): FieldIssue[] {
   const s = r.spec as NetworkSpec;
@@ -172,6 +196,10 @@ registerKind({
     { header: 'SUBNET', value: (r) => (r.spec as NetworkSpec).subnet },
     { header: 'DHCP', value: (r) => (r.spec as NetworkSpec).dhcp.mode },
     { header: 'INTERFACE', value: (r) => (r.spec as NetworkSpec).interface },
+    {
+      header: 'WORKER',
+      value: (r) => (r.status as NetworkStatus | undefined)?.worker?.phase ?? 'Pending',
+    },
     { header: 'NAMESPACE', wide: true, value: (r) => (r.spec as NetworkSpec).namespace ?? '-' },
     { header: 'UNKNOWN', wide: true, value: (r) => (r.spec as NetworkSpec).boot.unknownNodes },
   ],

@@ -65,7 +65,22 @@ function* rawDocuments(text: string, file?: string): Generator<{ doc?: unknown; 
       };
       continue;
     }
-    const v = d.toJS();
+    let v: unknown;
+    try {
+      // Parsing succeeded, but building values can still fail: an alias to no anchor (`*x`), or aliases
+      // past yaml's expansion limit (a "billion laughs" document).
+      v = d.toJS();
+    } catch (err) {
+      yield {
+        issue: {
+          file,
+          resource: `document ${n}`,
+          path: '',
+          message: `not valid YAML/JSON: ${(err as Error).message}`,
+        },
+      };
+      continue;
+    }
     if (v === null || v === undefined) continue;
     if (typeof v === 'object' && !Array.isArray(v) && (v as { kind?: unknown }).kind === 'List') {
       for (const doc of ((v as { items?: unknown[] }).items ?? []) as unknown[]) yield { doc };

@@ -143,6 +143,18 @@ function isStringList(v: unknown): boolean {
   return Array.isArray(v) && v.every((x) => typeof x === 'string');
 }
 
+/**
+ * The values of a parsed document, or a problem (a string) when they cannot be built: an alias to no
+ * anchor, or aliases past yaml's expansion limit, parse fine and fail only here.
+ */
+function valuesOf(doc: ReturnType<typeof parseDocument>): { value: unknown } | { problem: string } {
+  try {
+    return { value: doc.toJS() as unknown };
+  } catch (err) {
+    return { problem: `YAML: ${(err as Error).message.split('\n')[0]}` };
+  }
+}
+
 /** `#cloud-config` YAML; with an `autoinstall` key, Subiquity's autoinstall shape (version 1). */
 export function checkCloudConfig(text: string): string[] {
   const problems: string[] = [];
@@ -151,7 +163,9 @@ export function checkCloudConfig(text: string): string[] {
   const doc = parseDocument(text, { prettyErrors: true, uniqueKeys: true });
   for (const e of doc.errors) problems.push(`YAML: ${e.message.split('\n')[0]}`);
   if (doc.errors.length) return problems;
-  const root = doc.toJS() as unknown;
+  const built = valuesOf(doc);
+  if ('problem' in built) return [...problems, built.problem];
+  const root = built.value;
   if (root === null || typeof root !== 'object' || Array.isArray(root)) {
     problems.push('the document is not a YAML mapping');
     return problems;
@@ -176,7 +190,9 @@ export function checkCloudConfig(text: string): string[] {
           if (typeof id[k] !== 'string') problems.push(`autoinstall.identity.${k} must be a string`);
     }
     const ssh = a.ssh as Record<string, unknown> | undefined;
-    if (ssh !== undefined && 'authorized-keys' in (ssh ?? {}) && !isStringList(ssh['authorized-keys']))
+    if (ssh !== undefined && (ssh === null || typeof ssh !== 'object'))
+      problems.push('autoinstall.ssh must be a mapping');
+    else if (ssh && 'authorized-keys' in ssh && !isStringList(ssh['authorized-keys']))
       problems.push('autoinstall.ssh.authorized-keys must be a list of strings');
     for (const k of ['early-commands', 'late-commands', 'error-commands']) {
       const cmds = a[k];
@@ -192,7 +208,9 @@ export function checkCloudConfig(text: string): string[] {
 export function checkMetaData(text: string): string[] {
   const doc = parseDocument(text, { uniqueKeys: true });
   if (doc.errors.length) return doc.errors.map((e) => `YAML: ${e.message.split('\n')[0]}`);
-  const r = doc.toJS() as Record<string, unknown> | null;
+  const built = valuesOf(doc);
+  if ('problem' in built) return [built.problem];
+  const r = built.value as Record<string, unknown> | null;
   if (!r || typeof r !== 'object' || typeof r['instance-id'] !== 'string')
     return ['meta-data must be a mapping with a string instance-id'];
   return [];

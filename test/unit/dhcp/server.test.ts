@@ -305,6 +305,74 @@ test('pool exhaustion: no offer, counted and reported', async () => {
   await server.stop();
 });
 
+/** A server on FULL with `over` applied, whose clock is `clock.now`. */
+function clockedServer(clock: { now: number }, over: Partial<DhcpServerConfig>) {
+  const transport = new FakeTransport();
+  const events: ExchangeEvent[] = [];
+  const server = new DhcpServer(
+    { ...FULL, ...over },
+    {
+      leases: new MemoryLeaseBackend(),
+      policy,
+      transport,
+      observer: { onExchange: (e) => events.push(e) },
+      now: () => clock.now,
+    },
+  );
+  return { server, transport, events };
+}
+
+test('a burst of more MACs than addresses: held offers are reclaimed oldest first, their owner is NAKed', async () => {
+  const clock = { now: 1_000_000 };
+  const { server, transport, events } = clockedServer(clock, {
+    ranges: [{ start: '10.0.0.100', end: '10.0.0.101' }],
+  });
+  await server.start();
+  const offerTo = (mac: string) => {
+    clock.now += 10;
+    transport.deliver(pkt(MessageType.DISCOVER, mac));
+    const o = transport.take().find((x) => getMessageType(x.p) === MessageType.OFFER);
+    return o ? intToIp(o.p.yiaddr) : undefined;
+  };
+  assert.equal(offerTo('52:54:00:00:00:01'), '10.0.0.100');
+  assert.equal(offerTo('52:54:00:00:00:02'), '10.0.0.101');
+  // The pool is all held offers: the third client gets the oldest one instead of silence.
+  assert.equal(offerTo('52:54:00:00:00:03'), '10.0.0.100');
+  assert.equal(events.at(-1)!.note, 'reclaimed-offer');
+  assert.equal(offerTo('52:54:00:00:00:04'), '10.0.0.101');
+  // The first client asks for the address it was offered: it is someone else's now.
+  transport.deliver(
+    pkt(MessageType.REQUEST, '52:54:00:00:00:01', { requested: '10.0.0.100', serverId: '10.0.0.1' }),
+  );
+  await settled(transport);
+  assert.equal(getMessageType(transport.take()[0]!.p), MessageType.NAK);
+  // The client holding it now binds it.
+  transport.deliver(
+    pkt(MessageType.REQUEST, '52:54:00:00:00:03', { requested: '10.0.0.100', serverId: '10.0.0.1' }),
+  );
+  await settled(transport);
+  assert.equal(getMessageType(transport.take()[0]!.p), MessageType.ACK);
+  await server.stop();
+});
+
+test('offerHoldTime: an offer is held that long, then its address is free without reclaiming', async () => {
+  const clock = { now: 1_000_000 };
+  const { server, transport, events } = clockedServer(clock, {
+    ranges: [{ start: '10.0.0.100', end: '10.0.0.100' }],
+    offerHoldTime: 5,
+  });
+  await server.start();
+  transport.deliver(pkt(MessageType.DISCOVER, '52:54:00:00:00:01'));
+  clock.now += 4_000;
+  transport.deliver(pkt(MessageType.DISCOVER, '52:54:00:00:00:02'));
+  assert.equal(events.at(-1)!.note, 'reclaimed-offer', 'still held after 4 s of 5');
+  clock.now += 6_000;
+  transport.deliver(pkt(MessageType.DISCOVER, '52:54:00:00:00:03'));
+  assert.equal(events.at(-1)!.reply, 'OFFER');
+  assert.equal(events.at(-1)!.note, undefined, 'free again after the hold time');
+  await server.stop();
+});
+
 test('restart: reloaded leases keep their owners; same MAC gets the same address back', async () => {
   const backend = new MemoryLeaseBackend();
   const first = setup(FULL, backend);

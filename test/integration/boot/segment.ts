@@ -1,0 +1,122 @@
+/**
+ * Shared set-up for the tests that run the boot path through `strata up`: a segment made of test-owned
+ * namespaces (a bridge namespace holding br0 with the server address, client namespaces on it), a Network
+ * manifest for it, and a busybox udhcpc run from a client. Everything is created with test/helpers/netns.ts
+ * and removed after the test; the boot worker only ever runs inside the test's bridge namespace.
+ */
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { createNetns, currentNetns, type NetnsSet } from '../../helpers/netns.ts';
+import type { Cleanup } from '../../helpers/services.ts';
+import { type StrataServer, startStrata } from '../../helpers/strata.ts';
+
+export interface Segment {
+  /** The namespace holding br0 and the boot worker. */
+  bridgeNs: string;
+  /** Client namespaces by short name, each with eth0 on the bridge. */
+  clients: Record<string, string>;
+  /** e.g. `10.213.41` */
+  prefix: string;
+}
+
+/** A bridge namespace with br0 = PREFIX.1/24 and client namespaces attached to it. */
+export function makeSegment(set: NetnsSet, prefix: string, clients: string[]): Segment {
+  const m = set.segment('seg', clients);
+  const bridgeNs = set.name('seg');
+  set.addr(bridgeNs, 'br0', `${prefix}.1/24`);
+  set.ip(bridgeNs, 'route', 'add', '255.255.255.255', 'dev', 'br0');
+  return { bridgeNs, clients: m, prefix };
+}
+
+/** A Network manifest for the segment; `extra` is YAML appended under `spec:` (two-space indented). */
+export function networkManifest(
+  name: string,
+  seg: { bridgeNs: string; prefix: string },
+  pool: [number, number] = [100, 120],
+  extra = '',
+): string {
+  return `apiVersion: strata.dev/v1alpha1
+kind: Network
+metadata: {name: ${name}}
+spec:
+  interface: br0
+  namespace: ${seg.bridgeNs}
+  subnet: ${seg.prefix}.0/24
+  serverAddress: ${seg.prefix}.1
+  pool: {start: ${seg.prefix}.${pool[0]}, end: ${seg.prefix}.${pool[1]}}
+  dns: {zone: boot.test}
+  boot: {unknownNodes: ignore}
+${extra}`;
+}
+
+/** busybox udhcpc in `ns`: one attempt cycle of `tries` DISCOVERs, `timeoutS` apart. Returns its output. */
+export async function udhcpc(set: NetnsSet, ns: string, tries = 4, timeoutS = 1): Promise<string> {
+  const r = await set.exec(
+    ns,
+    'busybox',
+    [
+      'udhcpc',
+      '-i',
+      'eth0',
+      '-n',
+      '-q',
+      '-f',
+      '-s',
+      '/bin/true',
+      '-t',
+      String(tries),
+      '-T',
+      String(timeoutS),
+    ],
+    { timeoutMs: (tries * timeoutS + 10) * 1000 },
+  );
+  return r.stdout + r.stderr;
+}
+
+/** PIDs of the processes that run inside namespace `ns` (the boot worker, for a bridge namespace). */
+export function namespacePids(ns: string): number[] {
+  const out = execFileSync('ip', ['netns', 'pids', ns], { encoding: 'utf8' });
+  return out
+    .split('\n')
+    .map((l) => Number(l.trim()))
+    .filter((n) => n > 0);
+}
+
+export interface BootSetup {
+  set: NetnsSet;
+  seg: Segment;
+  strata: StrataServer;
+}
+
+/** `strata up`, a segment with `clients`, and Network `name` on it, applied; resolves once its worker is ready. */
+export async function strataWithNetwork(
+  t: Cleanup,
+  o: { prefix: string; name: string; clients: string[]; pool?: [number, number]; extra?: string },
+): Promise<BootSetup> {
+  const set = createNetns(t);
+  const seg = makeSegment(set, o.prefix, o.clients);
+  const strata = await startStrata(t, { env: { STRATA_HOST_NETNS: currentNetns() } });
+  const r = await strata.cli(['apply', '-f', '-'], { stdin: networkManifest(o.name, seg, o.pool, o.extra) });
+  assert.equal(r.code, 0, r.stderr);
+  await strata.waitForOutput(/boot worker ready/, 20_000);
+  return { set, seg, strata };
+}
+
+/**
+ * perfdhcp from `ns` (which needs an address of its own, outside the pool: `loadAddress`) simulating
+ * `clients` MACs at `rate` exchanges/s for `seconds`; `discoverOnly` stops each at the OFFER.
+ */
+export function perfdhcp(
+  set: NetnsSet,
+  ns: string,
+  o: { rate: number; clients: number; seconds: number; discoverOnly?: boolean },
+) {
+  const args = ['-4', '-r', String(o.rate), '-R', String(o.clients), '-p', String(o.seconds), '-l', 'eth0'];
+  if (o.discoverOnly) args.push('-i');
+  return set.exec(ns, 'perfdhcp', args, { timeoutMs: (o.seconds + 15) * 1000 });
+}
+
+/** Gives load client `ns` the address PREFIX.2 (perfdhcp sends from an address of its own). */
+export function loadAddress(set: NetnsSet, seg: Segment, ns: string): void {
+  set.addr(ns, 'eth0', `${seg.prefix}.2/24`);
+}
