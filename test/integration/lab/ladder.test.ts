@@ -2,7 +2,15 @@
  * The proof that Strata works: `strata lab up` makes QEMU VMs with blank disks and nothing but firmware,
  * and they climb to state 4 (Debian installed, SSH reachable) through Strata's own DHCP, TFTP and HTTP —
  * a BIOS VM, a UEFI VM, and one powered off in the middle of its install that recovers when powered on.
- * `strata lab down` then leaves nothing behind. Budget: about 20 minutes on 2 cores without KVM.
+ * Then the BIOS and the UEFI VM climb on to state 5 on a Nebula overlay (the README's path: Debian
+ * packages into the registry from the machine's mirror, `strata apply -f examples/overlay.yaml`, target 5),
+ * Strata reaches them in global scope, and Debian's nats-server, delivered as a distributable from the
+ * site's local registry, answers on its overlay address. One VM run serves both states, to keep the suite
+ * in its budget. `strata lab down` then leaves nothing behind. Budget: about 25 minutes on 2 cores
+ * without KVM.
+ *
+ * Strata runs with STRATA_OVERLAY_NETNS set to the lab's namespace, so its lighthouse (the seed's moon, at
+ * 10.213.0.1:4242) and its global shell worker sit where the VMs reach them.
  */
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
@@ -10,7 +18,7 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { before, describe, it } from 'node:test';
 import { currentNetns, netnsAvailable } from '../../helpers/netns.ts';
-import { type StrataServer, startStrata, suiteCleanup, waitFor } from '../../helpers/strata.ts';
+import { REPO as ROOT, type StrataServer, startStrata, suiteCleanup, waitFor } from '../../helpers/strata.ts';
 
 const avail = netnsAvailable();
 const qemu = existsSync('/usr/bin/qemu-system-x86_64');
@@ -20,6 +28,7 @@ const skip = !avail.ok
     ? 'qemu-system-x86 is not installed (scripts/setup.sh installs it)'
     : false;
 const MIN = 60_000;
+const VMS = ['lab-1', 'lab-2'];
 /**
  * A lab namespace of this run's own (STRATA_LAB_NETNS), never the machine's `strata-lab`: a developer's
  * lab, or another checkout's test on the same machine, is neither touched nor able to touch this one.
@@ -28,7 +37,11 @@ const NETNS = `stlab-${process.pid % 100000}`;
 
 interface NodeJson {
   metadata: { name: string };
-  status?: { state?: number; install?: { step?: string } };
+  status?: {
+    state?: number;
+    install?: { step?: string };
+    overlay?: { address: string; overlay: string; provider: string };
+  };
 }
 interface EventJson {
   reason: string;
@@ -37,7 +50,58 @@ interface EventJson {
   data?: Record<string, unknown>;
 }
 
-describe('lab: blank VMs climb to state 4 through Strata alone', { skip, timeout: 40 * MIN }, () => {
+interface RefJson {
+  name: string;
+  version: string;
+  digest: string;
+}
+
+const sh = (body: string) => ({ content: `#!/bin/sh\nset -eu\n${body}\n`, mode: 0o755 });
+
+/** Debian's nats-server as a distributable: the .debs from the registry, configured to the overlay address. */
+function natsBundle(address: string, debs: RefJson[]) {
+  const pkg = (r: RefJson) => r.name.split('/').pop()!;
+  return {
+    manifest: {
+      name: 'nats-server',
+      version: debs.find((r) => pkg(r) === 'nats-server')!.version.replace(/[^A-Za-z0-9._+-]/g, '_'),
+      scripts: { check: 'check.sh', apply: 'apply.sh', undo: 'undo.sh' },
+      artifacts: debs.map((r) => ({
+        name: `${pkg(r)}.deb`,
+        ref: `${r.name}:${r.version}`,
+        digest: r.digest,
+      })),
+      env: { ADDRESS: address },
+    },
+    files: [
+      {
+        name: 'check.sh',
+        ...sh(
+          [
+            'systemctl is-active --quiet nats-server',
+            'grep -qx "listen: $ADDRESS:4222" /etc/nats-server.conf',
+            'busybox wget -qO- "http://$ADDRESS:8222/varz" | grep -q server_id',
+          ].join('\n'),
+        ),
+      },
+      {
+        name: 'apply.sh',
+        ...sh(
+          [
+            'command -v nats-server >/dev/null 2>&1 || DEBIAN_FRONTEND=noninteractive dpkg -i "$STRATA_ARTIFACTS"/*.deb',
+            'printf "listen: %s:4222\\nhttp: %s:8222\\n" "$ADDRESS" "$ADDRESS" > /etc/nats-server.conf',
+            'systemctl enable nats-server >/dev/null 2>&1',
+            'systemctl restart nats-server',
+            'for _ in 1 2 3 4 5 6 7 8 9 10; do busybox wget -qO- "http://$ADDRESS:8222/varz" >/dev/null 2>&1 && exit 0; sleep 1; done',
+          ].join('\n'),
+        ),
+      },
+      { name: 'undo.sh', ...sh('systemctl disable --now nats-server >/dev/null 2>&1 || true') },
+    ],
+  };
+}
+
+describe('lab: blank VMs climb to state 4, then 5, through Strata alone', { skip, timeout: 40 * MIN }, () => {
   const t = suiteCleanup();
   let strata: StrataServer;
   const started = Date.now();
@@ -47,11 +111,23 @@ describe('lab: blank VMs climb to state 4 through Strata alone', { skip, timeout
     ((await strata.api('GET', `/api/v1/nodes/${name}/events`)).json as { items: EventJson[] }).items;
 
   before(async () => {
-    strata = await startStrata(t, { env: { STRATA_HOST_NETNS: currentNetns(), STRATA_LAB_NETNS: NETNS } });
+    strata = await startStrata(t, {
+      env: { STRATA_HOST_NETNS: currentNetns(), STRATA_LAB_NETNS: NETNS, STRATA_OVERLAY_NETNS: NETNS },
+    });
     t.after(async () => {
       // Whatever happened, no VM or namespace outlives the test.
       await strata.cli(['lab', 'down'], { env: { STRATA_LAB_NETNS: NETNS } }).catch(() => {});
     });
+  });
+
+  it('the nodes’ Debian packages enter the registry from the machine’s mirror', { timeout: 15 * MIN }, () => {
+    const out = execFileSync(join(ROOT, 'scripts/registry/debian-packages.sh'), ['nebula', 'nats-server'], {
+      env: { ...process.env, STRATA_SERVER: strata.url, STRATA_TOKEN: strata.token },
+      encoding: 'utf8',
+      stdio: ['ignore', 'pipe', 'inherit'],
+      timeout: 15 * MIN,
+    });
+    assert.ok(out !== undefined);
   });
 
   it('lab up: three VMs with blank disks become Nodes with the lab hardware provider', {
@@ -165,6 +241,69 @@ describe('lab: blank VMs climb to state 4 through Strata alone', { skip, timeout
     assert.match(r.stdout, /^active$/m);
   });
 
+  it('apply examples/overlay.yaml and target 5: the BIOS and the UEFI VM reach state 5 on Nebula', {
+    timeout: 20 * MIN,
+  }, async () => {
+    const applied = await strata.cli(['apply', '-f', join(ROOT, 'examples/overlay.yaml')]);
+    assert.equal(applied.code, 0, applied.stderr);
+    for (const name of VMS) {
+      const p = await strata.api(
+        'PATCH',
+        `/api/v1/nodes/${name}`,
+        { spec: { targetState: 5 } },
+        { contentType: 'application/merge-patch+json' },
+      );
+      assert.equal(p.status, 200, p.text);
+    }
+    for (const name of VMS) {
+      await waitFor(`${name} at state 5`, async () => (await node(name)).status?.state === 5, 15 * MIN, 5000);
+    }
+    for (const name of VMS) {
+      const st = (await node(name)).status!;
+      assert.equal(st.overlay?.overlay, 'lab');
+      assert.equal(st.overlay?.provider, 'nebula');
+      // Strata reaches it in global scope: sshd sees the connection arrive on the overlay address.
+      const r = await strata.cli(['ssh', name, '--', 'echo $SSH_CONNECTION; dpkg-query -W nebula']);
+      assert.equal(r.code, 0, r.stderr);
+      assert.equal(r.stdout.split('\n')[0]!.split(' ')[2], st.overlay!.address);
+      assert.match(r.stdout, /^nebula\t1\.6\.1/m, 'nebula came from the registry');
+    }
+    const g = await strata.cli(['get', 'nodes']);
+    for (const name of VMS) assert.match(g.stdout, new RegExp(`^${name}\\s+5\\s+5\\s+Ready`, 'm'));
+  });
+
+  it('nats-server, delivered as a distributable from the local registry, answers on its overlay address', {
+    timeout: 10 * MIN,
+  }, async () => {
+    const refs = ((await strata.api('GET', '/api/v1/registry/refs')).json as { items: RefJson[] }).items;
+    const wanted = new Set(['nats-server', 'adduser']);
+    const debs = refs.filter((r) => r.name.startsWith('debian/') && wanted.has(r.name.split('/').pop()!));
+    assert.ok(
+      debs.some((r) => r.name.endsWith('/nats-server')),
+      'nats-server is in the registry',
+    );
+    const address = (await node('lab-1')).status!.overlay!.address;
+    const bundle = natsBundle(address, debs);
+    const first = await strata.api('POST', '/api/v1/nodes/lab-1/distributables', bundle);
+    assert.equal(first.status, 200, JSON.stringify(first.json));
+    const r1 = first.json as { outcome: string; scope: string; error?: string };
+    assert.equal(r1.outcome, 'applied', r1.error ?? '');
+    assert.equal(r1.scope, 'global');
+    const again = (await strata.api('POST', '/api/v1/nodes/lab-1/distributables', bundle)).json as {
+      outcome: string;
+    };
+    assert.equal(again.outcome, 'unchanged', 'applied twice, the second run changes nothing');
+    // From the other VM, over the overlay: NATS' monitoring endpoint and its client port answer.
+    const probe = await strata.cli([
+      'ssh',
+      'lab-2',
+      '--',
+      `busybox wget -qO- http://${address}:8222/varz; echo; (sleep 2) | busybox nc ${address} 4222 | head -c 200`,
+    ]);
+    assert.equal(probe.code, 0, probe.stderr);
+    assert.match(probe.stdout, /"server_id"/);
+    assert.match(probe.stdout, /^INFO \{/m, 'the NATS client port answers on the overlay address');
+  });
   it('lab down leaves no VM, process, namespace or file behind', async () => {
     const r = await strata.cli(['lab', 'down'], { env: { STRATA_LAB_NETNS: NETNS } });
     assert.equal(r.code, 0, r.stderr);
