@@ -63,8 +63,8 @@ describe('Nebula CA and certificates (nebula-cert 1.6.1)', { skip }, () => {
       nebula: { lighthouse: { host: '10.240.0.1' }, certificateLifetime: '30d', caLifetime: '365d' },
     };
     let h = harness(cleanup, db);
-    for (const n of ['n1', 'n2', 'n3'])
-      await h.apply('Node', n, { ipAddress: '10.240.0.9' }, { overlay: 'g' });
+    for (const [i, n] of ['n1', 'n2', 'n3'].entries())
+      await h.apply('Node', n, { ipAddress: `10.240.0.${9 + i}` }, { overlay: 'g' });
     await h.apply('Overlay', 'g', spec);
     const plan = (await reconcileOverlay(h, 'g'))!;
     assert.deepEqual(plan.problems, []);
