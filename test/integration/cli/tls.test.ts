@@ -46,6 +46,9 @@ describe('the API over TLS, pinned by the CLI', { concurrency: 1 }, () => {
     const g = await cli(['get', 'nodes', '-o', 'name']);
     assert.equal(g.code, 0, g.stderr);
     assert.equal(g.stdout.trim(), 'node/tls-n1');
+    // The registry verbs go through the same trust (their own client, the context's fetch).
+    const reg = await cli(['registry', 'ls']);
+    assert.equal(reg.code, 0, reg.stderr);
 
     // A restart keeps the certificate, so the pin still holds.
     await s1.stop();
