@@ -121,6 +121,14 @@ export function ensureSelfSigned(dataDir: string, listenHost: string): TlsMateri
   };
 }
 
+/**
+ * Whether the API serves HTTPS: as `--tls`/`--no-tls` say, else when a certificate is supplied or the
+ * listen address is not loopback (plain HTTP stays the default only where nothing crosses a wire).
+ */
+export function wantsTls(o: { tls?: boolean; tlsCert?: string; listen: string }): boolean {
+  return o.tls ?? (!!o.tlsCert || !isLoopback(o.listen.replace(/:\d+$/, '')));
+}
+
 /** Whether an address is loopback only: plain HTTP stays the default there, TLS elsewhere. */
 export function isLoopback(host: string): boolean {
   const h = host.replace(/^\[|\]$/g, '');

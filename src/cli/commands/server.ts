@@ -67,9 +67,9 @@ async function chooseTls(
       'error: --tls-cert and --tls-key go together: give both files, or neither for a certificate made here',
     );
   if (o.tls === false && o.tlsCert) throw new CliError('error: --no-tls with --tls-cert: choose one');
-  const { ensureSelfSigned, isLoopback, loadTls } = await import('../../api/tls.ts');
+  const { ensureSelfSigned, loadTls, wantsTls } = await import('../../api/tls.ts');
+  if (!wantsTls(o)) return undefined;
   const host = o.listen.replace(/:\d+$/, '');
-  if (!(o.tls ?? (!!o.tlsCert || !isLoopback(host)))) return undefined;
   try {
     return o.tlsCert ? loadTls(o.tlsCert, o.tlsKey!) : ensureSelfSigned(dataDir, host);
   } catch (e) {
