@@ -9,7 +9,7 @@ import { mkdirSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join, resolve } from 'node:path';
 import './core/kinds/index.ts';
-import { ensureAdminToken, TokenAuth } from './api/auth.ts';
+import { addTokenRoutes, ensureAdminToken, TokenAuth } from './api/auth.ts';
 import { ApiServer } from './api/server.ts';
 import { EVENTS_SUBJECT, EventHub } from './core/events.ts';
 import { type EngineOptions, LadderEngine } from './core/ladder/engine.ts';
@@ -51,6 +51,8 @@ export interface PlatformOptions {
   /** The ladder table; default src/ladder.ts (tests hand their own). */
   ladder?: LadderTable;
   log?: Logger;
+  /** Serve the API over HTTPS with this certificate and key (PEM). */
+  tls?: { cert: string; key: string };
   /** Called once with a newly created admin token, so the CLI can print it once. */
   onToken?: (token: string) => void;
 }
@@ -95,6 +97,7 @@ export async function startPlatform(opts: PlatformOptions): Promise<Platform> {
       },
     };
     const api = new ApiServer({ resources, hub, auth, log, version: VERSION });
+    addTokenRoutes(api.router, auth);
     // Workers elsewhere report timeline events over the transport.
     const sub = await transport.subscribe<StrataEvent>(EVENTS_SUBJECT, (ev) => {
       const { id: _id, time: _t, ...rest } = ev;
@@ -106,7 +109,7 @@ export async function startPlatform(opts: PlatformOptions): Promise<Platform> {
       if (s) stoppers.push(s);
     }
     const [host, port] = splitHostPort(opts.listen ?? '127.0.0.1:7420');
-    const addr = await api.listen(host, port);
+    const addr = await api.listen(host, port, opts.tls);
     await engine.start();
     stoppers.push({ stop: () => engine.stop() });
     stoppers.push({ stop: () => api.close() });

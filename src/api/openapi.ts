@@ -3,6 +3,8 @@
  * the kind registry, so it cannot drift from what the server answers: a route registered anywhere is in
  * it, with the schemas it was registered with, or a generic one and a generated operationId. Routes on
  * `/:plural` are expanded per kind, so each kind gets its own typed operations (`listNode`, `patchProfile`).
+ * Each operation that needs a token says which role (`x-strata-role`) and how a token limited to networks
+ * is treated (`x-strata-scope`: cluster, any, objects or node:PARAM; see RouteScope in core/http.ts).
  */
 import { z } from 'zod';
 import { generatedOperationId, type Route, type Router, type Schema, type SchemaFor } from '../core/http.ts';
@@ -12,6 +14,7 @@ import { eventSchema, ref, statusSchema } from './schemas.ts';
 const TAGS: Record<string, string> = {
   server: 'Health, version, metrics and this document',
   resources: 'Every kind: list, watch, get, create, replace, patch, delete, apply, timelines',
+  tokens: 'API tokens with a role (viewer, operator, admin), optionally limited to networks',
 };
 
 function jsonSchema(s: Schema, io: 'input' | 'output'): Record<string, unknown> {
@@ -74,7 +77,10 @@ function operation(route: Route, k: KindDef | undefined): Record<string, unknown
   const ok = doc.response ?? {};
   const status = ok.status ?? 200;
   const statusRef = { content: { 'application/json': { schema: ref('Status') } } };
-  const errors = new Set([...(doc.errors ?? []), ...(route.public ? [] : [401])]);
+  const errors = new Set([
+    ...(doc.errors ?? []),
+    ...(route.ownCheck ? [401] : route.public ? [] : [401, 403]),
+  ]);
   if (!errors.size) errors.add(500);
   op.responses = {
     [status]: {
@@ -89,13 +95,23 @@ function operation(route: Route, k: KindDef | undefined): Record<string, unknown
       [...errors].sort().map((c) => [c, { description: ERRORS[c] ?? 'error', ...statusRef }]),
     ),
   };
-  if (route.public) op.security = [];
+  if (route.ownCheck) {
+    op['x-strata-role'] = 'viewer';
+    op['x-strata-scope'] = 'any';
+    op.description = [doc.description, `Takes ${route.ownCheck}.`].filter(Boolean).join(' ');
+  } else if (route.public) op.security = [];
+  else {
+    // Who may call it, for clients and for the test that walks every operation with every role.
+    op['x-strata-role'] = route.role;
+    op['x-strata-scope'] = typeof route.scope === 'object' ? `node:${route.scope.node}` : route.scope;
+  }
   return op;
 }
 
 const ERRORS: Record<number, string> = {
   400: 'BadRequest: a malformed parameter, selector, token or body',
-  401: 'Unauthorized: no or an unknown bearer token',
+  401: 'Unauthorized: no, an unknown or a revoked bearer token',
+  403: 'Forbidden: the token has a weaker role than x-strata-role, or the object is outside its networks',
   404: 'NotFound',
   409: 'Conflict, AlreadyExists or InUse',
   413: 'RequestEntityTooLarge',

@@ -10,9 +10,18 @@
  * longer reaches back that far.
  */
 import { createServer, type IncomingMessage, type Server, ServerResponse } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo, Socket } from 'node:net';
 import type { EventHub } from '../core/events.ts';
-import { parseJsonBody, type RouteContext, Router, routeContext, sendError, sendJson } from '../core/http.ts';
+import {
+  parseJsonBody,
+  type Route,
+  type RouteContext,
+  Router,
+  routeContext,
+  sendError,
+  sendJson,
+} from '../core/http.ts';
 import type { Logger } from '../core/log.ts';
 import { counter, histogram, registry, renderMetrics } from '../core/metrics.ts';
 import { invalid, StrataError } from '../core/resources/errors.ts';
@@ -21,6 +30,7 @@ import { readManifests, validateDocument } from '../core/resources/manifest.ts';
 import { parseSelector } from '../core/resources/selector.ts';
 import type { ResourceService } from '../core/resources/service.ts';
 import { API_VERSION, type Resource, type StrataEvent } from '../core/resources/types.ts';
+import { type Principal, roleAllows } from '../core/tokens.ts';
 import type { TokenAuth } from './auth.ts';
 import { buildOpenApi } from './openapi.ts';
 import {
@@ -56,6 +66,55 @@ export interface ApiDeps {
   auth: TokenAuth;
   log: Logger;
   version: string;
+}
+
+/** Whether a token limited to networks may see this object: Nodes and Networks of its networks, any other kind. */
+function visible(p: Principal | undefined, r: Resource): boolean {
+  if (!p?.networks) return true;
+  if (r.kind === 'Network') return p.networks.includes(r.metadata.name);
+  if (r.kind === 'Node') return p.networks.includes(String((r.spec as { network?: unknown }).network ?? ''));
+  return true;
+}
+
+function forbidden(p: Principal, why: string): StrataError {
+  return new StrataError(
+    403,
+    'Forbidden',
+    `token "${p.name}" (${p.role}${p.networks ? `, networks ${p.networks.join(', ')}` : ''}) ${why}`,
+  );
+}
+
+/**
+ * A write by a token limited to networks: only Nodes and Networks, and only of its networks, before and
+ * after (a Node cannot be moved out of, or into, a network it does not hold). Other kinds are site-wide.
+ */
+function checkWrite(p: Principal | undefined, ...objects: (Resource | undefined)[]): void {
+  if (!p?.networks) return;
+  for (const r of objects) {
+    if (!r) continue;
+    if (r.kind !== 'Node' && r.kind !== 'Network')
+      throw forbidden(
+        p,
+        `may change only Nodes and Networks of its networks, not ${r.kind}/${r.metadata.name}: use a token without networks`,
+      );
+    if (!visible(p, r))
+      throw forbidden(p, `may not change ${r.kind}/${r.metadata.name}: it is outside the token's networks`);
+  }
+}
+
+/** Refuses, before the body is read, a write of a site-wide kind by a token limited to networks. */
+function checkKind(p: Principal | undefined, def: KindDef): void {
+  if (p?.networks && def.kind !== 'Node' && def.kind !== 'Network')
+    throw forbidden(
+      p,
+      `may change only Nodes and Networks of its networks, not ${def.plural}: use a token without networks`,
+    );
+}
+
+function checkRead(p: Principal | undefined, r: Resource): Resource {
+  if (!visible(p, r))
+    throw forbidden(p!, `may not read ${r.kind}/${r.metadata.name}: it is outside the token's networks`);
+  return r;
 }
 
 function kindOf(plural: string) {
@@ -198,6 +257,7 @@ export class ApiServer {
         })),
       }),
       {
+        scope: 'any',
         operationId: 'listApiResources',
         summary: 'The kinds this server serves',
         tags: ['resources'],
@@ -205,6 +265,7 @@ export class ApiServer {
       },
     );
     r.add('POST', '/api/v1/apply', async (ctx) => this.#apply(ctx), {
+      scope: 'objects',
       operationId: 'apply',
       summary: 'Create or update every resource of one or more manifests, all or nothing',
       description:
@@ -225,6 +286,7 @@ export class ApiServer {
       errors: [400, 409, 413, 415, 422],
     });
     r.add('GET', '/api/v1/stream', async (ctx) => this.#stream(ctx), {
+      scope: 'objects',
       operationId: 'watch',
       summary: 'Server-Sent Events: `change` (watch, id = resourceVersion), `timeline` and `relist` events',
       description:
@@ -243,7 +305,7 @@ export class ApiServer {
     r.add(
       'GET',
       '/api/v1/:plural',
-      async ({ params, query }) => {
+      async ({ params, query, principal }) => {
         const def = kindOf(params.plural!);
         const limit = intParam(query, 'limit', 1);
         const cont = query.get('continue');
@@ -259,10 +321,12 @@ export class ApiServer {
             resourceVersion: page.resourceVersion,
             ...(page.continue ? { continue: page.continue } : {}),
           },
-          items: page.items,
+          // A token limited to networks gets only its Nodes and Networks (a page may then be short).
+          items: page.items.filter((o) => visible(principal, o)),
         };
       },
       {
+        scope: 'objects',
         operationId: 'list{Kind}',
         summary: 'List {plural}',
         tags: ['resources'],
@@ -281,13 +345,17 @@ export class ApiServer {
     r.add(
       'POST',
       '/api/v1/:plural',
-      async ({ params, json, res }) => {
+      async ({ params, json, res, principal }) => {
         const def = kindOf(params.plural!);
-        const created = await resources.create(fromBody(def, await json<Record<string, unknown>>()));
+        checkKind(principal, def);
+        const next = fromBody(def, await json<Record<string, unknown>>());
+        checkWrite(principal, next);
+        const created = await resources.create(next);
         res.statusCode = 201;
         return created;
       },
       {
+        scope: 'objects',
         operationId: 'create{Kind}',
         summary: 'Create a {Kind}',
         tags: ['resources'],
@@ -299,8 +367,10 @@ export class ApiServer {
     r.add(
       'GET',
       '/api/v1/:plural/:name',
-      async (ctx) => resources.mustGet(kindOf(ctx.params.plural!).kind, nameOf(ctx)),
+      async (ctx) =>
+        checkRead(ctx.principal, await resources.mustGet(kindOf(ctx.params.plural!).kind, nameOf(ctx))),
       {
+        scope: 'objects',
         operationId: 'read{Kind}',
         summary: 'Get a {Kind}',
         tags: ['resources'],
@@ -313,6 +383,7 @@ export class ApiServer {
       '/api/v1/:plural/:name',
       async (ctx) => {
         const def = kindOf(ctx.params.plural!);
+        checkKind(ctx.principal, def);
         const name = nameOf(ctx);
         const next = fromBody(def, await ctx.json<Record<string, unknown>>());
         if (next.metadata.name !== name) {
@@ -325,6 +396,7 @@ export class ApiServer {
           ]);
         }
         const cur = await resources.mustGet(def.kind, name);
+        checkWrite(ctx.principal, cur, next);
         return resources.replace({
           ...next,
           status: cur.status ?? {},
@@ -337,6 +409,7 @@ export class ApiServer {
         });
       },
       {
+        scope: 'objects',
         operationId: 'replace{Kind}',
         summary: 'Replace a {Kind} (optimistic concurrency on metadata.resourceVersion)',
         tags: ['resources'],
@@ -352,9 +425,17 @@ export class ApiServer {
         const def = kindOf(ctx.params.plural!);
         const type = mediaType(ctx.req);
         if (!PATCH_TYPES.includes(type)) throw unsupported(type, PATCH_TYPES);
-        return resources.patch(def.kind, nameOf(ctx), await ctx.json(), (doc) => fromBody(def, doc));
+        checkKind(ctx.principal, def);
+        if (ctx.principal?.networks)
+          checkWrite(ctx.principal, await resources.mustGet(def.kind, nameOf(ctx)));
+        return resources.patch(def.kind, nameOf(ctx), await ctx.json(), (doc) => {
+          const next = fromBody(def, doc);
+          checkWrite(ctx.principal, next);
+          return next;
+        });
       },
       {
+        scope: 'objects',
         operationId: 'patch{Kind}',
         summary: 'Merge patch (RFC 7386) of a {Kind}: labels, annotations and spec',
         tags: ['resources'],
@@ -373,6 +454,9 @@ export class ApiServer {
       async (ctx) => {
         const def = kindOf(ctx.params.plural!);
         const force = ['true', '1', ''].includes(ctx.query.get('force') ?? 'false');
+        checkKind(ctx.principal, def);
+        if (ctx.principal?.networks)
+          checkWrite(ctx.principal, await resources.mustGet(def.kind, nameOf(ctx)));
         const out = await resources.delete(
           def.kind,
           nameOf(ctx),
@@ -386,6 +470,7 @@ export class ApiServer {
         };
       },
       {
+        scope: 'objects',
         operationId: 'delete{Kind}',
         summary: 'Delete a {Kind} (refused with 409 InUse while nodes use it, unless force=true)',
         tags: ['resources'],
@@ -403,6 +488,7 @@ export class ApiServer {
       async (ctx) => {
         const def = kindOf(ctx.params.plural!);
         const after = intParam(ctx.query, 'after', 0) ?? 0;
+        if (ctx.principal?.networks) checkRead(ctx.principal, await resources.mustGet(def.kind, nameOf(ctx)));
         const items = await resources.store.listEvents({
           kind: def.kind,
           name: nameOf(ctx),
@@ -413,6 +499,7 @@ export class ApiServer {
         return { kind: 'EventList', items };
       },
       {
+        scope: 'objects',
         operationId: 'list{Kind}Events',
         summary: 'Timeline of a {Kind}',
         tags: ['resources'],
@@ -427,7 +514,7 @@ export class ApiServer {
   }
 
   /** Apply: the body is read as the Content-Type says, never guessed from its first bytes. */
-  async #apply({ req, body, query }: RouteContext): Promise<unknown> {
+  async #apply({ req, body, query, principal }: RouteContext): Promise<unknown> {
     const type = mediaType(req);
     let docs: Resource[];
     if (type === 'application/json') {
@@ -441,6 +528,9 @@ export class ApiServer {
       docs = await readManifests([{ name: file ?? undefined, text: await body() }]);
     } else {
       throw unsupported(type, ['application/json ({"files": [{"name", "text"}]})', 'application/yaml']);
+    }
+    if (principal?.networks) {
+      for (const d of docs) checkWrite(principal, d, await this.#deps.resources.get(d.kind, d.metadata.name));
     }
     const dryRun = query.get('dryRun') === 'true' || query.get('dryRun') === 'All';
     const out = await this.#deps.resources.apply(docs, { dryRun });
@@ -459,10 +549,18 @@ export class ApiServer {
    * SSE: `change` events (the watch, `id:` = resourceVersion) and `timeline` events (their id is in the
    * data, so `Last-Event-ID` always names a resourceVersion), optionally for one kind or object.
    */
-  async #stream({ req, res, query }: RouteContext): Promise<void> {
+  async #stream({ req, res, query, principal }: RouteContext): Promise<void> {
     const { resources, hub } = this.#deps;
     const kind = query.get('kind') ? kindOf(query.get('kind')!).kind : undefined;
     const name = query.get('name') ?? undefined;
+    // A token limited to networks gets the changes of its own Nodes and Networks, and timeline events
+    // only on a watch of one object it may read (an event names its object, not the object's network).
+    const scoped = !!principal?.networks;
+    if (scoped && kind && name) {
+      const obj = await resources.get(kind, name);
+      if (obj) checkRead(principal, obj);
+    }
+    const timelineOk = !scoped || !!(kind && name);
     const after = intParam(query, 'after', 0) ?? 0;
     const lastId = req.headers['last-event-id'];
     const from = query.get('resourceVersion') ?? (typeof lastId === 'string' && lastId ? lastId : undefined);
@@ -479,7 +577,12 @@ export class ApiServer {
     const wants = (k: string, n: string) => (!kind || k === kind) && (!name || n === name);
     const sent = new Set<number>();
     const sendEvent = (ev: StrataEvent) => {
-      if (!open || !wants(ev.kind, ev.name) || (ev.id !== undefined && (ev.id <= after || sent.has(ev.id))))
+      if (
+        !open ||
+        !timelineOk ||
+        !wants(ev.kind, ev.name) ||
+        (ev.id !== undefined && (ev.id <= after || sent.has(ev.id)))
+      )
         return;
       if (ev.id !== undefined) sent.add(ev.id);
       res.write(`event: timeline\ndata: ${JSON.stringify(ev)}\n\n`);
@@ -513,10 +616,11 @@ export class ApiServer {
               return;
             }
             for (const c of changes) {
+              cursor = c.rv;
+              if (!visible(principal, c.object)) continue;
               res.write(
                 `id: ${c.rv}\nevent: change\ndata: ${JSON.stringify({ type: c.type, object: c.object })}\n\n`,
               );
-              cursor = c.rv;
             }
             if (changes.length < 500) break;
           }
@@ -565,14 +669,15 @@ export class ApiServer {
       if (m === 'method')
         throw new StrataError(405, 'MethodNotAllowed', `${method} is not allowed on ${url.pathname}`);
       if (!m) throw new StrataError(404, 'NotFound', `no route for ${url.pathname}`);
-      if (!m.route.public && !this.#deps.auth.check(req.headers.authorization)) {
-        throw new StrataError(
-          401,
-          'Unauthorized',
-          'missing or invalid bearer token (use --token or STRATA_TOKEN)',
-        );
-      }
-      const ctx: RouteContext = routeContext(req, res, m.params, url.searchParams, m.route.doc.body?.schema);
+      const principal = m.route.public ? undefined : await this.#authorize(req, m.route, m.params);
+      const ctx: RouteContext = routeContext(
+        req,
+        res,
+        m.params,
+        url.searchParams,
+        m.route.doc.body?.schema,
+        principal,
+      );
       const out = await m.route.handler(ctx);
       if (!res.headersSent && !res.writableEnded)
         sendJson(res, res.statusCode === 201 ? 201 : 200, out ?? {});
@@ -584,8 +689,37 @@ export class ApiServer {
     }
   }
 
-  async listen(host: string, port: number): Promise<AddressInfo> {
-    this.#server = createServer((req, res) => void this.#handle(req, res));
+  /** 401 without a known token, 403 when its role or networks do not reach as far as the route. */
+  async #authorize(req: IncomingMessage, route: Route, params: Record<string, string>): Promise<Principal> {
+    const p = await this.#deps.auth.authenticate(req.headers.authorization);
+    if (!p) {
+      throw new StrataError(
+        401,
+        'Unauthorized',
+        'missing or invalid bearer token (use --token or STRATA_TOKEN)',
+      );
+    }
+    if (!roleAllows(p.role, route.role))
+      throw forbidden(p, `may not ${route.method} ${route.path}: that needs the ${route.role} role`);
+    if (!p.networks) return p;
+    const scope = route.scope;
+    if (scope === 'cluster')
+      throw forbidden(
+        p,
+        `may not ${route.method} ${route.path}: it acts on the whole site, use a token without networks`,
+      );
+    if (typeof scope === 'object') {
+      const node = await this.#deps.resources.get('Node', params[scope.node]!);
+      if (node && !visible(p, node))
+        throw forbidden(p, `may not act on Node/${node.metadata.name}: it is outside the token's networks`);
+    }
+    return p;
+  }
+
+  /** Serves plain HTTP, or HTTPS with `tls` (the same routes, the same upgrade path for exec). */
+  async listen(host: string, port: number, tls?: { cert: string; key: string }): Promise<AddressInfo> {
+    const handle = (req: IncomingMessage, res: ServerResponse) => void this.#handle(req, res);
+    this.#server = tls ? createHttpsServer({ cert: tls.cert, key: tls.key }, handle) : createServer(handle);
     this.#server.keepAliveTimeout = 5000;
     // Upgrade requests (the exec stream of `strata ssh`) go through the same routes and token check; the
     // route answers 101 and then owns the socket.

@@ -9,6 +9,7 @@ import type { Resource } from '../core/resources/types.ts';
 import type { Connection } from './config.ts';
 import { ApiUnreachableError, CliError } from './errors.ts';
 import { safeText, safeValue } from './safe.ts';
+import { fetchFor, tlsError, tlsFailure } from './tls.ts';
 
 export { CliError };
 
@@ -27,9 +28,22 @@ export class ApiClient {
   readonly server: string;
   readonly conn: Connection;
 
+  readonly #fetch: typeof fetch;
+
   constructor(conn: Connection) {
     this.conn = conn;
     this.server = conn.server;
+    this.#fetch = fetchFor(conn.server, conn.tls);
+  }
+
+  /** A failed connection: a refused certificate explained as such, anything else as unreachable. */
+  async connectError(e: unknown): Promise<CliError> {
+    const tls = tlsFailure(e);
+    if (!tls) return this.unreachable(e);
+    const where = this.conn.context
+      ? `context "${this.conn.context}" in ${this.conn.configFile}`
+      : 'no context';
+    return tlsError(this.server, tls, this.conn.tls, where);
   }
 
   headers(extra: Record<string, string> = {}): Record<string, string> {
@@ -95,7 +109,7 @@ export class ApiClient {
     let res: Response;
     let text: string;
     try {
-      res = await fetch(this.server + path, {
+      res = await this.#fetch(this.server + path, {
         method,
         headers: this.headers(body !== undefined ? { 'content-type': contentType } : {}),
         ...(body !== undefined ? { body } : {}),
@@ -103,7 +117,7 @@ export class ApiClient {
       });
       text = await res.text();
     } catch (e) {
-      throw this.unreachable(e);
+      throw await this.connectError(e);
     }
     const what = `${method} ${path.split('?')[0]}`;
     if (!/^application\/(.+\+)?json\b/.test(res.headers.get('content-type') ?? ''))
@@ -173,12 +187,12 @@ export class ApiClient {
   async *stream(path: string, signal?: AbortSignal, onOpen?: () => void): AsyncGenerator<StreamMessage> {
     let res: Response;
     try {
-      res = await fetch(this.server + path, {
+      res = await this.#fetch(this.server + path, {
         headers: this.headers({ accept: 'text/event-stream' }),
         ...(signal ? { signal } : {}),
       });
     } catch (e) {
-      throw this.unreachable(e);
+      throw await this.connectError(e);
     }
     if (!(res.headers.get('content-type') ?? '').startsWith('text/event-stream') || !res.body) {
       const text = await res.text().catch(() => '');

@@ -15,13 +15,21 @@ import { dirname, join, resolve } from 'node:path';
 import { parse, stringify } from 'yaml';
 import { readLocalToken, tokenFile } from '../api/auth.ts';
 import { CliError } from './errors.ts';
+import type { TlsTrust } from './tls.ts';
 
 export interface Context {
   name: string;
   server: string;
   token?: string;
-  /** Reserved: the SHA-256 pin of the server's certificate once the API speaks TLS. */
+  /**
+   * PEM of the certificate(s) that vouch for an HTTPS server: its CA, or (as `strata up` and a pinning
+   * `strata login` write it) the server's own certificate.
+   */
   certificateAuthority?: string;
+  /** SHA-256 fingerprint the server's certificate must have: a pin, checked instead of its names. */
+  certificateFingerprint?: string;
+  /** Accept any certificate (only when asked for with --insecure-skip-tls-verify). */
+  insecureSkipTlsVerify?: boolean;
 }
 
 export interface ClientConfig {
@@ -125,6 +133,8 @@ export interface Connection {
   lookedIn: string[];
   context?: string;
   configFile: string;
+  /** How to trust the server's certificate: from the context that is this server's (see tls.ts). */
+  tls?: TlsTrust;
 }
 
 export function resolveConnection(flags: ConnectionFlags, env: NodeJS.ProcessEnv = process.env): Connection {
@@ -158,7 +168,22 @@ export function resolveConnection(flags: ConnectionFlags, env: NodeJS.ProcessEnv
     ctx ? `context "${ctx.name}" in ${file}` : `a context for ${server} in ${file}`,
     `${resolve(tokenFile(dataDir))} (the local data directory's admin token)`,
   ];
-  const base = { server, serverSource, lookedIn, configFile: file, ...(ctx ? { context: ctx.name } : {}) };
+  const tls: TlsTrust | undefined =
+    ctx && (ctx.certificateAuthority || ctx.certificateFingerprint || ctx.insecureSkipTlsVerify)
+      ? {
+          ...(ctx.certificateAuthority ? { ca: ctx.certificateAuthority } : {}),
+          ...(ctx.certificateFingerprint ? { fingerprint: ctx.certificateFingerprint } : {}),
+          ...(ctx.insecureSkipTlsVerify ? { insecure: true } : {}),
+        }
+      : undefined;
+  const base = {
+    server,
+    serverSource,
+    lookedIn,
+    configFile: file,
+    ...(ctx ? { context: ctx.name } : {}),
+    ...(tls ? { tls } : {}),
+  };
   if (flags.token) return { ...base, token: flags.token, tokenSource: lookedIn[0]! };
   if (env.STRATA_TOKEN) return { ...base, token: env.STRATA_TOKEN, tokenSource: lookedIn[1]! };
   if (ctx?.token) return { ...base, token: ctx.token, tokenSource: lookedIn[2]! };
@@ -169,5 +194,10 @@ export function resolveConnection(flags: ConnectionFlags, env: NodeJS.ProcessEnv
 
 /** A context for display: the token replaced by a marker saying whether there is one. */
 export function redactContext(c: Context): Context {
-  return { ...c, ...(c.token ? { token: 'REDACTED' } : {}) };
+  return {
+    ...c,
+    ...(c.token ? { token: 'REDACTED' } : {}),
+    // A certificate is public, but a page of PEM hides the rest: its fingerprint says which one.
+    ...(c.certificateAuthority ? { certificateAuthority: 'DATA+OMITTED' } : {}),
+  };
 }

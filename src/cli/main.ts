@@ -21,6 +21,7 @@ import { registerRegistryCommands } from './commands/registry.ts';
 import { registerResourceCommands } from './commands/resources.ts';
 import { registerServerCommands } from './commands/server.ts';
 import { registerSshCommand } from './commands/ssh.ts';
+import { registerTokenCommands } from './commands/token.ts';
 import { registerVersionCommands } from './commands/version.ts';
 import { registerWaitCommand } from './commands/wait.ts';
 import { examples } from './common.ts';
@@ -61,6 +62,7 @@ const MORE_EXAMPLES: Record<string, string[]> = {
     'strata bundle export --to s.tar --no-assets',
   ],
   'strata bundle import': ['strata bundle import site.bundle.tar'],
+  'strata token': ['strata token create ci-reader --role viewer', 'strata token ls'],
   'strata config': [
     'strata config get-contexts',
     'strata config use-context 127.0.0.1:7420',
@@ -101,6 +103,7 @@ export function buildCli(): Command {
   registerLadderCommand(program);
   registerRegistryCommands(program);
   registerBundleCommands(program);
+  registerTokenCommands(program);
 
   program.hook('preAction', (_root, action) => {
     let top: Command = action;

@@ -10,12 +10,18 @@
  * Why not Fastify or Hono: both would need this same `add` shim for the layers, a raw-response escape
  * hatch for SSE and metrics, and a second schema system next to the zod schemas the kinds already have;
  * what they would add over this file is route matching, which is twenty lines here.
+ *
+ * Each route also declares who may call it: the role it needs (viewer for GET, operator otherwise, unless
+ * it says) and how a token limited to some networks is treated (`scope`). The declaration lives beside
+ * the route, is shown in /openapi.json (`x-strata-role`, `x-strata-scope`) and is enforced in one place
+ * (the API server), so a test can walk the document and check every route's decision.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { z } from 'zod';
 import type { Logger } from './log.ts';
 import { type FieldIssue, invalid, StrataError } from './resources/errors.ts';
 import type { KindDef } from './resources/kinds.ts';
+import type { Principal, Role } from './tokens.ts';
 
 export interface RouteContext {
   req: IncomingMessage;
@@ -24,6 +30,8 @@ export interface RouteContext {
   query: URLSearchParams;
   body(): Promise<string>;
   json<T = unknown>(): Promise<T>;
+  /** The token's holder; undefined on public routes. */
+  principal?: Principal;
 }
 
 export type RouteHandler = (ctx: RouteContext) => Promise<unknown>;
@@ -47,7 +55,27 @@ export interface RouteDoc {
   errors?: number[];
 }
 
-export interface RouteOptions extends RouteDoc {
+/**
+ * What a token limited to some networks may do on a route:
+ * - `cluster` (the default): nothing, the route acts on the whole site (lab, registry, tokens);
+ * - `any`: as its role allows, the route shows or changes nothing of a network (the kind list);
+ * - `{ node: PARAM }`: only when the path parameter PARAM names a Node on one of its networks;
+ * - `objects`: the handler filters and checks each Node and Network it reads or writes.
+ */
+export type RouteScope = 'cluster' | 'any' | 'objects' | { node: string };
+
+export interface RouteAccess {
+  /** The weakest role allowed: viewer for GET, operator otherwise, when not said. */
+  role?: Role;
+  scope?: RouteScope;
+  /**
+   * On a public route whose handler checks a token itself (the registry's reads take an API token or the
+   * pull token): who it admits. The document then shows it as a viewer route with scope `any`.
+   */
+  ownCheck?: string;
+}
+
+export interface RouteOptions extends RouteDoc, RouteAccess {
   /** Routes that answer without a token (health, version, metrics, OpenAPI). */
   public?: boolean;
 }
@@ -60,6 +88,9 @@ export interface Route {
   keys: string[];
   handler: RouteHandler;
   public: boolean;
+  role: Role;
+  scope: RouteScope;
+  ownCheck?: string;
   doc: RouteDoc;
 }
 
@@ -74,9 +105,20 @@ export class Router {
         return '([^/]+)';
       })}$`,
     );
-    const { public: isPublic, ...doc } = opts;
+    const { public: isPublic, role, scope, ownCheck, ...doc } = opts;
     // Literal routes win over parameterised ones (`/api/v1/workorders` before `/api/v1/:plural`).
-    const route = { method, path, pattern, keys, handler, public: isPublic ?? false, doc };
+    const route: Route = {
+      method,
+      path,
+      pattern,
+      keys,
+      handler,
+      public: isPublic ?? false,
+      role: role ?? (method === 'GET' ? 'viewer' : 'operator'),
+      scope: scope ?? 'cluster',
+      ...(ownCheck ? { ownCheck } : {}),
+      doc,
+    };
     const at = this.routes.findIndex((r) => r.keys.length > keys.length);
     if (at < 0) this.routes.push(route);
     else this.routes.splice(at, 0, route);
@@ -86,9 +128,13 @@ export class Router {
    * Adds (or replaces) the description of a route registered before, for layers whose `add` calls carry
    * no options: their route code stays as it is, with its schema beside it.
    */
-  describe(method: string, path: string, doc: RouteDoc): void {
+  describe(method: string, path: string, opts: RouteDoc & RouteAccess): void {
     const route = this.routes.find((r) => r.method === method && r.path === path);
     if (!route) throw new Error(`no route ${method} ${path} to describe`);
+    const { role, scope, ownCheck, ...doc } = opts;
+    if (role) route.role = role;
+    if (scope) route.scope = scope;
+    if (ownCheck) route.ownCheck = ownCheck;
     route.doc = { ...route.doc, ...doc };
   }
 
@@ -126,6 +172,7 @@ export function routeContext(
   params: Record<string, string>,
   query: URLSearchParams,
   bodySchema?: SchemaFor,
+  principal?: Principal,
 ): RouteContext {
   let cached: string | undefined;
   const body = async () => (cached ??= await readBody(req));
@@ -136,6 +183,7 @@ export function routeContext(
     query,
     body,
     json: async <T>() => parseJsonBody<T>(await body(), bodySchema),
+    ...(principal ? { principal } : {}),
   };
 }
 

@@ -15,3 +15,22 @@ export function tokenMatches(hash: string | undefined, header: string | undefine
   const b = Buffer.from(hashToken(header.slice(7).trim()), 'hex');
   return a.length === b.length && timingSafeEqual(a, b);
 }
+
+/**
+ * API roles, weakest first: each one may do what the ones before it may. viewer reads (and never a
+ * secret, whatever the role); operator does the day-to-day verbs (apply, patch, power, work orders, lab,
+ * exec); admin also manages tokens and the registry. Routes declare the role they need (core/http.ts).
+ */
+export const ROLES = ['viewer', 'operator', 'admin'] as const;
+export type Role = (typeof ROLES)[number];
+
+export function roleAllows(have: Role, need: Role): boolean {
+  return ROLES.indexOf(have) >= ROLES.indexOf(need);
+}
+
+/** Who a request's token says it is: its name, role, and the networks it is limited to (all when absent). */
+export interface Principal {
+  name: string;
+  role: Role;
+  networks?: string[];
+}

@@ -193,6 +193,7 @@ function routes(ctx: ManagerContext): void {
     doneBy: z.string().optional(),
   });
   ctx.router.describe('POST', '/api/v1/nodes/:name/power', {
+    scope: { node: 'name' },
     operationId: 'powerNode',
     summary: "Switch a node's power through its hardware provider, or ask its state",
     tags: ['hardware'],
@@ -221,6 +222,7 @@ function routes(ctx: ManagerContext): void {
     response: { schema: z.object({ kind: z.literal('WorkOrderList'), items: z.array(workOrder) }) },
   });
   ctx.router.describe('POST', '/api/v1/workorders/:node/done', {
+    scope: { node: 'node' },
     operationId: 'completeWorkOrder',
     summary: 'Confirm that a person did what a work order asked',
     tags: ['hardware'],

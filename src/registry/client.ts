@@ -27,6 +27,8 @@ export interface RegistryClientOptions {
   /** Per-request timeout for metadata calls (blob transfers are bounded by `transferTimeoutMs`). */
   timeoutMs?: number;
   transferTimeoutMs?: number;
+  /** The fetch to use (the CLI's, which carries its context's TLS trust); the global one when absent. */
+  fetch?: typeof fetch;
 }
 
 export class RegistryClient {
@@ -34,12 +36,14 @@ export class RegistryClient {
   readonly #token: string | undefined;
   readonly #timeout: number;
   readonly #transferTimeout: number;
+  readonly #fetchImpl: typeof fetch;
 
   constructor(o: RegistryClientOptions) {
     this.url = o.url.replace(/\/$/, '');
     this.#token = o.token;
     this.#timeout = o.timeoutMs ?? 30_000;
     this.#transferTimeout = o.transferTimeoutMs ?? 60 * 60_000;
+    this.#fetchImpl = o.fetch ?? fetch;
   }
 
   async #fetch(
@@ -50,7 +54,7 @@ export class RegistryClient {
   ): Promise<Response> {
     let res: Response;
     try {
-      res = await fetch(this.url + path, {
+      res = await this.#fetchImpl(this.url + path, {
         ...init,
         method,
         headers: {

@@ -131,6 +131,16 @@ function routes(ctx: ManagerContext, artifacts: ArtifactStore, pullToken: string
     if (r.freed.length) ctx.log.info('registry gc', { freed: r.freed.length, bytes: r.bytes });
     return report;
   });
+  for (const path of [`${base}/refs`, `${base}/refs/:name/:version`, `${base}/blobs/:digest`])
+    ctx.router.describe('GET', path, { ownCheck: 'any API token or the registry pull token' });
+  // Pushing, deleting and collecting change what every site installs from: admins only.
+  for (const [method, path] of [
+    ['PUT', `${base}/blobs/:digest`],
+    ['PUT', `${base}/refs/:name/:version`],
+    ['DELETE', `${base}/refs/:name/:version`],
+    ['POST', `${base}/gc`],
+  ] as const)
+    ctx.router.describe(method, path, { role: 'admin' });
 }
 
 /** Answers a site's reads over the transport (see protocol.ts); a missing thing is a 404 StrataError. */

@@ -130,4 +130,5 @@ export function addExecRoute(ctx: ManagerContext): void {
     await out.unsubscribe();
     socket.end();
   });
+  ctx.router.describe('POST', EXEC_PATH, { scope: { node: 'name' } });
 }

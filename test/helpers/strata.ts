@@ -8,6 +8,7 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
+import { get as httpsGet } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { after } from 'node:test';
@@ -231,6 +232,9 @@ export interface StrataOptions {
   token?: string | null;
   env?: Record<string, string>;
   readyTimeoutMs?: number;
+  /** More arguments for up/manager (e.g. `--tls`); with `https` the server is reached over TLS. */
+  args?: string[];
+  https?: boolean;
 }
 
 export interface ApiResponse {
@@ -272,6 +276,16 @@ export interface StrataServer {
   start(): Promise<void>;
 }
 
+/** The status of a GET over HTTPS without checking the certificate (readiness only; tests check it elsewhere). */
+function httpsStatus(url: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    httpsGet(url, { rejectUnauthorized: false }, (res) => {
+      res.resume();
+      resolve(res.statusCode ?? 0);
+    }).once('error', reject);
+  });
+}
+
 /** Starts `bin/strata up|manager|worker` and waits until it serves /healthz (a worker: until it says so). */
 export async function startStrata(t: Cleanup, opts: StrataOptions = {}): Promise<StrataServer> {
   const mode = opts.mode ?? 'up';
@@ -290,6 +304,7 @@ export async function startStrata(t: Cleanup, opts: StrataOptions = {}): Promise
       a.push('--listen', `127.0.0.1:${port}`);
       if (token && opts.token !== null) a.push('--admin-token', token);
       if (opts.database) a.push('--database', opts.database);
+      a.push(...(opts.args ?? []));
     }
     if (opts.nats) a.push('--nats', opts.nats);
     if (opts.roles) a.push('--roles', opts.roles);
@@ -319,8 +334,10 @@ export async function startStrata(t: Cleanup, opts: StrataOptions = {}): Promise
           await out.waitFor(/Strata worker is up/, opts.readyTimeoutMs ?? 20_000);
         } else {
           await out.waitFor(/Strata \S+ is up/, opts.readyTimeoutMs ?? 20_000);
-          const health = await fetch(`http://127.0.0.1:${port}/healthz`);
-          if (!health.ok) throw new Error(`/healthz answered ${health.status}`);
+          const health = opts.https
+            ? await httpsStatus(`https://127.0.0.1:${port}/healthz`)
+            : (await fetch(`http://127.0.0.1:${port}/healthz`)).status;
+          if (health !== 200) throw new Error(`/healthz answered ${health}`);
         }
         if (opts.token === null && !token) {
           const m = /Admin API token[^:]*: (\S+)/.exec(out.stdout);
@@ -340,7 +357,7 @@ export async function startStrata(t: Cleanup, opts: StrataOptions = {}): Promise
   const server: StrataServer = {
     mode,
     get url() {
-      return mode === 'worker' ? '' : `http://127.0.0.1:${port}`;
+      return mode === 'worker' ? '' : `${opts.https ? 'https' : 'http'}://127.0.0.1:${port}`;
     },
     get port() {
       return port;

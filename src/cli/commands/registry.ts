@@ -17,6 +17,7 @@ import { mediaTypeFor, REGISTRY_API_BASE } from '../../registry/protocol.ts';
 import { CliError } from '../client.ts';
 import { client } from '../common.ts';
 import { table } from '../print.ts';
+import { fetchFor } from '../tls.ts';
 
 /** The global registry of the Strata API the global flags point at, with the same token. */
 export function registryClient(cmd: Command): RegistryClient {
@@ -24,6 +25,7 @@ export function registryClient(cmd: Command): RegistryClient {
   const auth = api.headers().authorization;
   return new RegistryClient({
     url: api.server + REGISTRY_API_BASE,
+    fetch: fetchFor(api.server, api.conn.tls),
     ...(auth ? { token: auth.slice('Bearer '.length) } : {}),
   });
 }

@@ -8,10 +8,12 @@
 import { request as httpRequest, type IncomingMessage } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import type { Socket } from 'node:net';
+import type { ConnectionOptions } from 'node:tls';
 import type { Command } from 'commander';
 import { channel, EXEC_UPGRADE, encodeFrame, FrameDecoder } from '../../shell/protocol.ts';
 import { CliError } from '../client.ts';
 import { client } from '../common.ts';
+import { tlsOptions } from '../tls.ts';
 
 export function registerSshCommand(program: Command): void {
   program
@@ -33,14 +35,20 @@ export function registerSshCommand(program: Command): void {
         q.set('rows', String(process.stdout.rows ?? 24));
       }
       const url = new URL(`${c.server}/api/v1/nodes/${encodeURIComponent(name)}/exec?${q}`);
-      process.exitCode = await execStream(url, c.headers(), interactive);
+      process.exitCode = await execStream(url, c.headers(), interactive, tlsOptions(c.conn.tls));
     });
 }
 
 /** Opens the exec stream and relays stdin, stdout and stderr until the remote side exits. */
-function execStream(url: URL, headers: Record<string, string>, interactive: boolean): Promise<number> {
+function execStream(
+  url: URL,
+  headers: Record<string, string>,
+  interactive: boolean,
+  tls: ConnectionOptions,
+): Promise<number> {
   return new Promise((resolve, reject) => {
     const req = (url.protocol === 'https:' ? httpsRequest : httpRequest)(url, {
+      ...(url.protocol === 'https:' ? tls : {}),
       method: 'POST',
       headers: { ...headers, connection: 'Upgrade', upgrade: EXEC_UPGRADE },
     });
