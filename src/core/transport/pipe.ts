@@ -452,5 +452,11 @@ export function exitWithParent(transport: PipeTransport, stop: () => Promise<voi
   };
   process.once('SIGTERM', () => void exit());
   process.once('SIGINT', () => void exit());
-  process.stdin.once('end', () => void exit());
+  // A parent that is gone (kill -9, crash) takes no more writes: whatever stop() still waits for (a batch
+  // to persist through the closed pipe) can never finish, and holding the ports would keep a restarted
+  // parent's new child from serving. Exit soon whatever stop() is doing.
+  process.stdin.once('end', () => {
+    setTimeout(() => process.exit(1), 1000).unref();
+    void exit();
+  });
 }
