@@ -207,16 +207,20 @@ spec:
         };
         return n.status?.state === 4 ? n : undefined;
       },
-      60_000,
-    );
+      90_000,
+    ).catch(async (e) => {
+      throw new Error(`${(e as Error).message}: ${(await events()).map((x) => x.reason).join(',')}`);
+    });
     assert.deepEqual(node.status?.hostKeys, [sshd.hostKey]);
 
-    const reasons = (await events()).map((e) => e.reason);
+    const reasons = await waitFor('the SSH check on the timeline', async () => {
+      const r = (await events()).map((e) => e.reason);
+      return r.includes('SSHReachable') ? r : undefined;
+    });
     const once = (r: string) => reasons.filter((x) => x === r).length;
     assert.equal(once('HostKeyRecorded'), 1, reasons.join(','));
     assert.equal(once('InstallRebooting'), 1, reasons.join(','));
     assert.equal(once('Installed'), 1, reasons.join(','));
     assert.equal(once('HostKeyRefused'), 0, reasons.join(','));
-    assert.ok(reasons.includes('SSHReachable'), reasons.join(','));
   });
 });
