@@ -3,13 +3,16 @@
  * down and started again while `strata up` on it takes a burst of Node applies over HTTP and a burst of
  * real DHCP clients (lease writes). Strata reconnects by itself; writes during the outage are refused with
  * a clear error, every acknowledged write (applies and ACKed leases) is in the database afterwards, and
- * each Node was created once in the change log.
+ * each Node was created once in the change log. NATS: a private nats-server with JetStream carrying a
+ * manager and an sshkeys worker is stopped and started again while keys are asked for; each key is
+ * generated exactly once.
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import pg from 'pg';
 import { netnsAvailable } from '../../helpers/netns.ts';
-import { suiteCleanup, waitFor } from '../../helpers/strata.ts';
+import { startNats } from '../../helpers/services.ts';
+import { startStrata, suiteCleanup, waitFor } from '../../helpers/strata.ts';
 import { assertAcksStored, assertNoDoubleBinding, segmentWithStrata, startBurst } from './burst.ts';
 import { privatePostgres, privatePostgresSkip } from './private-postgres.ts';
 
@@ -119,5 +122,64 @@ describe('PostgreSQL restarted under load', { skip: pgSkip ?? false }, () => {
     } finally {
       await c.end();
     }
+  });
+});
+
+const sshKey = (name: string) => `apiVersion: strata.dev/v1alpha1
+kind: SSHKey
+metadata: { name: ${name} }
+spec: { generate: true, comment: ${name}@chaos }
+`;
+
+describe('nats-server restarted under load', () => {
+  const t = suiteCleanup();
+
+  it('a key asked for during the outage is generated exactly once after it', async (tc) => {
+    const nats = await startNats({ jetstream: true }, t);
+    const manager = await startStrata(t, { mode: 'manager', nats: nats.url });
+    const worker = await startStrata(t, { mode: 'worker', nats: nats.url, roles: 'sshkeys' });
+    const fingerprint = async (name: string) =>
+      ((await manager.api('GET', `/api/v1/sshkeys/${name}`)).json as { status?: { fingerprint?: string } })
+        .status?.fingerprint;
+    const generated = (name: string) =>
+      worker
+        .stderr()
+        .split('\n')
+        .filter(
+          (l) => l.startsWith('{') && l.includes('"generated ssh key"') && l.includes(`"key":"${name}"`),
+        ).length;
+
+    for (const name of ['a0', 'a1', 'a2']) {
+      const r = await manager.cli(['apply', '-f', '-'], { stdin: sshKey(name) });
+      assert.equal(r.code, 0, r.stderr);
+    }
+    await nats.kill();
+    const during = ['b0', 'b1', 'b2'];
+    for (const name of during) {
+      const r = await manager.cli(['apply', '-f', '-'], { stdin: sshKey(name) });
+      assert.equal(r.code, 0, `the API takes the request while NATS is down: ${r.stderr}`);
+    }
+    await new Promise((r) => setTimeout(r, 1500));
+    await nats.restart();
+    const all = ['a0', 'a1', 'a2', ...during];
+    await waitFor(
+      'every key generated after the restart',
+      async () => (await Promise.all(all.map(fingerprint))).every(Boolean),
+      45_000,
+    ).catch((e) => {
+      throw new Error(
+        `${(e as Error).message}\n${manager.stderr().slice(-3000)}\n${worker.stderr().slice(-2000)}`,
+      );
+    });
+    const first = await Promise.all(all.map(fingerprint));
+    // Nothing is generated again later (a redelivered job would replace the key).
+    await new Promise((r) => setTimeout(r, 3000));
+    assert.deepEqual(await Promise.all(all.map(fingerprint)), first, 'keys are stable');
+    for (const name of all) assert.equal(generated(name), 1, `${name} generated once`);
+    assert.equal(manager.child.exitCode, null);
+    assert.equal(worker.child.exitCode, null);
+    tc.diagnostic(
+      `chaos nats: ${all.length} keys (${during.length} asked for during the outage), each generated once`,
+    );
   });
 });

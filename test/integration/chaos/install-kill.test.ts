@@ -95,7 +95,7 @@ spec:
     await strata.start();
   };
 
-  it('resumes the install after each kill; the node reaches state 4; once-only things happen once', async () => {
+  it('resumes the install after each kill; the node reaches state 4; once-only things happen once', async (tc) => {
     const dhcp = await set.exec(ns, 'busybox', [
       'udhcpc',
       '-i',
@@ -222,5 +222,9 @@ spec:
     assert.equal(once('InstallRebooting'), 1, reasons.join(','));
     assert.equal(once('Installed'), 1, reasons.join(','));
     assert.equal(once('HostKeyRefused'), 0, reasons.join(','));
+    tc.diagnostic(
+      'chaos install: 4 kills (after config, host key, rebooting, report-in), state 4 reached; ' +
+        `HostKeyRecorded ${once('HostKeyRecorded')}, InstallRebooting ${once('InstallRebooting')}, Installed ${once('Installed')}`,
+    );
   });
 });
