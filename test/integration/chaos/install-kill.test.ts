@@ -9,9 +9,10 @@
  */
 import assert from 'node:assert/strict';
 import { before, describe, it } from 'node:test';
-import { createNetns, currentNetns, type NetnsSet, netnsAvailable } from '../../helpers/netns.ts';
+import { type NetnsSet, netnsAvailable } from '../../helpers/netns.ts';
 import { type Sshd, sshdAvailable, startSshd } from '../../helpers/sshd.ts';
-import { type StrataServer, startStrata, suiteCleanup, waitFor } from '../../helpers/strata.ts';
+import { type StrataServer, suiteCleanup, waitFor } from '../../helpers/strata.ts';
+import { segmentWithStrata } from './burst.ts';
 
 const skip = netnsAvailable().reason ?? sshdAvailable();
 const URL_ = 'http://10.219.10.1:7421';
@@ -25,25 +26,10 @@ describe('kill -9 of strata up during an install', { skip: skip ?? false }, () =
   let sshd: Sshd;
 
   before(async () => {
-    set = createNetns(t);
-    ns = set.segment('seg', ['n1']).n1!;
-    const bridgeNs = set.name('seg');
-    set.addr(bridgeNs, 'br0', '10.219.10.1/24');
-    set.ip(bridgeNs, 'route', 'add', '255.255.255.255', 'dev', 'br0');
-    mac = set.mac(ns, 'eth0');
-    strata = await startStrata(t, { env: { STRATA_HOST_NETNS: currentNetns() } });
-    const r = await strata.cli(['apply', '-f', '-'], {
-      stdin: `
-apiVersion: strata.dev/v1alpha1
-kind: Network
-metadata: {name: seg}
-spec:
-  interface: br0
-  namespace: ${bridgeNs}
-  subnet: 10.219.10.0/24
-  serverAddress: 10.219.10.1
-  pool: {start: 10.219.10.100, end: 10.219.10.120}
----
+    const seg = await segmentWithStrata(t, {
+      net: 10,
+      clients: ['n1'],
+      extra: `---
 apiVersion: strata.dev/v1alpha1
 kind: Profile
 metadata: {name: debian}
@@ -51,24 +37,28 @@ spec:
   kernel: lab/vmlinuz
   initrd: [lab/installer.cpio.gz]
   image: lab/rootfs.tar.gz
----
-apiVersion: strata.dev/v1alpha1
+`,
+    });
+    ({ set, strata } = seg);
+    ns = seg.ns.n1!;
+    mac = set.mac(ns, 'eth0');
+    const r = await strata.cli(['apply', '-f', '-'], {
+      stdin: `apiVersion: strata.dev/v1alpha1
 kind: Node
 metadata: {name: n1}
 spec:
   macAddresses: ["${mac}"]
   network: seg
-  ipAddress: 10.219.10.50
+  ipAddress: 10.219.10.10
   targetState: 4
   providers: {hardware: none}
 `,
     });
     assert.equal(r.code, 0, r.stderr);
-    await strata.waitForOutput(/boot worker ready/, 20_000);
-    sshd = await startSshd(t, set, ns, { listen: '10.219.10.50' }).catch(async () => {
+    sshd = await startSshd(t, set, ns, { listen: '10.219.10.10' }).catch(async () => {
       // sshd binds its address: put it on the interface first, then retry.
-      set.addr(ns, 'eth0', '10.219.10.50/24');
-      return startSshd(t, set, ns, { listen: '10.219.10.50' });
+      set.addr(ns, 'eth0', '10.219.10.10/24');
+      return startSshd(t, set, ns, { listen: '10.219.10.10' });
     });
   });
 
@@ -112,9 +102,9 @@ spec:
       '-V',
       'PXEClient:Arch:00000:UNDI:002001',
     ]);
-    assert.match(dhcp.stdout + dhcp.stderr, /lease of 10\.219\.10\.50 obtained/);
-    if (!set.ip(ns, 'addr', 'show', 'eth0').includes('10.219.10.50/24'))
-      set.addr(ns, 'eth0', '10.219.10.50/24');
+    assert.match(dhcp.stdout + dhcp.stderr, /lease of 10\.219\.10\.10 obtained/);
+    if (!set.ip(ns, 'addr', 'show', 'eth0').includes('10.219.10.10/24'))
+      set.addr(ns, 'eth0', '10.219.10.10/24');
 
     const script = await curl([`${URL_}/boot/ipxe?mac=${mac}`]);
     const token = /strata\.token=(\S+)/.exec(script.body)?.[1];
@@ -182,7 +172,7 @@ spec:
       bootId: 'b',
       machineId: 'm',
       postRebootExit: 0,
-      addresses: ['10.219.10.50/24'],
+      addresses: ['10.219.10.10/24'],
     });
     const post = [
       '-X',
