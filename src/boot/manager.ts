@@ -567,6 +567,10 @@ export async function startBootManager(ctx: ManagerContext): Promise<() => Promi
         return { ok: true };
       },
     ),
+    // A supervisor that starts (or restarts with Networks already stored) asks for its placements.
+    await ctx.transport.serve<Record<string, never>, NetworkPlacement[]>(subjects.networks, () =>
+      placements(ctx),
+    ),
     await ctx.transport.serve<BootScriptRequest, BootScriptResult>(subjects.script, (q) =>
       decideScript(ctx, q),
     ),
@@ -599,10 +603,16 @@ export async function startBootManager(ctx: ManagerContext): Promise<() => Promi
     if (ev.object.kind !== 'Node' && ev.object.kind !== 'Network') return;
     timer ??= setTimeout(async () => {
       timer = undefined;
-      await ctx.transport.publish(subjects.networksChanged, await placements(ctx));
-      for (const n of await ctx.resources.list('Network')) {
-        const cfg = await buildConfig(ctx, n.metadata.name).catch(() => undefined);
-        if (cfg) await ctx.transport.publish(subjects.configChanged(n.metadata.name), cfg);
+      try {
+        await ctx.transport.publish(subjects.networksChanged, await placements(ctx));
+        for (const n of await ctx.resources.list('Network')) {
+          const cfg = await buildConfig(ctx, n.metadata.name).catch(() => undefined);
+          if (cfg) await ctx.transport.publish(subjects.configChanged(n.metadata.name), cfg);
+        }
+      } catch (err) {
+        // The store is unreachable (database restarting): the next change, or the workers' own
+        // request for their configuration, brings them up to date.
+        ctx.log.warn('boot workers not told of a change', { err });
       }
     }, 200);
   });

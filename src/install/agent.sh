@@ -34,9 +34,10 @@ json_str() {
 	printf '"%s"' "$(printf '%s' "$1" | tr '\n\t' '  ' | sed -e 's/\\/\\\\/g' -e 's/"/\\"/g' | tr -d '\000-\037')"
 }
 
-# post PATH CONTENT-TYPE BODY-FILE: best effort, 3 tries, never fatal.
+# post PATH CONTENT-TYPE BODY-FILE: best effort, never fatal; the tries span ~20 s so that a Strata restart
+# (kill -9, power cut) is ridden out. Strata recognises a repeated event, so a retry is never recorded twice.
 post() {
-	for _try in 1 2 3; do
+	for _try in 1 2 3 4 5 6 7 8 9 10; do
 		if timeout 15 wget -q -O /dev/null --header "Authorization: Bearer $TOKEN" \
 			--header "Content-Type: $2" --post-file "$3" "$API/$1" 2>"$STATE/post.err"; then
 			return 0
@@ -63,7 +64,7 @@ die() {
 
 # fetch PATH OUT: GET with the install token. Returns 0 ok, 2 not found (404/204), 1 other error.
 fetch() {
-	for _try in 1 2 3 4 5; do
+	for _try in 1 2 3 4 5 6 7 8 9 10; do
 		if timeout 60 wget -q -O "$2" --header "Authorization: Bearer $TOKEN" "$API/$1" 2>"$STATE/fetch.err"; then
 			return 0
 		fi

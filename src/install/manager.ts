@@ -38,7 +38,8 @@ export { MANAGED_KEY };
 
 type InstallStatus = NodeStatus & {
   hostKeys?: string[];
-  install?: { step?: string; startedAt?: string; diskWrittenAt?: string };
+  /** `last`: the attempt's last progress event (step, status, message), to recognise the agent's retry. */
+  install?: { step?: string; startedAt?: string; diskWrittenAt?: string; last?: string };
 };
 
 const text = (status: number, body: string): InstallHttpResponse => ({
@@ -154,6 +155,10 @@ async function handle(ctx: ManagerContext, r: InstallHttpRequest): Promise<Insta
       const ev = { ...parsed, step: cleanText(parsed.step, 32), message: cleanText(parsed.message, 1024) };
       if (!attemptEvents.take(current.attempt).ok)
         return text(429, 'too many events for this install attempt; slow down\n');
+      // The agent sends an event again when it cannot tell whether it landed (a cut connection, Strata
+      // restarting): the same event twice in a row is that retry, recorded once ("rebooting" is once-only).
+      const last = JSON.stringify([current.attempt, ev.step, ev.status, ev.message]);
+      if ((node.status as InstallStatus | undefined)?.install?.last === last) return text(204, '');
       record(
         ev.status === 'failed'
           ? 'InstallFailed'
@@ -170,9 +175,12 @@ async function handle(ctx: ManagerContext, r: InstallHttpRequest): Promise<Insta
         install: {
           ...s.install,
           step: ev.step,
+          last,
           ...(written ? { diskWrittenAt: new Date().toISOString() } : {}),
         },
       }));
+      // Acknowledged means on the timeline: a crash right after the 204 must not lose the event.
+      await ctx.hub.flush();
       return text(204, '');
     }
     case 'hostkey': {
@@ -195,6 +203,7 @@ async function handle(ctx: ManagerContext, r: InstallHttpRequest): Promise<Insta
         hostKey: keys[0]!,
       }));
       record('HostKeyRecorded', `host keys pinned: ${keys.map((k) => k.split(' ')[0]).join(', ')}`);
+      await ctx.hub.flush();
       return text(204, '');
     }
     case 'scripts/pre-reboot':
@@ -254,6 +263,7 @@ async function handle(ctx: ManagerContext, r: InstallHttpRequest): Promise<Insta
           addresses,
         },
       );
+      await ctx.hub.flush();
       return text(204, '');
     }
   }

@@ -23,7 +23,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import pg from 'pg';
-import { alreadyExists, conflict, notFound } from '../resources/errors.ts';
+import { alreadyExists, conflict, notFound, StrataError } from '../resources/errors.ts';
 import type { Resource, StrataEvent } from '../resources/types.ts';
 import { POSTGRES_MIGRATIONS } from './migrations.ts';
 import { rowToEvent } from './sqlite.ts';
@@ -47,6 +47,27 @@ const MIGRATION_LOCK = 0x737472617461;
 const WRITE_LOCK = 0x727673;
 /** Key of the advisory lock that makes event ids commit in order ("events"). */
 const EVENTS_LOCK = 0x6576656e7473;
+/** The server is not there (down, restarting, unreachable): SQLSTATE classes 08 and 57P0x, or the socket. */
+const UNREACHABLE =
+  /ECONNREFUSED|ECONNRESET|ETIMEDOUT|EPIPE|EHOSTUNREACH|ENOTFOUND|Connection terminated|timeout exceeded when trying to connect|Client has encountered a connection error|Connection ended/i;
+
+/**
+ * An error the API answers with 503 naming the database, for an outage: the pool replaces broken
+ * connections by itself, so the next request after the server is back succeeds with no restart of Strata.
+ */
+export function unreachable(e: unknown, where: string): unknown {
+  if (e instanceof StrataError) return e;
+  const code = String((e as { code?: unknown }).code ?? '');
+  if (!code.startsWith('08') && !code.startsWith('57P0') && !UNREACHABLE.test(`${code} ${String(e)}`))
+    return e;
+  return new StrataError(
+    503,
+    'ServiceUnavailable',
+    `the database ${where} is unreachable (${(e as Error).message || code}): nothing was written; Strata ` +
+      'reconnects by itself, retry shortly',
+  );
+}
+
 /** Deadlock / serialization failure: the transaction can simply be run again. */
 const RETRYABLE = new Set(['40P01', '40001']);
 
@@ -86,13 +107,26 @@ export interface PostgresStoreOptions {
 export class PostgresStore implements Store {
   readonly driver = 'postgres' as const;
   readonly #pool: pg.Pool;
+  /** The server, for error messages (no password). */
+  readonly #where: string;
   readonly #keep: number;
   /** Compaction runs when the version crosses a multiple of this. */
   readonly #every: number;
   #closed = false;
 
-  private constructor(pool: pg.Pool, keep: number) {
-    this.#pool = pool;
+  private constructor(pool: pg.Pool, keep: number, where: string) {
+    // Every query made on the pool itself (not in a transaction) reports an outage the same way as #tx.
+    this.#pool = new Proxy(pool, {
+      get(target, prop) {
+        const v = Reflect.get(target, prop, target);
+        if (prop !== 'query' || typeof v !== 'function') return typeof v === 'function' ? v.bind(target) : v;
+        return (...args: unknown[]) =>
+          (v as (...a: unknown[]) => Promise<unknown>).apply(target, args).catch((e: unknown) => {
+            throw unreachable(e, where);
+          });
+      },
+    });
+    this.#where = where;
     this.#keep = keep;
     this.#every = Math.max(1, Math.min(64, Math.floor(keep / 4)));
   }
@@ -107,7 +141,8 @@ export class PostgresStore implements Store {
     });
     // An idle connection that breaks (server restart) must not crash the process; the pool replaces it.
     pool.on('error', () => {});
-    const store = new PostgresStore(pool, opts.changeLogKeep ?? CHANGE_LOG_KEEP);
+    const u = new URL(url);
+    const store = new PostgresStore(pool, opts.changeLogKeep ?? CHANGE_LOG_KEEP, `${u.host}${u.pathname}`);
     try {
       await store.#migrate();
     } catch (e) {
@@ -139,8 +174,16 @@ export class PostgresStore implements Store {
   /** Runs fn in a transaction on one pooled connection; retries the whole of it after a deadlock. */
   async #tx<T>(fn: (c: pg.PoolClient) => Promise<T>, begin = 'BEGIN'): Promise<T> {
     for (let attempt = 1; ; attempt++) {
-      const c = await this.#pool.connect();
+      const c = await this.#pool.connect().catch((e: unknown) => {
+        throw unreachable(e, this.#where);
+      });
       let broken: Error | undefined;
+      // A connection cut while checked out (server restart) emits 'error' on the client: unhandled, that
+      // would end the process. The running query rejects on its own; the client is discarded on release.
+      const onError = (e: Error) => {
+        broken = e;
+      };
+      c.on('error', onError);
       try {
         await c.query(begin);
         const out = await fn(c);
@@ -153,8 +196,9 @@ export class PostgresStore implements Store {
           broken = re as Error;
         }
         const code = (e as { code?: string }).code;
-        if (!code || !RETRYABLE.has(code) || attempt >= 5) throw e;
+        if (!code || !RETRYABLE.has(code) || attempt >= 5) throw unreachable(e, this.#where);
       } finally {
+        c.off('error', onError);
         c.release(broken);
       }
       await new Promise((r) => setTimeout(r, 5 * attempt + Math.random() * 20));

@@ -11,7 +11,7 @@ import { randomUUID } from 'node:crypto';
 import { chmodSync, closeSync, existsSync, mkdirSync, openSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { DatabaseSync, type StatementSync } from 'node:sqlite';
-import { alreadyExists, conflict, notFound } from '../resources/errors.ts';
+import { alreadyExists, conflict, notFound, StrataError } from '../resources/errors.ts';
 import type { Resource, StrataEvent } from '../resources/types.ts';
 import { SQLITE_MIGRATIONS } from './migrations.ts';
 import {
@@ -49,12 +49,14 @@ export function rowToResource(row: Row): Resource {
 export class SqliteStore implements Store {
   readonly driver = 'sqlite' as const;
   readonly #db: DatabaseSync;
+  readonly #path: string;
   readonly #stmts: Record<string, StatementSync>;
   readonly #keep: number;
   /** Compaction runs when the version crosses a multiple of this. */
   readonly #every: number;
 
   constructor(path: string, opts: { changeLogKeep?: number } = {}) {
+    this.#path = path;
     this.#keep = opts.changeLogKeep ?? CHANGE_LOG_KEEP;
     this.#every = Math.max(1, Math.min(64, Math.floor(this.#keep / 4)));
     if (path !== ':memory:') {
@@ -122,15 +124,37 @@ export class SqliteStore implements Store {
   }
 
   #tx<T>(fn: () => T): T {
-    this.#db.exec('BEGIN IMMEDIATE');
     try {
-      const out = fn();
-      this.#db.exec('COMMIT');
-      return out;
+      this.#db.exec('BEGIN IMMEDIATE');
+      try {
+        const out = fn();
+        this.#db.exec('COMMIT');
+        return out;
+      } catch (e) {
+        // On SQLITE_FULL (and some I/O errors) SQLite has already rolled the transaction back itself: a
+        // second ROLLBACK would fail and hide the real error.
+        if (this.#db.isTransaction) this.#db.exec('ROLLBACK');
+        throw e;
+      }
     } catch (e) {
-      this.#db.exec('ROLLBACK');
-      throw e;
+      throw this.#diskError(e);
     }
+  }
+
+  /**
+   * A full disk is an answer for the operator (507, naming the directory to free), not an internal error;
+   * nothing was written, and the next write succeeds by itself once there is space again.
+   */
+  #diskError(e: unknown): unknown {
+    const code = (e as { errcode?: number }).errcode;
+    // SQLITE_FULL (13), or an I/O error (10) whose cause is ENOSPC: both mean "no room to write".
+    if (code === undefined || ((code & 0xff) !== 13 && !/disk is full|No space/i.test(String(e)))) return e;
+    return new StrataError(
+      507,
+      'InsufficientStorage',
+      `the disk holding the database is full (${dirname(this.#path)}): nothing was written; free space there ` +
+        'and writes resume without a restart',
+    );
   }
 
   #row(kind: string, name: string): Row | undefined {

@@ -452,5 +452,19 @@ export function exitWithParent(transport: PipeTransport, stop: () => Promise<voi
   };
   process.once('SIGTERM', () => void exit());
   process.once('SIGINT', () => void exit());
-  process.stdin.once('end', () => void exit());
+  // A parent that is gone (kill -9, crash) takes no more writes: whatever stop() still waits for (a batch
+  // to persist through the closed pipe) can never finish, and holding the ports would keep a restarted
+  // parent's new child from serving. Exit soon whatever stop() is doing.
+  let gone = false;
+  const parentGone = () => {
+    if (gone) return;
+    gone = true;
+    setTimeout(() => process.exit(1), 1000).unref();
+    void exit();
+  };
+  // A dead parent shows as the end of stdin, or only as its close or as EPIPE on stdout.
+  process.stdin.once('end', parentGone);
+  process.stdin.once('close', parentGone);
+  process.stdout.once('close', parentGone);
+  process.stdout.on('error', parentGone);
 }
