@@ -567,10 +567,6 @@ export async function startBootManager(ctx: ManagerContext): Promise<() => Promi
         return { ok: true };
       },
     ),
-    // A supervisor that starts (or restarts with Networks already stored) asks for its placements.
-    await ctx.transport.serve<Record<string, never>, NetworkPlacement[]>(subjects.networks, () =>
-      placements(ctx),
-    ),
     await ctx.transport.serve<BootScriptRequest, BootScriptResult>(subjects.script, (q) =>
       decideScript(ctx, q),
     ),
