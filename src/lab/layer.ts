@@ -36,6 +36,8 @@ export interface LabUpRequest {
   nodes: number;
   firmware: 'bios' | 'uefi' | 'mixed';
   memoryMiB?: number;
+  /** Frames dropped on the lab bridge, percent each way (a lossy wire); 0 or absent: none. */
+  lossPercent?: number;
 }
 
 export interface LabVmInfo {
@@ -122,7 +124,12 @@ export function labLayer(): Layer {
       publishArtifact(paths.kernel, join(art, 'vmlinuz'));
       publishArtifact(paths.initramfs, join(art, 'installer.cpio.gz'));
       publishArtifact(paths.osImage, join(art, 'debian-bookworm-amd64.tar.zst'));
-      if (!network) network = await LabNetwork.create({ name: netns, stateDir: stateDir(ctx.dataDir) });
+      if (!network)
+        network = await LabNetwork.create({
+          name: netns,
+          stateDir: stateDir(ctx.dataDir),
+          ...(req.lossPercent ? { lossPercent: req.lossPercent } : {}),
+        });
     } catch (e) {
       if (!network) releaseLab(netns); // nothing made: the namespace is free for others again
       throw e;
@@ -344,9 +351,22 @@ function routes(ctx: ManagerContext): void {
         `firmware: expected bios, uefi or mixed, got ${JSON.stringify(firmware)}`,
       );
     }
+    const loss = body.lossPercent ?? 0;
+    if (!Number.isInteger(loss) || loss < 0 || loss > 50) {
+      throw new StrataError(
+        422,
+        'Invalid',
+        `lossPercent: expected a whole percentage from 0 to 50, got ${JSON.stringify(body.lossPercent)}`,
+      );
+    }
     const vms = await ctx.transport.request<LabUpRequest, LabVmInfo[]>(
       subjects.up,
-      { nodes, firmware, ...(body.memoryMiB ? { memoryMiB: body.memoryMiB } : {}) },
+      {
+        nodes,
+        firmware,
+        ...(body.memoryMiB ? { memoryMiB: body.memoryMiB } : {}),
+        ...(loss ? { lossPercent: loss } : {}),
+      },
       { timeout: 3_600_000 },
     );
     const applied = await ctx.resources.apply(labResources(vms, body.targetState ?? 4));
@@ -418,6 +438,7 @@ function routes(ctx: ManagerContext): void {
           nodes: { type: 'integer', minimum: 1, maximum: 16 },
           firmware: { enum: ['bios', 'uefi', 'mixed'] },
           memoryMiB: { type: 'integer', minimum: 1 },
+          lossPercent: { type: 'integer', minimum: 0, maximum: 50 },
           targetState: { type: 'integer', minimum: 0 },
         },
       },

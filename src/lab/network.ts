@@ -36,6 +36,11 @@ export interface LabNetworkOptions {
   uplink?: boolean;
   hostAddress?: string;
   nsUplinkAddress?: string;
+  /**
+   * Drop this percentage of the frames on the bridge, each way (nftables, bridge family, `numgen random`;
+   * this kernel has no tc netem): a lossy wire for testing that boot and install survive it.
+   */
+  lossPercent?: number;
 }
 
 export interface LabNetworkInfo {
@@ -107,6 +112,7 @@ export class LabNetwork {
     await run('ip', [...ns, '-6', 'addr', 'add', address6, 'dev', bridge, 'nodad']);
     await run('ip', [...ns, 'link', 'set', bridge, 'up']);
     await run('sysctl', ['-qw', 'net.ipv4.ip_forward=1', 'net.ipv6.conf.all.forwarding=1'], { netns: name });
+    if (opts.lossPercent) await lossyBridge(name, dir, opts.lossPercent);
     let uplink: LabNetworkInfo['uplink'];
     if (opts.uplink) {
       const nsAddr = opts.nsUplinkAddress ?? '10.213.254.2/30';
@@ -258,4 +264,25 @@ export async function labDown(
     // keep VM disks and serial logs for post-mortem; drop sockets and pidfiles
     for (const pf of findPidfiles(dir)) rmSync(pf, { force: true });
   }
+}
+
+/**
+ * Frames entering the bridge from a port (prerouting) and leaving the namespace's own stack through it
+ * (output) are each dropped with probability `percent`. The table lives in the lab's namespace and goes
+ * with it.
+ */
+async function lossyBridge(netns: string, dir: string, percent: number): Promise<void> {
+  if (!Number.isInteger(percent) || percent < 0 || percent > 50) {
+    throw new Error(`lossPercent: expected a whole number from 0 to 50, got ${percent}`);
+  }
+  const rules = [
+    'table bridge strata_loss {',
+    `  chain pre { type filter hook prerouting priority 0; policy accept; numgen random mod 100 < ${percent} counter drop; }`,
+    `  chain out { type filter hook output priority 0; policy accept; numgen random mod 100 < ${percent} counter drop; }`,
+    '}',
+    '',
+  ].join('\n');
+  const file = join(dir, 'loss.nft');
+  writeFileSync(file, rules);
+  await run('nft', ['-f', file], { netns });
 }

@@ -82,71 +82,88 @@ export function registerLabCommands(program: Command): void {
         .default(true),
     )
     .addOption(new Option('--no-wait', 'return as soon as the VMs exist'))
-    .action(async (o: { nodes: number; firmware: string; target: number; wait: boolean }, cmd: Command) => {
-      const api = client(cmd);
-      // Before any work: the server answers, and the lab namespace is not another instance's.
-      const current = await api.request<{ owner?: LabOwner }>('GET', '/api/v1/lab');
-      const owner = current.owner;
-      if (owner && !owner.self && owner.alive) {
-        throw new CliError(
-          `error: the lab namespace ${owner.namespace} belongs to another Strata instance (pid ${owner.pid}, data dir ${owner.dataDir}): ` +
-            `run "strata --data-dir ${owner.dataDir} lab down" there first`,
-        );
-      }
-      const view = new ProgressView();
-      try {
-        // Assets are built here, before the API call, so a first run's debootstrap (minutes) is not one long
-        // HTTP request; the server then finds them up to date in the same machine-wide cache.
-        view.log(
-          'Preparing lab assets (the first run builds the installer and a Debian image: several minutes)',
-        );
-        const { buildLabAssets } = await import('../../lab/assets.ts');
-        await buildLabAssets({
-          log: (l) => view.log(`  ${l}`),
-          progress: (p) => {
-            if (p.done) view.end(p.stage, p.doing);
-            else view.update(p.stage, { percent: p.percent, phase: p.phase, doing: p.doing });
-          },
-        });
-        view.update('vms', { doing: `creating the lab segment and ${o.nodes} VM(s)`, phase: 'create' });
-        const out = await api.request<{ vms: LabVm[]; applied: string[] }>(
-          'POST',
-          '/api/v1/lab/up',
-          JSON.stringify({ nodes: o.nodes, firmware: o.firmware, targetState: o.target }),
-          'application/json',
-          3_600_000,
-        );
-        view.end('vms', `${out.vms.length} VM(s) created, powered off until the ladder turns them on`);
-        view.close();
-        for (const a of out.applied) process.stdout.write(`${a}\n`);
-        process.stdout.write(vmTable(out.vms));
-        const first = out.vms[0]?.name ?? 'lab-1';
-        if (!o.wait) {
-          process.stdout.write(`Watch them climb: strata get nodes; strata events node ${first} --follow\n`);
-          return;
-        }
-        const follow = new ProgressView();
-        follow.log(
-          `Following the nodes to state ${o.target} (Ctrl-C stops following; the lab keeps climbing)`,
-        );
-        const done = await followClimb(
-          api,
-          out.vms.map((v) => v.name),
-          o.target,
-          follow,
-        );
-        follow.close();
-        if (done) process.stdout.write(`All ${out.vms.length} lab node(s) reached state ${o.target}.\n`);
-        else {
-          process.stderr.write(
-            `Stopped following; the lab keeps climbing: strata get nodes; strata events node ${first} --follow\n`,
+    .addOption(
+      new Option('--loss <percent>', 'drop this percentage of frames on the lab bridge, each way (0-50)')
+        .argParser(wholeNumber('a percentage', 0, 50))
+        .default(0),
+    )
+    .action(
+      async (
+        o: { nodes: number; firmware: string; target: number; wait: boolean; loss: number },
+        cmd: Command,
+      ) => {
+        const api = client(cmd);
+        // Before any work: the server answers, and the lab namespace is not another instance's.
+        const current = await api.request<{ owner?: LabOwner }>('GET', '/api/v1/lab');
+        const owner = current.owner;
+        if (owner && !owner.self && owner.alive) {
+          throw new CliError(
+            `error: the lab namespace ${owner.namespace} belongs to another Strata instance (pid ${owner.pid}, data dir ${owner.dataDir}): ` +
+              `run "strata --data-dir ${owner.dataDir} lab down" there first`,
           );
-          process.exitCode = 130;
         }
-      } finally {
-        view.close();
-      }
-    });
+        const view = new ProgressView();
+        try {
+          // Assets are built here, before the API call, so a first run's debootstrap (minutes) is not one long
+          // HTTP request; the server then finds them up to date in the same machine-wide cache.
+          view.log(
+            'Preparing lab assets (the first run builds the installer and a Debian image: several minutes)',
+          );
+          const { buildLabAssets } = await import('../../lab/assets.ts');
+          await buildLabAssets({
+            log: (l) => view.log(`  ${l}`),
+            progress: (p) => {
+              if (p.done) view.end(p.stage, p.doing);
+              else view.update(p.stage, { percent: p.percent, phase: p.phase, doing: p.doing });
+            },
+          });
+          view.update('vms', { doing: `creating the lab segment and ${o.nodes} VM(s)`, phase: 'create' });
+          const out = await api.request<{ vms: LabVm[]; applied: string[] }>(
+            'POST',
+            '/api/v1/lab/up',
+            JSON.stringify({
+              nodes: o.nodes,
+              firmware: o.firmware,
+              targetState: o.target,
+              ...(o.loss ? { lossPercent: o.loss } : {}),
+            }),
+            'application/json',
+            3_600_000,
+          );
+          view.end('vms', `${out.vms.length} VM(s) created, powered off until the ladder turns them on`);
+          view.close();
+          for (const a of out.applied) process.stdout.write(`${a}\n`);
+          process.stdout.write(vmTable(out.vms));
+          const first = out.vms[0]?.name ?? 'lab-1';
+          if (!o.wait) {
+            process.stdout.write(
+              `Watch them climb: strata get nodes; strata events node ${first} --follow\n`,
+            );
+            return;
+          }
+          const follow = new ProgressView();
+          follow.log(
+            `Following the nodes to state ${o.target} (Ctrl-C stops following; the lab keeps climbing)`,
+          );
+          const done = await followClimb(
+            api,
+            out.vms.map((v) => v.name),
+            o.target,
+            follow,
+          );
+          follow.close();
+          if (done) process.stdout.write(`All ${out.vms.length} lab node(s) reached state ${o.target}.\n`);
+          else {
+            process.stderr.write(
+              `Stopped following; the lab keeps climbing: strata get nodes; strata events node ${first} --follow\n`,
+            );
+            process.exitCode = 130;
+          }
+        } finally {
+          view.close();
+        }
+      },
+    );
   lab
     .command('status')
     .description('the lab VMs and their QEMU state')

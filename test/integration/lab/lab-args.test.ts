@@ -35,6 +35,7 @@ describe('strata lab up: bad arguments are refused before any work', () => {
       /'--target <state>' argument 'high' is invalid\. expected a ladder state from 1 to 9/,
     ],
     [['--wait=perhaps'], /'--wait \[bool\]' argument 'perhaps' is invalid\. expected true or false/],
+    [['--loss', '60'], /'--loss <percent>' argument '60' is invalid\. expected a percentage from 0 to 50/],
   ];
   for (const [args, message] of cases) {
     it(`refuses ${args.join(' ')}`, async () => {
