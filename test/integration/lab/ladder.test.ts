@@ -313,6 +313,24 @@ describe('lab: blank VMs climb to state 4, then 5, through Strata alone', { skip
     assert.match(probe.stdout, /"server_id"/);
     assert.match(probe.stdout, /^INFO \{/m, 'the NATS client port answers on the overlay address');
   });
+  it('on a lossy wire, the bridge really dropped frames', {
+    skip: LOSS === '0' ? 'no --loss' : false,
+  }, () => {
+    const rules = execFileSync(
+      'ip',
+      ['netns', 'exec', NETNS, 'nft', 'list', 'table', 'bridge', 'strata_loss'],
+      {
+        encoding: 'utf8',
+      },
+    );
+    const dropped = [...rules.matchAll(/counter packets (\d+)/g)].map((m) => Number(m[1]));
+    assert.equal(dropped.length, 2, rules);
+    assert.ok(
+      dropped.every((n) => n > 0),
+      `frames dropped each way: ${dropped.join(', ')}`,
+    );
+  });
+
   it('lab down leaves no VM, process, namespace or file behind', async () => {
     const r = await strata.cli(['lab', 'down'], { env: { STRATA_LAB_NETNS: NETNS } });
     assert.equal(r.code, 0, r.stderr);
