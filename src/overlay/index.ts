@@ -18,6 +18,7 @@ export * from './manager.ts';
 export * from './membership.ts';
 export * from './reconcile.ts';
 export * from './step.ts';
+export * from './wgpeer.ts';
 
 export interface OverlayLayerOptions {
   /**

@@ -46,7 +46,8 @@ export function usableRange(subnet: string): { first: number; last: number; pref
 /** The node that holds the reserved address: the lighthouse (a member, or Strata's own) or the hub. */
 export function reservedHolder(spec: OverlaySpec): string | undefined {
   if (spec.provider === 'nebula') return spec.nebula?.lighthouse.node ?? LIGHTHOUSE_MEMBER;
-  if (spec.provider === 'wireguard' && spec.wireguard?.topology === 'hub') return spec.wireguard.hub;
+  if (spec.provider === 'wireguard' && spec.wireguard?.topology === 'hub')
+    return spec.wireguard.hub ?? LIGHTHOUSE_MEMBER;
   return undefined;
 }
 

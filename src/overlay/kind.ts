@@ -63,8 +63,25 @@ export const wireguardOptions = z
   .object({
     topology: z.enum(['hub', 'mesh'], { message: 'expected topology "hub" or "mesh"' }).default('mesh'),
     listenPort: port('WireGuard').default(51820),
-    /** The member Node every spoke talks through (topology hub). It gets the reserved address. */
+    /**
+     * The member Node every spoke talks through (topology hub). It gets the reserved address. Without it
+     * Strata itself is the hub, as it runs the Nebula lighthouse.
+     */
     hub: resourceName.optional(),
+    /**
+     * Where the nodes reach Strata's own WireGuard peer (its underlay address and UDP port). Strata is a
+     * peer of every WireGuard overlay, so it reaches its nodes over their overlay addresses (state 5).
+     */
+    endpoint: z
+      .object({
+        host: z.string().regex(/^[A-Za-z0-9.-]{1,253}$/, {
+          message: 'expected the address or DNS name the nodes reach Strata at, like 10.213.0.1',
+        }),
+        /** Default: listenPort. Strata listens on it too. */
+        port: port("Strata's WireGuard peer").optional(),
+      })
+      .strict()
+      .optional(),
     /** Seconds between keepalives, for members behind NAT (0: off). */
     persistentKeepalive: z.number().int().min(0).max(65535).default(25),
   })
@@ -181,7 +198,7 @@ function validateOverlay(r: Resource, at: (p: string) => FieldIssue): FieldIssue
   if (!s[s.provider]) {
     const example = {
       nebula: 'nebula: {lighthouse: {host: 10.213.0.1}}',
-      wireguard: 'wireguard: {topology: mesh}',
+      wireguard: 'wireguard: {topology: mesh, endpoint: {host: 10.213.0.1}}',
       zerotier: 'zerotier: {networkId: 8056c2e21c000001, controller: {url: ..., tokenFile: ...}}',
     }[s.provider];
     add(`spec.${s.provider}`, `provider "${s.provider}" needs its options block, like ${example}`);
@@ -190,10 +207,10 @@ function validateOverlay(r: Resource, at: (p: string) => FieldIssue): FieldIssue
   if (la && c && !inCidr(la, s.subnet)) {
     add('spec.nebula.lighthouse.address', `${la} is outside subnet ${s.subnet}: pick an address inside it`);
   }
-  if (s.wireguard?.topology === 'hub' && !s.wireguard.hub) {
+  if (s.wireguard?.topology === 'hub' && !s.wireguard.hub && !s.wireguard.endpoint) {
     add(
-      'spec.wireguard.hub',
-      'topology "hub" needs the hub Node\'s name: set hub: NODE or use topology: mesh',
+      'spec.wireguard.endpoint',
+      'topology "hub" without hub: NODE makes Strata the hub, and the nodes need its address: set endpoint: {host: ADDRESS} (Strata\'s address on the nodes\' network, like 10.213.0.1) or hub: NODE',
     );
   }
   if (s.wireguard?.topology === 'mesh' && s.wireguard.hub) {

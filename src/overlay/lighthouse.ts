@@ -4,12 +4,15 @@
  * the lighthouse's key) and `nebula -config` runs as a child of the manager; a changed digest (a new
  * blocklist, a renewed certificate) is applied with SIGHUP, as `systemctl reload` does on a member, so
  * existing tunnels stay up. An optional command prefix (`ip netns exec NS`) places it in a namespace.
+ * The same runner keeps Strata's WireGuard peer (wgpeer.ts) for WireGuard overlays, so the manager and
+ * the ladder step have one thing to call with every plan.
  */
-import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Logger } from '../core/log.ts';
+import { alive, type Daemon, startDaemon } from './daemon.ts';
 import type { OverlayPlan } from './membership.ts';
+import { WireguardPeerRunner } from './wgpeer.ts';
 
 export interface LighthouseRunnerOptions {
   /** Where each overlay's lighthouse files go (`DIR/OVERLAY/config.yml`). */
@@ -19,58 +22,58 @@ export interface LighthouseRunnerOptions {
   log?: Logger;
 }
 
-interface Running {
-  proc: ChildProcess;
+interface Running extends Daemon {
   digest: string;
-  output: string;
 }
 
 export class LighthouseRunner {
   readonly #opts: LighthouseRunnerOptions;
   readonly #running = new Map<string, Running>();
+  /** Strata's WireGuard peers; their files go under `DIR/.wireguard` (no overlay is named `.wireguard`). */
+  readonly wireguard: WireguardPeerRunner;
 
   constructor(opts: LighthouseRunnerOptions) {
     this.#opts = opts;
+    this.wireguard = new WireguardPeerRunner({ ...opts, dir: join(opts.dir, '.wireguard') });
   }
 
-  /** Starts, reloads or stops the lighthouse of `plan`'s overlay to match it. */
-  update(plan: OverlayPlan): void {
+  /**
+   * Starts, reloads or stops the lighthouse (Nebula) or Strata's peer (WireGuard) of `plan`'s overlay to
+   * match it; resolves once a WireGuard peer is configured.
+   */
+  update(plan: OverlayPlan): Promise<void> {
+    const wg = this.wireguard.update(plan);
+    this.#nebula(plan);
+    return wg;
+  }
+
+  #nebula(plan: OverlayPlan): void {
     const lh = plan.provider === 'nebula' ? plan.lighthouse : undefined;
     if (!lh) {
-      this.stop(plan.overlay);
+      this.#stopNebula(plan.overlay);
       return;
     }
     const cur = this.#running.get(plan.overlay);
-    if (cur && cur.proc.exitCode === null && cur.proc.signalCode === null && cur.digest === lh.digest) return;
+    if (cur && alive(cur.proc) && cur.digest === lh.digest) return;
     const dir = join(this.#opts.dir, plan.overlay);
     mkdirSync(dir, { recursive: true, mode: 0o700 });
     for (const f of lh.files) writeFileSync(join(dir, f.name), f.content, { mode: f.mode });
-    if (cur && cur.proc.exitCode === null && cur.proc.signalCode === null) {
+    if (cur && alive(cur.proc)) {
       cur.proc.kill('SIGHUP');
       cur.digest = lh.digest;
       this.#opts.log?.info('lighthouse reloaded', { overlay: plan.overlay });
       return;
     }
-    const [cmd, ...args] = [...(this.#opts.prefix ?? []), 'nebula', '-config', join(dir, 'config.yml')];
-    const proc = spawn(cmd!, args, { stdio: ['ignore', 'pipe', 'pipe'] });
-    const run: Running = { proc, digest: lh.digest, output: '' };
-    const keep = (b: Buffer) => {
-      run.output = (run.output + b.toString()).slice(-4000);
-    };
-    proc.stdout?.on('data', keep);
-    proc.stderr?.on('data', keep);
-    proc.once('error', (err) =>
-      this.#opts.log?.error('lighthouse could not start', { overlay: plan.overlay, err }),
-    );
-    proc.once('exit', (code, signal) => {
-      if (this.#running.get(plan.overlay) !== run) return;
-      this.#opts.log?.warn('lighthouse exited; it is started again on the next reconcile', {
+    const run: Running = startDaemon<Running>(
+      [...(this.#opts.prefix ?? []), 'nebula', '-config', join(dir, 'config.yml')],
+      { digest: lh.digest },
+      {
+        what: 'lighthouse',
         overlay: plan.overlay,
-        code,
-        signal,
-        output: run.output.split('\n').slice(-5).join('\n'),
-      });
-    });
+        ...(this.#opts.log ? { log: this.#opts.log } : {}),
+        current: (d) => this.#running.get(plan.overlay) === d,
+      },
+    );
     this.#running.set(plan.overlay, run);
     this.#opts.log?.info('lighthouse started', { overlay: plan.overlay, address: lh.address });
   }
@@ -81,6 +84,11 @@ export class LighthouseRunner {
   }
 
   stop(overlay: string): void {
+    this.wireguard.stop(overlay);
+    this.#stopNebula(overlay);
+  }
+
+  #stopNebula(overlay: string): void {
     const cur = this.#running.get(overlay);
     this.#running.delete(overlay);
     cur?.proc.kill('SIGTERM');
@@ -89,5 +97,6 @@ export class LighthouseRunner {
 
   stopAll(): void {
     for (const o of [...this.#running.keys()]) this.stop(o);
+    this.wireguard.stopAll();
   }
 }

@@ -14,7 +14,7 @@ import type { OverlayPlan } from './membership.ts';
 import { memberLeft, type OverlayContext, purgeOverlay, reconcileOverlay } from './reconcile.ts';
 
 export interface OverlayManagerOptions {
-  /** Runs the lighthouses Strata hosts itself (Nebula overlays without `lighthouse.node`). */
+  /** Runs what Strata hosts itself: Nebula lighthouses and its WireGuard peers. */
   lighthouse?: LighthouseRunner;
   /** Re-decides every Overlay this often (certificate renewal needs no other trigger). Default 10 min. */
   resyncMs?: number;
@@ -41,7 +41,7 @@ export async function startOverlayManager(
   const queue = new WorkQueue(async (name) => {
     try {
       const plan = await reconcileOverlay(ctx, name);
-      if (plan) opts.lighthouse?.update(plan);
+      if (plan) await opts.lighthouse?.update(plan);
       // Without a shell layer to run their undo, leavers stay leaving (and a deleted Overlay waits).
       if (plan && opts.onPlan) {
         await opts.onPlan(plan);

@@ -62,6 +62,8 @@ export interface MemberPlan {
   peers: string[];
   /** sha256 over the files: unchanged digest, nothing to push. */
   digest: string;
+  /** Strata's own WireGuard peer: its address with the subnet's prefix, for its interface. */
+  cidr?: string;
 }
 
 export interface LeavePlan {
@@ -76,7 +78,10 @@ export interface OverlayPlan {
   provider: 'nebula' | 'wireguard' | 'zerotier';
   members: MemberPlan[];
   leaving: LeavePlan[];
-  /** The lighthouse Strata runs itself (Nebula without `lighthouse.node`). */
+  /**
+   * What Strata runs itself: the Nebula lighthouse (without `lighthouse.node`), or its WireGuard peer
+   * (with `wireguard.endpoint`: the hub, or one more mesh peer).
+   */
   lighthouse?: MemberPlan;
   problems: string[];
   /** The Overlay is being deleted: every member is leaving. */
@@ -218,13 +223,21 @@ export function planMembership(input: PlanInput): OverlayPlan {
     const opts = spec.wireguard!;
     const keys = input.wireguard?.keys ?? {};
     const iface = interfaceName('wg-', name);
-    const hub = opts.topology === 'hub' ? opts.hub! : undefined;
-    if (hub && !active.includes(hub)) {
+    // Strata's own peer (with spec.wireguard.endpoint): one more mesh peer, or the hub when none is named.
+    const strata =
+      opts.endpoint && alloc.get(LIGHTHOUSE_MEMBER)?.state === 'active' ? LIGHTHOUSE_MEMBER : undefined;
+    const hub = opts.topology === 'hub' ? (opts.hub ?? LIGHTHOUSE_MEMBER) : undefined;
+    const peering = strata ? [...active, strata] : active;
+    if (strata) underlay.set(strata, opts.endpoint!.host);
+    const portOf = (n: string) => (n === strata ? (opts.endpoint!.port ?? opts.listenPort) : opts.listenPort);
+    if (hub && !peering.includes(hub)) {
       problems.push(
-        `spec.wireguard.hub: "${hub}" is not a selected member: label it to match spec.selector or pick another hub`,
+        hub === LIGHTHOUSE_MEMBER
+          ? 'spec.wireguard.endpoint: Strata is the hub but has no address on the overlay yet'
+          : `spec.wireguard.hub: "${hub}" is not a selected member: label it to match spec.selector or pick another hub`,
       );
     }
-    const ready = active.filter((n) => {
+    const ready = peering.filter((n) => {
       if (keys[n]) return true;
       problems.push(`member "${n}" has no WireGuard key yet`);
       return false;
@@ -235,7 +248,7 @@ export function planMembership(input: PlanInput): OverlayPlan {
         name: n,
         publicKey: keys[n]!.publicKey,
         allowedIps: allowed,
-        ...(ep ? { endpoint: `${ep}:${opts.listenPort}` } : {}),
+        ...(ep ? { endpoint: `${ep}:${portOf(n)}` } : {}),
         ...(opts.persistentKeepalive ? { persistentKeepalive: opts.persistentKeepalive } : {}),
       };
     };
@@ -253,10 +266,24 @@ export function planMembership(input: PlanInput): OverlayPlan {
       const iface0 = {
         privateKey: keys[n]!.privateKey,
         address: `${a.address}/${prefix}`,
-        listenPort: opts.listenPort,
+        listenPort: portOf(n),
         peers,
         forward: n === hub,
       };
+      if (n === strata) {
+        // Strata's peer runs in wireguard-go under the overlay manager: it needs the setconf file only.
+        const files = [{ name: 'wg.conf', content: renderWgSetconf(iface0), mode: 0o600, secret: true }];
+        plan.lighthouse = {
+          ...member(
+            n,
+            a.address,
+            files,
+            peers.map((p) => p.name),
+          ),
+          cidr: iface0.address,
+        };
+        continue;
+      }
       const env = renderEnv({
         OVERLAY: name,
         IFACE: iface,

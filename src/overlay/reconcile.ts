@@ -13,7 +13,14 @@ import type { Logger } from '../core/log.ts';
 import { seconds } from '../core/resources/fields.ts';
 import type { ResourceService } from '../core/resources/service.ts';
 import type { Store } from '../core/store/types.ts';
-import { type Allocation, releaseAllocation, syncAllocations, usableRange, withOverlayLock } from './ipam.ts';
+import {
+  type Allocation,
+  releaseAllocation,
+  reservedHolder,
+  syncAllocations,
+  usableRange,
+  withOverlayLock,
+} from './ipam.ts';
 import type { OverlayMemberStatus, OverlayResource, OverlayStatus } from './kind.ts';
 import { type MemberNode, type NebulaCredentials, type OverlayPlan, planMembership } from './membership.ts';
 import { createCa, type NebulaCa, type NebulaCert, needsRenewal, signMember } from './nebula.ts';
@@ -201,6 +208,7 @@ export function reconcileOverlay(
     const names = members.map((m) => m.name);
     if (!deleting && spec.provider === 'nebula' && !spec.nebula?.lighthouse.node)
       names.push(LIGHTHOUSE_MEMBER);
+    if (!deleting && spec.provider === 'wireguard' && spec.wireguard?.endpoint) names.push(LIGHTHOUSE_MEMBER);
     const ipam = await syncAllocations(ctx.store, name, spec, names, now);
     for (const n of ipam.added)
       record(
@@ -229,15 +237,12 @@ export function reconcileOverlay(
     plan.problems.unshift(...ipam.problems);
     if (deleting) plan.deleting = true;
 
-    const reserved = ipam.allocations.find(
-      (a) => a.node === (spec.nebula?.lighthouse.node ?? LIGHTHOUSE_MEMBER),
-    );
+    const holder = reservedHolder(spec);
+    const reserved = holder ? ipam.allocations.find((a) => a.node === holder) : undefined;
     const next: OverlayStatus = {
       members: status,
       ...(spec.provider === 'nebula' && reserved ? { reservedAddress: reserved.address } : {}),
-      ...(spec.provider === 'wireguard' && spec.wireguard?.hub
-        ? { reservedAddress: ipam.allocations.find((a) => a.node === spec.wireguard?.hub)?.address ?? '' }
-        : {}),
+      ...(spec.provider === 'wireguard' && holder ? { reservedAddress: reserved?.address ?? '' } : {}),
       ...(cas.length
         ? { caFingerprints: cas.map((c) => c.fingerprint), caNotAfter: cas.at(-1)!.notAfter }
         : {}),

@@ -3,12 +3,14 @@
  * network node only when Strata itself reaches it over its overlay address, so:
  *
  * - `check`: an Overlay selects the node, its allocation is active, and an SSH command in GLOBAL scope
- *   (the overlay address, from the global shell worker that runs beside Strata's lighthouse) succeeds.
+ *   (the overlay address, from the global shell worker that runs beside Strata's lighthouse or its
+ *   WireGuard peer) succeeds.
  *   Then `status.overlay` records the address, and from then on the shell layer reaches the node there;
  * - `action`: reconcile each Overlay that selects the node (addresses, certificates or keys), start or
- *   reload Strata's lighthouse, and push the node's member plan as a distributable over LOCAL scope (its
- *   LAN address: the overlay is what is being built): the provider's check/apply/undo scripts, the
- *   rendered configuration, and the provider's Debian package from the site's local registry;
+ *   reload Strata's lighthouse (or WireGuard peer), and push the node's member plan as a distributable
+ *   over LOCAL scope (its LAN address: the overlay is what is being built): the provider's
+ *   check/apply/undo scripts, the rendered configuration, and the provider's Debian package from the
+ *   site's local registry;
  * - `undo`: the member's undo script over local scope; the node loses `status.overlay`.
  *
  * The overlay manager calls {@link pushPlan} with every fresh plan, so a joined member whose plan changed
@@ -249,7 +251,13 @@ export function overlayJoinStep(deps: OverlayStepDeps = {}): Step {
           );
         const plan = await reconcileOverlay(ctx, o.metadata.name);
         if (!plan) continue;
-        deps.lighthouse?.update(plan);
+        await deps.lighthouse?.update(plan);
+        if (o.spec.provider === 'wireguard' && !o.spec.wireguard?.endpoint)
+          return {
+            status: 'waiting',
+            message: `overlay "${o.metadata.name}": Strata is no WireGuard peer without spec.wireguard.endpoint, so it cannot reach this node over the overlay: set endpoint: {host: ADDRESS} (Strata's address on the nodes' network)`,
+            recheckAfterMs: 30_000,
+          };
         if (!plan.members.some((m) => m.node === node.metadata.name))
           return {
             status: 'waiting',

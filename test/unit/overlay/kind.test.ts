@@ -46,7 +46,7 @@ describe('Overlay kind', () => {
     assert.deepEqual(issues(ZEROTIER_SPEC), []);
   });
 
-  it('accepts every Overlay in examples/overlays.yaml and examples/overlay.yaml', () => {
+  it('accepts every Overlay in examples/overlays.yaml, overlay.yaml and overlay-wireguard.yaml', () => {
     const text = readFileSync(join(import.meta.dirname, '../../../examples/overlays.yaml'), 'utf8');
     assert.deepEqual(
       loadManifest(text, 'overlays.yaml').map((r) => `${r.kind}/${r.metadata.name}`),
@@ -58,6 +58,16 @@ describe('Overlay kind', () => {
     assert.equal(`${overlay!.kind}/${overlay!.metadata.name}`, 'Overlay/lab');
     assert.deepEqual((overlay!.spec as { selector: unknown }).selector, {
       matchLabels: { 'strata.dev/lab': 'true' },
+    });
+    // The same on WireGuard, with Strata as the hub.
+    const wg = readFileSync(join(import.meta.dirname, '../../../examples/overlay-wireguard.yaml'), 'utf8');
+    const [hub] = loadManifest(wg, 'overlay-wireguard.yaml');
+    assert.equal(`${hub!.kind}/${hub!.metadata.name}`, 'Overlay/lab-wg');
+    assert.deepEqual((hub!.spec as { wireguard: unknown }).wireguard, {
+      topology: 'hub',
+      endpoint: { host: '10.213.0.1', port: 51820 },
+      listenPort: 51820,
+      persistentKeepalive: 25,
     });
   });
 
@@ -109,7 +119,15 @@ describe('Overlay kind', () => {
       ],
       [
         { provider: 'wireguard', subnet: '10.78.0.0/24', wireguard: { topology: 'hub' } },
-        /^spec\.wireguard\.hub: topology "hub" needs the hub Node's name: set hub: NODE or use topology: mesh/,
+        /^spec\.wireguard\.endpoint: topology "hub" without hub: NODE makes Strata the hub, and the nodes need its address: set endpoint: \{host: ADDRESS\}/,
+      ],
+      [
+        {
+          provider: 'wireguard',
+          subnet: '10.78.0.0/24',
+          wireguard: { topology: 'mesh', endpoint: { host: '10.0.0.1:51820' } },
+        },
+        /^spec\.wireguard\.endpoint\.host: expected the address or DNS name the nodes reach Strata at/,
       ],
       [
         { provider: 'wireguard', subnet: '10.78.0.0/24', wireguard: { topology: 'star' } },

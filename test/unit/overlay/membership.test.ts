@@ -216,6 +216,70 @@ describe('planMembership: WireGuard', () => {
   });
 });
 
+describe("planMembership: WireGuard with Strata's own peer (spec.wireguard.endpoint)", () => {
+  const keys: Record<string, WgKeyPair> = Object.fromEntries(
+    ['a', 'b', LIGHTHOUSE_MEMBER].map((n) => [n, generateWgKeyPair()]),
+  );
+  const run = (wireguard: Record<string, unknown>) => {
+    const o = overlay({ provider: 'wireguard', subnet: '10.78.0.0/24', wireguard });
+    const ipam = planAllocations(o.spec, [], ['a', 'b', LIGHTHOUSE_MEMBER]);
+    return planMembership({
+      overlay: o,
+      members: [
+        { name: 'a', underlay: '10.240.0.11' },
+        { name: 'b', underlay: '10.240.0.12' },
+      ],
+      allocations: ipam.allocations,
+      wireguard: { keys },
+    });
+  };
+
+  it('hub without hub: NODE: Strata is the hub on the reserved address, at its endpoint', () => {
+    const p = run({ topology: 'hub', endpoint: { host: '10.240.0.1', port: 51999 } });
+    assert.deepEqual(p.problems, []);
+    const me = p.lighthouse!;
+    assert.equal(me.address, '10.78.0.1');
+    assert.equal(me.cidr, '10.78.0.1/24');
+    assert.deepEqual(me.peers, ['a', 'b']);
+    const conf = file(me, 'wg.conf')!;
+    assert.equal(conf.secret, true);
+    assert.match(conf.content, /^ListenPort = 51999$/m);
+    assert.ok(conf.content.includes(`PublicKey = ${keys.a!.publicKey}\nAllowedIPs = 10.78.0.2/32\n`));
+    for (const n of ['a', 'b']) {
+      assert.deepEqual(of(p, n).peers, [LIGHTHOUSE_MEMBER]);
+      assert.ok(
+        file(of(p, n), 'wg.conf')!.content.includes(
+          `PublicKey = ${keys[LIGHTHOUSE_MEMBER]!.publicKey}\nAllowedIPs = 10.78.0.0/24\nEndpoint = 10.240.0.1:51999\n`,
+        ),
+        n,
+      );
+    }
+  });
+
+  it('mesh: Strata is one more peer of every member, for its /32, at listenPort by default', () => {
+    const p = run({ topology: 'mesh', endpoint: { host: 'strata.site' } });
+    assert.deepEqual(p.problems, []);
+    assert.deepEqual(p.lighthouse!.peers, ['a', 'b']);
+    const me = p.lighthouse!.address;
+    assert.deepEqual(of(p, 'a').peers, ['b', LIGHTHOUSE_MEMBER]);
+    assert.ok(
+      file(of(p, 'a'), 'wg.conf')!.content.includes(`AllowedIPs = ${me}/32\nEndpoint = strata.site:51820\n`),
+    );
+  });
+
+  it('without an endpoint Strata is no peer: nothing for it to run', () => {
+    const o = overlay({ provider: 'wireguard', subnet: '10.78.0.0/24', wireguard: { topology: 'mesh' } });
+    const p = planMembership({
+      overlay: o,
+      members: [{ name: 'a', underlay: '10.240.0.11' }],
+      allocations: planAllocations(o.spec, [], ['a']).allocations,
+      wireguard: { keys },
+    });
+    assert.equal(p.lighthouse, undefined);
+    assert.deepEqual(of(p, 'a').peers, []);
+  });
+});
+
 describe('planMembership: ZeroTier (rendering only; not run against a real ZeroTier)', () => {
   it('gives each member the scripts and its network, moon and managed address', () => {
     const o = overlay(ZEROTIER_SPEC);
