@@ -95,6 +95,50 @@ async function runUntilSignal(p: { stop(): Promise<void> }): Promise<void> {
   await p.stop();
 }
 
+/** `up` and `manager`: start a platform with an API, print the token once, write the client context, run. */
+async function runServer(
+  o: {
+    listen: string;
+    database?: string;
+    adminToken?: string;
+    tls?: boolean;
+    tlsCert?: string;
+    tlsKey?: string;
+  },
+  cmd: Command,
+  how: {
+    nats?: string;
+    roles: string[];
+    tokenLine: (dataDir: string) => string;
+    upLine: string;
+    transport: (p: Platform) => string;
+  },
+): Promise<void> {
+  applyLogFormat(cmd);
+  const g = cmd.optsWithGlobals();
+  let newToken: string | undefined;
+  const tls = await chooseTls(o, g.dataDir);
+  const p = await startPlatform({
+    dataDir: g.dataDir,
+    listen: o.listen,
+    database: o.database,
+    ...(tls ? { tls } : {}),
+    ...(how.nats ? { nats: how.nats } : {}),
+    manager: true,
+    roles: how.roles,
+    token: o.adminToken,
+    onToken: (t) => {
+      newToken = t;
+      process.stdout.write(`${how.tokenLine(g.dataDir)}: ${t}\n`);
+    },
+  });
+  writeContext(p, g.dataDir, newToken ?? o.adminToken, tls);
+  process.stdout.write(
+    `${tlsLine(tls)}${how.upLine}: API ${apiUrl(p, tls)} (store ${p.store.driver}, transport ${how.transport(p)})\n`,
+  );
+  await runUntilSignal(p);
+}
+
 export function registerServerCommands(program: Command): void {
   const logOpt = (c: Command) =>
     c.addOption(
@@ -136,28 +180,12 @@ export function registerServerCommands(program: Command): void {
       ],
     ),
   ).action(async (o, cmd: Command) => {
-    applyLogFormat(cmd);
-    const g = cmd.optsWithGlobals();
-    let newToken: string | undefined;
-    const tls = await chooseTls(o, g.dataDir);
-    const p = await startPlatform({
-      dataDir: g.dataDir,
-      listen: o.listen,
-      database: o.database,
-      manager: true,
+    await runServer(o, cmd, {
       roles: ['*'],
-      ...(tls ? { tls } : {}),
-      token: o.adminToken,
-      onToken: (t) => {
-        newToken = t;
-        process.stdout.write(`Admin API token (shown once; also in ${g.dataDir}/admin-token): ${t}\n`);
-      },
+      tokenLine: (dataDir) => `Admin API token (shown once; also in ${dataDir}/admin-token)`,
+      upLine: `Strata ${VERSION} is up`,
+      transport: (p) => p.transport.name,
     });
-    writeContext(p, g.dataDir, newToken ?? o.adminToken, tls);
-    process.stdout.write(
-      `${tlsLine(tls)}Strata ${VERSION} is up: API ${apiUrl(p, tls)} (store ${p.store.driver}, transport ${p.transport.name})\n`,
-    );
-    await runUntilSignal(p);
   });
 
   serverOpts(
@@ -165,29 +193,13 @@ export function registerServerCommands(program: Command): void {
   )
     .requiredOption('--nats <url>', 'NATS server URL (nats://host:4222)')
     .action(async (o, cmd: Command) => {
-      applyLogFormat(cmd);
-      const g = cmd.optsWithGlobals();
-      let newToken: string | undefined;
-      const tls = await chooseTls(o, g.dataDir);
-      const p = await startPlatform({
-        dataDir: g.dataDir,
-        listen: o.listen,
-        database: o.database,
-        ...(tls ? { tls } : {}),
+      await runServer(o, cmd, {
         nats: o.nats,
-        manager: true,
         roles: [],
-        token: o.adminToken,
-        onToken: (t) => {
-          newToken = t;
-          process.stdout.write(`Admin API token (shown once): ${t}\n`);
-        },
+        tokenLine: () => 'Admin API token (shown once)',
+        upLine: 'Strata manager is up',
+        transport: () => 'nats',
       });
-      writeContext(p, g.dataDir, newToken ?? o.adminToken, tls);
-      process.stdout.write(
-        `${tlsLine(tls)}Strata manager is up: API ${apiUrl(p, tls)} (store ${p.store.driver}, transport nats)\n`,
-      );
-      await runUntilSignal(p);
     });
 
   logOpt(program.command('worker'))
