@@ -6,6 +6,7 @@
  */
 import type { NetworkResource } from '../core/kinds/network.ts';
 import type { NodeResource, NodeStatus } from '../core/kinds/node.ts';
+import { networkOf, profileOf } from '../core/kinds/placement.ts';
 import type { ProfileResource } from '../core/kinds/profile.ts';
 import type { Step } from '../core/ladder/step.ts';
 import type { ManagerContext } from '../core/layer.ts';
@@ -107,10 +108,8 @@ async function nodeByIp(ctx: ManagerContext, network: string, ip: string): Promi
   return lease ? nodes.find((n) => n.spec.macAddresses.includes(lease.mac)) : undefined;
 }
 
-export function nodeNetwork(node: NodeResource, networks: NetworkResource[]): NetworkResource | undefined {
-  if (node.spec.network) return networks.find((n) => n.metadata.name === node.spec.network);
-  return networks.length === 1 ? networks[0] : undefined;
-}
+/** The network a node boots on (the core's one placement query). */
+export const nodeNetwork = networkOf;
 
 export async function buildConfig(ctx: ManagerContext, name: string): Promise<BootConfig> {
   const net = await ctx.resources.mustGet('Network', name);
@@ -148,12 +147,7 @@ export async function profileFor(
   ctx: ManagerContext,
   node: NodeResource,
 ): Promise<ProfileResource | undefined> {
-  const profiles = await ctx.resources.list<ProfileResource>('Profile');
-  if (node.spec.profile) return profiles.find((p) => p.metadata.name === node.spec.profile);
-  const labels = node.metadata.labels ?? {};
-  return profiles
-    .filter((p) => Object.entries(p.spec.selector.matchLabels).every(([k, v]) => labels[k] === v))
-    .sort((a, b) => a.spec.priority - b.spec.priority || a.metadata.name.localeCompare(b.metadata.name))[0];
+  return profileOf(node, await ctx.resources.list<ProfileResource>('Profile'));
 }
 
 /** An unknown machine asked to boot: it becomes a discovered Node at state 1 (powered and cabled). */

@@ -3,8 +3,7 @@
  * belongs to one node; a reserved address is unique on its network, inside its subnet and outside its
  * dynamic pool; a node asks only for a hardware provider and a target state this server implements. And
  * who uses what, so deleting a Network, Profile or SSHKey that nodes still need is refused unless forced.
- * A node's network and profile are resolved as the boot layer resolves them (named, else the only
- * network; named, else the best label match).
+ * A node's network and profile come from placement.ts, the same query the boot layer uses.
  */
 import { type Limits, registerAdmission, registerUsers, type View } from '../resources/admission.ts';
 import type { FieldIssue } from '../resources/errors.ts';
@@ -12,26 +11,8 @@ import { inCidr, ipToInt } from '../resources/fields.ts';
 import type { Resource } from '../resources/types.ts';
 import type { NetworkResource } from './network.ts';
 import { type NodeResource, STATE_NAMES } from './node.ts';
+import { networkOf, profileOf } from './placement.ts';
 import type { ProfileResource } from './profile.ts';
-
-/** The network a node boots on: the one it names, else the only one. */
-function networkOf(node: NodeResource, networks: NetworkResource[]): NetworkResource | undefined {
-  if (node.spec.network) return networks.find((n) => n.metadata.name === node.spec.network);
-  return networks.length === 1 ? networks[0] : undefined;
-}
-
-/** The profile a node boots: the one it names, else the best label match (lowest priority, then name). */
-function profileOf(node: NodeResource, profiles: ProfileResource[]): ProfileResource | undefined {
-  if (node.spec.profile) return profiles.find((p) => p.metadata.name === node.spec.profile);
-  const labels = node.metadata.labels ?? {};
-  return profiles
-    .filter((p) =>
-      Object.entries(p.spec.selector.matchLabels).every(
-        ([k, v]) => Object.hasOwn(labels, k) && labels[k] === v,
-      ),
-    )
-    .sort((a, b) => a.spec.priority - b.spec.priority || a.metadata.name.localeCompare(b.metadata.name))[0];
-}
 
 /** Every object of a kind, typed (the view holds validated objects of that kind). */
 async function all<T>(view: View, kind: string): Promise<T[]> {
