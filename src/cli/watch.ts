@@ -5,6 +5,7 @@
  * `get -w` lists, then watches from the list's resourceVersion (and lists again on a `relist` event or
  * after a reconnect to a server that gives no resourceVersion); changes already shown are not shown twice.
  */
+import { matchesSelector, parseSelector } from '../core/resources/selector.ts';
 import type { Resource } from '../core/resources/types.ts';
 import type { ApiClient, StreamMessage } from './client.ts';
 import { ApiUnreachableError, CliError } from './errors.ts';
@@ -67,48 +68,6 @@ export async function follow(c: ApiClient, o: FollowOptions): Promise<void> {
   }
 }
 
-/** A parsed label selector in Kubernetes grammar, to filter watch events as the server filters lists. */
-type Term =
-  | { op: 'exists' | 'notexists'; key: string }
-  | { op: 'in' | 'notin'; key: string; values: string[] };
-
-export function parseSelector(sel: string): Term[] {
-  const parts: string[] = [];
-  let depth = 0;
-  let cur = '';
-  for (const ch of sel) {
-    if (ch === '(') depth++;
-    if (ch === ')') depth--;
-    if (ch === ',' && depth === 0) {
-      parts.push(cur);
-      cur = '';
-    } else cur += ch;
-  }
-  parts.push(cur);
-  return parts
-    .map((p) => p.trim())
-    .filter(Boolean)
-    .map((p): Term => {
-      let m = /^(\S+)\s+(in|notin)\s*\(([^)]*)\)$/.exec(p);
-      if (m) return { op: m[2] as 'in' | 'notin', key: m[1]!, values: m[3]!.split(',').map((v) => v.trim()) };
-      m = /^([^!=\s]+)\s*(==|=|!=)\s*(\S*)$/.exec(p);
-      if (m) return { op: m[2] === '!=' ? 'notin' : 'in', key: m[1]!, values: [m[3]!] };
-      if (p.startsWith('!')) return { op: 'notexists', key: p.slice(1).trim() };
-      return { op: 'exists', key: p };
-    });
-}
-
-export function matchesSelector(terms: Term[], labels: Record<string, string> = {}): boolean {
-  return terms.every((t) => {
-    const has = Object.hasOwn(labels, t.key);
-    if (t.op === 'exists') return has;
-    if (t.op === 'notexists') return !has;
-    if (t.op === 'in') return has && t.values.includes(labels[t.key]!);
-    if (t.op === 'notin') return !has || !t.values.includes(labels[t.key]!);
-    return true;
-  });
-}
-
 export interface WatchOptions {
   plural: string;
   kind: string;
@@ -124,11 +83,12 @@ export interface WatchOptions {
 
 /** `get -w`: list, then watch from the list's resourceVersion, relisting when the server says so. */
 export async function watchResources(c: ApiClient, o: WatchOptions): Promise<void> {
+  // Watch events are filtered as the server filters lists: with the core's own selector.
   const terms = o.selector ? parseSelector(o.selector) : [];
   const seen = new Map<string, string | undefined>();
   let rv: string | undefined;
   const wanted = (r: Resource) =>
-    (!o.name || r.metadata.name === o.name) && matchesSelector(terms, r.metadata.labels);
+    (!o.name || r.metadata.name === o.name) && matchesSelector(r.metadata.labels, terms);
 
   const list = async (first: boolean) => {
     const out = await c.list(o.plural, o.selector);

@@ -4,13 +4,13 @@ import { describe, it } from 'node:test';
 import '../../../src/core/kinds/index.ts';
 import { explain } from '../../../src/cli/commands/explain.ts';
 import { parseFor } from '../../../src/cli/commands/wait.ts';
-import { matchesSelector, parseSelector } from '../../../src/cli/watch.ts';
 import { createLogger, formatText, setLogFormat } from '../../../src/core/log.ts';
+import { matchesSelector, parseSelector } from '../../../src/core/resources/selector.ts';
 import type { Resource } from '../../../src/core/resources/types.ts';
 
 describe('label selectors in watches (Kubernetes grammar)', () => {
   const l = { rack: 'a', role: 'db' };
-  const m = (s: string) => matchesSelector(parseSelector(s), l);
+  const m = (s: string) => matchesSelector(l, parseSelector(s));
   it('equality, inequality, sets and existence', () => {
     assert.ok(m('rack=a,role==db'));
     assert.ok(!m('rack!=a'));
