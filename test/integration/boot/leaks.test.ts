@@ -14,6 +14,7 @@ import { before, describe, it } from 'node:test';
 import { openStore } from '../../../src/core/store/index.ts';
 import { createNetns, currentNetns, type NetnsSet, netnsAvailable } from '../../helpers/netns.ts';
 import { type StrataServer, startStrata, suiteCleanup, tempDir, waitFor } from '../../helpers/strata.ts';
+import { makeSegment, nodeManifest, profileManifest, udhcpc } from './segment.ts';
 
 const avail = netnsAvailable();
 
@@ -44,11 +45,8 @@ describe('no secret leaks in logs, events, API responses or CLI output', {
 
   before(async () => {
     set = createNetns(t);
-    const seg = set.segment('leak', ['n1']);
-    node = seg.n1!;
-    const bridgeNs = set.name('leak');
-    set.addr(bridgeNs, 'br0', '10.213.9.1/24');
-    set.ip(bridgeNs, 'route', 'add', '255.255.255.255', 'dev', 'br0');
+    const { clients, bridgeNs } = makeSegment(set, '10.213.9', ['n1'], 'leak');
+    node = clients.n1!;
     mac = set.mac(node, 'eth0');
     strata = await startStrata(t, {
       env: { STRATA_HOST_NETNS: currentNetns(), STRATA_LOG_LEVEL: 'debug' },
@@ -67,25 +65,8 @@ spec:
   pool: {start: 10.213.9.100, end: 10.213.9.120}
   dns: {zone: leak.test}
 ---
-apiVersion: strata.dev/v1alpha1
-kind: Profile
-metadata: {name: debian}
-spec:
-  kernel: lab/vmlinuz
-  initrd: [lab/installer.cpio.gz]
-  image: lab/rootfs.tar.gz
-  preRebootScript: "echo pre"
----
-apiVersion: strata.dev/v1alpha1
-kind: Node
-metadata: {name: n1}
-spec:
-  macAddresses: ["${mac}"]
-  network: leak
-  ipAddress: 10.213.9.50
-  targetState: 4
-  providers: {hardware: none}
-`,
+${profileManifest({ preRebootScript: 'echo pre' })}---
+${nodeManifest('n1', mac, 'leak', '10.213.9.50')}`,
     });
     assert.equal(r.code, 0, r.stderr);
     await strata.waitForOutput(/boot worker ready/, 20_000);
@@ -96,11 +77,8 @@ spec:
   });
 
   it('runs the boot and install protocol, including requests that fail with a token in the URL', async () => {
-    const lease = await set.exec(node, 'busybox', [
-      'udhcpc',
-      ...['-i', 'eth0', '-n', '-q', '-f', '-s', '/bin/true', '-t', '5', '-T', '2'],
-    ]);
-    assert.match(lease.stdout + lease.stderr, /lease of 10\.213\.9\.50 obtained/);
+    const lease = await udhcpc(set, node, 5, 2);
+    assert.match(lease, /lease of 10\.213\.9\.50 obtained/);
     set.addr(node, 'eth0', '10.213.9.50/24');
     const script = await curl(`${url}/boot/ipxe?mac=${mac}`);
     const token = /strata\.token=(\S+)/.exec(script)?.[1];

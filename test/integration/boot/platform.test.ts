@@ -7,6 +7,7 @@ import assert from 'node:assert/strict';
 import { before, describe, it } from 'node:test';
 import { createNetns, currentNetns, type NetnsSet, netnsAvailable } from '../../helpers/netns.ts';
 import { type StrataServer, startStrata, suiteCleanup, waitFor } from '../../helpers/strata.ts';
+import { makeSegment, nodeManifest, profileManifest, udhcpc } from './segment.ts';
 
 const avail = netnsAvailable();
 
@@ -21,10 +22,7 @@ describe('boot services through strata up', { skip: avail.ok ? false : avail.rea
 
   before(async () => {
     set = createNetns(t);
-    seg = set.segment('seg', ['c1', 'c2']);
-    bridgeNs = set.name('seg');
-    set.addr(bridgeNs, 'br0', '10.213.7.1/24');
-    set.ip(bridgeNs, 'route', 'add', '255.255.255.255', 'dev', 'br0');
+    ({ clients: seg, bridgeNs } = makeSegment(set, '10.213.7', ['c1', 'c2']));
     mac1 = set.mac(seg.c1!, 'eth0');
     mac2 = set.mac(seg.c2!, 'eth0');
     strata = await startStrata(t, { env: { STRATA_HOST_NETNS: currentNetns() } });
@@ -41,25 +39,8 @@ spec:
   dns: {zone: lab.test}
   boot: {unknownNodes: discover}
 ---
-apiVersion: strata.dev/v1alpha1
-kind: Profile
-metadata: {name: debian}
-spec:
-  kernel: lab/vmlinuz
-  initrd: [lab/installer.cpio.gz]
-  cmdline: console=ttyS0
-  image: lab/rootfs.tar.gz
----
-apiVersion: strata.dev/v1alpha1
-kind: Node
-metadata: {name: c1}
-spec:
-  macAddresses: ["${mac1}"]
-  network: seg
-  ipAddress: 10.213.7.50
-  targetState: 4
-  providers: {hardware: none}
-`;
+${profileManifest({ cmdline: 'console=ttyS0' })}---
+${nodeManifest('c1', mac1, 'seg', '10.213.7.50')}`;
     const r = await strata.cli(['apply', '-f', '-'], { stdin: manifest });
     assert.equal(r.code, 0, r.stderr);
     await strata.waitForOutput(/boot worker ready/, 20_000);
@@ -71,21 +52,8 @@ spec:
   };
 
   it('udhcpc gets its reserved address from the worker in the namespace; the lease is on the timeline', async () => {
-    const r = await set.exec(seg.c1!, 'busybox', [
-      'udhcpc',
-      '-i',
-      'eth0',
-      '-n',
-      '-q',
-      '-f',
-      '-s',
-      '/bin/true',
-      '-t',
-      '5',
-      '-T',
-      '2',
-    ]);
-    assert.match(r.stdout + r.stderr, /lease of 10\.213\.7\.50 obtained from 10\.213\.7\.1/);
+    const out = await udhcpc(set, seg.c1!, 5, 2);
+    assert.match(out, /lease of 10\.213\.7\.50 obtained from 10\.213\.7\.1/);
     set.addr(seg.c1!, 'eth0', '10.213.7.50/24');
     const ev = await waitFor('DHCPAck event', async () =>
       (await events('c1')).find((e) => e.reason === 'DHCPAck'),
@@ -117,19 +85,7 @@ spec:
   });
 
   it('an unknown PXE client is enrolled as a discovered node and held in discovery', async () => {
-    const r = await set.exec(seg.c2!, 'busybox', [
-      'udhcpc',
-      '-i',
-      'eth0',
-      '-n',
-      '-q',
-      '-f',
-      '-s',
-      '/bin/true',
-      '-t',
-      '3',
-      '-T',
-      '2',
+    const lease = await udhcpc(set, seg.c2!, 3, 2, [
       '-V',
       'PXEClient:Arch:00000:UNDI:002001',
       '-x',
@@ -137,8 +93,8 @@ spec:
       '-x',
       'hostname:mystery',
     ]);
-    const leased = /lease of (10\.213\.7\.1\d\d) obtained/.exec(r.stdout + r.stderr)?.[1];
-    assert.ok(leased, r.stdout + r.stderr);
+    const leased = /lease of (10\.213\.7\.1\d\d) obtained/.exec(lease)?.[1];
+    assert.ok(leased, lease);
     set.addr(seg.c2!, 'eth0', `${leased}/24`);
     const name = `node-${mac2.replace(/:/g, '')}`;
     const out = await waitFor('discovered node', async () => {

@@ -19,10 +19,10 @@ export interface Segment {
   prefix: string;
 }
 
-/** A bridge namespace with br0 = PREFIX.1/24 and client namespaces attached to it. */
-export function makeSegment(set: NetnsSet, prefix: string, clients: string[]): Segment {
-  const m = set.segment('seg', clients);
-  const bridgeNs = set.name('seg');
+/** A bridge namespace (`name`) with br0 = PREFIX.1/24 and client namespaces attached to it. */
+export function makeSegment(set: NetnsSet, prefix: string, clients: string[], name = 'seg'): Segment {
+  const m = set.segment(name, clients);
+  const bridgeNs = set.name(name);
   set.addr(bridgeNs, 'br0', `${prefix}.1/24`);
   set.ip(bridgeNs, 'route', 'add', '255.255.255.255', 'dev', 'br0');
   return { bridgeNs, clients: m, prefix };
@@ -49,8 +49,43 @@ spec:
 ${extra}`;
 }
 
-/** busybox udhcpc in `ns`: one attempt cycle of `tries` DISCOVERs, `timeoutS` apart. Returns its output. */
-export async function udhcpc(set: NetnsSet, ns: string, tries = 4, timeoutS = 1): Promise<string> {
+/** The `debian` Profile the install tests boot (lab kernel, initrd and image), with optional extra fields. */
+export function profileManifest(o: { cmdline?: string; preRebootScript?: string } = {}): string {
+  return `apiVersion: strata.dev/v1alpha1
+kind: Profile
+metadata: {name: debian}
+spec:
+  kernel: lab/vmlinuz
+  initrd: [lab/installer.cpio.gz]
+${o.cmdline === undefined ? '' : `  cmdline: ${o.cmdline}\n`}  image: lab/rootfs.tar.gz
+${o.preRebootScript === undefined ? '' : `  preRebootScript: ${JSON.stringify(o.preRebootScript)}\n`}`;
+}
+
+/** A Node `name` with one MAC, reserved `ipAddress` on `network`, target state 4 and no hardware provider. */
+export function nodeManifest(name: string, mac: string, network: string, ipAddress: string): string {
+  return `apiVersion: strata.dev/v1alpha1
+kind: Node
+metadata: {name: ${name}}
+spec:
+  macAddresses: ["${mac}"]
+  network: ${network}
+  ipAddress: ${ipAddress}
+  targetState: 4
+  providers: {hardware: none}
+`;
+}
+
+/**
+ * busybox udhcpc in `ns`: one attempt cycle of `tries` DISCOVERs, `timeoutS` apart, with `extra` options
+ * (e.g. `-V` vendor class). Returns its output.
+ */
+export async function udhcpc(
+  set: NetnsSet,
+  ns: string,
+  tries = 4,
+  timeoutS = 1,
+  extra: string[] = [],
+): Promise<string> {
   const r = await set.exec(
     ns,
     'busybox',
@@ -67,6 +102,7 @@ export async function udhcpc(set: NetnsSet, ns: string, tries = 4, timeoutS = 1)
       String(tries),
       '-T',
       String(timeoutS),
+      ...extra,
     ],
     { timeoutMs: (tries * timeoutS + 10) * 1000 },
   );

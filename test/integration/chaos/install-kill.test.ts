@@ -12,6 +12,7 @@ import { before, describe, it } from 'node:test';
 import { type NetnsSet, netnsAvailable } from '../../helpers/netns.ts';
 import { type Sshd, sshdAvailable, startSshd } from '../../helpers/sshd.ts';
 import { type StrataServer, suiteCleanup, waitFor } from '../../helpers/strata.ts';
+import { nodeManifest, profileManifest, udhcpc } from '../boot/segment.ts';
 import { segmentWithStrata } from './burst.ts';
 
 const skip = netnsAvailable().reason ?? sshdAvailable();
@@ -29,30 +30,13 @@ describe('kill -9 of strata up during an install', { skip: skip ?? false }, () =
     const seg = await segmentWithStrata(t, {
       net: 10,
       clients: ['n1'],
-      extra: `---
-apiVersion: strata.dev/v1alpha1
-kind: Profile
-metadata: {name: debian}
-spec:
-  kernel: lab/vmlinuz
-  initrd: [lab/installer.cpio.gz]
-  image: lab/rootfs.tar.gz
-`,
+      extra: `---\n${profileManifest()}`,
     });
     ({ set, strata } = seg);
     ns = seg.ns.n1!;
     mac = set.mac(ns, 'eth0');
     const r = await strata.cli(['apply', '-f', '-'], {
-      stdin: `apiVersion: strata.dev/v1alpha1
-kind: Node
-metadata: {name: n1}
-spec:
-  macAddresses: ["${mac}"]
-  network: seg
-  ipAddress: 10.219.10.10
-  targetState: 4
-  providers: {hardware: none}
-`,
+      stdin: nodeManifest('n1', mac, 'seg', '10.219.10.10'),
     });
     assert.equal(r.code, 0, r.stderr);
     sshd = await startSshd(t, set, ns, { listen: '10.219.10.10' }).catch(async () => {
@@ -86,23 +70,8 @@ spec:
   };
 
   it('resumes the install after each kill; the node reaches state 4; once-only things happen once', async (tc) => {
-    const dhcp = await set.exec(ns, 'busybox', [
-      'udhcpc',
-      '-i',
-      'eth0',
-      '-n',
-      '-q',
-      '-f',
-      '-s',
-      '/bin/true',
-      '-t',
-      '5',
-      '-T',
-      '2',
-      '-V',
-      'PXEClient:Arch:00000:UNDI:002001',
-    ]);
-    assert.match(dhcp.stdout + dhcp.stderr, /lease of 10\.219\.10\.10 obtained/);
+    const dhcp = await udhcpc(set, ns, 5, 2, ['-V', 'PXEClient:Arch:00000:UNDI:002001']);
+    assert.match(dhcp, /lease of 10\.219\.10\.10 obtained/);
     if (!set.ip(ns, 'addr', 'show', 'eth0').includes('10.219.10.10/24'))
       set.addr(ns, 'eth0', '10.219.10.10/24');
 

@@ -20,6 +20,7 @@ import type { BootScriptResult } from '../../../src/ipxe/http.ts';
 import type { Platform } from '../../../src/platform.ts';
 import { startManagers } from '../../helpers/platform.ts';
 import { suiteCleanup } from '../../helpers/strata.ts';
+import { nodeManifest, profileManifest } from '../boot/segment.ts';
 
 const MAC = '52:54:00:aa:00:01';
 const MAC_D = '52:54:00:aa:00:02';
@@ -50,24 +51,8 @@ spec:
   serverAddress: 10.8.0.1
   pool: {start: 10.8.0.100, end: 10.8.0.120}
 ---
-apiVersion: strata.dev/v1alpha1
-kind: Profile
-metadata: {name: debian}
-spec:
-  kernel: lab/vmlinuz
-  initrd: [lab/installer.cpio.gz]
-  image: lab/rootfs.tar.gz
----
-apiVersion: strata.dev/v1alpha1
-kind: Node
-metadata: {name: c1}
-spec:
-  macAddresses: ["${MAC}"]
-  network: seg
-  ipAddress: ${NODE_IP}
-  targetState: 4
-  providers: {hardware: none}
-`;
+${profileManifest()}---
+${nodeManifest('c1', MAC, 'seg', NODE_IP)}`;
 
 /** A node with no reservation: its lease is what it must fetch from. */
 const NODE_D1 = `apiVersion: strata.dev/v1alpha1
