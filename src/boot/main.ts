@@ -8,7 +8,7 @@
 import { parseArgs } from 'node:util';
 import { createLogger } from '../core/log.ts';
 import { registry } from '../core/metrics.ts';
-import { PipeTransport } from '../core/transport/pipe.ts';
+import { exitWithParent, PipeTransport } from '../core/transport/pipe.ts';
 import { subjects } from './protocol.ts';
 import { type BootWorker, startBootWorker } from './worker.ts';
 
@@ -24,24 +24,7 @@ const transport = new PipeTransport();
 /** Longest a stopping worker may take: well inside the supervisor's grace before it sends SIGKILL. */
 const STOP_DEADLINE_MS = 3000;
 let worker: BootWorker | undefined;
-let stopping = false;
-const stop = async (why: string) => {
-  if (stopping) return;
-  stopping = true;
-  log.info('boot worker stopping', { why });
-  setTimeout(() => {
-    log.warn('boot worker did not stop in time; exiting anyway', { afterMs: STOP_DEADLINE_MS });
-    process.exit(0);
-  }, STOP_DEADLINE_MS).unref();
-  await worker?.stop();
-  await transport.close();
-  process.exit(0);
-};
-process.once('SIGTERM', () => void stop('SIGTERM'));
-process.once('SIGINT', () => void stop('SIGINT'));
-// The parent is gone however the pipe ended: EOF on stdin (it exited or was killed), a write error on
-// stdout (it stopped reading), or the parent closed the bridge.
-void transport.closed.then(() => stop('the parent closed the pipe'));
+const life = exitWithParent(transport, async () => worker?.stop(), { deadlineMs: STOP_DEADLINE_MS, log });
 
 try {
   worker = await startBootWorker({
@@ -50,7 +33,7 @@ try {
     dataDir: values['data-dir'],
     log,
   });
-  if (stopping) await worker.stop();
+  if (life.stopping) await worker.stop();
   // This process's protocol counters reach the manager's /metrics through here, labelled by network.
   registry.setDefaultLabels({ network: values.network });
   await transport.serve(subjects.metrics(values.network), async () => registry.getMetricsAsJSON());

@@ -22,6 +22,7 @@
  *   Writes are not flow-controlled: the traffic is control-plane sized, and a slow reader only buffers.
  * - For a unix socket, pass the socket as both `readable` and `writable`.
  */
+
 import type { Readable, Writable } from 'node:stream';
 import { StringDecoder } from 'node:string_decoder';
 import { createLogger, type Logger } from '../log.ts';
@@ -443,28 +444,47 @@ export function bridgePipe(
   };
 }
 
-/** A pipe child's shutdown: on SIGTERM, SIGINT or its parent closing stdin, stop, close the pipe, exit. */
-export function exitWithParent(transport: PipeTransport, stop: () => Promise<void>): void {
-  const exit = async () => {
-    await stop();
-    await transport.close();
-    process.exit(0);
+/**
+ * A pipe child's shutdown: on SIGTERM or SIGINT, or as soon as its parent is gone however the pipe ended
+ * (EOF or close of stdin, close of or EPIPE on stdout, the bridge closed), stop, close the pipe and exit.
+ * A parent that is gone (kill -9, crash) takes no more writes, so whatever stop() still waits for (a batch
+ * to persist through the closed pipe) may never finish, and holding the ports would keep a restarted
+ * parent's new child from serving: the process exits after `deadlineMs` whatever stop() is doing.
+ */
+export function exitWithParent(
+  transport: PipeTransport,
+  stop: () => Promise<void>,
+  opts: { deadlineMs?: number; log?: Logger } = {},
+): { readonly stopping: boolean } {
+  const deadlineMs = opts.deadlineMs ?? 1000;
+  let stopping = false;
+  const exit = (why: string) => {
+    if (stopping) return;
+    stopping = true;
+    opts.log?.info('stopping', { why });
+    setTimeout(() => {
+      opts.log?.warn('did not stop in time; exiting anyway', { afterMs: deadlineMs });
+      process.exit(0);
+    }, deadlineMs).unref();
+    void (async () => {
+      try {
+        await stop();
+        await transport.close();
+      } finally {
+        process.exit(0);
+      }
+    })();
   };
-  process.once('SIGTERM', () => void exit());
-  process.once('SIGINT', () => void exit());
-  // A parent that is gone (kill -9, crash) takes no more writes: whatever stop() still waits for (a batch
-  // to persist through the closed pipe) can never finish, and holding the ports would keep a restarted
-  // parent's new child from serving. Exit soon whatever stop() is doing.
-  let gone = false;
-  const parentGone = () => {
-    if (gone) return;
-    gone = true;
-    setTimeout(() => process.exit(1), 1000).unref();
-    void exit();
+  process.once('SIGTERM', () => exit('SIGTERM'));
+  process.once('SIGINT', () => exit('SIGINT'));
+  void transport.closed.then(() => exit('the parent closed the pipe'));
+  process.stdin.once('end', () => exit('stdin ended'));
+  process.stdin.once('close', () => exit('stdin closed'));
+  process.stdout.once('close', () => exit('stdout closed'));
+  process.stdout.on('error', () => exit('stdout failed'));
+  return {
+    get stopping() {
+      return stopping;
+    },
   };
-  // A dead parent shows as the end of stdin, or only as its close or as EPIPE on stdout.
-  process.stdin.once('end', parentGone);
-  process.stdin.once('close', parentGone);
-  process.stdout.once('close', parentGone);
-  process.stdout.on('error', parentGone);
 }
