@@ -205,17 +205,20 @@ export function parseInstalledReport(body: unknown): InstalledReport {
     typeof b.hostname !== 'string' ||
     typeof b.kernel !== 'string' ||
     typeof b.postRebootExit !== 'number' ||
-    !Array.isArray(b.addresses)
+    !Array.isArray(b.addresses) ||
+    !b.addresses.every((a) => typeof a === 'string')
   ) {
-    throw new InstallProtocolError('installed report needs hostname, kernel, postRebootExit, addresses');
+    throw new InstallProtocolError(
+      'installed report needs hostname, kernel, postRebootExit and addresses (a list of strings)',
+    );
   }
   return {
     hostname: b.hostname,
     kernel: b.kernel,
-    bootId: String(b.bootId ?? ''),
-    machineId: String(b.machineId ?? ''),
+    bootId: typeof b.bootId === 'string' ? b.bootId : '',
+    machineId: typeof b.machineId === 'string' ? b.machineId : '',
     postRebootExit: b.postRebootExit,
-    addresses: b.addresses.map(String),
+    addresses: b.addresses,
   };
 }
 
