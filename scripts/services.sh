@@ -29,10 +29,10 @@ if [ "${#need[@]}" -gt 0 ]; then
   log "installing ${need[*]}"
   export DEBIAN_FRONTEND=noninteractive
   # Update the package index only when it has never been fetched or the install fails on a stale one.
-  if ! compgen -G '/var/lib/apt/lists/*_Packages' >/dev/null; then apt-get update -qq >&2; fi
-  if ! apt-get install -y -qq "${need[@]}" >&2; then
-    apt-get update -qq >&2
-    apt-get install -y -qq "${need[@]}" >&2
+  if ! compgen -G '/var/lib/apt/lists/*_Packages' >/dev/null; then apt-get -o DPkg::Lock::Timeout=900 update -qq >&2; fi
+  if ! apt-get -o DPkg::Lock::Timeout=900 install -y -qq "${need[@]}" >&2; then
+    apt-get -o DPkg::Lock::Timeout=900 update -qq >&2
+    apt-get -o DPkg::Lock::Timeout=900 install -y -qq "${need[@]}" >&2
   fi
 fi
 

@@ -31,7 +31,7 @@ closure() {
 }
 if ! apt-cache show "${PACKAGES[@]}" >/dev/null 2>&1; then
   echo "debian-packages: refreshing the package lists (apt-get update)" >&2
-  apt-get update -q >&2
+  apt-get -o DPkg::Lock::Timeout=900 update -q >&2
 fi
 # What every Debian system has: the Priority: required packages (debootstrap's minbase) and their closure.
 mapfile -t required < <(apt-cache dumpavail | awk '/^Package: /{p=$2} /^Priority: required/{print p}' | sort -u)
@@ -50,7 +50,7 @@ echo "debian-packages: ${#wanted[@]} package(s): ${wanted[*]}" >&2
     # _apt cannot write into a root-only cache directory; downloading as root is fine here.
     if ! apt-get download -q -o APT::Sandbox::User=root "${missing[@]}" >&2; then
       # Stale package lists name versions the mirror no longer has: refresh once and retry.
-      apt-get update -q >&2
+      apt-get -o DPkg::Lock::Timeout=900 update -q >&2
       apt-get download -q -o APT::Sandbox::User=root "${missing[@]}" >&2
     fi
   fi
