@@ -16,11 +16,13 @@ import { StrataError } from '../core/resources/errors.ts';
 import { seconds } from '../core/resources/fields.ts';
 import type { Store } from '../core/store/types.ts';
 import { hashToken, tokenMatches } from '../core/tokens.ts';
+import { API_TOKENS_COLLECTION as API_TOKENS, SECRETS_COLLECTION as SECRETS } from '../core/wire.ts';
 import { mustDigest, mustName, mustVersion } from './digest.ts';
 import { addReadRoutes, refParams } from './http.ts';
 import {
   type ChunkReply,
   type GcReport,
+  PULL_TOKEN_KEY,
   READ_CHUNK,
   REGISTRY_API_BASE,
   type ReadRequest,
@@ -28,11 +30,6 @@ import {
   type UpstreamInfo,
 } from './protocol.ts';
 import { type ArtifactStore, openArtifactStore, StoreRefs } from './store.ts';
-
-const SECRETS = 'secrets';
-const PULL_TOKEN_KEY = 'registry/pull-token';
-/** Where the API keeps its admin token hashes (src/api/auth.ts); the registry accepts those for reads too. */
-const API_TOKENS = 'auth.tokens';
 
 /** The registry's read-only pull token, made on first start and kept as a secret record. */
 export async function ensurePullToken(store: Store): Promise<string> {
