@@ -108,6 +108,8 @@ export function permissions(contracts: WireContract[]): Map<string, Allow> {
 }
 
 const cell = (s: string) => s.replaceAll('|', '\\|');
+/** A key shape like `<overlay>/<node>` as code, so Markdown does not take its placeholders for HTML. */
+const keyCell = (s: string) => cell(s.includes('<') && !s.includes('`') ? `\`${s}\`` : s);
 const list = (xs: readonly string[]) => xs.map((x) => `\`${x}\``).join(', ');
 const sorted = (s: Set<string>) =>
   [...s].sort((a, b) => Number(a.startsWith('$')) - Number(b.startsWith('$')) || a.localeCompare(b));
@@ -170,7 +172,7 @@ export function renderWire(contracts: WireContract[]): string {
           ['record collection', 'key', 'holds', 'written by', 'read by'],
           c.collections.map((r) => [
             `\`${r.name}\``,
-            cell(r.key),
+            keyCell(r.key),
             cell(r.holds),
             r.writers.join(', '),
             r.readers.join(', '),
