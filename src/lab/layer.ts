@@ -35,9 +35,6 @@ import {
 } from './protocol.ts';
 import { QemuVm } from './vm.ts';
 
-/** The default lab namespace; `labNetns()` gives the one in use (STRATA_LAB_NETNS may rename it). */
-export const LAB_NETNS = 'strata-lab';
-
 /** Hard-links (or copies) a cached asset into the artifact store, where TFTP and HTTP serve it. */
 function publishArtifact(src: string, dest: string): void {
   if (
