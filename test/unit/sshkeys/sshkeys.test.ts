@@ -19,7 +19,6 @@ import { LadderEngine } from '../../../src/core/ladder/engine.ts';
 import type { Stoppable } from '../../../src/core/layer.ts';
 import { silentLogger } from '../../../src/core/log.ts';
 import { ResourceService } from '../../../src/core/resources/service.ts';
-import type { StrataEvent } from '../../../src/core/resources/types.ts';
 import { API_VERSION } from '../../../src/core/resources/types.ts';
 import { SqliteStore } from '../../../src/core/store/sqlite.ts';
 import { InprocTransport } from '../../../src/core/transport/inproc.ts';
@@ -32,6 +31,7 @@ import {
   storeGenerated,
 } from '../../../src/sshkeys/index.ts';
 import { type GenerateJob, subjects } from '../../../src/sshkeys/protocol.ts';
+import { memoryCore } from '../../helpers/core.ts';
 
 async function setup(t: { after(fn: () => Promise<void>): void }) {
   const dir = mkdtempSync(join(tmpdir(), 'seams-sshkeys-'));
@@ -132,17 +132,7 @@ describe('sshkeys', () => {
 describe('sshkeys manager decisions (no worker)', () => {
   const ED = 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOqVL4iLWDs6Hk5pTm2CwBEmAU6d3hKMvOXyYEkd4bbK';
   function bare(t: { after(fn: () => Promise<void>): void }) {
-    const store = new SqliteStore(':memory:');
-    const transport = new InprocTransport();
-    const hub = new EventHub(store, silentLogger);
-    const resources = new ResourceService(store, hub);
-    const events: StrataEvent[] = [];
-    hub.onEvent((e) => events.push(e));
-    t.after(async () => {
-      await transport.close();
-      await hub.flush();
-      await store.close();
-    });
+    const { store, transport, hub, resources, events } = memoryCore(t);
     const ctx = { store, transport, hub, resources };
     const jobs = async () => {
       const got: GenerateJob[] = [];
