@@ -8,19 +8,16 @@ import { readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { describe, it } from 'node:test';
 import { loadContracts, permissions, renderWire, WIRE_MD } from '../../../scripts/gen-docs.ts';
-import { EventHub } from '../../../src/core/events.ts';
 import { Router } from '../../../src/core/http.ts';
 import '../../../src/core/kinds/index.ts';
 import { LadderEngine } from '../../../src/core/ladder/engine.ts';
 import { silentLogger } from '../../../src/core/log.ts';
-import { ResourceService } from '../../../src/core/resources/service.ts';
-import { SqliteStore } from '../../../src/core/store/sqlite.ts';
-import { InprocTransport } from '../../../src/core/transport/inproc.ts';
 import { subjectMatches, type Transport } from '../../../src/core/transport/types.ts';
 import { durableName, type WireContract } from '../../../src/core/wire.ts';
 import { LAYERS } from '../../../src/layers.ts';
 import { serveShell } from '../../../src/shell/worker.ts';
 import { sshkeysLayer } from '../../../src/sshkeys/index.ts';
+import { memoryCore } from '../../helpers/core.ts';
 
 describe('durableName', () => {
   it('keeps plain names and maps distinct queues to distinct names without dots', () => {
@@ -93,19 +90,11 @@ describe('the wire contract', () => {
 
   it('covers every subject the sshkeys manager and worker and a shell worker use', async (t) => {
     const contracts = await loadContracts();
-    const inner = new InprocTransport();
-    const store = new SqliteStore(':memory:');
-    const hub = new EventHub(store, silentLogger);
+    const { events: _events, transport: inner, ...mem } = memoryCore(t);
     const manager: Use[] = [];
     const worker: Use[] = [];
     const shell: Use[] = [];
-    const core = {
-      store,
-      hub,
-      resources: new ResourceService(store, hub),
-      transport: recording(inner, manager),
-      log: silentLogger,
-    };
+    const core = { ...mem, transport: recording(inner, manager) };
     const m = await sshkeysLayer.manager!({
       ...core,
       engine: new LadderEngine(core, { table: [], steps: [] }),
@@ -121,9 +110,6 @@ describe('the wire contract', () => {
       await sh.stop();
       await w?.stop();
       await m?.stop();
-      await inner.close();
-      await hub.flush();
-      await store.close();
     });
     await core.resources.apply([
       {

@@ -7,14 +7,8 @@
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { EventHub } from '../../../src/core/events.ts';
 import type { NodeResource } from '../../../src/core/kinds/node.ts';
-import '../../../src/core/kinds/index.ts';
 import type { Step, StepContext } from '../../../src/core/ladder/step.ts';
-import { silentLogger } from '../../../src/core/log.ts';
-import { ResourceService } from '../../../src/core/resources/service.ts';
-import { SqliteStore } from '../../../src/core/store/sqlite.ts';
-import { InprocTransport } from '../../../src/core/transport/inproc.ts';
 import {
   hardwareLayer,
   type PowerReply,
@@ -24,24 +18,13 @@ import {
   type WorkOrder,
 } from '../../../src/hardware/index.ts';
 import { STEPS } from '../../../src/ladder.ts';
+import { memoryCore } from '../../helpers/core.ts';
 
 const step = (name: string): Step => hardwareLayer.steps!.find((s) => s.name === name)!;
 
 function setup(t: { after(fn: () => Promise<void>): void }) {
-  const store = new SqliteStore(':memory:');
-  const hub = new EventHub(store, silentLogger);
-  const core = {
-    store,
-    hub,
-    resources: new ResourceService(store, hub),
-    transport: new InprocTransport(),
-    log: silentLogger,
-  };
-  t.after(async () => {
-    await core.transport.close();
-    await hub.flush();
-    await store.close();
-  });
+  const { events: _events, ...core } = memoryCore(t);
+  const { store } = core;
   const recorded: string[] = [];
   const ctx = (s: Step, status: Record<string, unknown> = {}, hardware = 'human'): StepContext => ({
     ...core,
