@@ -7,7 +7,13 @@
  */
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { coreWire, durableName, type WireContract, WORK_STREAM } from '../src/core/wire.ts';
+import {
+  coreWire,
+  durableName,
+  type WireContract,
+  WORK_STREAM,
+  WORK_SUBJECT_PREFIX,
+} from '../src/core/wire.ts';
 import { formatLadder } from '../src/ladder.ts';
 import { LAYERS } from '../src/layers.ts';
 
@@ -85,7 +91,7 @@ export function permissions(contracts: WireContract[]): Map<string, Allow> {
       }
       for (const p of s.to) {
         if (s.kind === 'queue') {
-          const d = durableName(s.subject.slice(s.subject.indexOf('.') + 1));
+          const d = durableName(s.subject.slice(WORK_SUBJECT_PREFIX.length));
           const api = `$JS.API.CONSUMER`;
           allow(
             p,

@@ -4,8 +4,9 @@
  * that notes every subject it touches, uses only subjects its process is declared to send or receive.
  */
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { loadContracts, permissions, renderWire, WIRE_MD } from '../../../scripts/gen-docs.ts';
 import { Router } from '../../../src/core/http.ts';
@@ -15,6 +16,7 @@ import { silentLogger } from '../../../src/core/log.ts';
 import { subjectMatches, type Transport } from '../../../src/core/transport/types.ts';
 import { durableName, type WireContract } from '../../../src/core/wire.ts';
 import { LAYERS } from '../../../src/layers.ts';
+import { registryLayer } from '../../../src/registry/index.ts';
 import { serveShell } from '../../../src/shell/worker.ts';
 import { sshkeysLayer } from '../../../src/sshkeys/index.ts';
 import { memoryCore } from '../../helpers/core.ts';
@@ -88,7 +90,7 @@ describe('the wire contract', () => {
     assert.ok(!perms.get('lab')!.subscribe.has('boot.script'), 'the lab worker never sees boot scripts');
   });
 
-  it('covers every subject the sshkeys manager and worker and a shell worker use', async (t) => {
+  it('covers every subject the sshkeys and registry managers, an sshkeys worker and a shell worker use', async (t) => {
     const contracts = await loadContracts();
     const { events: _events, transport: inner, ...mem } = memoryCore(t);
     const manager: Use[] = [];
@@ -106,8 +108,17 @@ describe('the wire contract', () => {
       'sshkeys',
     );
     const sh = await serveShell(recording(inner, shell), 'seg1', silentLogger);
+    const dataDir = mkdtempSync(join(tmpdir(), 'wire-test-'));
+    const reg = await registryLayer.manager!({
+      ...core,
+      engine: new LadderEngine(core, { table: [], steps: [] }),
+      router: new Router(),
+      dataDir,
+    });
     t.after(async () => {
       await sh.stop();
+      await reg?.stop();
+      rmSync(dataDir, { recursive: true, force: true });
       await w?.stop();
       await m?.stop();
     });
