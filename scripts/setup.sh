@@ -18,6 +18,8 @@ PACKAGES=(
   openssh-client openssh-server dropbear-bin
   # backing services
   postgresql nats-server
+  # the docs' diagrams (docs/*.dot → docs/*.svg, scripts/render-diagrams.sh)
+  graphviz
 )
 
 if [ "$(id -u)" -ne 0 ]; then

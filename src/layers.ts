@@ -4,7 +4,7 @@ import { bootLayer } from './boot/index.ts';
 import type { Layer } from './core/layer.ts';
 import { hardwareLayer } from './hardware/index.ts';
 import { installLayer } from './install/index.ts';
-import { labLayer } from './lab/layer.ts';
+import { labLayer } from './lab/index.ts';
 import { overlayLayer } from './overlay/index.ts';
 import { registryLayer } from './registry/index.ts';
 import { shellLayer } from './shell/index.ts';

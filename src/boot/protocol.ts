@@ -5,6 +5,7 @@
  * writes and installer calls go to the manager.
  */
 import type { NetworkSpec } from '../core/kinds/network.ts';
+import { type WireContract, wireContract } from '../core/wire.ts';
 import type { Lease } from '../dhcp/types.ts';
 
 export const subjects = {
@@ -34,6 +35,57 @@ export const subjects = {
    */
   metrics: (network: string) => `boot.metrics.${network}`,
 } as const;
+
+/** One collection of DHCP leases per network, key the client's MAC: what the segment's worker handed out. */
+export const leaseCollection = (network: string) => `dhcp.leases.${network}`;
+
+/** Who sends and who receives each subject, and what the boot layer keeps (docs/wire.md). */
+export const wire: WireContract = wireContract(
+  'boot',
+  subjects,
+  {
+    networks: { kind: 'request', from: ['boot'], to: ['manager'], message: '{} → NetworkPlacement[]' },
+    networksChanged: { kind: 'publish', from: ['manager'], to: ['boot'], message: 'NetworkPlacement[]' },
+    config: { kind: 'request', from: ['boot'], to: ['manager'], message: '{network} → BootConfig' },
+    configChanged: { kind: 'publish', from: ['manager'], to: ['boot'], message: 'BootConfig' },
+    leasesLoad: { kind: 'request', from: ['boot'], to: ['manager'], message: '{network} → Lease[]' },
+    leasesPersist: {
+      kind: 'request',
+      from: ['boot'],
+      to: ['manager'],
+      message: '{network, leases: Lease[]} → {ok}, once durable',
+    },
+    script: {
+      kind: 'request',
+      from: ['boot'],
+      to: ['manager'],
+      message: 'BootScriptRequest → {script} | {status, message}',
+    },
+    report: { kind: 'publish', from: ['boot'], to: ['manager'], message: 'BootReport' },
+    install: {
+      kind: 'request',
+      from: ['boot'],
+      to: ['manager'],
+      message: 'InstallHttpRequest → InstallHttpResponse: installer calls relayed to the install manager',
+    },
+    workerStatus: { kind: 'publish', from: ['boot'], to: ['manager'], message: 'WorkerStatus' },
+    metrics: {
+      kind: 'request',
+      from: ['manager'],
+      to: ['boot'],
+      message: '{} → prom-client metrics JSON of one segment',
+    },
+  },
+  [
+    {
+      name: leaseCollection('<network>'),
+      key: 'client MAC',
+      holds: 'Lease: the address the segment handed out, so a restarted worker keeps its leases',
+      writers: ['manager'],
+      readers: ['manager'],
+    },
+  ],
+);
 
 export interface WorkerStatus {
   network: string;

@@ -1,22 +1,10 @@
 /**
  * Hardware providers: what sits under a node at step 0 (power, cabling, console). `human` turns power into a
  * work order a person confirms; `lab` drives QEMU; a BMC provider (Redfish/IPMI) implements the same
- * interface. Providers run in workers; the manager reaches them through the transport (`hardware.<name>`).
+ * interface. Providers run in workers; the manager reaches them through the transport (protocol.ts).
  */
 import type { NodeResource } from '../core/kinds/node.ts';
-
-export type PowerState = 'on' | 'off' | 'unknown';
-export type PowerOp = 'on' | 'off' | 'cycle';
-
-export interface PowerRequest {
-  op: PowerOp | 'status';
-  node: { name: string; macAddresses: string[]; uuid?: string | undefined; labels: Record<string, string> };
-}
-
-export interface PowerReply {
-  state: PowerState;
-  message?: string;
-}
+import type { PowerOp, PowerReply, PowerRequest } from './protocol.ts';
 
 export interface HardwareProvider {
   readonly name: string;
@@ -32,5 +20,3 @@ export function powerTarget(node: NodeResource): PowerRequest['node'] {
     labels: node.metadata.labels ?? {},
   };
 }
-
-export const providerSubject = (provider: string) => `hardware.${provider}`;

@@ -9,7 +9,30 @@
  * parses with zod-like checks (`parseInstallEvent`, `parseInstalledReport`).
  */
 
+import { type WireContract, wireContract } from '../core/wire.ts';
+
 export const INSTALL_CONFIG_VERSION = 1;
+
+/**
+ * Install attempts by node name, with their token hashes (src/boot/tokens.ts defines the same name until
+ * the tokens move to this layer). A `secrets.` collection, so the store seals it at rest.
+ */
+export const INSTALL_ATTEMPTS = 'secrets.install-attempts';
+
+/**
+ * The install layer speaks HTTP to the installer (installPaths, relayed by the segment's boot worker on
+ * boot's `install.http` subject), so its part of the wire is what it keeps in the store.
+ */
+export const wire: WireContract = wireContract('install', {}, {}, [
+  {
+    name: INSTALL_ATTEMPTS,
+    key: 'node name',
+    holds:
+      'InstallAttempt: the Node uid it belongs to, hashes of its install tokens, the installed-report token',
+    writers: ['manager'],
+    readers: ['manager'],
+  },
+]);
 
 /** The only error the parsers of this protocol throw: a request or config the agent or Strata refuses. */
 export class InstallProtocolError extends Error {

@@ -16,6 +16,7 @@ export * from './kind.ts';
 export * from './lighthouse.ts';
 export * from './manager.ts';
 export * from './membership.ts';
+export * from './protocol.ts';
 export * from './reconcile.ts';
 export * from './step.ts';
 export * from './wgpeer.ts';

@@ -32,6 +32,7 @@ import type { OverlayResource, OverlayStatus } from './kind.ts';
 import type { LighthouseRunner } from './lighthouse.ts';
 import { overlaysOf } from './manager.ts';
 import type { OverlayPlan, RenderedFile } from './membership.ts';
+import { PUSHED_COLLECTION } from './protocol.ts';
 import { type OverlayContext, reconcileOverlay } from './reconcile.ts';
 
 /** The node's typed status section of this layer: where Strata reaches it in global scope. */
@@ -42,9 +43,6 @@ export interface NodeOverlayStatus {
   joinedAt: string;
 }
 export type OverlayNodeStatus = NodeStatus & { overlay?: NodeOverlayStatus; hostKeys?: string[] };
-
-/** Digests of what was pushed, key `<overlay>/<node>`. */
-export const PUSHED_COLLECTION = 'overlay-pushed';
 
 /** The Debian package each provider's apply script installs when the node lacks it. */
 export const PROVIDER_PACKAGES: Record<OverlayPlan['provider'], string[]> = {

@@ -18,9 +18,8 @@ import type { Store } from '../core/store/types.ts';
 import type { BlobBackend, BlobInfo } from './backend.ts';
 import { DigestMismatchError, DigestStream, mustDigest } from './digest.ts';
 import { DirectoryBackend } from './dir-backend.ts';
+import { REFS_COLLECTION, refKey } from './protocol.ts';
 import { parseS3Url, S3Backend } from './s3-backend.ts';
-
-export const REFS_COLLECTION = 'registry.refs';
 
 const refused = counter(
   'strata_registry_digest_mismatch_total',
@@ -44,8 +43,6 @@ export interface RefIndex {
   delete(name: string, version: string): Promise<boolean>;
   list(): Promise<ArtifactRef[]>;
 }
-
-const refKey = (name: string, version: string) => `${name}:${version}`;
 
 const byCodePoint = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
 

@@ -14,9 +14,9 @@
 import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
 import { chmodSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
+import { SECRETS_COLLECTION } from '../wire.ts';
 import type { Store, StoredRecord } from './types.ts';
 
-export const SECRETS_COLLECTION = 'secrets';
 const KEYCHECK = 'secrets.keycheck';
 const KEYCHECK_TEXT = 'strata secret key check v1';
 

@@ -5,9 +5,9 @@
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { StrataError } from '../../../src/core/resources/errors.ts';
-import { matchesSelector, parseSelector } from '../../../src/core/resources/selector.ts';
-import { mergePatch } from '../../../src/core/resources/service.ts';
+import { StrataError } from '../../../../src/core/resources/errors.ts';
+import { matchesSelector, parseSelector } from '../../../../src/core/resources/selector.ts';
+import { mergePatch } from '../../../../src/core/resources/service.ts';
 
 describe('label selectors', () => {
   const nodes: Record<string, Record<string, string>> = {

@@ -6,7 +6,7 @@ import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
-import { openStore } from '../../../src/core/store/index.ts';
+import { openStore } from '../../../../src/core/store/index.ts';
 
 describe('openStore', () => {
   it('opens SQLite at <dataDir>/strata.db for an empty spec or a bare "sqlite:"', async (t) => {

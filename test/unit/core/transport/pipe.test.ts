@@ -6,11 +6,11 @@
 import assert from 'node:assert/strict';
 import { PassThrough } from 'node:stream';
 import { describe, it, type TestContext } from 'node:test';
-import { registry } from '../../../src/core/metrics.ts';
-import { StrataError } from '../../../src/core/resources/errors.ts';
-import { InprocTransport } from '../../../src/core/transport/inproc.ts';
-import { bridgePipe, PipeTransport } from '../../../src/core/transport/pipe.ts';
-import type { Job } from '../../../src/core/transport/types.ts';
+import { registry } from '../../../../src/core/metrics.ts';
+import { StrataError } from '../../../../src/core/resources/errors.ts';
+import { InprocTransport } from '../../../../src/core/transport/inproc.ts';
+import { bridgePipe, PipeTransport } from '../../../../src/core/transport/pipe.ts';
+import type { Job } from '../../../../src/core/transport/types.ts';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 

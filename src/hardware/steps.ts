@@ -1,0 +1,110 @@
+/**
+ * The steps into state 1 (powered and cabled), one per kind of provider: `human` issues a work order and
+ * waits for a person to confirm it, `lab`/BMC-like providers are asked over the transport to power the node
+ * on, and `none` waits for the machine to show up on the network. A node whose firmware was already heard
+ * on the network (DHCP) is powered and cabled by evidence.
+ */
+import type { NodeResource } from '../core/kinds/node.ts';
+import type { Step, StepContext } from '../core/ladder/step.ts';
+import type { Transport } from '../core/transport/types.ts';
+import { STEPS } from '../ladder.ts';
+import { type PowerReply, type PowerRequest, subjects, WORK_ORDERS, type WorkOrder } from './protocol.ts';
+import { powerTarget } from './provider.ts';
+
+function instructions(node: NodeResource): string {
+  const macs = node.spec.macAddresses.join(', ') || 'unknown MAC';
+  const net = node.spec.network ? ` on network "${node.spec.network}"` : '';
+  return `Connect node ${node.metadata.name} (${macs}) to energy and to its switch port${net}, set it to boot from the network, and power it on.`;
+}
+
+export const humanStep: Step = {
+  name: STEPS.hardwareHuman,
+  description: 'a person powers and cables the node (work order)',
+  async check(ctx) {
+    if (ctx.node.status?.discovered) return true;
+    const wo = (await ctx.store.getRecord(WORK_ORDERS, ctx.node.metadata.name)) as WorkOrder | undefined;
+    return wo?.action === 'connect' && wo.state === 'done';
+  },
+  async action(ctx) {
+    const name = ctx.node.metadata.name;
+    const wo = (await ctx.store.getRecord(WORK_ORDERS, name)) as WorkOrder | undefined;
+    if (wo?.action !== 'connect') {
+      const order: WorkOrder = {
+        node: name,
+        action: 'connect',
+        instructions: instructions(ctx.node),
+        state: 'open',
+        createdAt: new Date().toISOString(),
+      };
+      await ctx.store.putRecords(WORK_ORDERS, [{ key: name, value: order }]);
+      ctx.record('WorkOrderCreated', order.instructions, { action: 'connect' });
+    }
+    return {
+      status: 'waiting',
+      message: `waiting for a person: confirm with "strata workorder done ${name}"`,
+      recheckAfterMs: 60_000,
+    };
+  },
+  async undo(ctx) {
+    const name = ctx.node.metadata.name;
+    const order: WorkOrder = {
+      node: name,
+      action: 'disconnect',
+      instructions: `Power off node ${name} and disconnect it.`,
+      state: 'open',
+      createdAt: new Date().toISOString(),
+    };
+    await ctx.store.putRecords(WORK_ORDERS, [{ key: name, value: order }]);
+    ctx.record('WorkOrderCreated', order.instructions, { action: 'disconnect' });
+  },
+};
+
+/** Power step for providers that a worker drives (lab, BMC). */
+export const machineStep: Step = {
+  name: STEPS.hardwarePower,
+  description: 'the hardware provider powers the node on',
+  async check(ctx) {
+    const r = await powerRequest(ctx, 'status');
+    return r.state === 'on';
+  },
+  async action(ctx) {
+    const r = await powerRequest(ctx, 'on');
+    return { status: 'done', message: r.message ?? `powered ${r.state}` };
+  },
+  async undo(ctx) {
+    await powerRequest(ctx, 'off');
+  },
+};
+
+/** No provider: the machine is managed outside Strata; it counts as powered once it shows up on the network. */
+export const noneStep: Step = {
+  name: STEPS.hardwareNone,
+  description: 'the machine shows up on the network by itself (no hardware provider)',
+  async check(ctx) {
+    return Boolean(ctx.node.status?.lastSeen || ctx.node.status?.discovered);
+  },
+  async action() {
+    return {
+      status: 'waiting',
+      message: 'waiting for the machine to show up on the network',
+      recheckAfterMs: 60_000,
+    };
+  },
+};
+
+/** Asks the worker of the node's hardware provider to switch it (or to say how it is). */
+export function askProvider(
+  transport: Transport,
+  node: NodeResource,
+  op: PowerRequest['op'],
+): Promise<PowerReply> {
+  return transport.request<PowerRequest, PowerReply>(
+    subjects.power(node.spec.providers.hardware),
+    { op, node: powerTarget(node) },
+    { timeout: 60_000 },
+  );
+}
+
+function powerRequest(ctx: StepContext, op: PowerRequest['op']): Promise<PowerReply> {
+  return askProvider(ctx.transport, ctx.node, op);
+}
