@@ -122,7 +122,7 @@ const ERRORS: Record<number, string> = {
 
 /** The OpenAPI path of a registered one: `/api/v1/:plural/:name` → `/api/v1/nodes/{name}` for Node. */
 export function openApiPath(path: string, k?: KindDef): string {
-  return (k ? path.replace(':plural', k.plural) : path).replace(/:([a-zA-Z]+)/g, '{$1}');
+  return (k ? path.replace(':plural', k.plural) : path).replace(/:([a-zA-Z]+)\*?/g, '{$1}');
 }
 
 export function buildOpenApi(router: Router, version: string, host?: string): Record<string, unknown> {
