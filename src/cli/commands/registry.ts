@@ -13,6 +13,7 @@ import type { Command } from 'commander';
 import { StrataError } from '../../core/resources/errors.ts';
 import { RegistryClient, RegistryHttpError } from '../../registry/client.ts';
 import { DigestStream, mustName, mustVersion, parseRef } from '../../registry/digest.ts';
+import { pushOciLayout } from '../../registry/oci-push.ts';
 import { mediaTypeFor, REGISTRY_API_BASE } from '../../registry/protocol.ts';
 import { CliError } from '../client.ts';
 import { client } from '../common.ts';
@@ -112,6 +113,41 @@ export function registerRegistryCommands(program: Command): void {
           });
           process.stdout.write(`pushed ${ref.name}:${ref.version} ${ref.digest} ${ref.size}\n`);
         }
+      }),
+    );
+
+  reg
+    .command('push-image')
+    .description("push a container image from an OCI layout (umoci, skopeo oci:) to the registry's /v2/")
+    .argument('<layout>', "LAYOUT_DIR or LAYOUT_DIR:REF (REF: the image's name in the layout)")
+    .argument('<image>', 'REPOSITORY:TAG, like strata/web:1.35.0')
+    .action(async (layoutArg: string, image: string, _o, cmd: Command) =>
+      cliErrors(async () => {
+        const i = image.lastIndexOf(':');
+        if (i <= 0)
+          throw new CliError(`error: image "${image}": expected REPOSITORY:TAG like strata/web:1.35.0`);
+        const m = /^(.*?)(?::([A-Za-z0-9_][A-Za-z0-9._-]*))?$/.exec(layoutArg)!;
+        const layout =
+          m[2] !== undefined && !(await stat(layoutArg).catch(() => undefined)) ? m[1]! : layoutArg;
+        const layoutRef = layout === layoutArg ? undefined : m[2];
+        await stat(join(layout, 'index.json')).catch(() => {
+          throw new CliError(`error: ${layout}: not an OCI image layout (no index.json)`);
+        });
+        const api = client(cmd);
+        const auth = api.headers().authorization;
+        const r = await pushOciLayout({
+          layout,
+          ...(layoutRef ? { layoutRef } : {}),
+          server: api.server,
+          repo: image.slice(0, i),
+          tag: image.slice(i + 1),
+          fetch: fetchFor(api.server, api.conn.tls),
+          ...(auth ? { token: auth.slice('Bearer '.length) } : {}),
+        });
+        const host = new URL(api.server).host;
+        process.stdout.write(
+          `pushed ${host}/${image} ${r.digest} (${r.uploaded} of ${r.blobs} blobs uploaded)\n`,
+        );
       }),
     );
 

@@ -19,7 +19,7 @@ import { hexOf } from '../../../src/registry/digest.ts';
 import { subjects, type UpstreamInfo } from '../../../src/registry/protocol.ts';
 import { builtImages, imageToolsSkipReason, startContainerd } from '../../helpers/containerd.ts';
 import { startGlobalRegistry, startSite } from '../../helpers/registry.ts';
-import { suiteCleanup, tempDir } from '../../helpers/strata.ts';
+import { runCli, suiteCleanup, tempDir } from '../../helpers/strata.ts';
 
 const run = promisify(execFile);
 const ADMIN = 'registry-test-admin';
@@ -86,6 +86,34 @@ describe('container images through the registry (skopeo, containerd)', { skip },
     assert.ok(
       refs.some((r) => r.name === 'oci/strata/web' && r.version === web!.tag && r.digest === webDigest),
     );
+  });
+
+  it('strata registry push-image pushes a layout without skopeo, uploading only missing blobs', async () => {
+    const fresh = await startGlobalRegistry(t, { token: 'push-image-admin' });
+    const freshHost = new URL(fresh.url).host;
+    const cli = (args: string[], token = 'push-image-admin') =>
+      runCli(args, { server: `http://${freshHost}`, token });
+    const push = () => cli(['registry', 'push-image', `${web!.layout}:${web!.tag}`, 'strata/cli-web:1']);
+    const first = await push();
+    assert.equal(first.code, 0, first.stderr);
+    assert.match(first.stdout, /pushed .*strata\/cli-web:1 sha256:[0-9a-f]{64} \(2 of 2 blobs uploaded\)/);
+    const again = await push();
+    assert.match(again.stdout, /\(0 of 2 blobs uploaded\)/);
+    const { stdout } = await skopeo([
+      'inspect',
+      '--tls-verify=false',
+      '--creds',
+      'strata:push-image-admin',
+      `docker://${freshHost}/strata/cli-web:1`,
+    ]);
+    assert.deepEqual((JSON.parse(stdout) as { Env: string[] }).Env, ['PATH=/bin']);
+    const up = await fresh.platform.transport.request<object, UpstreamInfo>(subjects.upstream, {});
+    const denied = await cli(['registry', 'push-image', pause!.layout, 'strata/cli-pause:1'], up.token!);
+    assert.notEqual(denied.code, 0);
+    assert.match(denied.stderr, /DENIED/);
+    const noImage = await cli(['registry', 'push-image', `${web!.layout}:nope`, 'strata/cli-web:1']);
+    assert.notEqual(noImage.code, 0);
+    assert.match(noImage.stderr, /no image named "nope"/);
   });
 
   it('skopeo copies an image back out into an OCI layout with the same manifest', async () => {
