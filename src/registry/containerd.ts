@@ -42,7 +42,6 @@ export function containerdHostsToml(o: ContainerdHostsOptions): { path: string; 
     `server = ${toml(server)}`,
   ];
   if (o.serverCa) lines.push(`ca = ${toml(o.serverCa)}`);
-  if (o.serverToken) lines.push('', '[header]', `  Authorization = ${toml(`Bearer ${o.serverToken}`)}`);
   for (const [i, m] of o.mirrors.entries()) {
     const base = mustUrl(`mirrors[${i}]`, m);
     lines.push(
@@ -51,6 +50,18 @@ export function containerdHostsToml(o: ContainerdHostsOptions): { path: string; 
       '  capabilities = ["pull", "resolve"]',
       // The mirror serves the API under /registry/v2, not /v2: the path above is used as it is.
       '  override_path = true',
+    );
+  }
+  if (o.serverToken) {
+    // containerd (1.6) sends headers only from host entries, not for the top-level server: the global
+    // registry comes again as the last host, with its token.
+    lines.push(
+      '',
+      `[host.${toml(server)}]`,
+      '  capabilities = ["pull", "resolve"]',
+      ...(o.serverCa ? [`  ca = ${toml(o.serverCa)}`] : []),
+      `  [host.${toml(server)}.header]`,
+      `    Authorization = ${toml(`Bearer ${o.serverToken}`)}`,
     );
   }
   return { path: `${o.registry}/hosts.toml`, content: `${lines.join('\n')}\n` };

@@ -224,12 +224,24 @@ describe('container images through the registry (skopeo, containerd)', { skip },
     assert.equal(await errorCode(refused), 'MANIFEST_BLOB_UNKNOWN');
   });
 
-  it('containerd pulls from the global registry over plain HTTP with the pull token', async () => {
+  it('containerd pulls from the global registry with the pull token (--plain-http, and hosts.toml past a dead mirror)', async () => {
     const ctrd = await startContainerd(t);
     const ref = `${host}/strata/web:${web!.tag}`;
     await ctrd.ctr(['images', 'pull', '--plain-http', '--user', `strata:${pullToken}`, ref]);
     const { stdout } = await ctrd.ctr(['images', 'ls', '-q']);
     assert.ok(stdout.split('\n').includes(ref), stdout);
+
+    // hosts.toml with the pull token: a mirror that does not answer, then the global registry.
+    const hostsDir = join(ctrd.dir, 'certs.d');
+    const file = containerdHostsToml({
+      registry: host,
+      server: `http://${host}`,
+      mirrors: ['http://127.0.0.1:9'],
+      serverToken: pullToken,
+    });
+    mkdirSync(dirname(join(hostsDir, file.path)), { recursive: true });
+    writeFileSync(join(hostsDir, file.path), file.content);
+    await ctrd.ctr(['images', 'pull', '--hosts-dir', hostsDir, `${host}/strata/pause:${pause!.tag}`]);
   });
 
   it("containerd pulls through the site's local registry (hosts.toml mirror) and runs the busybox image", async () => {

@@ -69,9 +69,12 @@ describe('OCI distribution helpers', () => {
     assert.match(f.content, /^server = "http:\/\/10\.0\.0\.1:7420"$/m);
     assert.match(f.content, /^\[host\."http:\/\/10\.9\.0\.1:8080\/registry\/v2"\]$/m);
     assert.match(f.content, /^ {2}override_path = true$/m);
-    assert.match(f.content, /^ {2}Authorization = "Bearer strata_pull_x\\"y"$/m);
-    // The header table precedes the host tables, so it belongs to the server.
-    assert.ok(f.content.indexOf('[header]') < f.content.indexOf('[host.'));
+    assert.match(f.content, /^ {4}Authorization = "Bearer strata_pull_x\\"y"$/m);
+    // The global registry, with its token, comes after the mirror.
+    assert.ok(
+      f.content.indexOf('[host."http://10.9.0.1') < f.content.indexOf('[host."http://10.0.0.1:7420"]'),
+    );
+    assert.match(f.content, /^ {2}\[host\."http:\/\/10\.0\.0\.1:7420"\.header\]$/m);
     assert.throws(
       () => containerdHostsToml({ registry: 'a b', server: 'http://x', mirrors: [] }),
       /registry/,
