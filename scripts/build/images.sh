@@ -35,13 +35,9 @@ if [ ! -x /bin/busybox ] || ! /bin/busybox --list >/dev/null 2>&1; then
   echo "images.sh: /bin/busybox (busybox-static) is missing (bash scripts/setup.sh installs it)" >&2
   exit 3
 fi
-if ! mkdir -p "$ROOT" 2>/dev/null || [ ! -w "$ROOT" ]; then
-  echo "images.sh: cannot write $ROOT (run as root, or set STRATA_IMAGES_CACHE)" >&2
-  exit 3
-fi
-
-exec 9>"$ROOT/.lock"
-flock 9
+# shellcheck source=scripts/build/lib.sh
+. ./lib.sh
+lock_cache "$ROOT" STRATA_IMAGES_CACHE
 if done_already; then
   echo "$OUT"
   exit 0

@@ -18,17 +18,10 @@ if have; then
   echo "$BIN"
   exit 0
 fi
-PATH="$PATH:/usr/local/go/bin"
-if ! command -v go >/dev/null; then
-  echo "oci-conformance.sh: no Go toolchain (go) on PATH" >&2
-  exit 3
-fi
-if ! mkdir -p "$CACHE" 2>/dev/null || [ ! -w "$CACHE" ]; then
-  echo "oci-conformance.sh: cannot write $CACHE (run as root, or set STRATA_BIN_CACHE)" >&2
-  exit 3
-fi
-exec 9>"$CACHE/.oci-conformance.lock"
-flock 9
+# shellcheck source=scripts/build/lib.sh
+. "$(dirname "$0")/lib.sh"
+need_go
+lock_cache "$CACHE" STRATA_BIN_CACHE
 if have; then
   echo "$BIN"
   exit 0
