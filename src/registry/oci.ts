@@ -127,7 +127,12 @@ interface Upload {
   repo: string;
   file: string;
   size: number;
+  /** Last time a chunk came (ms): a session idle for UPLOAD_IDLE_MS is dropped. */
+  at: number;
 }
+
+/** An upload session nobody has added to for this long is abandoned: its file is removed. */
+const UPLOAD_IDLE_MS = 60 * 60 * 1000;
 
 type Parsed =
   | { op: 'manifest'; repo: string; ref: string }
@@ -475,15 +480,26 @@ export function addOciRoutes(router: Router, o: OciRouteOptions): void {
         return;
       }
       req.resume();
+      await dropIdleUploads();
       await mkdir(o.uploadsDir!, { recursive: true });
       const id = randomUUID();
-      const u: Upload = { repo: p.repo, file: join(o.uploadsDir!, id), size: 0 };
+      const u: Upload = { repo: p.repo, file: join(o.uploadsDir!, id), size: 0, at: Date.now() };
       await pipeline([], createWriteStream(u.file));
       uploads.set(id, u);
       end(res, 202, { location: uploadUrl(p.repo, id), range: '0-0', 'docker-upload-uuid': id });
     }),
     pub,
   );
+
+  const dropIdleUploads = async () => {
+    const now = Date.now();
+    for (const [id, u] of uploads) {
+      if (now - u.at < UPLOAD_IDLE_MS) continue;
+      uploads.delete(id);
+      await rm(u.file, { force: true });
+      log.info('abandoned image upload dropped', { repo: u.repo, bytes: u.size });
+    }
+  };
 
   /** Appends the request body to the session file; a Content-Range must start where the upload stands. */
   const append = async (req: IncomingMessage, u: Upload) => {
@@ -499,8 +515,10 @@ export function addOciRoutes(router: Router, o: OciRouteOptions): void {
         );
       }
     }
+    u.at = Date.now();
     await pipeline(req, createWriteStream(u.file, { flags: 'a' }));
     u.size = (await stat(u.file)).size;
+    u.at = Date.now();
   };
 
   router.add(
