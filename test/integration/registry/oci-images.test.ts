@@ -3,7 +3,8 @@
  * scripts/build/images.sh builds (umoci, busybox-static, no Docker Hub) into the global registry's /v2/ and
  * copies them back; a private containerd pulls them, once from the global registry with `--plain-http` and
  * once through the site's local registry as its hosts.toml mirror, and runs the busybox image. Bad input
- * gets the Distribution Specification's error codes. The full OCI conformance suite is not run here (see
+ * gets the Distribution Specification's error codes. A site's mirror reads through the manager's transport
+ * too, and serves what it cached while the global registry is away. The full OCI conformance suite is not run here (see
  * README, "Container images").
  */
 import assert from 'node:assert/strict';
@@ -16,6 +17,8 @@ import { promisify } from 'node:util';
 import { exportBundle, importBundle } from '../../../src/registry/bundle.ts';
 import { containerdHostsToml } from '../../../src/registry/containerd.ts';
 import { hexOf } from '../../../src/registry/digest.ts';
+import { manifestChildren, OCI_MANIFEST } from '../../../src/registry/oci.ts';
+import { pushOciLayout } from '../../../src/registry/oci-push.ts';
 import { subjects, type UpstreamInfo } from '../../../src/registry/protocol.ts';
 import { builtImages, imageToolsSkipReason, startContainerd } from '../../helpers/containerd.ts';
 import { startGlobalRegistry, startSite } from '../../helpers/registry.ts';
@@ -321,5 +324,49 @@ describe('container images through the registry (skopeo, containerd)', { skip },
     assert.equal((await v2(`strata/web/manifests/${web!.tag}`)).status, 404);
     await site.global.admin.gc('0s');
     for (const d of [webDigest, ...blobs]) assert.ok(!has(d), `gc kept ${d} of a deleted image`);
+  });
+});
+
+describe("a site's image mirror reading over the transport, and while the global registry is away", {
+  skip,
+}, () => {
+  const t = suiteCleanup();
+  const web = images?.find((i) => i.name === 'web');
+  const pause = images?.find((i) => i.name === 'pause');
+
+  it('serves manifests and layers it pulled through, keeps serving them offline, and takes no pushes', async () => {
+    const site = await startSite(t, { overTransport: true });
+    const server = new URL(site.global.url).origin;
+    const token = 'registry-test-admin';
+    const pushed = await pushOciLayout({ layout: web!.layout, server, repo: 'strata/web', tag: '1', token });
+    await pushOciLayout({ layout: pause!.layout, server, repo: 'strata/pause', tag: '1', token });
+    const mirror = `${new URL(site.local.url).origin}/registry/v2`;
+
+    const readImage = async () => {
+      const m = await fetch(`${mirror}/strata/web/manifests/1`, { headers: { accept: OCI_MANIFEST } });
+      assert.equal(m.status, 200);
+      assert.equal(m.headers.get('content-type'), OCI_MANIFEST);
+      assert.equal(m.headers.get('docker-content-digest'), pushed.digest);
+      const body = Buffer.from(await m.arrayBuffer());
+      assert.equal(sha(body), pushed.digest);
+      const { blobs } = manifestChildren(body);
+      for (const d of blobs) {
+        const b = await fetch(`${mirror}/strata/web/blobs/${d}`);
+        assert.equal(b.status, 200);
+        assert.equal(sha(Buffer.from(await b.arrayBuffer())), d);
+      }
+      return blobs.length;
+    };
+    assert.equal(await readImage(), 2);
+
+    await site.global.stop();
+    assert.equal(await readImage(), 2, 'the cached image is served while the global registry is away');
+    // What the site never fetched, it cannot serve now: the pause image's manifest is unknown here.
+    const never = await fetch(`${mirror}/strata/pause/manifests/1`);
+    assert.equal(never.status, 404);
+
+    const put = await fetch(`${mirror}/strata/web/manifests/2`, { method: 'PUT', body: '{}' });
+    assert.equal(put.status, 405);
+    assert.equal(((await put.json()) as { errors: { code: string }[] }).errors[0]?.code, 'UNSUPPORTED');
   });
 });
