@@ -96,8 +96,11 @@ function operation(route: Route, k: KindDef | undefined): Record<string, unknown
     ),
   };
   if (route.ownCheck) {
-    op['x-strata-role'] = 'viewer';
-    op['x-strata-scope'] = 'any';
+    // A handler that checks tokens itself admits viewers on any network, unless the route says a role
+    // (the registry's image pushes: admin, site-wide).
+    op['x-strata-role'] = route.role;
+    op['x-strata-scope'] =
+      route.role === 'viewer' ? 'any' : typeof route.scope === 'object' ? 'cluster' : route.scope;
     op.description = [doc.description, `Takes ${route.ownCheck}.`].filter(Boolean).join(' ');
   } else if (route.public) op.security = [];
   else {

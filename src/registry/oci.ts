@@ -288,6 +288,8 @@ export function addOciRoutes(router: Router, o: OciRouteOptions): void {
     }) => {
       common(res);
       try {
+        // Credentials first, so a caller without them learns nothing about what exists.
+        await guard(req, req.method === 'GET' || req.method === 'HEAD' ? 'pull' : 'push');
         await op(req, res, params.rest ?? '', query);
         requests.inc({ op: req.method ?? 'GET', code: String(res.statusCode) });
       } catch (err) {
@@ -295,24 +297,16 @@ export function addOciRoutes(router: Router, o: OciRouteOptions): void {
         requests.inc({ op: req.method ?? 'GET', code: String(res.statusCode) });
       }
     };
-  const pub = {
+  const pub = (operationId: string, summary: string) => ({
     public: true,
+    // What the authorizer enforces (any token reads; admin pushes), as the OpenAPI document declares it.
+    role: operationId === 'Get' ? ('viewer' as const) : ('admin' as const),
+    operationId: `${o.uploadsDir ? 'oci' : 'ociMirror'}${operationId}`,
+    summary,
+    tags: ['registry'],
     ownCheck:
       'any API token or the registry pull token (Bearer, or Basic with the token as password); pushes need an admin token',
-  };
-
-  // The version check: clients ask it first to learn whether and how to authenticate.
-  for (const path of [`${prefix}/`, prefix]) {
-    router.add(
-      'GET',
-      path,
-      wrap(async (req, res) => {
-        await guard(req, 'pull');
-        end(res, 200, { 'content-type': 'application/json' }, '{}');
-      }),
-      pub,
-    );
-  }
+  });
 
   const resolveManifest = async (repo: string, ref: string): Promise<ArtifactRef> => {
     let found: ArtifactRef | undefined;
@@ -373,8 +367,9 @@ export function addOciRoutes(router: Router, o: OciRouteOptions): void {
   };
 
   const get = wrap(async (req, res, rest, q) => {
+    // `/v2/` itself is the version check: clients ask it first to learn whether and how to authenticate.
+    if (rest === '') return end(res, 200, { 'content-type': 'application/json' }, '{}');
     const p = parseOciPath(rest);
-    await guard(req, 'pull');
     if (p.op === 'manifest') {
       const ref = await resolveManifest(p.repo, p.ref);
       await sendBlob(
@@ -440,7 +435,12 @@ export function addOciRoutes(router: Router, o: OciRouteOptions): void {
       JSON.stringify({ schemaVersion: 2, mediaType: OCI_INDEX, manifests: [] }),
     );
   });
-  router.add('GET', `${prefix}/:rest*`, get, pub);
+  router.add(
+    'GET',
+    `${prefix}/:rest*`,
+    get,
+    pub('Get', 'OCI Distribution: version check (/v2/), manifests, blobs, tags, referrers, upload status'),
+  );
 
   const uploadUrl = (repo: string, id: string) => `${prefix}/${repo}/blobs/uploads/${id}`;
   const blobUrl = (repo: string, digest: string) => `${prefix}/${repo}/blobs/${digest}`;
@@ -464,7 +464,6 @@ export function addOciRoutes(router: Router, o: OciRouteOptions): void {
       const p = parseOciPath(rest);
       if (p.op !== 'upload' || p.id)
         throw new OciError(405, 'UNSUPPORTED', `POST is not allowed on /v2/${rest}`);
-      await guard(req, 'push');
       const mount = q.get('mount');
       if (mount) {
         // Cross-repository mount: one content-addressed store, so a blob anywhere is a blob here.
@@ -488,7 +487,7 @@ export function addOciRoutes(router: Router, o: OciRouteOptions): void {
       uploads.set(id, u);
       end(res, 202, { location: uploadUrl(p.repo, id), range: '0-0', 'docker-upload-uuid': id });
     }),
-    pub,
+    pub('Post', 'OCI Distribution: start or finish a blob upload, mount a blob'),
   );
 
   const dropIdleUploads = async () => {
@@ -528,12 +527,11 @@ export function addOciRoutes(router: Router, o: OciRouteOptions): void {
       const p = parseOciPath(rest);
       if (p.op !== 'upload' || !p.id)
         throw new OciError(405, 'UNSUPPORTED', `PATCH is not allowed on /v2/${rest}`);
-      await guard(req, 'push');
       const u = session(p.repo, p.id);
       await append(req, u);
       end(res, 202, { location: uploadUrl(p.repo, p.id), range: rangeOf(u), 'docker-upload-uuid': p.id });
     }),
-    pub,
+    pub('Patch', 'OCI Distribution: upload a chunk'),
   );
 
   router.add(
@@ -541,7 +539,6 @@ export function addOciRoutes(router: Router, o: OciRouteOptions): void {
     `${prefix}/:rest*`,
     wrap(async (req, res, rest, q) => {
       const p = parseOciPath(rest);
-      await guard(req, 'push');
       if (p.op === 'upload' && p.id) {
         const u = session(p.repo, p.id);
         const digest = checkDigest(q.get('digest') ?? '', 'digest query parameter');
@@ -557,7 +554,7 @@ export function addOciRoutes(router: Router, o: OciRouteOptions): void {
       if (p.op !== 'manifest') throw new OciError(405, 'UNSUPPORTED', `PUT is not allowed on /v2/${rest}`);
       await putManifest(req, res, p.repo, p.ref);
     }),
-    pub,
+    pub('Put', 'OCI Distribution: finish an upload, push a manifest'),
   );
 
   const putManifest = async (req: IncomingMessage, res: ServerResponse, repo: string, ref: string) => {
@@ -625,7 +622,6 @@ export function addOciRoutes(router: Router, o: OciRouteOptions): void {
     `${prefix}/:rest*`,
     wrap(async (req, res, rest) => {
       const p = parseOciPath(rest);
-      await guard(req, 'push');
       if (p.op === 'upload' && p.id) {
         const u = session(p.repo, p.id);
         uploads.delete(p.id);
@@ -657,7 +653,7 @@ export function addOciRoutes(router: Router, o: OciRouteOptions): void {
       }
       throw new OciError(405, 'UNSUPPORTED', `DELETE is not allowed on /v2/${rest}`);
     }),
-    pub,
+    pub('Delete', 'OCI Distribution: delete a manifest or tag, cancel an upload'),
   );
 }
 
