@@ -620,7 +620,7 @@ export function addOciRoutes(router: Router, o: OciRouteOptions): void {
   router.add(
     'DELETE',
     `${prefix}/:rest*`,
-    wrap(async (req, res, rest) => {
+    wrap(async (_req, res, rest) => {
       const p = parseOciPath(rest);
       if (p.op === 'upload' && p.id) {
         const u = session(p.repo, p.id);
