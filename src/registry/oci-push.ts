@@ -38,6 +38,28 @@ export interface PushImageOptions {
 
 const REF_NAME = 'org.opencontainers.image.ref.name';
 
+/** An image scripts/build/images.sh built: its name, tag and OCI layout directory. */
+export interface BuiltImage {
+  name: string;
+  tag: string;
+  layout: string;
+}
+
+/**
+ * The images listed in `<dir>/images.json` (what scripts/build/images.sh writes beside its layouts), with
+ * their layouts as absolute paths; undefined when the directory has no such list.
+ */
+export async function readBuiltImages(dir: string): Promise<BuiltImage[] | undefined> {
+  let text: string;
+  try {
+    text = await readFile(join(dir, 'images.json'), 'utf8');
+  } catch {
+    return undefined;
+  }
+  const list = (JSON.parse(text) as { images?: BuiltImage[] }).images ?? [];
+  return list.map((i) => ({ name: i.name, tag: i.tag, layout: join(dir, i.layout) }));
+}
+
 /** Picks the image in `index.json` named `ref` (or the only one). */
 export function pickManifest(index: { manifests?: Descriptor[] }, ref?: string): Descriptor {
   const all = Array.isArray(index.manifests) ? index.manifests : [];

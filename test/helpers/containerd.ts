@@ -6,9 +6,10 @@
  * builds.
  */
 import { type ChildProcess, execFile, execFileSync, spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
+import { type BuiltImage, readBuiltImages } from '../../src/registry/oci-push.ts';
 import type { Cleanup } from './services.ts';
 
 const run = promisify(execFile);
@@ -32,19 +33,11 @@ export function imageToolsSkipReason(
   return undefined;
 }
 
-export interface BuiltImage {
-  name: string;
-  tag: string;
-  /** The OCI layout directory. */
-  layout: string;
-}
-
 /** Runs scripts/build/images.sh (a no-op once built) and lists its images; undefined when it cannot build. */
-export function builtImages(): BuiltImage[] | undefined {
+export async function builtImages(): Promise<BuiltImage[] | undefined> {
   try {
     const dir = execFileSync('bash', ['scripts/build/images.sh'], { encoding: 'utf8' }).trim();
-    const list = JSON.parse(readFileSync(join(dir, 'images.json'), 'utf8')) as { images: BuiltImage[] };
-    return list.images.map((i) => ({ ...i, layout: join(dir, i.layout) }));
+    return await readBuiltImages(dir);
   } catch {
     return undefined;
   }

@@ -26,7 +26,7 @@ import { runCli, suiteCleanup, tempDir } from '../../helpers/strata.ts';
 
 const run = promisify(execFile);
 const ADMIN = 'registry-test-admin';
-const images = imageToolsSkipReason() ? undefined : builtImages();
+const images = imageToolsSkipReason() ? undefined : await builtImages();
 const skip =
   imageToolsSkipReason() ?? (images ? undefined : 'scripts/build/images.sh could not build the images');
 const sha = (b: Buffer | string) => `sha256:${createHash('sha256').update(b).digest('hex')}`;
@@ -114,6 +114,10 @@ describe('container images through the registry (skopeo, containerd)', { skip },
     const denied = await cli(['registry', 'push-image', pause!.layout, 'strata/cli-pause:1'], up.token!);
     assert.notEqual(denied.code, 0);
     assert.match(denied.stderr, /DENIED/);
+    // The cache directory itself: every image it built, as strata/NAME:TAG.
+    const all = await cli(['registry', 'push-image', dirname(web!.layout)]);
+    assert.equal(all.code, 0, all.stderr);
+    assert.match(all.stdout, new RegExp(`strata/pause:${pause!.tag} .*\\n.*strata/web:${web!.tag} `));
     const noImage = await cli(['registry', 'push-image', `${web!.layout}:nope`, 'strata/cli-web:1']);
     assert.notEqual(noImage.code, 0);
     assert.match(noImage.stderr, /no image named "nope"/);
