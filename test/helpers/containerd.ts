@@ -71,6 +71,8 @@ export async function startContainerd(t: Cleanup): Promise<Containerd> {
       '',
     ].join('\n'),
   );
+  const ctr = (args: string[], timeoutMs = 120_000) =>
+    run('ctr', ['--address', address, '-n', 'strata-test', ...args], { timeout: timeoutMs });
   const log: Buffer[] = [];
   const child: ChildProcess = spawn('containerd', ['--config', join(dir, 'config.toml')], {
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -78,6 +80,15 @@ export async function startContainerd(t: Cleanup): Promise<Containerd> {
   child.stdout?.on('data', (c: Buffer) => log.push(c));
   child.stderr?.on('data', (c: Buffer) => log.push(c));
   t.after(async () => {
+    // Containers a failed test left behind: their shims would outlive containerd, so end them through it.
+    const list = await ctr(['tasks', 'ls', '-q'], 10_000).catch(() => ({ stdout: '' }));
+    for (const id of list.stdout.split('\n').filter(Boolean)) {
+      await ctr(['tasks', 'kill', '-s', 'SIGKILL', id], 10_000).catch(() => {});
+      await ctr(['tasks', 'rm', '-f', id], 10_000).catch(() => {});
+    }
+    const containers = await ctr(['containers', 'ls', '-q'], 10_000).catch(() => ({ stdout: '' }));
+    for (const id of containers.stdout.split('\n').filter(Boolean))
+      await ctr(['containers', 'rm', id], 10_000).catch(() => {});
     if (child.exitCode === null) {
       const exited = new Promise((r) => child.once('exit', r));
       child.kill('SIGTERM');
@@ -90,8 +101,6 @@ export async function startContainerd(t: Cleanup): Promise<Containerd> {
     } catch {}
     rmSync(dir, { recursive: true, force: true });
   });
-  const ctr = (args: string[], timeoutMs = 120_000) =>
-    run('ctr', ['--address', address, '-n', 'strata-test', ...args], { timeout: timeoutMs });
   const deadline = Date.now() + 20_000;
   for (;;) {
     if (existsSync(address)) {
