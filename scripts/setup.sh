@@ -16,6 +16,9 @@ PACKAGES=(
   # real peers and clients the tests drive
   udhcpc isc-dhcp-client kea-admin tftp-hpa atftp bind9-dnsutils curl tcpdump
   openssh-client openssh-server dropbear-bin
+  # container images (the registry's /v2/): umoci and gcc (static pause) build them from busybox-static
+  # (scripts/build/images.sh); skopeo, containerd, runc and the CNI plugins are the clients the tests drive
+  skopeo umoci containerd runc containernetworking-plugins gcc libc6-dev
   # backing services
   postgresql nats-server
   # the docs' diagrams (docs/*.dot → docs/*.svg, scripts/render-diagrams.sh)

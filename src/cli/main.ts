@@ -53,6 +53,10 @@ const MORE_EXAMPLES: Record<string, string[]> = {
     'strata registry push ./site-files --name site-a --version 7',
   ],
   'strata registry ls': ['strata registry ls', 'strata registry ls -o json'],
+  'strata registry push-image': [
+    'strata registry push-image /var/cache/strata/images/1/web:1.35.0 strata/web:1.35.0',
+    'strata registry push-image $(bash scripts/build/images.sh)   # every image built, as strata/NAME:TAG',
+  ],
   'strata registry pull': ['strata registry pull tools/agent:1.2.0 -o agent'],
   'strata registry rm': ['strata registry rm tools/agent:1.1.0'],
   'strata registry gc': ['strata registry gc', 'strata registry gc --min-age 1h'],

@@ -19,6 +19,7 @@ import { hashToken, tokenMatches } from '../core/tokens.ts';
 import { API_TOKENS_COLLECTION as API_TOKENS, SECRETS_COLLECTION as SECRETS } from '../core/wire.ts';
 import { mustDigest, mustName, mustVersion } from './digest.ts';
 import { addReadRoutes, refParams } from './http.ts';
+import { addOciRoutes, OCI_PREFIX, OciError } from './oci.ts';
 import {
   type ChunkReply,
   type GcReport,
@@ -58,6 +59,48 @@ function readAuthorizer(store: Store, pullToken: string) {
   };
 }
 
+/** The token in `Authorization: Bearer T` or `Basic base64(ANY:T)` (how skopeo and containerd send one). */
+export function tokenOf(header: string | undefined): string | undefined {
+  if (header?.startsWith('Bearer ')) return header.slice(7).trim();
+  if (!header?.startsWith('Basic ')) return undefined;
+  const pair = Buffer.from(header.slice(6).trim(), 'base64').toString('utf8');
+  const i = pair.indexOf(':');
+  return i >= 0 ? pair.slice(i + 1) : undefined;
+}
+
+/**
+ * Who may do what on the image endpoints (oci.ts): pulls take the pull token or any API token, pushes an
+ * admin token (as the artifact writes do). Tokens come as Bearer or as a Basic password, since container
+ * clients answer a Basic challenge with the credentials they are given (`skopeo --creds strata:TOKEN`).
+ */
+function ociAuthorizer(store: Store, pullToken: string) {
+  const pullHash = hashToken(pullToken);
+  return async (req: IncomingMessage, need: 'pull' | 'push'): Promise<void> => {
+    const token = tokenOf(req.headers.authorization);
+    const bearer = token === undefined ? undefined : `Bearer ${token}`;
+    let role: string | undefined;
+    if (tokenMatches(pullHash, bearer)) role = 'pull';
+    else if (bearer) {
+      const admin = (await store.getRecord(API_TOKENS, 'admin')) as { hash?: string } | undefined;
+      if (tokenMatches(admin?.hash, bearer)) role = 'admin';
+      else {
+        const rec = (await store.getRecord(API_TOKENS, `sha256:${hashToken(token!)}`)) as
+          | { role?: string; networks?: string[] }
+          | undefined;
+        if (rec) role = rec.networks ? 'scoped' : rec.role;
+      }
+    }
+    if (!role)
+      throw new OciError(
+        401,
+        'UNAUTHORIZED',
+        'missing or invalid token: give an API token or the registry pull token as a Bearer token or as the Basic password',
+      );
+    if (need === 'push' && role !== 'admin')
+      throw new OciError(403, 'DENIED', 'pushing images needs an admin token without network limits');
+  };
+}
+
 /** `30s`, `10m`, `2h`, `1d` or plain seconds → milliseconds. */
 export function parseMinAge(v: string): number {
   if (!/^\d+[smhd]?$/.test(v)) {
@@ -82,6 +125,18 @@ function routes(ctx: ManagerContext, artifacts: ArtifactStore, pullToken: string
     },
     { authorize: readAuthorizer(ctx.store, pullToken), log: ctx.log },
   );
+  addOciRoutes(ctx.router, {
+    prefix: OCI_PREFIX,
+    source: {
+      store: artifacts,
+      getRef: (name, version) => artifacts.refs.get(name, version),
+      listRefs: () => artifacts.refs.list(),
+      haveBlob: async (digest) => !!(await artifacts.backend.stat(digest)),
+    },
+    uploadsDir: join(ctx.dataDir, 'registry', 'uploads'),
+    authorize: ociAuthorizer(ctx.store, pullToken),
+    log: ctx.log,
+  });
   ctx.router.add('PUT', `${base}/blobs/:digest`, async ({ req, res, params }) => {
     const digest = mustDigest(params.digest ?? '', 'URL digest');
     const out = await artifacts.putBlob(req, digest);
