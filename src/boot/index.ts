@@ -3,6 +3,7 @@
  * its `boot` workers run DHCP, DNS, TFTP and HTTP on each segment.
  */
 import type { Layer } from '../core/layer.ts';
+import { addHealthRoute } from './health.ts';
 import { firmwareStep, ipxeStep, startBootManager } from './manager.ts';
 import { superviseBootWorkers } from './supervisor.ts';
 
@@ -12,6 +13,7 @@ export const bootLayer: Layer = {
   steps: [firmwareStep, ipxeStep],
   async manager(ctx) {
     const stop = await startBootManager(ctx);
+    addHealthRoute(ctx);
     return { stop };
   },
   async worker(ctx) {

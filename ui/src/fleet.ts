@@ -1,0 +1,128 @@
+/**
+ * The fleet as the UI holds it: every Node, kept current as `strata get nodes -w` keeps its table: list
+ * (in pages of 1000), then follow the change stream from the list's resourceVersion, list again on
+ * `relist` or after a reconnect without a resume point. Changes are applied to a Map at once but shown at
+ * most once per animation frame, so a burst of thousands of changes costs one render, not thousands.
+ */
+import { api, follow } from './api.ts';
+import { type List, type NodeResource, statusOf } from './types.ts';
+
+export type Health = 'failing' | 'waiting' | 'climbing' | 'at-target';
+
+export function healthOf(n: NodeResource): Health {
+  const st = statusOf(n);
+  if (st.step?.lastError || st.phase === 'Failed') return 'failing';
+  if ((st.state ?? 0) >= n.spec.targetState && !st.step) return 'at-target';
+  if (st.phase === 'Waiting') return 'waiting';
+  return 'climbing';
+}
+
+export const HEALTH_LABELS: Record<Health, string> = {
+  failing: 'failing',
+  waiting: 'waiting (for a person or the machine)',
+  climbing: 'climbing',
+  'at-target': 'at its target',
+};
+
+/** A label selector as the API takes it (k=v, k==v, k!=v, k, !k; comma = AND), matched here. */
+export function labelMatcher(selector: string): (labels: Record<string, string> | undefined) => boolean {
+  const terms = selector
+    .split(',')
+    .map((t) => t.trim())
+    .filter(Boolean)
+    .map((t) => {
+      const ne = /^([^!=\s]+)\s*!=\s*(.*)$/.exec(t);
+      if (ne) return (l: Record<string, string>) => l[ne[1]!] !== ne[2];
+      const eq = /^([^!=\s]+)\s*==?\s*(.*)$/.exec(t);
+      if (eq) return (l: Record<string, string>) => l[eq[1]!] === eq[2];
+      if (t.startsWith('!')) return (l: Record<string, string>) => !(t.slice(1) in l);
+      return (l: Record<string, string>) => t in l;
+    });
+  return (labels) => terms.every((f) => f(labels ?? {}));
+}
+
+export class Fleet {
+  readonly nodes = new Map<string, NodeResource>();
+  live = false;
+  loaded = false;
+  error = '';
+  #rv: string | undefined;
+  #listeners = new Set<() => void>();
+  #frame = 0;
+  #abort = new AbortController();
+
+  subscribe(fn: () => void): () => void {
+    this.#listeners.add(fn);
+    return () => this.#listeners.delete(fn);
+  }
+
+  #changed(): void {
+    if (this.#frame) return;
+    this.#frame = requestAnimationFrame(() => {
+      this.#frame = 0;
+      for (const fn of this.#listeners) fn();
+    });
+  }
+
+  async #list(): Promise<void> {
+    const fresh = new Map<string, NodeResource>();
+    let cont: string | undefined;
+    let rv: string | undefined;
+    do {
+      const page: List<NodeResource> = await api(
+        'GET',
+        `/api/v1/nodes?limit=1000${cont ? `&continue=${encodeURIComponent(cont)}` : ''}`,
+      );
+      rv ??= page.metadata.resourceVersion;
+      for (const n of page.items) fresh.set(n.metadata.name, n);
+      cont = page.metadata.continue;
+    } while (cont);
+    this.nodes.clear();
+    for (const [k, v] of fresh) this.nodes.set(k, v);
+    this.#rv = rv;
+    this.loaded = true;
+    this.#changed();
+  }
+
+  async start(): Promise<void> {
+    try {
+      await this.#list();
+    } catch (e) {
+      this.error = (e as Error).message;
+      this.#changed();
+      return;
+    }
+    await follow({
+      signal: this.#abort.signal,
+      path: () => `/api/v1/stream?kind=Node${this.#rv ? `&resourceVersion=${this.#rv}` : ''}`,
+      onLive: (live) => {
+        this.live = live;
+        this.#changed();
+      },
+      onReconnect: async () => {
+        if (!this.#rv) await this.#list();
+      },
+      onMessage: (m) => {
+        if (m.event === 'relist') {
+          this.#rv = undefined;
+          void this.#list();
+          return;
+        }
+        if (m.event !== 'change') return;
+        const { type, object } = m.data as { type: string; object: NodeResource };
+        if (m.id) this.#rv = m.id;
+        if (type === 'DELETED') this.nodes.delete(object.metadata.name);
+        else this.nodes.set(object.metadata.name, object);
+        this.#changed();
+      },
+    }).catch((e: Error) => {
+      this.error = e.message;
+      this.#changed();
+    });
+  }
+
+  stop(): void {
+    this.#abort.abort();
+    cancelAnimationFrame(this.#frame);
+  }
+}
