@@ -170,27 +170,36 @@ export function FleetView({ fleet, ladder }: { fleet: Fleet; ladder: Ladder }) {
         ))}
       </ol>
       <form class="filters" onSubmit={(e) => e.preventDefault()} aria-label="Filter nodes">
-        <label>
-          Labels
+        <div class="field">
+          <label for="f-labels">Labels</label>
           <input
+            id="f-labels"
             type="search"
             placeholder="rack=a,role!=db"
             value={selector}
             onInput={(e) => setSelector((e.target as HTMLInputElement).value)}
           />
-        </label>
-        <label>
-          Network
-          <select value={network} onChange={(e) => setNetwork((e.target as HTMLSelectElement).value)}>
+        </div>
+        <div class="field">
+          <label for="f-network">Network</label>
+          <select
+            id="f-network"
+            value={network}
+            onChange={(e) => setNetwork((e.target as HTMLSelectElement).value)}
+          >
             <option value="">all</option>
             {networks.map((n) => (
               <option value={n}>{n}</option>
             ))}
           </select>
-        </label>
-        <label>
-          State
-          <select value={state} onChange={(e) => setState((e.target as HTMLSelectElement).value)}>
+        </div>
+        <div class="field">
+          <label for="f-state">State</label>
+          <select
+            id="f-state"
+            value={state}
+            onChange={(e) => setState((e.target as HTMLSelectElement).value)}
+          >
             <option value="">all</option>
             {ladder.states.map((s) => (
               <option value={String(s.state)}>
@@ -198,16 +207,20 @@ export function FleetView({ fleet, ladder }: { fleet: Fleet; ladder: Ladder }) {
               </option>
             ))}
           </select>
-        </label>
-        <label>
-          Health
-          <select value={health} onChange={(e) => setHealth((e.target as HTMLSelectElement).value)}>
+        </div>
+        <div class="field">
+          <label for="f-health">Health</label>
+          <select
+            id="f-health"
+            value={health}
+            onChange={(e) => setHealth((e.target as HTMLSelectElement).value)}
+          >
             <option value="">all</option>
             {(Object.keys(HEALTH_LABELS) as Health[]).map((h) => (
               <option value={h}>{HEALTH_LABELS[h]}</option>
             ))}
           </select>
-        </label>
+        </div>
       </form>
       <p class="legend" aria-hidden="true">
         <span class="cell held">n</span> reached <span class="cell target">n</span> target{' '}
