@@ -41,8 +41,14 @@ export function labelMatcher(selector: string): (labels: Record<string, string> 
   return (labels) => terms.every((f) => f(labels ?? {}));
 }
 
+const collator = new Intl.Collator(undefined, { numeric: true });
+
 export class Fleet {
   readonly nodes = new Map<string, NodeResource>();
+  /** Names in display order; sorted again only when a node comes or goes, not on every change. */
+  #order: string[] = [];
+  #orderStale = true;
+  #sorted: NodeResource[] | undefined;
   live = false;
   loaded = false;
   error = '';
@@ -56,7 +62,19 @@ export class Fleet {
     return () => this.#listeners.delete(fn);
   }
 
-  #changed(): void {
+  /** Every node in name order (natural: n2 before n10); the same array until something changes. */
+  sorted(): NodeResource[] {
+    if (this.#orderStale) {
+      this.#order = [...this.nodes.keys()].sort(collator.compare);
+      this.#orderStale = false;
+    }
+    this.#sorted ??= this.#order.map((n) => this.nodes.get(n)!);
+    return this.#sorted;
+  }
+
+  #changed(membership = false): void {
+    this.#sorted = undefined;
+    if (membership) this.#orderStale = true;
     if (this.#frame) return;
     this.#frame = requestAnimationFrame(() => {
       this.#frame = 0;
@@ -81,7 +99,7 @@ export class Fleet {
     for (const [k, v] of fresh) this.nodes.set(k, v);
     this.#rv = rv;
     this.loaded = true;
-    this.#changed();
+    this.#changed(true);
   }
 
   async start(): Promise<void> {
@@ -111,9 +129,10 @@ export class Fleet {
         if (m.event !== 'change') return;
         const { type, object } = m.data as { type: string; object: NodeResource };
         if (m.id) this.#rv = m.id;
+        const known = this.nodes.has(object.metadata.name);
         if (type === 'DELETED') this.nodes.delete(object.metadata.name);
         else this.nodes.set(object.metadata.name, object);
-        this.#changed();
+        this.#changed(known === (type === 'DELETED'));
       },
     }).catch((e: Error) => {
       this.error = e.message;

@@ -11,8 +11,6 @@ import { type Ladder, type NodeResource, statusOf } from '../types.ts';
 const ROW = 56;
 const OVERSCAN = 8;
 
-const collator = new Intl.Collator(undefined, { numeric: true });
-
 function useFleet(fleet: Fleet): number {
   const [tick, setTick] = useState(0);
   useEffect(() => fleet.subscribe(() => setTick((t) => t + 1)), [fleet]);
@@ -105,7 +103,7 @@ export function FleetView({ fleet, ladder }: { fleet: Fleet; ladder: Ladder }) {
     return () => ro.disconnect();
   }, []);
 
-  const all = useMemo(() => [...fleet.nodes.values()], [fleet, tick]);
+  const all = useMemo(() => fleet.sorted(), [fleet, tick]);
   const networks = useMemo(
     () => [...new Set(all.map((n) => n.spec.network).filter((x): x is string => !!x))].sort(),
     [all],
@@ -118,15 +116,13 @@ export function FleetView({ fleet, ladder }: { fleet: Fleet; ladder: Ladder }) {
   const failing = useMemo(() => all.filter((n) => healthOf(n) === 'failing').length, [all]);
   const rows = useMemo(() => {
     const match = labelMatcher(selector);
-    return all
-      .filter(
-        (n) =>
-          match(n.metadata.labels) &&
-          (!network || n.spec.network === network) &&
-          (state === '' || String(statusOf(n).state ?? 0) === state) &&
-          (!health || healthOf(n) === health),
-      )
-      .sort((a, b) => collator.compare(a.metadata.name, b.metadata.name));
+    return all.filter(
+      (n) =>
+        match(n.metadata.labels) &&
+        (!network || n.spec.network === network) &&
+        (state === '' || String(statusOf(n).state ?? 0) === state) &&
+        (!health || healthOf(n) === health),
+    );
   }, [all, selector, network, state, health]);
 
   const first = Math.max(0, Math.floor(scroll / ROW) - OVERSCAN);
