@@ -8,6 +8,7 @@
  *   node bench/ui-fleet.ts [--nodes 5000]
  */
 import { parseArgs } from 'node:util';
+import type { Page } from 'playwright-core';
 import { buildUi, launchChromium } from '../test/helpers/browser.ts';
 import { startStrata } from '../test/helpers/strata.ts';
 
@@ -26,6 +27,29 @@ async function waitForOrders(url: string, token: string): Promise<void> {
     if (n >= N) return;
     await new Promise((res) => setTimeout(res, 1000));
   }
+}
+
+/**
+ * Scrolls the list from top to bottom in 50 steps inside the page (no round trip to the driver per step):
+ * each step sets scrollTop and waits two frames, so the time is what the page needs to draw 50 windows.
+ */
+async function scrollThrough(page: Page, when: string): Promise<void> {
+  const scrolled = (await page.locator('.scroller').evaluate(async (el) => {
+    const raf = (globalThis as unknown as { requestAnimationFrame(cb: () => void): number })
+      .requestAnimationFrame;
+    const t0 = performance.now();
+    let worst = 0;
+    for (let i = 1; i <= 50; i++) {
+      const s = performance.now();
+      el.scrollTop = el.scrollHeight * (i / 50);
+      await new Promise<void>((r) => raf(() => raf(() => r())));
+      worst = Math.max(worst, performance.now() - s);
+    }
+    return { total: performance.now() - t0, worst };
+  })) as { total: number; worst: number };
+  console.log(
+    `scroll top to bottom in 50 steps ${when}: ${Math.round(scrolled.total)} ms, slowest step ${Math.round(scrolled.worst)} ms`,
+  );
 }
 
 const ms = (since: number) => `${Math.round(performance.now() - since)} ms`;
@@ -59,24 +83,7 @@ try {
   console.log(`login to ${N} nodes listed: ${ms(start)}`);
   console.log(`rows in the DOM: ${await page.locator('li[data-node]').count()} of ${N}`);
 
-  // The scroll runs inside the page (no round trip to the driver per step): each step sets scrollTop and
-  // waits for the next frame, so the time is what the page needs to draw 50 windows of rows.
-  const scrolled = (await page.locator('.scroller').evaluate(async (el) => {
-    const raf = (globalThis as unknown as { requestAnimationFrame(cb: () => void): number })
-      .requestAnimationFrame;
-    const t0 = performance.now();
-    let worst = 0;
-    for (let i = 1; i <= 50; i++) {
-      const s = performance.now();
-      el.scrollTop = el.scrollHeight * (i / 50);
-      await new Promise<void>((r) => raf(() => raf(() => r())));
-      worst = Math.max(worst, performance.now() - s);
-    }
-    return { total: performance.now() - t0, worst };
-  })) as { total: number; worst: number };
-  console.log(
-    `scroll top to bottom in 50 steps: ${Math.round(scrolled.total)} ms, slowest step ${Math.round(scrolled.worst)} ms (two frames each)`,
-  );
+  await scrollThrough(page, 'while the ladder writes every node');
   const lastShown = await page.locator('li[data-node]').last().getAttribute('data-node');
   console.log(`last row rendered after the scroll: ${lastShown}`);
 
@@ -114,6 +121,8 @@ try {
     .locator('[data-count-state="1"]', { hasText: new RegExp(`^${N}$`) })
     .waitFor({ timeout: 600_000 });
   console.log(`first confirmation to all ${N} in state 1 on the page: ${ms(start)}`);
+  await page.waitForTimeout(5000);
+  await scrollThrough(page, 'once the changes stopped');
 } finally {
   for (const fn of cleanups.reverse()) await fn();
 }

@@ -4,6 +4,7 @@
  * `relist` or after a reconnect without a resume point. Changes are applied to a Map at once but shown at
  * most once per animation frame, so a burst of thousands of changes costs one render, not thousands.
  */
+import { matchesSelector, parseSelector } from '../../src/core/resources/selector.ts';
 import { api, follow } from './api.ts';
 import { type List, type NodeResource, statusOf } from './types.ts';
 
@@ -24,21 +25,20 @@ export const HEALTH_LABELS: Record<Health, string> = {
   'at-target': 'at its target',
 };
 
-/** A label selector as the API takes it (k=v, k==v, k!=v, k, !k; comma = AND), matched here. */
-export function labelMatcher(selector: string): (labels: Record<string, string> | undefined) => boolean {
-  const terms = selector
-    .split(',')
-    .map((t) => t.trim())
-    .filter(Boolean)
-    .map((t) => {
-      const ne = /^([^!=\s]+)\s*!=\s*(.*)$/.exec(t);
-      if (ne) return (l: Record<string, string>) => l[ne[1]!] !== ne[2];
-      const eq = /^([^!=\s]+)\s*==?\s*(.*)$/.exec(t);
-      if (eq) return (l: Record<string, string>) => l[eq[1]!] === eq[2];
-      if (t.startsWith('!')) return (l: Record<string, string>) => !(t.slice(1) in l);
-      return (l: Record<string, string>) => t in l;
-    });
-  return (labels) => terms.every((f) => f(labels ?? {}));
+/**
+ * A label selector, parsed and matched by the server's own code (src/core/resources/selector.ts), so the
+ * page filters exactly as `strata get nodes -l` does; a bad selector gives the server's message.
+ */
+export function labelMatcher(selector: string): {
+  match: (labels: Record<string, string> | undefined) => boolean;
+  error?: string;
+} {
+  try {
+    const sel = parseSelector(selector);
+    return { match: (labels) => matchesSelector(labels, sel) };
+  } catch (e) {
+    return { match: () => true, error: (e as Error).message };
+  }
 }
 
 const collator = new Intl.Collator(undefined, { numeric: true });

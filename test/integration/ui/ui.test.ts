@@ -133,6 +133,12 @@ describe('web UI in Chromium against strata up', { timeout: 240_000 }, () => {
     // Filters: by label and by state.
     await page.getByLabel('Labels').fill('rack=a,role!=db');
     await waitFor('label filter', async () => (await page.locator('li[data-node]').count()) === 5);
+    // A selector the server would refuse is refused here too, with the server's own message.
+    await page.getByLabel('Labels').fill('rack in (a');
+    await page
+      .locator('#f-labels-error')
+      .getByText(/invalid label selector "rack in \(a"/)
+      .waitFor();
     await page.getByLabel('Labels').fill('');
     await page.getByLabel('State', { exact: true }).selectOption('3');
     await waitFor('state filter', async () => (await page.locator('li[data-node]').count()) === 1);

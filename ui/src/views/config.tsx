@@ -6,8 +6,9 @@
  * YAML (with the `yaml` library's source ranges) and marks at its line, next to the message.
  */
 import { useEffect, useMemo, useRef, useState } from 'preact/hooks';
-import { LineCounter, parseAllDocuments, stringify } from 'yaml';
-import { ApiError, api, type FieldIssue } from '../api.ts';
+import { stringify } from 'yaml';
+import { ApiError, api } from '../api.ts';
+import { type LocatedIssue, locate } from '../locate.ts';
 import type { Resource } from '../types.ts';
 
 const EDITABLE = ['networks', 'profiles', 'sshkeys', 'overlays', 'clusters'];
@@ -23,52 +24,6 @@ interface KindInfo {
   kind: string;
   name: string;
   description: string;
-}
-
-/** `spec.macAddresses[0]` → ['spec', 'macAddresses', 0]. */
-export function splitPath(path: string): (string | number)[] {
-  const out: (string | number)[] = [];
-  for (const part of path.split('.')) {
-    const m = /^([^[]*)((?:\[\d+\])*)$/.exec(part);
-    if (!m) {
-      out.push(part);
-      continue;
-    }
-    if (m[1]) out.push(m[1]);
-    for (const i of m[2]!.matchAll(/\[(\d+)\]/g)) out.push(Number(i[1]));
-  }
-  return out;
-}
-
-export interface LocatedIssue extends FieldIssue {
-  /** 1-based line in the editor's text, when the field (or its nearest parent) was found. */
-  line?: number;
-}
-
-/** Finds each issue's field in the YAML text: its resource's document, then the path (or its deepest existing parent). */
-export function locate(text: string, issues: FieldIssue[]): LocatedIssue[] {
-  const lc = new LineCounter();
-  const docs = parseAllDocuments(text, { lineCounter: lc });
-  if (!Array.isArray(docs)) return issues;
-  return issues.map((issue) => {
-    const [kind, name] = issue.resource.split('/');
-    const docNo = /^document (\d+)$/.exec(issue.resource);
-    const doc =
-      (docNo ? docs[Number(docNo[1]) - 1] : undefined) ??
-      docs.find((d) => d.get('kind') === kind && d.getIn(['metadata', 'name']) === name) ??
-      docs[0];
-    if (!doc) return issue;
-    let path = splitPath(issue.path);
-    while (path.length) {
-      const node = doc.getIn(path, true) as { range?: [number, number, number] } | undefined;
-      if (node && typeof node === 'object' && node.range)
-        return { ...issue, line: lc.linePos(node.range[0]).line };
-      // Point at the key when the value is a scalar-less pair, else climb to the parent.
-      path = path.slice(0, -1);
-    }
-    const range = (doc.contents as { range?: [number, number, number] } | null)?.range;
-    return range ? { ...issue, line: lc.linePos(range[0]).line } : issue;
-  });
 }
 
 function toYaml(r: Resource): string {

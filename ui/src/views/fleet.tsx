@@ -114,8 +114,9 @@ export function FleetView({ fleet, ladder }: { fleet: Fleet; ladder: Ladder }) {
     return c;
   }, [all, ladder]);
   const failing = useMemo(() => all.filter((n) => healthOf(n) === 'failing').length, [all]);
+  const matcher = useMemo(() => labelMatcher(selector), [selector]);
   const rows = useMemo(() => {
-    const match = labelMatcher(selector);
+    const { match } = matcher;
     return all.filter(
       (n) =>
         match(n.metadata.labels) &&
@@ -123,7 +124,7 @@ export function FleetView({ fleet, ladder }: { fleet: Fleet; ladder: Ladder }) {
         (state === '' || String(statusOf(n).state ?? 0) === state) &&
         (!health || healthOf(n) === health),
     );
-  }, [all, selector, network, state, health]);
+  }, [all, matcher, network, state, health]);
 
   const first = Math.max(0, Math.floor(scroll / ROW) - OVERSCAN);
   const last = Math.min(rows.length, Math.ceil((scroll + height) / ROW) + OVERSCAN);
@@ -172,6 +173,8 @@ export function FleetView({ fleet, ladder }: { fleet: Fleet; ladder: Ladder }) {
             id="f-labels"
             type="search"
             placeholder="rack=a,role!=db"
+            aria-invalid={!!matcher.error}
+            aria-describedby={matcher.error ? 'f-labels-error' : undefined}
             value={selector}
             onInput={(e) => setSelector((e.target as HTMLInputElement).value)}
           />
@@ -218,6 +221,11 @@ export function FleetView({ fleet, ladder }: { fleet: Fleet; ladder: Ladder }) {
           </select>
         </div>
       </form>
+      {matcher.error && (
+        <p id="f-labels-error" class="error">
+          {matcher.error}
+        </p>
+      )}
       <p class="legend" aria-hidden="true">
         <span class="cell held">n</span> reached <span class="cell target">n</span> target{' '}
         <span class="cell failing">n</span> failing step
