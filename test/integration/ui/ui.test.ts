@@ -175,6 +175,17 @@ describe('web UI in Chromium against strata up', { timeout: 240_000 }, () => {
     await phone.locator('li[data-node="c1"]').waitFor();
     const fleetOverflow = await overflowX(phone);
     assert.ok(fleetOverflow <= 0, `the fleet is ${fleetOverflow}px wider than the phone`);
+    // So do a node's page (timeline included), the networks and the YAML editor.
+    for (const [hash, ready] of [
+      ['#/node/c1', 'table.events'],
+      ['#/networks', 'li[data-network]'],
+      ['#/config/networks/rack1', 'textarea'],
+    ] as const) {
+      await phone.goto(`${strata.url}/${hash}`);
+      await phone.locator(ready).first().waitFor();
+      const over = await overflowX(phone);
+      assert.ok(over <= 0, `${hash} is ${over}px wider than the phone`);
+    }
     await phone.close();
     mkdirSync(DOCS, { recursive: true });
     await page.locator('h1').click(); // no focus ring on a filter in the picture
