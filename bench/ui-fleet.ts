@@ -37,6 +37,17 @@ async function scrollThrough(page: Page, when: string): Promise<void> {
   const scrolled = (await page.locator('.scroller').evaluate(async (el) => {
     const raf = (globalThis as unknown as { requestAnimationFrame(cb: () => void): number })
       .requestAnimationFrame;
+    // Long tasks (over 50 ms on the main thread) during the scroll: the page's own script, if it is slow.
+    let longTasks = 0;
+    let longMs = 0;
+    const obs = new PerformanceObserver((l) => {
+      for (const e of l.getEntries()) {
+        longTasks++;
+        longMs += e.duration;
+      }
+    });
+    // 'longtask' is a browser entry type, which Node's types do not list.
+    obs.observe({ type: 'longtask' } as unknown as Parameters<typeof obs.observe>[0]);
     const t0 = performance.now();
     let worst = 0;
     for (let i = 1; i <= 50; i++) {
@@ -45,10 +56,11 @@ async function scrollThrough(page: Page, when: string): Promise<void> {
       await new Promise<void>((r) => raf(() => raf(() => r())));
       worst = Math.max(worst, performance.now() - s);
     }
-    return { total: performance.now() - t0, worst };
-  })) as { total: number; worst: number };
+    obs.disconnect();
+    return { total: performance.now() - t0, worst, longTasks, longMs };
+  })) as { total: number; worst: number; longTasks: number; longMs: number };
   console.log(
-    `scroll top to bottom in 50 steps ${when}: ${Math.round(scrolled.total)} ms, slowest step ${Math.round(scrolled.worst)} ms`,
+    `scroll top to bottom in 50 steps ${when}: ${Math.round(scrolled.total)} ms, slowest step ${Math.round(scrolled.worst)} ms; ${scrolled.longTasks} long tasks (${Math.round(scrolled.longMs)} ms)`,
   );
 }
 

@@ -7,9 +7,11 @@
  * The node and its timeline are followed live on the stream of this one object.
  */
 import { useEffect, useMemo, useRef, useState } from 'preact/hooks';
+import { profileOf } from '../../../src/core/kinds/placement.ts';
+import type { ProfileResource } from '../../../src/core/kinds/profile.ts';
 import { ApiError, api, follow } from '../api.ts';
 import { healthOf } from '../fleet.ts';
-import { type Ladder, type NodeResource, type Resource, statusOf, type TimelineEvent } from '../types.ts';
+import { type Ladder, type NodeResource, statusOf, type TimelineEvent } from '../types.ts';
 import { LadderStrip } from './fleet.tsx';
 
 const POWER_PROVIDERS = ['lab', 'redfish', 'ipmi'];
@@ -139,15 +141,6 @@ function Console({ events }: { events: TimelineEvent[] }) {
       </pre>
     </section>
   );
-}
-
-function matchProfile(node: NodeResource, profiles: Resource[]): string | undefined {
-  if (node.spec.profile) return node.spec.profile;
-  const labels = node.metadata.labels ?? {};
-  return profiles.find((p) => {
-    const m = (p.spec.selector as { matchLabels?: Record<string, string> } | undefined)?.matchLabels;
-    return m && Object.entries(m).every(([k, v]) => labels[k] === v);
-  })?.metadata.name;
 }
 
 function Actions({ node, ladder }: { node: NodeResource; ladder: Ladder }) {
@@ -313,7 +306,7 @@ function Facts({ node, profile }: { node: NodeResource; profile: string | undefi
 export function NodeView({ name, ladder }: { name: string; ladder: Ladder }) {
   const [node, setNode] = useState<NodeResource | undefined>();
   const [events, setEvents] = useState<TimelineEvent[]>([]);
-  const [profiles, setProfiles] = useState<Resource[]>([]);
+  const [profiles, setProfiles] = useState<ProfileResource[]>([]);
   const [error, setError] = useState('');
   const [, setNow] = useState(0);
 
@@ -336,7 +329,7 @@ export function NodeView({ name, ladder }: { name: string; ladder: Ladder }) {
         );
         return;
       }
-      void api<{ items: Resource[] }>('GET', '/api/v1/profiles').then(
+      void api<{ items: ProfileResource[] }>('GET', '/api/v1/profiles').then(
         (l) => setProfiles(l.items),
         () => {},
       );
@@ -401,7 +394,7 @@ export function NodeView({ name, ladder }: { name: string; ladder: Ladder }) {
       )}
       <div class="cols">
         <Actions node={node} ladder={ladder} />
-        <Facts node={node} profile={matchProfile(node, profiles)} />
+        <Facts node={node} profile={profileOf(node, profiles)?.metadata.name} />
       </div>
       <section aria-labelledby="timeline-h">
         <h2 id="timeline-h">Timeline</h2>
