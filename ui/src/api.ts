@@ -103,11 +103,12 @@ async function readStream(res: Response, on: (m: StreamMessage) => void): Promis
     const { value, done } = await reader.read();
     if (done) return;
     buf += value;
-    let nl = buf.indexOf('\n');
-    while (nl >= 0) {
-      const line = buf.slice(0, nl).replace(/\r$/, '');
-      buf = buf.slice(nl + 1);
-      nl = buf.indexOf('\n');
+    // Lines are cut from a moving start and the rest kept once per chunk: slicing the buffer after every
+    // line would copy a chunk of a thousand changes a thousand times.
+    let start = 0;
+    for (let nl = buf.indexOf('\n'); nl >= 0; nl = buf.indexOf('\n', start)) {
+      const line = buf.slice(start, nl).replace(/\r$/, '');
+      start = nl + 1;
       if (line === '') {
         if (data.length) {
           let parsed: unknown;
@@ -131,6 +132,7 @@ async function readStream(res: Response, on: (m: StreamMessage) => void): Promis
       else if (field === 'data') data.push(v);
       else if (field === 'id') id = v;
     }
+    buf = buf.slice(start);
   }
 }
 

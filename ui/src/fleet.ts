@@ -41,6 +41,9 @@ export function labelMatcher(selector: string): {
   }
 }
 
+/** The page is told of changes at most this often. */
+const UPDATE_MS = 250;
+
 const collator = new Intl.Collator(undefined, { numeric: true });
 
 export class Fleet {
@@ -54,7 +57,8 @@ export class Fleet {
   error = '';
   #rv: string | undefined;
   #listeners = new Set<() => void>();
-  #frame = 0;
+  #frame: ReturnType<typeof setTimeout> | 0 = 0;
+  #last = 0;
   #abort = new AbortController();
 
   subscribe(fn: () => void): () => void {
@@ -72,14 +76,22 @@ export class Fleet {
     return this.#sorted;
   }
 
+  /**
+   * Tells the page, at most every UPDATE_MS and on an animation frame: a storm of changes (thousands of
+   * nodes moving at once) then costs a few renders a second, and scrolling stays smooth meanwhile.
+   */
   #changed(membership = false): void {
     this.#sorted = undefined;
     if (membership) this.#orderStale = true;
     if (this.#frame) return;
-    this.#frame = requestAnimationFrame(() => {
-      this.#frame = 0;
-      for (const fn of this.#listeners) fn();
-    });
+    const wait = Math.max(0, this.#last + UPDATE_MS - performance.now());
+    this.#frame = setTimeout(() => {
+      requestAnimationFrame(() => {
+        this.#frame = 0;
+        this.#last = performance.now();
+        for (const fn of this.#listeners) fn();
+      });
+    }, wait);
   }
 
   async #list(): Promise<void> {
@@ -142,6 +154,6 @@ export class Fleet {
 
   stop(): void {
     this.#abort.abort();
-    cancelAnimationFrame(this.#frame);
+    clearTimeout(this.#frame);
   }
 }

@@ -117,6 +117,7 @@ export function FleetView({ fleet, ladder }: { fleet: Fleet; ladder: Ladder }) {
   const matcher = useMemo(() => labelMatcher(selector), [selector]);
   const rows = useMemo(() => {
     const { match } = matcher;
+    if (!selector && !network && state === '' && !health) return all;
     return all.filter(
       (n) =>
         match(n.metadata.labels) &&
@@ -124,7 +125,7 @@ export function FleetView({ fleet, ladder }: { fleet: Fleet; ladder: Ladder }) {
         (state === '' || String(statusOf(n).state ?? 0) === state) &&
         (!health || healthOf(n) === health),
     );
-  }, [all, matcher, network, state, health]);
+  }, [all, selector, matcher, network, state, health]);
 
   const first = Math.max(0, Math.floor(scroll / ROW) - OVERSCAN);
   const last = Math.min(rows.length, Math.ceil((scroll + height) / ROW) + OVERSCAN);

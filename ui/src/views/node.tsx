@@ -336,6 +336,8 @@ export function NodeView({ name, ladder }: { name: string; ladder: Ladder }) {
       await follow({
         signal: abort.signal,
         path: () => `/api/v1/stream?kind=Node&name=${encodeURIComponent(name)}&after=${lastId}`,
+        // Timeline events resume from the last id; the node itself is read again after a gap.
+        onReconnect: async () => setNode(await api<NodeResource>('GET', path)),
         onMessage: (m) => {
           if (m.event === 'change') {
             const { type, object } = m.data as { type: string; object: NodeResource };
