@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # Builds the web UI (ui/ → ui/dist) with Vite, which `strata up` serves. Skipped when ui/dist is newer than
-# every source file, so setup.sh, `npm ci` (the prepare script) and the browser tests can all call it.
+# every source file (ui/, and src/core, whose selector and placement code the UI bundles), so setup.sh,
+# `npm ci` (the prepare script) and the browser tests can all call it.
 # --force builds anyway. Nothing of ui/dist is committed.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 stamp=ui/dist/index.html
 if [ "${1:-}" != "--force" ] && [ -f "$stamp" ] &&
-  [ -z "$(find ui/index.html ui/vite.config.ts ui/src package-lock.json -newer "$stamp" -print -quit)" ]; then
+  [ -z "$(find ui/index.html ui/vite.config.ts ui/src src/core package-lock.json -newer "$stamp" -print -quit)" ]; then
   exit 0
 fi
 if [ ! -x node_modules/.bin/vite ]; then
