@@ -6,6 +6,10 @@
  * API, until the page counts all N in state 1. No pass/fail: run it and read.
  *
  *   node bench/ui-fleet.ts [--nodes 5000]
+ *
+ * Measured on the 2-core machine under a load average near 30 (other QEMU labs): login to 5,000 listed
+ * 1.5 s; 19 rows in the DOM; a patch to its row 0.8 s; 5,000 work orders confirmed in 107 s and all in
+ * state 1 on the page 28 s later; the 50-step scroll 5.7 s during the ladder's writes, 5.3 s when quiet.
  */
 import { parseArgs } from 'node:util';
 import type { Page } from 'playwright-core';

@@ -226,6 +226,18 @@ describe('web UI in Chromium against strata up', { timeout: 240_000 }, () => {
     await card.getByText(/Boot worker: Running/).waitFor({ timeout: 10_000 });
     await card.getByText(/Leases in the pool: \d+ of 21/).waitFor();
     assert.match((await card.textContent()) ?? '', /2 reserved addresses/);
+    // The counters come from the worker process in the segment: c1's DHCP requests are counted there.
+    await card.getByText(/Traffic \(\d+ counters\)/).click();
+    await card.getByText(/dhcp_packets \(type=REQUEST\)/).waitFor();
+    const h = (await strata.api('GET', '/api/v1/networks/rack1/health')).json as {
+      countersFrom: string;
+      counters: { name: string; labels: Record<string, string>; value: number }[];
+    };
+    assert.equal(h.countersFrom, 'worker');
+    const requests = h.counters.find(
+      (c) => c.name === 'strata_dhcp_packets_total' && c.labels.type === 'REQUEST',
+    );
+    assert.ok((requests?.value ?? 0) >= 2, JSON.stringify(h.counters));
   });
 
   it('refuses a bad manifest and shows the error at its field, changing nothing', async () => {
