@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs everything Strata and its tests need on a fresh Debian machine, idempotently, as root:
 # the system packages (boot peers and clients, QEMU and firmware, PostgreSQL, NATS) and the npm
-# dependencies, including the Node.js 26 runtime that npm scripts and bin/strata use.
+# dependencies, including the Node.js 26 runtime that npm scripts and bin/strata use; then it builds the
+# web UI (ui/dist, with Vite) that `strata up` serves.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -23,6 +24,8 @@ PACKAGES=(
   postgresql nats-server
   # the docs' diagrams (docs/*.dot → docs/*.svg, scripts/render-diagrams.sh)
   graphviz
+  # the web UI's browser tests: Debian's Chromium, driven by playwright-core (which downloads no browser)
+  chromium
 )
 
 if [ "$(id -u)" -ne 0 ]; then
@@ -45,4 +48,6 @@ if [ ! -x node_modules/.bin/node ] || [ package-lock.json -nt node_modules/.pack
   echo "setup: npm ci" >&2
   npm ci --no-audit --no-fund >&2
 fi
+# The web UI that `strata up` serves (ui/dist): built here, and by npm ci's prepare script; skipped when fresh.
+bash scripts/build/ui.sh
 echo "setup: done ($(node_modules/.bin/node --version))" >&2

@@ -7,6 +7,7 @@
  * (protocol.ts), so a segment's worker can run on another machine. docs/boot-flow.md draws the whole boot.
  */
 import type { Layer } from '../core/layer.ts';
+import { addHealthRoute } from './health.ts';
 import { firmwareStep, ipxeStep, startBootManager } from './manager.ts';
 import { superviseBootWorkers } from './supervisor.ts';
 
@@ -16,6 +17,7 @@ export const bootLayer: Layer = {
   steps: [firmwareStep, ipxeStep],
   async manager(ctx) {
     const stop = await startBootManager(ctx);
+    addHealthRoute(ctx);
     return { stop };
   },
   async worker(ctx) {

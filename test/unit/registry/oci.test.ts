@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { containerdHostsToml } from '../../../src/registry/containerd.ts';
-import { tokenOf } from '../../../src/registry/index.ts';
+import { tokenOf } from '../../../src/registry/manager.ts';
 import { manifestChildren, type OciError, parseOciPath, parseRange } from '../../../src/registry/oci.ts';
 import { pickManifest } from '../../../src/registry/oci-push.ts';
 
