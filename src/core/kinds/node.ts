@@ -133,14 +133,19 @@ export interface NodeStatus {
 
 export type NodeResource = Resource<NodeSpec, NodeStatus>;
 
+/**
+ * The ladder engine's finalizer, put on every new Node: a deleted node first walks back down its ladder
+ * (each step's undo), then the engine removes this and the node goes.
+ */
+export const LADDER_FINALIZER = 'strata.dev/ladder';
+
 registerKind({
   kind: 'Node',
   plural: 'nodes',
   aliases: ['node', 'no'],
   description: 'A machine climbing the ladder from bare metal to service mesh.',
   spec: nodeSpec,
-  // The ladder engine's LADDER_FINALIZER: a deleted node first walks back down its ladder (undo), then goes.
-  finalizers: ['strata.dev/ladder'],
+  finalizers: [LADDER_FINALIZER],
   columns: [
     { header: 'STATE', value: (r) => (r.status as NodeStatus | undefined)?.state ?? 0 },
     { header: 'TARGET', value: (r) => (r.spec as NodeSpec).targetState },
