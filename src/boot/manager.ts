@@ -14,6 +14,7 @@ import { cleanText, KeyedBucket } from '../core/limits.ts';
 import { addMetricsSource, counter, type MetricsJson } from '../core/metrics.ts';
 import { seconds } from '../core/resources/fields.ts';
 import { API_VERSION } from '../core/resources/types.ts';
+import { NODE_BY_ADDRESS, NODE_BY_MAC } from '../core/store/indexes.ts';
 import type { BootScriptResult } from '../ipxe/http.ts';
 import { renderBootScript, renderErrorScript } from '../ipxe/script.ts';
 import { STEPS } from '../ladder.ts';
@@ -93,19 +94,17 @@ export async function leasedAddresses(
   return [...out];
 }
 
-/** Finds the node that owns a MAC. Linear over nodes: boot-script and report rates are per boot, not per packet. */
+/** Finds the node that owns a MAC: one indexed read of the store, whatever the number of nodes. */
 async function nodeByMac(ctx: ManagerContext, mac: string): Promise<NodeResource | undefined> {
-  return (await ctx.resources.list<NodeResource>('Node')).find((n) => n.spec.macAddresses.includes(mac));
+  return (await ctx.resources.lookup<NodeResource>('Node', NODE_BY_MAC, mac))[0];
 }
 
+/** Finds the node behind an address: its reserved or reported address, else the MAC its lease names. */
 async function nodeByIp(ctx: ManagerContext, network: string, ip: string): Promise<NodeResource | undefined> {
-  const nodes = await ctx.resources.list<NodeResource>('Node');
-  const byAddr = nodes.find((n) => n.spec.ipAddress === ip || n.status?.addresses?.includes(ip));
+  const [byAddr] = await ctx.resources.lookup<NodeResource>('Node', NODE_BY_ADDRESS, ip);
   if (byAddr) return byAddr;
-  const lease = (await ctx.store.listRecords(leaseCollection(network)))
-    .map((r) => r.value as Lease)
-    .find((l) => l.ip === ip && l.state === 'bound');
-  return lease ? nodes.find((n) => n.spec.macAddresses.includes(lease.mac)) : undefined;
+  const lease = (await ctx.store.getRecord(leaseCollection(network), ip)) as Lease | undefined;
+  return lease?.state === 'bound' ? nodeByMac(ctx, lease.mac) : undefined;
 }
 
 /** The network a node boots on (the core's one placement query). */
@@ -487,6 +486,12 @@ async function scriptRefusal(
   if (!net || home?.metadata.name !== q.network)
     return `script for ${name} refused on network ${q.network}: the node boots on ${home?.metadata.name ?? 'no single network'}`;
   const from = q.remoteAddress.replace(/^::ffff:/, '');
+  // The common case in one read: the request comes from the node's reservation or its lease (leases are
+  // keyed by address). Anything else reads all the node's leases, to refuse or to name them.
+  if (node.spec.ipAddress === from) return undefined;
+  const lease = (await ctx.store.getRecord(leaseCollection(q.network), from)) as Lease | undefined;
+  if (lease?.state === 'bound' && lease.expiresAt > Date.now() && node.spec.macAddresses.includes(lease.mac))
+    return undefined;
   const leased = await leasedAddresses(ctx, node, q.network);
   if (leased.includes(from) || (!leased.length && net.spec.dhcp.mode !== 'full')) return undefined;
   return `script for ${name} refused to ${from}: not the address leased to the node (${leased.join(', ') || 'none yet'})`;
