@@ -31,8 +31,8 @@ import { chainSources, DirectorySource } from '../tftp/source.ts';
 import {
   type BootConfig,
   type BootReport,
-  type InstallHttpRequest,
-  type InstallHttpResponse,
+  type HttpRelayRequest,
+  type HttpRelayResponse,
   subjects,
   type WorkerStatus,
 } from './protocol.ts';
@@ -284,11 +284,13 @@ async function serveSegment(
   const registry = await startLocalRegistry({ dataDir: o.dataDir, network, transport, log });
   const http: Server = createServer((req, res) => {
     if (req.url?.startsWith('/registry/')) return registry.handle(req, res);
-    if (!req.url?.startsWith('/install/')) return boot(req, res);
+    // Paths the configuration names (the installer's calls) go to the manager that serves them.
+    const relay = cfg.relays.find((x) => req.url?.startsWith(x.prefix));
+    if (!relay) return boot(req, res);
     void (async () => {
       try {
-        const r = await transport.request<InstallHttpRequest, InstallHttpResponse>(
-          subjects.install,
+        const r = await transport.request<HttpRelayRequest, HttpRelayResponse>(
+          relay.subject,
           {
             network,
             method: req.method ?? 'GET',
@@ -302,7 +304,7 @@ async function serveSegment(
         res.writeHead(r.status, { ...r.headers, 'content-type': r.contentType });
         res.end(r.body);
       } catch (err) {
-        log.warn('install request failed', { err, path: req.url });
+        log.warn('relayed request failed', { err, path: req.url, subject: relay.subject });
         res.writeHead(503, { 'content-type': 'text/plain' });
         res.end('strata manager unavailable, retry\n');
       }
