@@ -1,17 +1,25 @@
 /**
  * The segment's HTTP server: iPXE scripts (decided by the manager, src/ipxe/http.ts serves them) and
- * artifacts, the segment's local registry cache under `/registry/`, and the installer's calls under
- * `/install/` relayed to the manager as they are (the worker holds no install state).
+ * artifacts, the segment's local registry cache under `/registry/`, and the paths its configuration names
+ * (`BootConfig.relays`: the installer's calls) relayed as they are to the manager that serves them, so the
+ * worker holds no install state and knows no install path.
  */
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import { readBody } from '../core/http.ts';
 import { createBootHttpHandler } from '../ipxe/http.ts';
 import { startLocalRegistry } from '../registry/local.ts';
-import { type InstallHttpRequest, type InstallHttpResponse, subjects } from './protocol.ts';
+import {
+  type BootConfig,
+  type HttpRelay,
+  type HttpRelayRequest,
+  type HttpRelayResponse,
+  subjects,
+} from './protocol.ts';
 import type { Segment, SegmentServer } from './segment.ts';
 
-export async function serveHttp(seg: Segment): Promise<SegmentServer> {
+export async function serveHttp(seg: Segment, first: BootConfig): Promise<SegmentServer> {
   const { transport, log, network } = seg;
+  let relays = first.relays;
   const boot = createBootHttpHandler({
     artifactsDir: seg.artifacts,
     logger: log,
@@ -45,14 +53,19 @@ export async function serveHttp(seg: Segment): Promise<SegmentServer> {
   const registry = await startLocalRegistry({ dataDir: seg.dataDir, network, transport, log });
   const http = createServer((req, res) => {
     if (req.url?.startsWith('/registry/')) return registry.handle(req, res);
-    if (!req.url?.startsWith('/install/')) return boot(req, res);
-    void relayInstall(seg, req, res);
+    // Paths the configuration names (the installer's calls) go to the manager that serves them.
+    const relay = relays.find((x) => req.url?.startsWith(x.prefix));
+    if (!relay) return boot(req, res);
+    void relayHttp(seg, relay, req, res);
   });
   await new Promise<void>((resolve, reject) => {
     http.once('error', reject);
     http.listen(seg.spec.boot.httpPort, seg.spec.serverAddress, () => resolve());
   });
   return {
+    update(next) {
+      relays = next.relays;
+    },
     stop: () =>
       new Promise<void>((r) => {
         http.closeAllConnections();
@@ -61,11 +74,16 @@ export async function serveHttp(seg: Segment): Promise<SegmentServer> {
   };
 }
 
-/** An installer's call, relayed to the manager; 503 (retry) when the manager does not answer. */
-async function relayInstall(seg: Segment, req: IncomingMessage, res: ServerResponse): Promise<void> {
+/** A call relayed to the manager that serves it; 503 (retry) when the manager does not answer. */
+async function relayHttp(
+  seg: Segment,
+  relay: HttpRelay,
+  req: IncomingMessage,
+  res: ServerResponse,
+): Promise<void> {
   try {
-    const r = await seg.transport.request<InstallHttpRequest, InstallHttpResponse>(
-      subjects.install,
+    const r = await seg.transport.request<HttpRelayRequest, HttpRelayResponse>(
+      relay.subject,
       {
         network: seg.network,
         method: req.method ?? 'GET',
@@ -79,7 +97,7 @@ async function relayInstall(seg: Segment, req: IncomingMessage, res: ServerRespo
     res.writeHead(r.status, { ...r.headers, 'content-type': r.contentType });
     res.end(r.body);
   } catch (err) {
-    seg.log.warn('install request failed', { err, path: req.url });
+    seg.log.warn('relayed request failed', { err, path: req.url, subject: relay.subject });
     res.writeHead(503, { 'content-type': 'text/plain' });
     res.end('strata manager unavailable, retry\n');
   }

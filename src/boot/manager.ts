@@ -9,15 +9,15 @@ import type { NodeResource, NodeStatus } from '../core/kinds/node.ts';
 import { networkOf, profileOf } from '../core/kinds/placement.ts';
 import type { ProfileResource } from '../core/kinds/profile.ts';
 import type { Step } from '../core/ladder/step.ts';
-import type { ManagerContext } from '../core/layer.ts';
+import { type ManagerContext, resetForReprovision } from '../core/layer.ts';
 import { cleanText, KeyedBucket } from '../core/limits.ts';
 import { addMetricsSource, counter, type MetricsJson } from '../core/metrics.ts';
-import { seconds } from '../core/resources/fields.ts';
 import { API_VERSION } from '../core/resources/types.ts';
 import { NODE_BY_ADDRESS, NODE_BY_MAC } from '../core/store/indexes.ts';
 import type { BootScriptResult } from '../ipxe/http.ts';
 import { renderBootScript, renderErrorScript } from '../ipxe/script.ts';
 import { STEPS } from '../ladder.ts';
+import { bootRelays, installHandoff } from './handoff.ts';
 import type {
   BootConfig,
   BootReport,
@@ -28,29 +28,9 @@ import type {
 } from './protocol.ts';
 import { subjects } from './protocol.ts';
 import { recordPool, recordWorkerStatus } from './status.ts';
-import { INSTALL_ATTEMPTS, type InstallAttempt, issueInstallToken } from './tokens.ts';
 
 const SOURCE = 'boot-manager';
 export const leaseCollection = (network: string) => `dhcp.leases.${network}`;
-
-/** Boot evidence kept in node status, set from what the workers saw. */
-export interface BootEvidence {
-  firmwareAt?: string;
-  firmwareArch?: string;
-  ipxeAt?: string;
-  scriptAt?: string;
-  scriptMode?: string;
-  kernelAt?: string;
-}
-
-type NodeStatusWithBoot = NodeStatus & {
-  boot?: BootEvidence;
-  hostKeys?: string[];
-  reprovisionedGeneration?: number;
-  install?: { diskWrittenAt?: string };
-  /** The overlay layer's section (src/overlay/step.ts), dropped with the install it was made on. */
-  overlay?: unknown;
-};
 
 const discoveryRefused = counter(
   'strata_boot_discovery_refused_total',
@@ -138,6 +118,7 @@ export async function buildConfig(ctx: ManagerContext, name: string): Promise<Bo
     ),
     knownMacs: nodes.flatMap((n) => n.spec.macAddresses),
     hosts: [...hosts].map(([name, ipv4]) => ({ name, ipv4 })),
+    relays: bootRelays(ctx.layers),
   };
 }
 
@@ -246,12 +227,8 @@ async function discoveryRefusal(
 const enrolments = new Map<string, { perMinute: number; b: KeyedBucket }>();
 let enrolChain: Promise<unknown> = Promise.resolve();
 
-async function patchBoot(
-  ctx: ManagerContext,
-  name: string,
-  fn: (s: NodeStatusWithBoot) => NodeStatusWithBoot | undefined,
-) {
-  await ctx.resources.patchStatus<NodeStatusWithBoot>('Node', name, fn);
+async function patchBoot(ctx: ManagerContext, name: string, fn: (s: NodeStatus) => NodeStatus | undefined) {
+  await ctx.resources.patchStatus<NodeStatus>('Node', name, fn);
 }
 
 /** Strings a packet or request carried, made safe to store and print (see cleanText). */
@@ -363,7 +340,7 @@ async function decideScript(ctx: ManagerContext, q: BootScriptRequest): Promise<
   const bootNode = (n: NodeResource | undefined) => ({
     name: n?.metadata.name ?? `node-${q.mac.replace(/:/g, '')}`,
     mac: q.mac,
-    arch: q.arch ?? (n?.status as NodeStatusWithBoot | undefined)?.boot?.firmwareArch ?? 'unknown',
+    arch: q.arch ?? n?.status?.boot?.firmwareArch ?? 'unknown',
   });
   if (!node) {
     if (!net || net.spec.boot.unknownNodes === 'ignore') return { status: 404, message: 'unknown machine' };
@@ -392,7 +369,7 @@ async function decideScript(ctx: ManagerContext, q: BootScriptRequest): Promise<
     warnScript('ScriptRefused', refused);
     return { status: 403, message: refused };
   }
-  const st = (node.status ?? {}) as NodeStatusWithBoot;
+  const handoff = installHandoff(ctx.layers);
   const mode = (m: string) =>
     void patchBoot(ctx, node!.metadata.name, (s) =>
       s.boot?.scriptMode === m ? undefined : { ...s, boot: { ...s.boot, scriptMode: m } },
@@ -408,8 +385,9 @@ async function decideScript(ctx: ManagerContext, q: BootScriptRequest): Promise<
       }),
     };
   }
-  const reprovision = node.spec.reprovision && st.reprovisionedGeneration !== node.metadata.generation;
-  if ((st.installedAt || st.install?.diskWrittenAt) && !reprovision) {
+  const reprovision =
+    node.spec.reprovision && node.status?.reprovisionedGeneration !== node.metadata.generation;
+  if (node.status && handoff?.installed(node.status) && !reprovision) {
     mode('local');
     return { script: renderBootScript({ node: bootNode(node), mode: 'local', baseUrl: q.baseUrl }) };
   }
@@ -424,36 +402,22 @@ async function decideScript(ctx: ManagerContext, q: BootScriptRequest): Promise<
       }),
     };
   }
-  // An install token for this attempt of this Node object: the installer proves it is this node with it.
-  // A fetch while an attempt runs adds a token to it (never revokes the running installer's); a
-  // reprovision starts a new attempt.
-  const prev = (await ctx.store.getRecord(INSTALL_ATTEMPTS, node.metadata.name)) as
-    | InstallAttempt
-    | undefined;
-  const ttlMs = seconds(net?.spec.boot.installTokenTTL ?? '2h') * 1000;
-  const { attempt, token } = issueInstallToken(prev, node.metadata.uid!, ttlMs, { fresh: reprovision });
-  await ctx.store.putRecords(INSTALL_ATTEMPTS, [{ key: node.metadata.name, value: attempt }]);
+  // The installing layer's words for the installer (where to call, and its credential for this attempt;
+  // a reprovision starts a new attempt), then every layer forgets what it measured on the old install.
+  const installer = await handoff?.cmdline(ctx, node, {
+    baseUrl: q.baseUrl,
+    network: net,
+    fresh: reprovision,
+  });
   if (reprovision) {
     // The one explicit way to change a pinned host key: reprovisioning forgets it with the old install.
-    await patchBoot(
-      ctx,
-      node.metadata.name,
-      // The overlay's status section goes with the old install too: the new OS has no tunnel yet.
-      ({ installedAt: _i, hostKey: _h, hostKeys: _k, install: _w, overlay: _o, ...s }) => ({
-        ...s,
-        reprovisionedGeneration: node!.metadata.generation!,
-      }),
-    );
+    await patchBoot(ctx, node.metadata.name, (s) => ({
+      ...resetForReprovision(ctx.layers, s),
+      reprovisionedGeneration: node!.metadata.generation!,
+    }));
   }
   mode('install');
-  const cmdline = [
-    profile.spec.cmdline,
-    `strata.url=${q.baseUrl}`,
-    `strata.node=${node.metadata.name}`,
-    `strata.token=${token}`,
-  ]
-    .filter(Boolean)
-    .join(' ');
+  const cmdline = [profile.spec.cmdline, installer].filter(Boolean).join(' ');
   return {
     script: renderBootScript({
       node: bootNode(node),
@@ -502,7 +466,7 @@ export const firmwareStep: Step = {
   name: STEPS.bootFirmware,
   description: 'firmware network boot: DHCP and TFTP hand the firmware iPXE',
   async check(ctx) {
-    const b = (ctx.node.status as NodeStatusWithBoot | undefined)?.boot;
+    const b = ctx.node.status?.boot;
     return Boolean(b?.firmwareAt || b?.ipxeAt);
   },
   async action() {
@@ -519,7 +483,7 @@ export const ipxeStep: Step = {
   name: STEPS.bootIpxe,
   description: 'iPXE runs on the node and asks for its script',
   async check(ctx) {
-    const b = (ctx.node.status as NodeStatusWithBoot | undefined)?.boot;
+    const b = ctx.node.status?.boot;
     return Boolean(b?.ipxeAt || b?.scriptAt);
   },
   async action() {

@@ -110,6 +110,12 @@ export interface StepStatus {
   message?: string;
 }
 
+/**
+ * What the ladder engine and every layer share. Each layer declares its own section in its `status.ts`
+ * (`declare module '…/core/kinds/node.ts' { interface NodeStatus { … } }`: boot, install, overlay) with
+ * a reset hook for reprovisioning (`Layer.resetStatus`), so the core names no layer's fields and readers
+ * need no casts.
+ */
 export interface NodeStatus {
   state: number;
   /** Human summary: `Ready`, `Provisioning`, `Waiting`, `Failed`, `Discovered`. */
@@ -125,9 +131,6 @@ export interface NodeStatus {
     network?: string;
   };
   addresses?: string[];
-  /** Set once the OS is installed; the boot script then boots the local disk (PXE-once). */
-  installedAt?: string;
-  hostKey?: string;
   lastSeen?: string;
 }
 

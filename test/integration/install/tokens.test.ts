@@ -8,14 +8,14 @@ import assert from 'node:assert/strict';
 import { before, describe, it } from 'node:test';
 import { bootLayer } from '../../../src/boot/index.ts';
 import { leaseCollection } from '../../../src/boot/manager.ts';
-import {
-  type BootScriptRequest,
-  type InstallHttpRequest,
-  type InstallHttpResponse,
-  subjects,
-} from '../../../src/boot/protocol.ts';
+import { type BootScriptRequest, subjects } from '../../../src/boot/protocol.ts';
 import { loadManifest } from '../../../src/core/resources/manifest.ts';
 import { installLayer } from '../../../src/install/index.ts';
+import {
+  type InstallHttpRequest,
+  type InstallHttpResponse,
+  subjects as installSubjects,
+} from '../../../src/install/protocol.ts';
 import type { BootScriptResult } from '../../../src/ipxe/http.ts';
 import type { Platform } from '../../../src/platform.ts';
 import { startManagers } from '../../helpers/platform.ts';
@@ -86,7 +86,7 @@ describe('install tokens: one attempt, one Node, short-lived, revoked at report-
     body = '',
     remoteAddress = NODE_IP,
   ) =>
-    p.transport.request<InstallHttpRequest, InstallHttpResponse>(subjects.install, {
+    p.transport.request<InstallHttpRequest, InstallHttpResponse>(installSubjects.http, {
       network: 'seg',
       method,
       path,
