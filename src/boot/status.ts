@@ -10,6 +10,7 @@
 import type { NetworkResource, NetworkStatus } from '../core/kinds/network.ts';
 import type { CoreServices } from '../core/ladder/step.ts';
 import type { Condition } from '../core/resources/types.ts';
+import { SOURCE } from './nodes.ts';
 import type { BootReport, WorkerStatus } from './protocol.ts';
 
 /** Boot evidence kept in node status, set from what the workers saw. */
@@ -30,8 +31,6 @@ declare module '../core/kinds/node.ts' {
     reprovisionedGeneration?: number;
   }
 }
-
-const SOURCE = 'boot-manager';
 
 /** `conditions` with `type` set; the transition time moves only when the status does. */
 export function setCondition(

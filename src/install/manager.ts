@@ -10,7 +10,7 @@
  * revokes the attempt) and only with addresses that match the node's lease or the request's source, and
  * the progress events one attempt may write are bounded.
  */
-import { leasedAddresses, profileFor, recordFromWire } from '../boot/manager.ts';
+import { leasedAddresses, profileFor, recordFromWire } from '../boot/nodes.ts';
 import type { NetworkResource } from '../core/kinds/network.ts';
 import type { NodeResource, NodeStatus } from '../core/kinds/node.ts';
 import type { SSHKeyResource } from '../core/kinds/sshkey.ts';

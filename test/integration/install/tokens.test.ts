@@ -7,7 +7,7 @@
 import assert from 'node:assert/strict';
 import { before, describe, it } from 'node:test';
 import { bootLayer } from '../../../src/boot/index.ts';
-import { leaseCollection } from '../../../src/boot/manager.ts';
+import { leaseCollection } from '../../../src/boot/nodes.ts';
 import { type BootScriptRequest, subjects } from '../../../src/boot/protocol.ts';
 import { loadManifest } from '../../../src/core/resources/manifest.ts';
 import { installLayer } from '../../../src/install/index.ts';
