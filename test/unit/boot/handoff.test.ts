@@ -13,13 +13,17 @@ import { installLayer } from '../../../src/install/index.ts';
 import { installPaths } from '../../../src/install/protocol.ts';
 import { overlayLayer } from '../../../src/overlay/index.ts';
 
-const installed: NodeStatus = {
+/** What a reprovision keeps: the core's fields and boot's own evidence. */
+const kept: NodeStatus = {
   state: 5,
   phase: 'Ready',
   addresses: ['10.0.0.5'],
   lastSeen: '2026-12-02T04:00:00.000Z',
   boot: { firmwareAt: '2026-12-02T03:00:00.000Z', scriptMode: 'local' },
   reprovisionedGeneration: 2,
+};
+const installed: NodeStatus = {
+  ...kept,
   installedAt: '2026-12-02T03:30:00.000Z',
   hostKeys: ['ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHostKey'],
   hostKey: 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHostKey',
@@ -35,14 +39,7 @@ const installed: NodeStatus = {
 describe('boot handoff and reset hooks', () => {
   it('a reprovision drops the install and overlay sections and keeps the rest', () => {
     const s = resetForReprovision([bootLayer, installLayer, overlayLayer], installed);
-    assert.deepEqual(s, {
-      state: 5,
-      phase: 'Ready',
-      addresses: ['10.0.0.5'],
-      lastSeen: '2026-12-02T04:00:00.000Z',
-      boot: { firmwareAt: '2026-12-02T03:00:00.000Z', scriptMode: 'local' },
-      reprovisionedGeneration: 2,
-    });
+    assert.deepEqual(s, kept);
   });
 
   it('a layer that is not loaded resets nothing', () => {
