@@ -6,7 +6,7 @@
  */
 import type { NetworkResource } from '../core/kinds/network.ts';
 import type { NodeResource, NodeStatus } from '../core/kinds/node.ts';
-import { networkOf, profileOf } from '../core/kinds/placement.ts';
+import { networkOf, selectProfile } from '../core/kinds/placement.ts';
 import type { ProfileResource } from '../core/kinds/profile.ts';
 import type { Step } from '../core/ladder/step.ts';
 import { type ManagerContext, resetForReprovision } from '../core/layer.ts';
@@ -128,7 +128,7 @@ export async function profileFor(
   ctx: ManagerContext,
   node: NodeResource,
 ): Promise<ProfileResource | undefined> {
-  return profileOf(node, await ctx.resources.list<ProfileResource>('Profile'));
+  return selectProfile(ctx.resources, node);
 }
 
 /** An unknown machine asked to boot: it becomes a discovered Node at state 1 (powered and cabled). */
