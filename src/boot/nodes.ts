@@ -5,8 +5,7 @@
  * layer, which checks installer calls against the same leases.
  */
 import type { NodeResource, NodeStatus } from '../core/kinds/node.ts';
-import { networkOf, profileOf } from '../core/kinds/placement.ts';
-import type { ProfileResource } from '../core/kinds/profile.ts';
+import { networkOf } from '../core/kinds/placement.ts';
 import type { ManagerContext } from '../core/layer.ts';
 import { KeyedBucket } from '../core/limits.ts';
 import { NODE_BY_ADDRESS, NODE_BY_MAC } from '../core/store/indexes.ts';
@@ -79,14 +78,6 @@ export async function nodeByIp(
 
 /** The network a node boots on (the core's one placement query). */
 export const nodeNetwork = networkOf;
-
-/** The profile for a node: named in its spec, or the best label match. */
-export async function profileFor(
-  ctx: ManagerContext,
-  node: NodeResource,
-): Promise<ProfileResource | undefined> {
-  return profileOf(node, await ctx.resources.list<ProfileResource>('Profile'));
-}
 
 /** Writes a node's status through `fn` (undefined: nothing to write). */
 export async function patchNodeStatus(

@@ -7,6 +7,7 @@
  */
 import type { NetworkResource } from '../core/kinds/network.ts';
 import type { NodeResource } from '../core/kinds/node.ts';
+import { selectProfile } from '../core/kinds/placement.ts';
 import { type ManagerContext, resetForReprovision } from '../core/layer.ts';
 import { counter } from '../core/metrics.ts';
 import type { BootScriptResult } from '../ipxe/http.ts';
@@ -20,7 +21,6 @@ import {
   nodeByMac,
   nodeNetwork,
   patchNodeStatus,
-  profileFor,
   recordFromWire,
   SOURCE,
 } from './nodes.ts';
@@ -83,7 +83,7 @@ export async function answerScript(ctx: ManagerContext, q: BootScriptRequest): P
     mode('local');
     return { script: renderBootScript({ node: bootNode(node), mode: 'local', baseUrl: q.baseUrl }) };
   }
-  const profile = await profileFor(ctx, node);
+  const profile = await selectProfile(ctx.resources, node);
   if (!profile) {
     warnScript(ctx, node, 'NoProfile', 'no Profile selects this node; holding it');
     return {

@@ -10,9 +10,10 @@
  * revokes the attempt) and only with addresses that match the node's lease or the request's source, and
  * the progress events one attempt may write are bounded.
  */
-import { leasedAddresses, profileFor, recordFromWire } from '../boot/nodes.ts';
+import { leasedAddresses, recordFromWire } from '../boot/nodes.ts';
 import type { NetworkResource } from '../core/kinds/network.ts';
 import type { NodeResource, NodeStatus } from '../core/kinds/node.ts';
+import { selectProfile } from '../core/kinds/placement.ts';
 import type { SSHKeyResource } from '../core/kinds/sshkey.ts';
 import type { Step } from '../core/ladder/step.ts';
 import type { ManagerContext } from '../core/layer.ts';
@@ -154,7 +155,7 @@ async function handle(ctx: ManagerContext, r: InstallHttpRequest): Promise<Insta
       type: warn ? 'Warning' : 'Normal',
       ...(data ? { data } : {}),
     });
-  const profile = await profileFor(ctx, node);
+  const profile = await selectProfile(ctx.resources, node);
   switch (what) {
     case 'config': {
       if (!profile?.spec.image) return text(409, 'no profile with an OS image selects this node\n');

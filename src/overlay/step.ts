@@ -28,7 +28,7 @@ import { STEPS } from '../ladder.ts';
 import { StoreRefs } from '../registry/store.ts';
 import { shellDistribute, shellRun } from '../shell/client.ts';
 import type { ArtifactSpec, Distributable } from '../shell/distributable.ts';
-import type { OverlayResource, OverlayStatus } from './kind.ts';
+import type { OverlayResource } from './kind.ts';
 import type { LighthouseRunner } from './lighthouse.ts';
 import { overlaysOf } from './manager.ts';
 import type { OverlayPlan, RenderedFile } from './membership.ts';
@@ -188,7 +188,7 @@ export function overlayJoinStep(deps: OverlayStepDeps = {}): Step {
       const node = ctx.node;
       const overlay = await primaryOverlay(ctx, node);
       if (!overlay) return false;
-      const member = (overlay.status as OverlayStatus | undefined)?.members?.[node.metadata.name];
+      const member = overlay.status?.members?.[node.metadata.name];
       if (member?.state !== 'active') return false;
       const st = node.status;
       // The shell reaches the node at the member's address before the status records it.

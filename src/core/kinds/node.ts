@@ -142,7 +142,7 @@ export type NodeResource = Resource<NodeSpec, NodeStatus>;
  */
 export const LADDER_FINALIZER = 'strata.dev/ladder';
 
-registerKind({
+registerKind<NodeResource>({
   kind: 'Node',
   plural: 'nodes',
   aliases: ['node', 'no'],
@@ -150,27 +150,27 @@ registerKind({
   spec: nodeSpec,
   finalizers: [LADDER_FINALIZER],
   columns: [
-    { header: 'STATE', value: (r) => (r.status as NodeStatus | undefined)?.state ?? 0 },
-    { header: 'TARGET', value: (r) => (r.spec as NodeSpec).targetState },
-    { header: 'PHASE', value: (r) => (r.status as NodeStatus | undefined)?.phase ?? 'Pending' },
+    { header: 'STATE', value: (r) => r.status?.state ?? 0 },
+    { header: 'TARGET', value: (r) => r.spec.targetState },
+    { header: 'PHASE', value: (r) => r.status?.phase ?? 'Pending' },
     {
       header: 'STEP',
       value: (r) => {
-        const s = (r.status as NodeStatus | undefined)?.step;
+        const s = r.status?.step;
         return s ? `${s.name}${s.attempts > 1 ? ` (try ${s.attempts})` : ''}` : '-';
       },
     },
-    { header: 'MAC', value: (r) => (r.spec as NodeSpec).macAddresses?.[0] ?? '-' },
+    { header: 'MAC', value: (r) => r.spec.macAddresses?.[0] ?? '-' },
     {
       header: 'ADDRESS',
       wide: true,
-      value: (r) => (r.status as NodeStatus | undefined)?.addresses?.[0] ?? '-',
+      value: (r) => r.status?.addresses?.[0] ?? '-',
     },
-    { header: 'HARDWARE', wide: true, value: (r) => (r.spec as NodeSpec).providers?.hardware },
+    { header: 'HARDWARE', wide: true, value: (r) => r.spec.providers?.hardware },
     {
       header: 'ERROR',
       wide: true,
-      value: (r) => (r.status as NodeStatus | undefined)?.step?.lastError ?? '',
+      value: (r) => r.status?.step?.lastError ?? '',
     },
   ],
 });
