@@ -15,9 +15,8 @@ import type { ManagerContext } from '../core/layer.ts';
 import { type MetricsJson, registry } from '../core/metrics.ts';
 import { StrataError } from '../core/resources/errors.ts';
 import { ipToInt } from '../core/resources/fields.ts';
-import { leaseCollection } from './manager.ts';
 import type { Lease } from './protocol.ts';
-import { subjects } from './protocol.ts';
+import { leaseCollection, subjects } from './protocol.ts';
 
 const counterSchema = z.object({
   name: z.string(),

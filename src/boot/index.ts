@@ -8,7 +8,8 @@
  */
 import type { Layer } from '../core/layer.ts';
 import { addHealthRoute } from './health.ts';
-import { firmwareStep, ipxeStep, startBootManager } from './manager.ts';
+import { startBootManager } from './manager.ts';
+import { firmwareStep, ipxeStep } from './steps.ts';
 import { superviseBootWorkers } from './supervisor.ts';
 
 export const bootLayer: Layer = {

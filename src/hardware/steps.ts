@@ -4,7 +4,9 @@
  * on, and `none` waits for the machine to show up on the network. A node whose firmware was already heard
  * on the network (DHCP) is powered and cabled by evidence.
  */
+import type { NetworkResource } from '../core/kinds/network.ts';
 import type { NodeResource } from '../core/kinds/node.ts';
+import { networkOf } from '../core/kinds/placement.ts';
 import type { Step, StepContext } from '../core/ladder/step.ts';
 import type { Transport } from '../core/transport/types.ts';
 import { STEPS } from '../ladder.ts';
@@ -59,6 +61,20 @@ export const humanStep: Step = {
   },
 };
 
+/**
+ * Why a machine that boots from the network must not be powered on yet: its Network's boot worker does not
+ * serve (WorkerReady is not True). Firmware powered earlier finds no DHCP server and gives up (a BIOS's
+ * iPXE ROM after about 15 s: "No bootable device"), and nothing would power it again.
+ */
+async function bootServicesPending(ctx: StepContext): Promise<string | undefined> {
+  if (ctx.node.spec.providers.boot !== 'network') return undefined;
+  const net = networkOf(ctx.node, await ctx.resources.list<NetworkResource>('Network'));
+  if (!net) return undefined;
+  const ready = net.status?.conditions?.find((c) => c.type === 'WorkerReady');
+  if (ready?.status === 'True') return undefined;
+  return `waiting for the boot worker of network ${net.metadata.name} to serve (WorkerReady${ready?.message ? `: ${ready.message}` : ''}) before powering the node on`;
+}
+
 /** Power step for providers that a worker drives (lab, BMC). */
 export const machineStep: Step = {
   name: STEPS.hardwarePower,
@@ -68,6 +84,8 @@ export const machineStep: Step = {
     return r.state === 'on';
   },
   async action(ctx) {
+    const pending = await bootServicesPending(ctx);
+    if (pending) return { status: 'waiting', message: pending, recheckAfterMs: 2000 };
     const r = await powerRequest(ctx, 'on');
     return { status: 'done', message: r.message ?? `powered ${r.state}` };
   },

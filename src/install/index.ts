@@ -5,14 +5,25 @@
  * reports progress, pins its SSH host keys and, once the installed system has booted, reports in; the
  * manager (manager.ts) turns those calls, relayed by the segment's boot worker, into the node's timeline
  * and its `install` status section. The installer protocol is protocol.ts (PROTOCOL.md in words).
+ * It hands boot what boot needs to start an installer (`bootHandoff`: the relayed installer calls, the
+ * installer's kernel command line with its token, whether the disk is installed), and drops its status
+ * section when a node is reprovisioned (`resetStatus`).
  */
-import type { Layer } from '../core/layer.ts';
-import { installStep, startInstallManager } from './manager.ts';
+import type { InstallingLayer } from '../boot/handoff.ts';
+import { installerArgs, installStep, startInstallManager } from './manager.ts';
+import { INSTALL_PATH_PREFIX, subjects } from './protocol.ts';
+import { diskInstalled, resetInstallStatus } from './status.ts';
 
-export const installLayer: Layer = {
+export const installLayer: InstallingLayer = {
   name: 'install',
   roles: [],
   steps: [installStep],
+  bootHandoff: {
+    relay: { prefix: INSTALL_PATH_PREFIX, subject: subjects.http },
+    cmdline: installerArgs,
+    installed: diskInstalled,
+  },
+  resetStatus: resetInstallStatus,
   async manager(ctx) {
     const stop = await startInstallManager(ctx);
     return { stop };

@@ -101,6 +101,7 @@ describe('the wire contract', () => {
       ...core,
       engine: new LadderEngine(core, { table: [], steps: [] }),
       router: new Router(),
+      layers: [],
       dataDir: tmpdir(),
     });
     const w = await sshkeysLayer.worker!(
@@ -113,6 +114,7 @@ describe('the wire contract', () => {
       ...core,
       engine: new LadderEngine(core, { table: [], steps: [] }),
       router: new Router(),
+      layers: [],
       dataDir,
     });
     t.after(async () => {

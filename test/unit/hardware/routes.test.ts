@@ -29,6 +29,7 @@ async function setup(t: { after(fn: () => Promise<void>): void }) {
     ...core,
     engine: new LadderEngine(core, { table: [], steps: [] }),
     router,
+    layers: [],
     dataDir: '/nonexistent',
   });
   /** Calls the route for METHOD PATH with a JSON body, as the API server would after authentication. */

@@ -145,4 +145,41 @@ describe('hardware.power', () => {
     const power = step(STEPS.hardwarePower);
     await assert.rejects(power.check(s.ctx(power, {}, 'nobody')), /hardware\.nobody/);
   });
+
+  it('powers a network-booting node on only once its Network’s boot worker serves', async (t) => {
+    const s = setup(t);
+    const power = step(STEPS.hardwarePower);
+    const ctx = s.ctx(power, {}, 'lab');
+    const asked: string[] = [];
+    await s.transport.serve<PowerRequest, PowerReply>(subjects.power('lab'), async (q) => {
+      asked.push(`${q.op} ${q.node.name}`);
+      return { state: 'on', message: 'powered on' };
+    });
+    const network = (status: 'True' | 'False' | undefined) => ({
+      apiVersion: 'strata.dev/v1alpha1',
+      kind: 'Network',
+      metadata: { name: 'lab' },
+      spec: {},
+      ...(status
+        ? {
+            status: {
+              conditions: [
+                { type: 'WorkerReady', status, reason: 'x', message: 'starting', lastTransitionTime: '' },
+              ],
+            },
+          }
+        : {}),
+    });
+    await s.store.write([{ op: 'create', resource: network(undefined) }]);
+    const before = await power.action(ctx);
+    assert.equal(before.status, 'waiting');
+    assert.match(before.message ?? '', /boot worker of network lab to serve \(WorkerReady\)/);
+    await s.store.write([{ op: 'status', kind: 'Network', name: 'lab', status: network('False').status! }]);
+    assert.match((await power.action(ctx)).message ?? '', /WorkerReady: starting/);
+    assert.deepEqual(asked, [], 'the provider was not asked while the worker does not serve');
+
+    await s.store.write([{ op: 'status', kind: 'Network', name: 'lab', status: network('True').status! }]);
+    assert.deepEqual(await power.action(ctx), { status: 'done', message: 'powered on' });
+    assert.deepEqual(asked, ['on n1']);
+  });
 });

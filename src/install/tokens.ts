@@ -15,11 +15,10 @@
  */
 import { randomBytes } from 'node:crypto';
 import { hashToken, tokenMatches } from '../core/tokens.ts';
+import { INSTALL_ATTEMPTS } from './protocol.ts';
 
-export { hashToken, tokenMatches };
+export { hashToken, INSTALL_ATTEMPTS, tokenMatches };
 
-/** Attempts by node name; a `secrets.` collection, encrypted at rest by the store. */
-export const INSTALL_ATTEMPTS = 'secrets.install-attempts';
 /** Default lifetime of install tokens: long enough for a slow install under emulation. */
 export const DEFAULT_INSTALL_TOKEN_TTL_MS = 2 * 3600_000;
 /** Unused tokens kept per attempt (each script fetch adds one), and used ones (one per installer run). */
