@@ -27,7 +27,14 @@ import type {
 } from './protocol.ts';
 import { subjects } from './protocol.ts';
 import { recordPool, recordWorkerStatus } from './status.ts';
-import { INSTALL_ATTEMPTS, type InstallAttempt, issueInstallToken } from './tokens.ts';
+import {
+  ENROLMENT_TOKENS,
+  hashToken,
+  INSTALL_ATTEMPTS,
+  type InstallAttempt,
+  issueInstallToken,
+  tokenMatches,
+} from './tokens.ts';
 
 const SOURCE = 'boot-manager';
 export const leaseCollection = (network: string) => `dhcp.leases.${network}`;
@@ -361,6 +368,25 @@ async function onReport(ctx: ManagerContext, report: BootReport): Promise<void> 
 async function decideScript(ctx: ManagerContext, q: BootScriptRequest): Promise<BootScriptResult> {
   const net = await ctx.resources.get<NetworkResource>('Network', q.network);
   const node = await nodeByMac(ctx, q.mac);
+  const warnScript = (reason: string, message: string) =>
+    node
+      ? recordFromWire(ctx, {
+          kind: 'Node',
+          name: node.metadata.name,
+          source: SOURCE,
+          step: STEPS.bootIpxe,
+          type: 'Warning',
+          reason,
+          message,
+        })
+      : ctx.log.warn('boot script refused', { mac: q.mac, network: q.network, reason: message });
+  const refuse = (message: string): BootScriptResult => {
+    scriptsRefused.inc({ network: q.network });
+    warnScript('ScriptRefused', message);
+    return { status: 403, message };
+  };
+  const media = await mediaRefusal(ctx, q, node);
+  if (media) return refuse(media);
   const bootNode = (n: NodeResource | undefined) => ({
     name: n?.metadata.name ?? `node-${q.mac.replace(/:/g, '')}`,
     mac: q.mac,
@@ -377,22 +403,8 @@ async function decideScript(ctx: ManagerContext, q: BootScriptRequest): Promise<
       }),
     };
   }
-  const warnScript = (reason: string, message: string) =>
-    recordFromWire(ctx, {
-      kind: 'Node',
-      name: node.metadata.name,
-      source: SOURCE,
-      step: STEPS.bootIpxe,
-      type: 'Warning',
-      reason,
-      message,
-    });
-  const refused = await scriptRefusal(ctx, node, q, net);
-  if (refused) {
-    scriptsRefused.inc({ network: q.network });
-    warnScript('ScriptRefused', refused);
-    return { status: 403, message: refused };
-  }
+  const refused = await scriptRefusal(ctx, node, q, net, q.token !== undefined);
+  if (refused) return refuse(refused);
   const st = (node.status ?? {}) as NodeStatusWithBoot;
   const mode = (m: string) =>
     void patchBoot(ctx, node!.metadata.name, (s) =>
@@ -481,15 +493,37 @@ async function scriptRefusal(
   node: NodeResource,
   q: BootScriptRequest,
   net: NetworkResource | undefined,
+  fromMedia: boolean,
 ): Promise<string | undefined> {
   const name = node.metadata.name;
   const home = nodeNetwork(node, await ctx.resources.list<NetworkResource>('Network'));
   if (!net || home?.metadata.name !== q.network)
     return `script for ${name} refused on network ${q.network}: the node boots on ${home?.metadata.name ?? 'no single network'}`;
+  // A medium with the site's token may carry a static address Strata never leased.
+  if (fromMedia) return undefined;
   const from = q.remoteAddress.replace(/^::ffff:/, '');
   const leased = await leasedAddresses(ctx, node, q.network);
   if (leased.includes(from) || (!leased.length && net.spec.dhcp.mode !== 'full')) return undefined;
   return `script for ${name} refused to ${from}: not the address leased to the node (${leased.join(', ') || 'none yet'})`;
+}
+
+/**
+ * Why a request from boot media must not get a script: its enrolment token is not this site's token for
+ * the network, or the medium was made for another node than the one this MAC belongs to. Undefined for
+ * requests that carry no token (firmware network boot) and for valid ones.
+ */
+async function mediaRefusal(
+  ctx: ManagerContext,
+  q: BootScriptRequest,
+  node: NodeResource | undefined,
+): Promise<string | undefined> {
+  if (q.token === undefined) return undefined;
+  const want = (await ctx.store.getRecord(ENROLMENT_TOKENS, q.network)) as { token?: string } | undefined;
+  if (!want?.token || !tokenMatches(hashToken(want.token), `Bearer ${q.token}`))
+    return `boot media refused on network ${q.network}: its enrolment token is not this site's for the network (build new media with \`strata media build --network ${q.network}\`)`;
+  if (q.node && node && node.metadata.name !== q.node)
+    return `boot media made for node ${q.node} refused: ${q.mac} belongs to ${node.metadata.name}`;
+  return undefined;
 }
 
 /** Step 1 → 2: the node's firmware booted from the network (its PXE DHCP exchange was answered). */

@@ -67,6 +67,9 @@ export interface BootScriptRequest {
   remoteAddress: string;
   arch?: string;
   baseUrl: string;
+  /** From boot media: the site's enrolment token for the network, and the Node the medium was made for. */
+  token?: string;
+  node?: string;
 }
 
 /** Summaries from the worker, one per DHCP exchange, TFTP transfer or HTTP fetch. */

@@ -263,6 +263,8 @@ async function serveSegment(
           remoteAddress: q.remoteAddress,
           baseUrl: httpBase,
           ...(q.params.get('arch') ? { arch: q.params.get('arch')! } : {}),
+          ...(q.params.has('token') ? { token: q.params.get('token')! } : {}),
+          ...(q.params.get('node') ? { node: q.params.get('node')! } : {}),
         },
         { timeout: 15_000 },
       ),
