@@ -17,6 +17,7 @@ import { QemuVm } from '../../../src/lab/vm.ts';
 import { currentNetns } from '../../helpers/netns.ts';
 import { startStrata, suiteCleanup, tempDir, waitFor } from '../../helpers/strata.ts';
 import { networkManifest, nodeManifest } from '../boot/segment.ts';
+import { buildBoth } from './media.ts';
 
 const PREFIX = '10.213.173';
 const verbose = process.env.STRATA_MEDIA_VERBOSE === '1';
@@ -91,16 +92,7 @@ spec:
     await strata.waitForOutput(/boot worker ready/, 20_000);
 
     const dir = tempDir(t, 'strata-media-');
-    const built = await strata.cli([
-      'media',
-      'build',
-      '--network',
-      'media',
-      '--format',
-      'both',
-      '-o',
-      join(dir, 'm'),
-    ]);
+    const built = await buildBoth(strata, 'media', join(dir, 'm'));
     assert.equal(built.code, 0, built.stderr);
     mark('media built');
 

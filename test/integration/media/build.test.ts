@@ -16,6 +16,7 @@ import { describe, it } from 'node:test';
 import { createNetns } from '../../helpers/netns.ts';
 import { startStrata, suiteCleanup, tempDir } from '../../helpers/strata.ts';
 import { makeSegment, networkManifest, strataWithNetwork } from '../boot/segment.ts';
+import { buildBoth } from './media.ts';
 
 const sha256 = (f: string) => createHash('sha256').update(readFileSync(f)).digest('hex');
 /** A file on the USB image's EFI system partition (it starts at sector 2048). */
@@ -29,18 +30,13 @@ describe('strata media build', () => {
   const t = suiteCleanup();
 
   it('builds a hybrid ISO and a USB image that chain to the network with its enrolment token', async () => {
-    const { strata, seg } = await strataWithNetwork(t, { prefix: '10.213.171', name: 'lan', clients: [] });
+    const { strata, seg, set } = await strataWithNetwork(t, {
+      prefix: '10.213.171',
+      name: 'lan',
+      clients: ['c1'],
+    });
     const dir = tempDir(t, 'strata-media-');
-    const r = await strata.cli([
-      'media',
-      'build',
-      '--network',
-      'lan',
-      '--format',
-      'both',
-      '-o',
-      join(dir, 'lan'),
-    ]);
+    const r = await buildBoth(strata, 'lan', join(dir, 'lan'));
     assert.equal(r.code, 0, r.stderr);
     assert.deepEqual(readdirSync(dir).sort(), ['lan.img', 'lan.iso']);
     for (const f of ['lan.iso', 'lan.img']) {
@@ -75,6 +71,20 @@ describe('strata media build', () => {
     assert.equal(build.status, 200);
     assert.equal((build.json as { phase: string }).phase, 'Succeeded');
     assert.ok(!build.text.includes(token), 'the build record shows no token');
+    // The boot server checks the token: another token is refused, the site's passes on to the usual checks
+    // (this MAC is no Node's, and the network ignores unknown machines).
+    const client = seg.clients.c1!;
+    set.addr(client, 'eth0', `${seg.prefix}.9/24`);
+    const fetchScript = async (tok: string) => {
+      const url = chain.replace('${netX/mac}', '52:54:00:ab:17:99').replace(/token=[^&]*/, `token=${tok}`);
+      const out = await set.exec(client, 'curl', ['-s', '-w', '\n%{http_code}', url], { timeoutMs: 10_000 });
+      return out.stdout;
+    };
+    assert.match(
+      await fetchScript('not-the-site-token-000000'),
+      /enrolment token is not this site.s[^]*\n\n403$/,
+    );
+    assert.match(await fetchScript(token), /unknown machine\n\n404$/);
     // A second medium for the same network carries the same site token.
     const again = await strata.cli([
       'media',
