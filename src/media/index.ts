@@ -5,8 +5,11 @@
  * Manager (API): `POST /api/v1/media/builds` checks the request (the Network exists, the Node if named,
  * the static address), renders the medium's iPXE script with the network's boot server and the site's
  * enrolment token for that network (minted on first use, sealed in the store), records a build and asks a
- * media worker to make each image; progress comes back over the transport. Each image goes into the site's
- * artifact store (the registry, content-addressed by SHA-256) as `media/NETWORK/FORMAT:BUILD-ID`.
+ * media worker to make each image; progress comes back over the transport. Each image goes into an
+ * artifact store of its own (`<dataDir>/media-store`: the registry's content-addressed store, by
+ * SHA-256) as `media/NETWORK/FORMAT:BUILD-ID`. Not the global registry: its pull token and every
+ * segment's local registry list and serve what it holds without an API token, and an image carries the
+ * enrolment token.
  * `GET …/builds/ID` follows a build, `GET …/builds/ID/FORMAT` downloads an image. The token never
  * appears in an API response; it is inside the image only, which is why downloading needs an operator.
  *
@@ -16,13 +19,13 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { rm } from 'node:fs/promises';
+import { join } from 'node:path';
 import { z } from 'zod';
 import { sendJson } from '../core/http.ts';
 import type { NetworkResource } from '../core/kinds/network.ts';
 import type { Layer, ManagerContext, Stoppable } from '../core/layer.ts';
 import { StrataError } from '../core/resources/errors.ts';
-import { openSiteArtifacts } from '../registry/index.ts';
-import type { ArtifactStore } from '../registry/store.ts';
+import { type ArtifactStore, FileRefs, openArtifactStore } from '../registry/store.ts';
 import type { MediaFormat } from './build.ts';
 import {
   BUILDS,
@@ -264,7 +267,8 @@ export const mediaLayer: Layer = {
   name: 'media',
   roles: ['media'],
   async manager(ctx): Promise<Stoppable> {
-    const artifacts = await openSiteArtifacts(ctx);
+    const root = join(ctx.dataDir, 'media-store');
+    const artifacts = await openArtifactStore({ root, refs: new FileRefs(join(root, 'refs.json')) });
     routes(ctx, artifacts);
     const sub = await ctx.transport.subscribe<MediaProgressReport>(subjects.progress, (p) => {
       const id = p.id.replace(/-(iso|usb)$/, '');

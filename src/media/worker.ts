@@ -15,7 +15,7 @@ import {
 } from './protocol.ts';
 
 export async function serveMediaWorker(ctx: WorkerContext): Promise<Stoppable> {
-  const dir = join(ctx.dataDir, 'media');
+  const dir = join(ctx.dataDir, 'media-builds');
   mkdirSync(dir, { recursive: true, mode: 0o700 });
   let chain: Promise<unknown> = Promise.resolve();
   const sub = await ctx.transport.serve<MediaBuildRequest, MediaBuildReply>(subjects.build, async (r) => {

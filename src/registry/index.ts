@@ -164,25 +164,17 @@ export async function readOverTransport(artifacts: ArtifactStore, r: ReadRequest
   return { size: info.size, data: Buffer.concat(parts).toString('base64') } satisfies ChunkReply;
 }
 
-/**
- * The site's artifact store as the manager keeps it (`<dataDir>/registry`, or STRATA_REGISTRY_BACKEND):
- * the registry serves it, and other layers (boot media) keep what they make in it.
- */
-export function openSiteArtifacts(ctx: ManagerContext): Promise<ArtifactStore> {
-  return openArtifactStore({
-    root: join(ctx.dataDir, 'registry'),
-    refs: new StoreRefs(ctx.store),
-    backendUrl: process.env.STRATA_REGISTRY_BACKEND,
-    onCorrupt: (digest, err) =>
-      ctx.log.error('registry blob does not match its digest', { digest, err: err.message }),
-  });
-}
-
 export const registryLayer: Layer = {
   name: 'registry',
   roles: [],
   async manager(ctx) {
-    const artifacts = await openSiteArtifacts(ctx);
+    const artifacts = await openArtifactStore({
+      root: join(ctx.dataDir, 'registry'),
+      refs: new StoreRefs(ctx.store),
+      backendUrl: process.env.STRATA_REGISTRY_BACKEND,
+      onCorrupt: (digest, err) =>
+        ctx.log.error('registry blob does not match its digest', { digest, err: err.message }),
+    });
     const pullToken = await ensurePullToken(ctx.store);
     routes(ctx, artifacts, pullToken);
     const url = process.env.STRATA_REGISTRY_URL;

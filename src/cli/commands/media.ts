@@ -95,6 +95,7 @@ export function registerMediaCommands(program: Command): void {
           throw new CliError(`error: media build failed: ${b.error}`);
         }
         view.end('build', 'built');
+        process.stdout.write(`media build ${b.id} for network ${b.network} (${b.address})\n`);
         const doFetch = fetchFor(api.server, api.conn.tls);
         for (const img of b.images) {
           const file = outputs[img.format]!;

@@ -64,12 +64,26 @@ describe('strata media build', () => {
     assert.match(token, /^[A-Za-z0-9_-]{32}$/);
     assert.match(usbFile(join(dir, 'lan.img'), '/syslinux/syslinux.cfg'), /INITRD \/autoexec\.ipxe/);
     // Kept in the artifact store by digest; the token is in the image only, never in an API answer.
-    const ls = await strata.cli(['registry', 'ls']);
-    assert.match(ls.stdout, new RegExp(`media/lan/iso .* sha256:${sha256(join(dir, 'lan.iso'))}`));
-    const id = ls.stdout.match(/media\/lan\/usb\s+(\S+)/)?.[1] ?? '';
+    const id = r.stdout.match(/^media build (\S+) for network lan \(dhcp\)$/m)?.[1] ?? '';
     const build = await strata.api('GET', `/api/v1/media/builds/${id}`);
     assert.equal(build.status, 200);
-    assert.equal((build.json as { phase: string }).phase, 'Succeeded');
+    const rec = build.json as {
+      phase: string;
+      images: { format: string; sha256: string; artifact: string }[];
+    };
+    assert.equal(rec.phase, 'Succeeded');
+    assert.deepEqual(
+      rec.images.map((i) => [i.format, i.sha256, i.artifact]),
+      [
+        ['iso', sha256(join(dir, 'lan.iso')), `media/lan/iso:${id}`],
+        ['usb', sha256(join(dir, 'lan.img')), `media/lan/usb:${id}`],
+      ],
+    );
+    for (const i of rec.images)
+      assert.equal(sha256(join(strata.dataDir, 'media-store/blobs/sha256', i.sha256)), i.sha256);
+    // Not in the global registry, whose pull token and local registries would hand the token out.
+    const ls = await strata.cli(['registry', 'ls']);
+    assert.doesNotMatch(ls.stdout + ls.stderr, /media\//);
     assert.ok(!build.text.includes(token), 'the build record shows no token');
     // The boot server checks the token: another token is refused, the site's passes on to the usual checks
     // (this MAC is no Node's, and the network ignores unknown machines).
@@ -166,6 +180,6 @@ describe('strata media build', () => {
     );
     assert.match(r.stderr, /bash scripts\/setup\.sh/);
     assert.deepEqual(readdirSync(dir), []);
-    assert.deepEqual(readdirSync(join(strata.dataDir, 'media')), [], 'no partial image in the worker');
+    assert.deepEqual(readdirSync(join(strata.dataDir, 'media-builds')), [], 'no partial image in the worker');
   });
 });
