@@ -90,13 +90,15 @@ describe('strata media build', () => {
     const client = seg.clients.c1!;
     set.addr(client, 'eth0', `${seg.prefix}.9/24`);
     const fetchScript = async (tok: string) => {
-      const url = chain.replace('${netX/mac}', '52:54:00:ab:17:99').replace(/token=[^&]*/, `token=${tok}`);
+      const url = chain
+        .replace(/\$\{netX\/mac\}/, '52:54:00:ab:17:99')
+        .replace(/token=[^&]*/, `token=${tok}`);
       const out = await set.exec(client, 'curl', ['-s', '-w', '\n%{http_code}', url], { timeoutMs: 10_000 });
       return out.stdout;
     };
     assert.match(
       await fetchScript('not-the-site-token-000000'),
-      /enrolment token is not this site.s[^]*\n\n403$/,
+      /enrolment token is not this site's[\s\S]*\n\n403$/,
     );
     assert.match(await fetchScript(token), /unknown machine\n\n404$/);
     // A second medium for the same network carries the same site token.
