@@ -15,7 +15,7 @@ import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { createNetns } from '../../helpers/netns.ts';
 import { startStrata, suiteCleanup, tempDir } from '../../helpers/strata.ts';
-import { makeSegment, networkManifest, strataWithNetwork } from '../boot/segment.ts';
+import { makeSegment, networkManifest, nodeManifest, strataWithNetwork } from '../boot/segment.ts';
 import { buildBoth } from './media.ts';
 
 const sha256 = (f: string) => createHash('sha256').update(readFileSync(f)).digest('hex');
@@ -89,10 +89,10 @@ describe('strata media build', () => {
     // (this MAC is no Node's, and the network ignores unknown machines).
     const client = seg.clients.c1!;
     set.addr(client, 'eth0', `${seg.prefix}.9/24`);
-    const fetchScript = async (tok: string) => {
-      const url = chain
-        .replace(/\$\{netX\/mac\}/, '52:54:00:ab:17:99')
-        .replace(/token=[^&]*/, `token=${tok}`);
+    const fetchScript = async (tok: string, mac = '52:54:00:ab:17:99', node?: string) => {
+      const url =
+        chain.replace(/\$\{netX\/mac\}/, mac).replace(/token=[^&]*/, `token=${tok}`) +
+        (node ? `&node=${node}` : '');
       const out = await set.exec(client, 'curl', ['-s', '-w', '\n%{http_code}', url], { timeoutMs: 10_000 });
       return out.stdout;
     };
@@ -101,6 +101,21 @@ describe('strata media build', () => {
       /enrolment token is not this site's[\s\S]*\n\n403$/,
     );
     assert.match(await fetchScript(token), /unknown machine\n\n404$/);
+    // A medium made for one node boots no other; for its own node, the site token stands in for the lease
+    // check (a static address has no lease), so n1 gets its script from an address it was never leased.
+    const n1 = await strata.cli(['apply', '-f', '-'], {
+      stdin: nodeManifest('n1', '52:54:00:ab:17:98', 'lan', `${seg.prefix}.30`),
+    });
+    assert.equal(n1.code, 0, n1.stderr);
+    assert.match(
+      await fetchScript(token, '52:54:00:ab:17:98', 'n2'),
+      /boot media made for node n2 refused: 52:54:00:ab:17:98 belongs to n1\n\n403$/,
+    );
+    assert.match(await fetchScript(token, '52:54:00:ab:17:98', 'n1'), /no profile selects n1[\s\S]*\n200$/);
+    assert.match(
+      await fetchScript('', '52:54:00:ab:17:98'),
+      /enrolment token is not this site's[\s\S]*\n403$/,
+    );
     // A second medium for the same network carries the same site token.
     const again = await strata.cli([
       'media',
