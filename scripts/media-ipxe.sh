@@ -6,7 +6,7 @@
 # and pointed to by `current`. Locked with flock, skipped when present.
 set -euo pipefail
 SUITE=trixie
-CACHE=/var/cache/strata/ipxe-media
+CACHE=${STRATA_MEDIA_IPXE_CACHE:-/var/cache/strata/ipxe-media}
 mkdir -p "$CACHE"
 exec 9>"$CACHE/.lock"
 flock 9
