@@ -17,7 +17,7 @@
  * a worker on another machine would have to upload the image instead (not done yet).
  */
 import { randomBytes, randomUUID } from 'node:crypto';
-import { createReadStream } from 'node:fs';
+import { createReadStream, existsSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { z } from 'zod';
@@ -164,6 +164,10 @@ async function runBuild(ctx: ManagerContext, artifacts: ArtifactStore, build: Me
         { id: `${build.id}-${format}`, format, script },
         { timeout: BUILD_TIMEOUT_MS },
       );
+      if (!existsSync(r.file))
+        throw new Error(
+          `the media worker's image ${r.file} is not on this machine: run the media role with the manager's data dir (strata up, or strata worker --roles media --data-dir DIR on the same machine)`,
+        );
       try {
         const put = await artifacts.putBlob(createReadStream(r.file), `sha256:${r.sha256}`);
         const name = `media/${build.network}/${format}`;
