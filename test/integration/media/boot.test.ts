@@ -59,7 +59,8 @@ describe('boot media on BIOS and UEFI firmware', () => {
     const mark = (what: string) => times.push(`${what} ${((Date.now() - t0) / 1000).toFixed(1)} s`);
     const stateDir = tempDir(t, 'stm-');
     const net = await LabNetwork.create({
-      name: `stm-${process.pid}`.slice(0, 15),
+      // st-PID-…: test/helpers/netns.ts removes it after a crash of this process (cleanupStale)
+      name: `st-${process.pid}-mb`,
       stateDir,
       address: `${PREFIX}.1/24`,
       address6: 'fd13:213:173::1/64',
