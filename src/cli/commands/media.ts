@@ -86,7 +86,8 @@ export function registerMediaCommands(program: Command): void {
       const view = new ProgressView({ out: process.stderr });
       try {
         while (b.phase === 'Building') {
-          view.update('build', { label: 'build', percent: b.percent, phase: 'building', doing: b.doing });
+          // the step is the phase, so a log (no terminal) gets a line per step
+          view.update('build', { label: 'build', percent: b.percent, phase: b.doing, doing: b.doing });
           await sleep(250);
           b = await api.request<MediaBuild>('GET', `/api/v1/media/builds/${b.id}`);
         }

@@ -38,6 +38,10 @@ describe('strata media build', () => {
     const dir = tempDir(t, 'strata-media-');
     const r = await buildBoth(strata, 'lan', join(dir, 'lan'));
     assert.equal(r.code, 0, r.stderr);
+    // Progress on stderr (plain lines: no terminal here): the build, then each download verified.
+    assert.match(r.stderr, /\] build done 100%: built\n/);
+    assert.match(r.stderr, /\] download done 100%: lan\.iso verified\n/);
+    assert.match(r.stderr, /\] download done 100%: lan\.img verified\n/);
     assert.deepEqual(readdirSync(dir).sort(), ['lan.img', 'lan.iso']);
     for (const f of ['lan.iso', 'lan.img']) {
       const line = r.stdout.split('\n').find((l) => l.startsWith(join(dir, f)));

@@ -40,6 +40,7 @@ describe('strata media write', () => {
     const forced = await runCli(['media', 'write', '--force', image, target]);
     assert.equal(forced.code, 0, forced.stderr);
     assert.match(forced.stdout, new RegExp(`wrote ${bytes.length} bytes`));
+    assert.match(forced.stderr, /\] target\.bin done 100%: written and flushed\n/);
     assert.ok(readFileSync(target).equals(bytes));
 
     const missing = await runCli(['media', 'write', image, join(dir, 'nope')]);
