@@ -133,6 +133,16 @@ spec:
         } finally {
           await vm.destroy();
         }
+        // The ladder counts it: iPXE ran and fetched its script, so the node is at state 3 or above.
+        await waitFor(
+          `${c.name} at state 3`,
+          async () => {
+            const r = await strata.api('GET', `/api/v1/nodes/${c.name}`);
+            return ((r.json as { status?: { state?: number } }).status?.state ?? 0) >= 3;
+          },
+          60_000,
+          500,
+        );
         // It was the medium that booted: its script's banner and no firmware network boot.
         const serial = vm.serialLines.join('\n');
         assert.match(serial, /Strata boot media: network media/);
