@@ -387,6 +387,16 @@ async function decideScript(ctx: ManagerContext, q: BootScriptRequest): Promise<
   };
   const media = await mediaRefusal(ctx, q, node);
   if (media) return refuse(media);
+  if (q.token !== undefined && node)
+    recordFromWire(ctx, {
+      kind: 'Node',
+      name: node.metadata.name,
+      source: SOURCE,
+      step: STEPS.bootIpxe,
+      type: 'Normal',
+      reason: 'BootMedia',
+      message: `boot media${q.node ? ` made for ${q.node}` : ''} asked for the script from ${q.remoteAddress.replace(/^::ffff:/, '')} (site enrolment token valid)`,
+    });
   const bootNode = (n: NodeResource | undefined) => ({
     name: n?.metadata.name ?? `node-${q.mac.replace(/:/g, '')}`,
     mac: q.mac,

@@ -151,6 +151,10 @@ spec:
     );
     tc.diagnostic(`timings since start: ${times.join(', ')}`);
     const events = await strata.cli(['events', 'node', 'mb-uefi-usb']);
+    assert.match(
+      events.stdout,
+      /BootMedia\s+boot media asked for the script from 10\.213\.173\.\d+ \(site enrolment token valid\)/,
+    );
     assert.match(events.stdout, /ScriptFetched/);
   });
 });
