@@ -105,7 +105,7 @@ export async function startPlatform(opts: PlatformOptions): Promise<Platform> {
     });
     stoppers.push({ stop: () => sub.unsubscribe() });
     for (const layer of layers) {
-      const s = await layer.manager?.({ ...core, engine, router: api.router, dataDir });
+      const s = await layer.manager?.({ ...core, engine, router: api.router, dataDir, layers });
       if (s) stoppers.push(s);
     }
     const [host, port] = splitHostPort(opts.listen ?? '127.0.0.1:7420');

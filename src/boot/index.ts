@@ -3,7 +3,8 @@
  * its `boot` workers run DHCP, DNS, TFTP and HTTP on each segment.
  */
 import type { Layer } from '../core/layer.ts';
-import { firmwareStep, ipxeStep, startBootManager } from './manager.ts';
+import { startBootManager } from './manager.ts';
+import { firmwareStep, ipxeStep } from './steps.ts';
 import { superviseBootWorkers } from './supervisor.ts';
 
 export const bootLayer: Layer = {

@@ -2,7 +2,9 @@
  * What a boot manager and the boot worker of one network segment say to each other over the transport.
  * The worker's packet paths never wait on the manager: it gets the segment's whole configuration (pools,
  * reservations, known MACs, DNS hosts) up front and on every change, and only boot-script renders, lease
- * writes and installer calls go to the manager.
+ * writes and relayed HTTP calls go to the manager. The worker relays the HTTP paths its config names
+ * (`BootConfig.relays`) to the subjects named there, without knowing whose they are: the install layer's
+ * installer calls (`/install/…`) are one such relay, declared by that layer (src/boot/handoff.ts).
  */
 import type { NetworkSpec } from '../core/kinds/network.ts';
 import type { Lease } from '../dhcp/types.ts';
@@ -24,8 +26,6 @@ export const subjects = {
   script: 'boot.script',
   /** Published BootReport. */
   report: 'boot.report',
-  /** Request InstallHttpRequest → InstallHttpResponse (installer calls relayed by the worker). */
-  install: 'install.http',
   /** Published WorkerStatus: a segment's worker started, is serving, or failed (and why). */
   workerStatus: 'boot.worker.status',
   /**
@@ -51,6 +51,14 @@ export interface BootConfig {
   knownMacs: string[];
   /** DNS names: every node with an address on this network. */
   hosts: { name: string; ipv4: string }[];
+  /** HTTP paths the worker relays to a manager over the transport (the first matching prefix wins). */
+  relays: HttpRelay[];
+}
+
+/** Requests whose path starts with `prefix` are sent as HttpRelayRequest to `subject`. */
+export interface HttpRelay {
+  prefix: string;
+  subject: string;
 }
 
 export interface NetworkPlacement {
@@ -124,7 +132,8 @@ export type BootReport =
       mac?: string;
     };
 
-export interface InstallHttpRequest {
+/** An HTTP request the worker relays (BootConfig.relays): answered with an HttpRelayResponse. */
+export interface HttpRelayRequest {
   network: string;
   method: string;
   path: string;
@@ -133,7 +142,7 @@ export interface InstallHttpRequest {
   remoteAddress: string;
 }
 
-export interface InstallHttpResponse {
+export interface HttpRelayResponse {
   status: number;
   contentType: string;
   body: string;

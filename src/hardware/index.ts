@@ -6,7 +6,9 @@
  */
 
 import { z } from 'zod';
+import type { NetworkResource } from '../core/kinds/network.ts';
 import type { NodeResource } from '../core/kinds/node.ts';
+import { networkOf } from '../core/kinds/placement.ts';
 import type { Step, StepContext } from '../core/ladder/step.ts';
 import type { Layer, ManagerContext } from '../core/layer.ts';
 import { StrataError } from '../core/resources/errors.ts';
@@ -74,6 +76,20 @@ const humanStep: Step = {
   },
 };
 
+/**
+ * Why a machine that boots from the network must not be powered on yet: its Network's boot worker does not
+ * serve (WorkerReady is not True). Firmware powered earlier finds no DHCP server and gives up (a BIOS's
+ * iPXE ROM after about 15 s: "No bootable device"), and nothing would power it again.
+ */
+async function bootServicesPending(ctx: StepContext): Promise<string | undefined> {
+  if (ctx.node.spec.providers.boot !== 'network') return undefined;
+  const net = networkOf(ctx.node, await ctx.resources.list<NetworkResource>('Network'));
+  if (!net) return undefined;
+  const ready = net.status?.conditions?.find((c) => c.type === 'WorkerReady');
+  if (ready?.status === 'True') return undefined;
+  return `waiting for the boot worker of network ${net.metadata.name} to serve (WorkerReady${ready?.message ? `: ${ready.message}` : ''}) before powering the node on`;
+}
+
 /** Power step for providers that a worker drives (lab, BMC). */
 const machineStep: Step = {
   name: STEPS.hardwarePower,
@@ -83,6 +99,8 @@ const machineStep: Step = {
     return r.state === 'on';
   },
   async action(ctx) {
+    const pending = await bootServicesPending(ctx);
+    if (pending) return { status: 'waiting', message: pending, recheckAfterMs: 2000 };
     const r = await powerRequest(ctx, 'on');
     return { status: 'done', message: r.message ?? `powered ${r.state}` };
   },

@@ -9,7 +9,22 @@
  * parses with zod-like checks (`parseInstallEvent`, `parseInstalledReport`).
  */
 
+import type { HttpRelayRequest, HttpRelayResponse } from '../boot/protocol.ts';
+
 export const INSTALL_CONFIG_VERSION = 1;
+
+/** Subjects of the install layer on the transport. */
+export const subjects = {
+  /** Request InstallHttpRequest → InstallHttpResponse: the installer's calls, relayed by the segment's worker. */
+  http: 'install.http',
+} as const;
+
+/** Every installer call's path starts here (installPaths); the segment's worker relays these to `subjects.http`. */
+export const INSTALL_PATH_PREFIX = '/install/';
+
+/** An installer call as the segment's boot worker relays it (boot's generic relay message). */
+export type InstallHttpRequest = HttpRelayRequest;
+export type InstallHttpResponse = HttpRelayResponse;
 
 /** The only error the parsers of this protocol throw: a request or config the agent or Strata refuses. */
 export class InstallProtocolError extends Error {

@@ -16,7 +16,7 @@ import { StrataError } from '../core/resources/errors.ts';
 import { API_VERSION, type Resource, type StrataEvent } from '../core/resources/types.ts';
 import type { PowerReply, PowerRequest } from '../hardware/provider.ts';
 import { providerSubject } from '../hardware/provider.ts';
-import { buildLabAssets } from './assets.ts';
+import { buildInstallMedia } from '../install/media/index.ts';
 import { LabNetwork, labDown, listNetns } from './network.ts';
 import {
   claimLab,
@@ -118,7 +118,7 @@ export function labLayer(): Layer {
     const netns = labNetns();
     await claim(ctx, netns);
     try {
-      const { paths } = await buildLabAssets({ log: (l) => ctx.log.info('lab assets', { step: l }) });
+      const { paths } = await buildInstallMedia({ log: (l) => ctx.log.info('lab assets', { step: l }) });
       const art = join(ctx.dataDir, 'artifacts', 'lab');
       mkdirSync(art, { recursive: true });
       publishArtifact(paths.kernel, join(art, 'vmlinuz'));

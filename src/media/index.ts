@@ -4,8 +4,8 @@
  *
  * Manager (API): `POST /api/v1/media/builds` checks the request (the Network exists, the Node if named,
  * the static address), renders the medium's iPXE script with the network's boot server and the site's
- * enrolment token for that network (minted on first use, sealed in the store), records a build and asks a
- * media worker to make each image; progress comes back over the transport. Each image goes into an
+ * enrolment token for that network (src/boot/enrolment.ts: minted on first use, sealed in the store),
+ * records a build and asks a media worker to make each image; progress comes back over the transport. Each image goes into an
  * artifact store of its own (`<dataDir>/media-store`: the registry's content-addressed store, by
  * SHA-256) as `media/NETWORK/FORMAT:BUILD-ID`. Not the global registry: its pull token and every
  * segment's local registry list and serve what it holds without an API token, and an image carries the
@@ -16,11 +16,12 @@
  * The worker hands back a file path, so the worker's data dir must be the manager's (as in `strata up`);
  * a worker on another machine would have to upload the image instead (not done yet).
  */
-import { randomBytes, randomUUID } from 'node:crypto';
+import { randomUUID } from 'node:crypto';
 import { createReadStream, existsSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { z } from 'zod';
+import { enrolmentToken } from '../boot/enrolment.ts';
 import { sendJson } from '../core/http.ts';
 import type { NetworkResource } from '../core/kinds/network.ts';
 import type { Layer, ManagerContext, Stoppable } from '../core/layer.ts';
@@ -29,7 +30,6 @@ import { type ArtifactStore, FileRefs, openArtifactStore } from '../registry/sto
 import type { MediaFormat } from './build.ts';
 import {
   BUILDS,
-  ENROLMENT_TOKENS,
   type MediaBuild,
   type MediaBuildReply,
   type MediaBuildRequest,
@@ -88,17 +88,6 @@ const buildSchema = {
     },
   },
 };
-
-/** The site's enrolment token for `network`, minted on first use. */
-export async function enrolmentToken(ctx: Pick<ManagerContext, 'store'>, network: string): Promise<string> {
-  const prev = (await ctx.store.getRecord(ENROLMENT_TOKENS, network)) as { token?: string } | undefined;
-  if (prev?.token) return prev.token;
-  const token = randomBytes(24).toString('base64url');
-  await ctx.store.putRecords(ENROLMENT_TOKENS, [
-    { key: network, value: { token, createdAt: new Date().toISOString() } },
-  ]);
-  return token;
-}
 
 async function mustGetBuild(ctx: ManagerContext, id: string): Promise<MediaBuild> {
   const b = (await ctx.store.getRecord(BUILDS, id)) as MediaBuild | undefined;

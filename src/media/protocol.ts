@@ -14,7 +14,6 @@ export const subjects = {
 
 /** Build records by id. */
 export const BUILDS = 'media.builds';
-export { ENROLMENT_TOKENS } from '../boot/tokens.ts';
 
 export interface MediaBuildRequest {
   id: string;

@@ -163,6 +163,7 @@ export class SealedStore implements Store {
   }
   get: Store['get'] = (kind, name) => this.#inner.get(kind, name);
   list: Store['list'] = (kind, opts) => this.#inner.list(kind, opts);
+  lookup: Store['lookup'] = (kind, index, value) => this.#inner.lookup(kind, index, value);
   listVersioned: Store['listVersioned'] = (kind, opts) => this.#inner.listVersioned(kind, opts);
   version: Store['version'] = () => this.#inner.version();
   changes: Store['changes'] = (q) => this.#inner.changes(q);

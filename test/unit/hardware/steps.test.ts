@@ -14,6 +14,7 @@ import { ResourceService } from '../../../src/core/resources/service.ts';
 import { SqliteStore } from '../../../src/core/store/sqlite.ts';
 import { InprocTransport } from '../../../src/core/transport/inproc.ts';
 import { hardwareLayer, WORK_ORDERS, type WorkOrder } from '../../../src/hardware/index.ts';
+import { type PowerReply, type PowerRequest, providerSubject } from '../../../src/hardware/provider.ts';
 import { STEPS } from '../../../src/ladder.ts';
 
 const step = (name: string): Step => hardwareLayer.steps!.find((s) => s.name === name)!;
@@ -108,5 +109,48 @@ describe('hardware.none', () => {
     assert.equal(await none.check(s.ctx(none)), false);
     assert.equal((await none.action(s.ctx(none))).status, 'waiting');
     assert.equal(await none.check(s.ctx(none, { lastSeen: new Date().toISOString() })), true);
+  });
+});
+
+describe('hardware.power', () => {
+  it('powers a network-booting node on only once its Network’s boot worker serves', async (t) => {
+    const s = setup(t);
+    const power = step(STEPS.hardwarePower);
+    const base = s.ctx(power);
+    const ctx: StepContext = {
+      ...base,
+      node: { ...base.node, spec: { ...base.node.spec, providers: { hardware: 'lab', boot: 'network' } } },
+    };
+    const asked: string[] = [];
+    await ctx.transport.serve<PowerRequest, PowerReply>(providerSubject('lab'), async (q) => {
+      asked.push(`${q.op} ${q.node.name}`);
+      return { state: 'on', message: 'powered on' };
+    });
+    const network = (status: 'True' | 'False' | undefined) => ({
+      apiVersion: 'strata.dev/v1alpha1',
+      kind: 'Network',
+      metadata: { name: 'lab' },
+      spec: {},
+      ...(status
+        ? {
+            status: {
+              conditions: [
+                { type: 'WorkerReady', status, reason: 'x', message: 'starting', lastTransitionTime: '' },
+              ],
+            },
+          }
+        : {}),
+    });
+    await s.store.write([{ op: 'create', resource: network(undefined) }]);
+    const before = await power.action(ctx);
+    assert.equal(before.status, 'waiting');
+    assert.match(before.message ?? '', /boot worker of network lab to serve \(WorkerReady\)/);
+    await s.store.write([{ op: 'status', kind: 'Network', name: 'lab', status: network('False').status! }]);
+    assert.match((await power.action(ctx)).message ?? '', /WorkerReady: starting/);
+    assert.deepEqual(asked, [], 'the provider was not asked while the worker does not serve');
+
+    await s.store.write([{ op: 'status', kind: 'Network', name: 'lab', status: network('True').status! }]);
+    assert.deepEqual(await power.action(ctx), { status: 'done', message: 'powered on' });
+    assert.deepEqual(asked, ['on n1']);
   });
 });

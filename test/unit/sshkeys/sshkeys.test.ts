@@ -37,7 +37,13 @@ async function setup(t: { after(fn: () => Promise<void>): void }) {
       { transport, log: silentLogger, dataDir: dir, id: 'sshkeys-test' },
       'sshkeys',
     ))!,
-    (await sshkeysLayer.manager!({ ...core, engine, router: new Router(), dataDir: dir }))!,
+    (await sshkeysLayer.manager!({
+      ...core,
+      engine,
+      router: new Router(),
+      dataDir: dir,
+      layers: [sshkeysLayer],
+    }))!,
   );
   t.after(async () => {
     for (const s of stops.reverse()) await s.stop();

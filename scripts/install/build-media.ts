@@ -1,26 +1,27 @@
 /**
- * Builds the lab's boot assets (kernel, Strata installer initramfs, Debian OS image) into a cache dir.
+ * Builds the install media (kernel, Strata installer initramfs, Debian OS image) into a cache dir, for
+ * real machines and the lab alike.
  * Idempotent: stages whose inputs did not change are skipped. Needs root.
  *
- *   node_modules/.bin/node scripts/lab/build-assets.ts [--cache-dir DIR] [--mirror URL] [--force]
- *                                                     [--only kernel,initramfs,rootfs,osimage]
- *                                                     [--sanity '{"minRootfsMiB":0,"minImageMiB":0}']
+ *   node_modules/.bin/node scripts/install/build-media.ts [--cache-dir DIR] [--mirror URL] [--force]
+ *                                                        [--only kernel,initramfs,rootfs,osimage]
+ *                                                        [--sanity '{"minRootfsMiB":0,"minImageMiB":0}']
  *
- * Started by `buildLabAssets()` (with an IPC channel), it sends its log, progress and manifest as framed
+ * Started by `buildInstallMedia()` (with an IPC channel), it sends its log, progress and manifest as framed
  * messages on that channel and writes nothing to stdout. Run by hand, it prints progress lines on stderr
  * and the manifest (paths, sizes, sha256) as JSON on stdout. Either way the tools it runs never write to
- * its stdout (src/lab/assets.ts pipes them), so the result channel carries only the result.
+ * its stdout (src/install/media pipes them), so the result channel carries only the result.
  */
 
 import { parseArgs } from 'node:util';
 import {
-  type AssetStage,
   type BuildMessage,
   type BuildOptions,
   type BuildProgress,
-  ensureLabAssets,
+  ensureInstallMedia,
+  type MediaStage,
   stopRunningTools,
-} from '../../src/lab/assets.ts';
+} from '../../src/install/media/index.ts';
 
 const { values } = parseArgs({
   options: {
@@ -44,7 +45,7 @@ process.once('disconnect', onParentGone);
 for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.once(sig, onParentGone);
 
 // By hand: a line per stage phase, and at most one every 10 s while a phase lasts.
-const printed = new Map<AssetStage, { phase: string; at: number }>();
+const printed = new Map<MediaStage, { phase: string; at: number }>();
 function plainProgress(p: BuildProgress): void {
   const last = printed.get(p.stage);
   if (last && last.phase === p.phase && Date.now() - last.at < 10_000) return;
@@ -55,7 +56,7 @@ function plainProgress(p: BuildProgress): void {
 
 const t0 = Date.now();
 try {
-  const { manifest } = await ensureLabAssets({
+  const { manifest } = await ensureInstallMedia({
     cacheDir: values['cache-dir'],
     mirror: values.mirror,
     force: values.force,

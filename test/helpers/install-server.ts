@@ -1,6 +1,8 @@
 /**
- * A small static server for the installer protocol (src/install/PROTOCOL.md), for lab tests and as a
- * reference for the real Strata handlers: serves one or more nodes' configs and scripts, the OS image
+ * A test double of Strata's install manager: a small static server for the installer protocol
+ * (src/install/PROTOCOL.md), so a test can run the real installer against fixed configs without a Strata
+ * platform (test/integration/lab/install-direct.test.ts), and a reference for the real handlers
+ * (src/install/manager.ts). It serves one or more nodes' configs and scripts, the OS image
  * file, checks Bearer tokens, and records every event, host key and installed report it receives
  * (`onRequest` sees them as they come). Plain node:http; the OS image is streamed from disk.
  */
@@ -16,7 +18,7 @@ import {
   parseInstallEvent,
   parseInstalledReport,
   renderInstallConfig,
-} from '../install/protocol.ts';
+} from '../../src/install/protocol.ts';
 
 export interface StaticNode {
   installToken: string;

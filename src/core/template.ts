@@ -1,10 +1,12 @@
 /**
- * The sandboxed LiquidJS set-up shared by Strata's text renderers (answer files here; the same rules as the
- * iPXE script engine in src/ipxe/script.ts, which keeps its own private instance). Templates are trusted
- * (operators write them) but sandboxed anyway: in-memory only (no `include` from the filesystem), strict
- * variables (a missing variable is an error naming it, while `{% if x %}` and `| default:` may still test
- * optional ones), strict filters, own properties only, parse/render/memory limits, and every
- * `{{ output }}` passes through `outputEscape`, which `| raw` cannot bypass.
+ * The one hardened LiquidJS sandbox for every text Strata renders from templates: iPXE scripts
+ * (src/ipxe/script.ts) and installer answer files (src/install/answers). One set of rules, so a template
+ * that is refused in one place is refused in the other. Templates are trusted (operators write them) but
+ * sandboxed anyway: in-memory only (no `include` from the filesystem), strict variables (a missing
+ * variable is an error naming it, while `{% if x %}` and `| default:` may still test optional ones),
+ * strict filters, own properties only, parse/render/memory limits, and every `{{ output }}` passes
+ * through the renderer's `outputEscape`, which `| raw` cannot bypass. What differs per target syntax is
+ * only that escape and the extra filters.
  *
  * Errors come back as `TemplateFailure` (what failed, and the variable path when one was missing), so
  * each renderer can wrap them in its own typed error without parsing LiquidJS messages itself.

@@ -18,13 +18,6 @@ import { hashToken, tokenMatches } from '../core/tokens.ts';
 
 export { hashToken, tokenMatches };
 
-/**
- * Enrolment tokens by network: the site's token that boot media (src/media) carry in their chain URL, so a
- * script request that comes from a medium is known to come from one this site made. A `secrets.`
- * collection (sealed at rest); the raw token is kept because every new medium embeds it again.
- */
-export const ENROLMENT_TOKENS = 'secrets.media-enrolment';
-
 /** Attempts by node name; a `secrets.` collection, encrypted at rest by the store. */
 export const INSTALL_ATTEMPTS = 'secrets.install-attempts';
 /** Default lifetime of install tokens: long enough for a slow install under emulation. */
