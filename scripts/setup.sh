@@ -26,6 +26,8 @@ PACKAGES=(
   graphviz
   # the web UI's browser tests: Debian's Chromium, driven by playwright-core (which downloads no browser)
   chromium
+  # boot media (src/media): ISO and USB images with iPXE; iPXE itself comes from scripts/media-ipxe.sh
+  xorriso isolinux syslinux syslinux-common mtools
 )
 
 if [ "$(id -u)" -ne 0 ]; then
@@ -43,6 +45,9 @@ if [ "${#missing[@]}" -gt 0 ]; then
   apt-get -o DPkg::Lock::Timeout=900 update -q >&2
   apt-get -o DPkg::Lock::Timeout=900 install -y -q --no-install-recommends "${missing[@]}" >&2
 fi
+
+# iPXE for boot media: Debian's current ipxe package (its EFI build runs a script from the stick)
+bash "$(dirname "$0")/media-ipxe.sh"
 
 if [ ! -x node_modules/.bin/node ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
   echo "setup: npm ci" >&2

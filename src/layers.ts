@@ -5,6 +5,7 @@ import type { Layer } from './core/layer.ts';
 import { hardwareLayer } from './hardware/index.ts';
 import { installLayer } from './install/index.ts';
 import { labLayer } from './lab/index.ts';
+import { mediaLayer } from './media/index.ts';
 import { overlayLayer } from './overlay/index.ts';
 import { registryLayer } from './registry/index.ts';
 import { shellLayer } from './shell/index.ts';
@@ -14,6 +15,7 @@ export const LAYERS: Layer[] = [
   hardwareLayer,
   labLayer(),
   bootLayer,
+  mediaLayer,
   installLayer,
   sshkeysLayer,
   shellLayer,

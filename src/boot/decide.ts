@@ -1,6 +1,7 @@
 /**
  * The boot layer's decisions, as pure functions of what the manager read: which script a machine's iPXE
- * gets (discovery, hold, PXE-once local boot, install, reprovision), when a script request is refused,
+ * gets (discovery, hold, PXE-once local boot, install, reprovision), when a script request is refused
+ * (another segment, another address than the lease, boot media without the site's token),
  * whether and how an unknown machine is enrolled, and what boot evidence a worker's report adds to a
  * node's status. No I/O and no clock of their own (`now` is an argument), so each rule is a unit test
  * (test/unit/boot/decide.test.ts); scripts.ts and reports.ts do the reading and writing around them.
@@ -57,7 +58,9 @@ export function decideScript(f: {
 /**
  * Why a script for node `name` must not go to this request: it came from another segment than the
  * node's (`home`, its one Network), or from another address than those leased to it. Where another
- * DHCP server leases (proxy mode, DHCP off) and Strata knows no lease, the segment is the only check.
+ * DHCP server leases (proxy mode, DHCP off) and Strata knows no lease, the segment is the only check;
+ * so it is for a request from boot media with the site's valid token (`fromMedia`): a medium may carry a
+ * static address Strata never leased.
  */
 export function scriptRefusal(f: {
   name: string;
@@ -70,11 +73,40 @@ export function scriptRefusal(f: {
   /** The node's reservation and bound, unexpired leases on that Network. */
   leased: string[];
   dhcpMode: NetworkSpec['dhcp']['mode'] | undefined;
+  fromMedia?: boolean;
 }): string | undefined {
   if (!f.networkExists || f.home !== f.network)
     return `script for ${f.name} refused on network ${f.network}: the node boots on ${f.home ?? 'no single network'}`;
+  if (f.fromMedia) return undefined;
   if (f.leased.includes(f.from) || (!f.leased.length && f.dhcpMode !== 'full')) return undefined;
   return `script for ${f.name} refused to ${f.from}: not the address leased to the node (${f.leased.join(', ') || 'none yet'})`;
+}
+
+/**
+ * A script request's enrolment token (src/boot/enrolment.ts): `none` when it carries none (firmware
+ * network boot), `valid` when it is the site's token for the request's network, else `invalid`.
+ */
+export type EnrolmentTokenState = 'none' | 'valid' | 'invalid';
+
+/**
+ * Why a request from boot media must not get a script: its enrolment token is not the site's for the
+ * network, or the medium was made for another node (`madeFor`) than the one its MAC belongs to (`owner`).
+ * Undefined for requests that carry no token and for valid ones; a valid one then skips the lease check
+ * (`scriptRefusal`'s `fromMedia`).
+ */
+export function mediaRefusal(f: {
+  network: string;
+  mac: string;
+  token: EnrolmentTokenState;
+  madeFor: string | undefined;
+  owner: string | undefined;
+}): string | undefined {
+  if (f.token === 'none') return undefined;
+  if (f.token === 'invalid')
+    return `boot media refused on network ${f.network}: its enrolment token is not this site's for the network (build new media with \`strata media build --network ${f.network}\`)`;
+  if (f.madeFor && f.owner && f.owner !== f.madeFor)
+    return `boot media made for node ${f.madeFor} refused: ${f.mac} belongs to ${f.owner}`;
+  return undefined;
 }
 
 /**

@@ -32,6 +32,9 @@ export async function serveHttp(seg: Segment, first: BootConfig): Promise<Segmen
           remoteAddress: q.remoteAddress,
           baseUrl: seg.httpBase,
           ...(q.params.get('arch') ? { arch: q.params.get('arch')! } : {}),
+          // Boot media (src/media) carry the site's enrolment token and the Node they were made for.
+          ...(q.params.has('token') ? { token: q.params.get('token')! } : {}),
+          ...(q.params.get('node') ? { node: q.params.get('node')! } : {}),
         },
         { timeout: 15_000 },
       ),

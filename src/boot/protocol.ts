@@ -39,6 +39,9 @@ export const subjects = {
 /** One collection of DHCP leases per network, keyed by address: what the segment's worker handed out. */
 export const leaseCollection = (network: string) => `dhcp.leases.${network}`;
 
+/** The site's enrolment token per network (enrolment.ts): boot media carry it; sealed at rest. */
+export const ENROLMENT_TOKENS = 'secrets.media-enrolment';
+
 /** Who sends and who receives each subject, and what the boot layer keeps (docs/wire.md). */
 export const wire: WireContract = wireContract(
   'boot',
@@ -75,6 +78,13 @@ export const wire: WireContract = wireContract(
       name: leaseCollection('<network>'),
       key: 'leased address',
       holds: 'Lease: the address the segment handed out, so a restarted worker keeps its leases',
+      writers: ['manager'],
+      readers: ['manager'],
+    },
+    {
+      name: ENROLMENT_TOKENS,
+      key: 'network name',
+      holds: '{token}: the site enrolment token that boot media embed in their chain URL',
       writers: ['manager'],
       readers: ['manager'],
     },
@@ -121,6 +131,9 @@ export interface BootScriptRequest {
   remoteAddress: string;
   arch?: string;
   baseUrl: string;
+  /** From boot media: the site's enrolment token for the network, and the Node the medium was made for. */
+  token?: string;
+  node?: string;
 }
 
 /** Summaries from the worker, one per DHCP exchange, TFTP transfer or HTTP fetch. */

@@ -1,9 +1,10 @@
 /**
  * What the iPXE of a machine runs now: the manager's answer to a segment worker's script request. Reads
  * what the decision needs (the node behind the MAC, its Network and leases, its profile, the installing
- * layer's word on its disk), lets decide.ts decide, then renders the script and records the mode. For an
- * install it asks the installing layer for the installer's command line (src/boot/handoff.ts) and, on a
- * reprovision, has every layer reset its status section.
+ * layer's word on its disk, the site's enrolment token when the request comes from boot media), lets
+ * decide.ts decide, then renders the script and records the mode. For an install it asks the installing
+ * layer for the installer's command line (src/boot/handoff.ts) and, on a reprovision, has every layer
+ * reset its status section.
  */
 import type { NetworkResource } from '../core/kinds/network.ts';
 import type { NodeResource } from '../core/kinds/node.ts';
@@ -13,7 +14,8 @@ import { counter } from '../core/metrics.ts';
 import type { BootScriptResult } from '../ipxe/http.ts';
 import { renderBootScript, renderErrorScript } from '../ipxe/script.ts';
 import { STEPS } from '../ladder.ts';
-import { decideScript, discoveredName, scriptRefusal } from './decide.ts';
+import { decideScript, discoveredName, mediaRefusal, scriptRefusal } from './decide.ts';
+import { enrolmentTokenState } from './enrolment.ts';
 import { installHandoff } from './handoff.ts';
 import {
   leasedAddresses,
@@ -28,7 +30,7 @@ import type { BootScriptRequest } from './protocol.ts';
 
 const scriptsRefused = counter(
   'strata_boot_scripts_refused_total',
-  'Boot scripts refused because the request came from another segment or another address than the lease',
+  'Boot scripts refused because the request came from another segment, another address than the lease, or boot media without the site token',
   ['network'],
 );
 
@@ -40,14 +42,34 @@ export async function answerScript(ctx: ManagerContext, q: BootScriptRequest): P
     mac: q.mac,
     arch: q.arch ?? n?.status?.boot?.firmwareArch ?? 'unknown',
   });
+  const refuse = (message: string): BootScriptResult => {
+    scriptsRefused.inc({ network: q.network });
+    warnScript(ctx, node, 'ScriptRefused', message, q);
+    return { status: 403, message };
+  };
+  const token = await enrolmentTokenState(ctx, q.network, q.token);
+  const media = mediaRefusal({
+    network: q.network,
+    mac: q.mac,
+    token,
+    madeFor: q.node,
+    owner: node?.metadata.name,
+  });
+  if (media) return refuse(media);
   if (node) {
-    const refused = await refusal(ctx, node, q, net);
-    if (refused) {
-      scriptsRefused.inc({ network: q.network });
-      warnScript(ctx, node, 'ScriptRefused', refused);
-      return { status: 403, message: refused };
-    }
+    const refused = await refusal(ctx, node, q, net, token === 'valid');
+    if (refused) return refuse(refused);
   }
+  // Only an allowed request from a medium is on the timeline as one (a refused one is a ScriptRefused).
+  if (token === 'valid' && node)
+    recordFromWire(ctx, {
+      kind: 'Node',
+      name: node.metadata.name,
+      source: SOURCE,
+      step: STEPS.bootIpxe,
+      reason: 'BootMedia',
+      message: `boot media${q.node ? ` made for ${q.node}` : ''} asked for the script from ${q.remoteAddress.replace(/^::ffff:/, '')} (site enrolment token valid)`,
+    });
   const handoff = installHandoff(ctx.layers);
   const decision = decideScript({
     node,
@@ -85,7 +107,7 @@ export async function answerScript(ctx: ManagerContext, q: BootScriptRequest): P
   }
   const profile = await selectProfile(ctx.resources, node);
   if (!profile) {
-    warnScript(ctx, node, 'NoProfile', 'no Profile selects this node; holding it');
+    warnScript(ctx, node, 'NoProfile', 'no Profile selects this node; holding it', q);
     return {
       script: renderErrorScript({
         message: `no profile selects ${node.metadata.name}`,
@@ -126,7 +148,18 @@ export async function answerScript(ctx: ManagerContext, q: BootScriptRequest): P
   };
 }
 
-function warnScript(ctx: ManagerContext, node: NodeResource, reason: string, message: string): void {
+/** A warning on the node's timeline; for a MAC no node owns, in the manager's log. */
+function warnScript(
+  ctx: ManagerContext,
+  node: NodeResource | undefined,
+  reason: string,
+  message: string,
+  q: BootScriptRequest,
+): void {
+  if (!node) {
+    ctx.log.warn('boot script refused', { mac: q.mac, network: q.network, reason: message });
+    return;
+  }
   recordFromWire(ctx, {
     kind: 'Node',
     name: node.metadata.name,
@@ -138,18 +171,29 @@ function warnScript(ctx: ManagerContext, node: NodeResource, reason: string, mes
   });
 }
 
-/** Reads what `scriptRefusal` (decide.ts) needs; the usual request (from the node's lease) in one read. */
+/**
+ * Reads what `scriptRefusal` (decide.ts) needs; the usual request (from the node's lease) in one read, one
+ * from boot media with the site's token (`fromMedia`) in none: its address need not be leased.
+ */
 async function refusal(
   ctx: ManagerContext,
   node: NodeResource,
   q: BootScriptRequest,
   net: NetworkResource | undefined,
+  fromMedia: boolean,
 ): Promise<string | undefined> {
   const home = nodeNetwork(node, await ctx.resources.list<NetworkResource>('Network'))?.metadata.name;
   const from = q.remoteAddress.replace(/^::ffff:/, '');
-  const common = { name: node.metadata.name, network: q.network, networkExists: Boolean(net), home, from };
+  const common = {
+    name: node.metadata.name,
+    network: q.network,
+    networkExists: Boolean(net),
+    home,
+    from,
+    fromMedia,
+  };
   const dhcpMode = net?.spec.dhcp.mode;
-  if (!net || home !== q.network) return scriptRefusal({ ...common, leased: [], dhcpMode });
+  if (!net || home !== q.network || fromMedia) return scriptRefusal({ ...common, leased: [], dhcpMode });
   const leased = (await leasedTo(ctx, node, q.network, from))
     ? [from]
     : await leasedAddresses(ctx, node, q.network);

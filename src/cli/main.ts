@@ -17,6 +17,7 @@ import { registerExplainCommand } from './commands/explain.ts';
 import { registerHardwareCommands } from './commands/hardware.ts';
 import { registerLabCommands } from './commands/lab.ts';
 import { registerLadderCommand } from './commands/ladder.ts';
+import { registerMediaCommands } from './commands/media.ts';
 import { registerRegistryCommands } from './commands/registry.ts';
 import { registerResourceCommands } from './commands/resources.ts';
 import { registerServerCommands } from './commands/server.ts';
@@ -104,6 +105,7 @@ export function buildCli(): Command {
   registerHardwareCommands(program);
   registerSshCommand(program);
   registerLabCommands(program);
+  registerMediaCommands(program);
   registerLadderCommand(program);
   registerRegistryCommands(program);
   registerBundleCommands(program);

@@ -17,6 +17,7 @@ import {
   enrolmentTarget,
   firmwareBooted,
   ipxeRan,
+  mediaRefusal,
   reprovisionPending,
   scriptRefusal,
 } from '../../../src/boot/decide.ts';
@@ -139,10 +140,43 @@ describe('script refusal', () => {
     );
     assert.match(scriptRefusal({ ...base, leased: [] })!, /\(none yet\)/);
   });
+  it('boot media with the site token: the segment is checked, the lease is not (a static address has none)', () => {
+    assert.equal(scriptRefusal({ ...base, from: '192.0.2.7', fromMedia: true }), undefined);
+    assert.equal(scriptRefusal({ ...base, leased: [], from: '192.0.2.7', fromMedia: true }), undefined);
+    assert.match(
+      scriptRefusal({ ...base, network: 'other', fromMedia: true })!,
+      /refused on network other: the node boots on lab/,
+    );
+    assert.ok(scriptRefusal({ ...base, from: '192.0.2.7', fromMedia: false }));
+  });
   it('where another server leases (proxy, DHCP off) and no lease is known, the segment is the only check', () => {
     assert.equal(scriptRefusal({ ...base, leased: [], from: '10.0.0.66', dhcpMode: 'proxy' }), undefined);
     assert.equal(scriptRefusal({ ...base, leased: [], from: '10.0.0.66', dhcpMode: 'off' }), undefined);
     assert.ok(scriptRefusal({ ...base, leased: ['10.0.0.5'], from: '10.0.0.66', dhcpMode: 'proxy' }));
+  });
+});
+
+describe('boot media', () => {
+  const req = { network: 'lab', mac: '52:54:00:00:00:01', madeFor: undefined, owner: 'n1' };
+  it('a request without a token (firmware network boot) is not a media request', () => {
+    assert.equal(mediaRefusal({ ...req, token: 'none' }), undefined);
+    assert.equal(mediaRefusal({ ...req, token: 'none', madeFor: 'n2' }), undefined);
+  });
+  it("a wrong token is refused, whoever owns the MAC, naming the command that makes the site's media", () => {
+    for (const owner of ['n1', undefined])
+      assert.match(
+        mediaRefusal({ ...req, token: 'invalid', owner })!,
+        /boot media refused on network lab: its enrolment token is not this site's.*`strata media build --network lab`/,
+      );
+  });
+  it('a valid token: any node for a medium made for none; only its node for one made for a node', () => {
+    assert.equal(mediaRefusal({ ...req, token: 'valid' }), undefined);
+    assert.equal(mediaRefusal({ ...req, token: 'valid', madeFor: 'n1' }), undefined);
+    assert.equal(mediaRefusal({ ...req, token: 'valid', madeFor: 'n1', owner: undefined }), undefined);
+    assert.equal(
+      mediaRefusal({ ...req, token: 'valid', madeFor: 'n2' }),
+      'boot media made for node n2 refused: 52:54:00:00:00:01 belongs to n1',
+    );
   });
 });
 
