@@ -18,6 +18,8 @@ PACKAGES=(
   openssh-client openssh-server dropbear-bin
   # backing services
   postgresql nats-server
+  # the cluster layer's host test (state 6): etcd under the control plane built by scripts/build/kubernetes.sh
+  etcd-server etcd-client
 )
 
 if [ "$(id -u)" -ne 0 ]; then
