@@ -15,6 +15,7 @@ import { registerConfigCommands } from './commands/config.ts';
 import { registerEditCommands } from './commands/edit.ts';
 import { registerExplainCommand } from './commands/explain.ts';
 import { registerHardwareCommands } from './commands/hardware.ts';
+import { registerKubeconfigCommand } from './commands/kubeconfig.ts';
 import { registerLabCommands } from './commands/lab.ts';
 import { registerLadderCommand } from './commands/ladder.ts';
 import { registerRegistryCommands } from './commands/registry.ts';
@@ -99,6 +100,7 @@ export function buildCli(): Command {
   registerVersionCommands(program);
   registerHardwareCommands(program);
   registerSshCommand(program);
+  registerKubeconfigCommand(program);
   registerLabCommands(program);
   registerLadderCommand(program);
   registerRegistryCommands(program);

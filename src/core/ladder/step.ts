@@ -49,3 +49,21 @@ export interface Step {
 }
 
 export type { Resource };
+
+/**
+ * Sets a layer's section of the node's status (`status.overlay`, `status.cluster`) and records why on the
+ * node's timeline with the section as the event's data: how a step's check notes what it measured.
+ */
+export async function setStatusSection(
+  ctx: StepContext,
+  section: string,
+  value: Record<string, unknown>,
+  reason: string,
+  message: string,
+): Promise<void> {
+  await ctx.resources.patchStatus<Record<string, unknown>>('Node', ctx.node.metadata.name, (s) => ({
+    ...s,
+    [section]: value,
+  }));
+  ctx.record(reason, message, { ...value });
+}
