@@ -262,7 +262,25 @@ export async function reconcileCluster(
   let conditions = st.conditions ?? [];
   const problems: string[] = [];
 
-  const pki = await ensurePki(ctx, c, members);
+  let pki: ClusterPki;
+  try {
+    pki = await ensurePki(ctx, c, members);
+  } catch (e) {
+    // A damaged PKI is never replaced behind the user's back: nodes trust its CA. Say so and wait.
+    const msg = (e as Error).message;
+    conditions = setCondition(conditions, 'PKIReady', false, 'Damaged', msg);
+    conditions = setCondition(
+      conditions,
+      'APIServerReady',
+      false,
+      'NoCredentials',
+      `no usable admin credentials: ${msg}`,
+    );
+    const next: ClusterStatus = { ...st, phase: 'Degraded', conditions };
+    if (!isDeepStrictEqual(next, st))
+      await ctx.resources.patchStatus<ClusterStatus>('Cluster', name, () => next);
+    return { again: true };
+  }
   const { token, rotated } = await ensureToken(ctx, c);
   if (rotated)
     ctx.hub.record({
