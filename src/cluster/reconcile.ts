@@ -256,7 +256,9 @@ export async function reconcileCluster(
   const c = await ctx.resources.get<ClusterResource>('Cluster', name);
   if (!c) return { again: false };
   const deleting = Boolean(c.metadata.deletionTimestamp);
-  const members = deleting ? [] : await membersOf(ctx, c);
+  // A deleted Cluster keeps its endpoint and PKI until every member has left through it.
+  const selected = await membersOf(ctx, c);
+  const members = deleting ? [] : selected;
   const memberNames = new Set(members.map((m) => m.node.metadata.name));
   const st: ClusterStatus = c.status ?? {};
   let conditions = st.conditions ?? [];
@@ -264,7 +266,7 @@ export async function reconcileCluster(
 
   let pki: ClusterPki;
   try {
-    pki = await ensurePki(ctx, c, members);
+    pki = await ensurePki(ctx, c, selected);
   } catch (e) {
     // A damaged PKI is never replaced behind the user's back: nodes trust its CA. Say so and wait.
     const msg = (e as Error).message;
@@ -298,7 +300,7 @@ export async function reconcileCluster(
     `CA ${fingerprintOf(pki.ca.cert).slice(0, 23)}…`,
   );
 
-  const endpoint = endpointOf(c, members);
+  const endpoint = endpointOf(c, selected);
   let client: ClusterClient | undefined;
   let kubeNodes: NodeSummary[] = [];
   let version: string | undefined;

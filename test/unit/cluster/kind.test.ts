@@ -3,10 +3,12 @@
  * mistake is refused with the field's path and what to write instead.
  */
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import type { ClusterSpec } from '../../../src/cluster/kind.ts';
 import '../../../src/cluster/kind.ts';
-import { validateDocument } from '../../../src/core/resources/manifest.ts';
+import { loadManifest, validateDocument } from '../../../src/core/resources/manifest.ts';
 
 const doc = (spec: Record<string, unknown>) => ({
   apiVersion: 'strata.dev/v1alpha1',
@@ -72,5 +74,12 @@ describe('Cluster kind', () => {
       { controlPlane: CP, endpoint: { host: '10.0.0.1', port: 0 } },
       /^spec\.endpoint\.port: expected a TCP port/,
     );
+  });
+
+  it('accepts examples/cluster.yaml', () => {
+    const text = readFileSync(join(import.meta.dirname, '../../../examples/cluster.yaml'), 'utf8');
+    const [c] = loadManifest(text, 'cluster.yaml');
+    assert.equal(`${c!.kind}/${c!.metadata.name}`, 'Cluster/lab');
+    assert.deepEqual((c!.spec as ClusterSpec).workers, { selector: { matchLabels: { role: 'worker' } } });
   });
 });
