@@ -67,15 +67,18 @@ export function bootstrapTokenSecret(
       labels: { [MANAGED_BY_LABEL]: FIELD_MANAGER },
     },
     type: 'bootstrap.kubernetes.io/token',
-    stringData: {
-      'token-id': t.id,
-      'token-secret': t.secret,
-      expiration: t.expires,
-      'usage-bootstrap-authentication': 'true',
-      'usage-bootstrap-signing': 'true',
-      'auth-extra-groups': group,
-      description: 'join token made by Strata',
-    },
+    // `data`, not `stringData`: server-side apply then owns exactly the fields it sent.
+    data: Object.fromEntries(
+      Object.entries({
+        'token-id': t.id,
+        'token-secret': t.secret,
+        expiration: t.expires,
+        'usage-bootstrap-authentication': 'true',
+        'usage-bootstrap-signing': 'true',
+        'auth-extra-groups': group,
+        description: 'join token made by Strata',
+      }).map(([k, v]) => [k, Buffer.from(v).toString('base64')]),
+    ),
   };
 }
 

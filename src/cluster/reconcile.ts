@@ -201,7 +201,9 @@ function setCondition(
   const prev = list.find((x) => x.type === type);
   const lastTransitionTime =
     prev && prev.status === status ? prev.lastTransitionTime : new Date().toISOString();
-  return [...list.filter((x) => x.type !== type), { type, status, reason, message, lastTransitionTime }];
+  const next: Condition = { type, status, reason, message, lastTransitionTime };
+  // In place, so an unchanged condition leaves the status unchanged (and unwritten).
+  return prev ? list.map((x) => (x === prev ? next : x)) : [...list, next];
 }
 
 export interface ReconcileHooks {

@@ -230,9 +230,15 @@ describe('a Cluster on a real control plane (kwok nodes)', { skip, timeout: 600_
       got.stdout,
       /^host\s+kubernetes\s+v1\.34\.4\s+3\/3\s+Ready\s+PKIReady,APIServerReady,NodesReady/m,
     );
-    const described = await runCli(['get', 'cluster', CLUSTER, '-o', 'yaml'], { server: api, token: TOKEN });
-    assert.doesNotMatch(described.stdout, /PRIVATE KEY/);
-    assert.ok(!described.stdout.includes(token.secret), 'the join token secret is never in the API');
+    const described = await runCli(['describe', 'cluster', CLUSTER], { server: api, token: TOKEN });
+    assert.equal(described.code, 0, described.stderr);
+    assert.match(described.stdout, /APIServerReady/);
+    assert.match(described.stdout, new RegExp(`joinTokenId:?\\s+${token.id}`));
+    const asYaml = await runCli(['get', 'cluster', CLUSTER, '-o', 'yaml'], { server: api, token: TOKEN });
+    for (const out of [described.stdout, asYaml.stdout]) {
+      assert.doesNotMatch(out, /PRIVATE KEY/);
+      assert.ok(!out.includes(token.secret), 'the join token secret is never in the API');
+    }
     const db = readFileSync(join(dataDir, 'strata.db'));
     assert.ok(!db.includes('PRIVATE KEY') && !db.includes(token.secret), 'PKI and token are sealed at rest');
 
