@@ -41,7 +41,8 @@ export function newJoinToken(ttlSeconds: number, replaced?: JoinToken): JoinToke
     id: randomText(6),
     secret: randomText(16),
     createdAt: new Date(now).toISOString(),
-    expires: new Date(now + ttlSeconds * 1000).toISOString(),
+    // RFC 3339 in whole seconds, as the bootstrap-token Secret's `expiration` is written.
+    expires: new Date(now + ttlSeconds * 1000).toISOString().replace(/\.\d{3}Z$/, 'Z'),
     retired: replaced ? [...replaced.retired, replaced.id].slice(-8) : [],
   };
 }
