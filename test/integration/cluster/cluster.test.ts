@@ -310,11 +310,16 @@ describe('a Cluster on a real control plane (kwok nodes)', { skip, timeout: 600_
     });
     const fresh = (await storedToken(p, CLUSTER))!;
     assert.equal(fresh.id, newId);
-    await waitFor('the old token refused', async () =>
-      verifyJoinToken(cp.server, pki.ca.cert, `${token.id}.${token.secret}`).then(
-        () => '',
-        (e: Error) => e.message,
-      ),
+    // The API server caches a token's success for 10 s.
+    await waitFor(
+      'the old token refused',
+      async () =>
+        verifyJoinToken(cp.server, pki.ca.cert, `${token.id}.${token.secret}`).then(
+          () => '',
+          (e: Error) => e.message,
+        ),
+      60_000,
+      1000,
     ).then((msg) =>
       assert.match(
         msg,
