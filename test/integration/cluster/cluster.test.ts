@@ -361,5 +361,14 @@ describe('a Cluster on a real control plane (kwok nodes)', { skip, timeout: 600_
     await p.store.putRecords(SECRETS, [{ key: pkiSecretKey(CLUSTER), value: good }]);
     await waitFor('Ready again', async () => (await cond('APIServerReady'))?.status === 'True', 60_000);
     assert.equal(parseKubeconfig(kc.stdout).server, `https://127.0.0.1:${port}`);
+
+    // Deleting the Cluster: every member is drained and leaves, then its secrets go with it.
+    await p.resources.delete('Cluster', CLUSTER);
+    await waitFor('the Cluster gone', async () => !(await p.resources.get('Cluster', CLUSTER)), 90_000, 250);
+    assert.deepEqual(await admin.nodes(), []);
+    for (const name of ['cp1', 'w1'])
+      assert.equal((await p.resources.get<NodeResource>('Node', name))?.status?.state, 5);
+    assert.equal(await storedToken(p, CLUSTER), undefined);
+    assert.equal(await p.store.getRecord(SECRETS, pkiSecretKey(CLUSTER)), undefined);
   });
 });
