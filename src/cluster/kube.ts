@@ -342,7 +342,7 @@ export class ClusterClient {
       } as KubernetesObject,
     ]);
     const deadline = Date.now() + timeoutMs;
-    let evicted = 0;
+    const evicted = new Set<string>();
     for (;;) {
       const pods = (
         await core.listPodForAllNamespaces({ fieldSelector: `spec.nodeName=${node}` }).catch((e) => {
@@ -367,7 +367,7 @@ export class ClusterClient {
             namespace,
             body: { apiVersion: 'policy/v1', kind: 'Eviction', metadata: { name, namespace } },
           });
-          evicted++;
+          evicted.add(`${namespace}/${name}`);
         } catch (e) {
           const code = (e as { code?: number }).code;
           if (code !== 404 && code !== 429) throw apiError(e, `evicting ${namespace}/${name}`);
@@ -380,7 +380,7 @@ export class ClusterClient {
     } catch (e) {
       if ((e as { code?: number }).code !== 404) throw apiError(e, `deleting Node ${node}`);
     }
-    return evicted;
+    return evicted.size;
   }
 
   /**

@@ -9,10 +9,11 @@
  * only certificates and fingerprints ever reach a status. The serving certificate is re-issued when the
  * names it must carry change (a new endpoint or control-plane address); the CAs live ten years.
  */
-import { generateKeyPair as genKeyPair, randomBytes, X509Certificate } from 'node:crypto';
+import { generateKeyPair as genKeyPair, X509Certificate } from 'node:crypto';
 import { promisify } from 'node:util';
 import forge from 'node-forge';
 import { intToIp, ipToInt, parseCidr } from '../core/resources/fields.ts';
+import { serialNumber } from '../core/x509.ts';
 
 const generateKeyPair = promisify(genKeyPair);
 
@@ -60,7 +61,7 @@ async function issue(opts: CertOptions, signer?: KeyPair): Promise<KeyPair> {
   const { keyPem, pubPem } = await rsa();
   const cert = forge.pki.createCertificate();
   cert.publicKey = forge.pki.publicKeyFromPem(pubPem);
-  cert.serialNumber = `0${randomBytes(15).toString('hex')}`;
+  cert.serialNumber = serialNumber();
   cert.validity.notBefore = new Date(Date.now() - 5 * 60_000);
   cert.validity.notAfter = new Date(Date.now() + opts.years * YEAR);
   const subject: forge.pki.CertificateField[] = [{ name: 'commonName', value: opts.cn }];

@@ -207,7 +207,9 @@ describe('a Cluster on a real control plane (kwok nodes)', { skip, timeout: 600_
       const conf = bundleOf(name, role === 'cp' ? 'control-plane' : 'worker').files.find(
         (f) => f.name === 'bootstrap-kubelet.conf',
       )!.content;
-      await joinAsKubelet(cp.server, pki.ca.cert, conf, name);
+      await joinAsKubelet(cp.server, pki.ca.cert, conf, name).catch((e: Error) => {
+        throw new Error(`${e.message}\n${cp.logs()}`);
+      });
     }
     for (const name of Object.keys(nodes))
       await waitFor(

@@ -12,6 +12,7 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { accessSync, constants, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { ClusterClient } from '../../../src/cluster/kube.ts';
 import type { Distributable } from '../../../src/shell/distributable.ts';
 import { type Cleanup, freePort } from '../../helpers/services.ts';
 import { tempDir } from '../../helpers/strata.ts';
@@ -108,6 +109,20 @@ export async function startControlPlane(
     await freePort(),
   ];
   const procs: Proc[] = [];
+  const stop = async () => {
+    await Promise.all(
+      procs.reverse().map(
+        (x) =>
+          new Promise<void>((resolve) => {
+            if (x.child.exitCode !== null || x.child.signalCode !== null) return resolve();
+            x.child.once('exit', () => resolve());
+            x.child.kill('SIGTERM');
+            setTimeout(() => x.child.kill('SIGKILL'), 5000).unref();
+          }),
+      ),
+    );
+  };
+  t.after(stop);
   const etcdUrl = `http://127.0.0.1:${etcdPort}`;
   start(
     'etcd',
@@ -158,6 +173,24 @@ export async function startControlPlane(
     dir,
     procs,
   );
+  // As systemd's Restart= would on a node: the controllers start once the API server is ready (they exit
+  // when RBAC's bootstrap roles are not there yet).
+  const admin = ClusterClient.fromKubeconfig(
+    readFileSync(p('admin.conf'), 'utf8').replace('https://127.0.0.1:6443', server),
+  );
+  const deadline = Date.now() + 120_000;
+  for (;;) {
+    try {
+      await admin.ready();
+      break;
+    } catch (e) {
+      if (Date.now() > deadline)
+        throw new Error(
+          `${(e as Error).message}\n${procs.map((x) => x.out.slice(-5).join('\n')).join('\n')}`,
+        );
+      await new Promise((r) => setTimeout(r, 500));
+    }
+  }
   start(
     'kube-controller-manager',
     bin('kube-controller-manager'),
@@ -211,20 +244,6 @@ export async function startControlPlane(
     dir,
     procs,
   );
-  const stop = async () => {
-    await Promise.all(
-      procs.reverse().map(
-        (x) =>
-          new Promise<void>((resolve) => {
-            if (x.child.exitCode !== null || x.child.signalCode !== null) return resolve();
-            x.child.once('exit', () => resolve());
-            x.child.kill('SIGTERM');
-            setTimeout(() => x.child.kill('SIGKILL'), 5000).unref();
-          }),
-      ),
-    );
-  };
-  t.after(stop);
   return {
     server,
     dir,
