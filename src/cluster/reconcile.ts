@@ -376,7 +376,7 @@ export async function reconcileCluster(
   }
   const readyCount = Object.values(nodes).filter((n) => n.state === 'Ready').length;
   const cps = members.filter((m) => m.role === 'control-plane').length;
-  if (cps !== c.spec.controlPlane.count)
+  if (!deleting && cps !== c.spec.controlPlane.count)
     problems.push(
       `spec.controlPlane.count is ${c.spec.controlPlane.count} but the selector picks ${cps} Node(s)`,
     );

@@ -366,7 +366,14 @@ describe('a Cluster on a real control plane (kwok nodes)', { skip, timeout: 600_
 
     // Deleting the Cluster: every member is drained and leaves, then its secrets go with it.
     await p.resources.delete('Cluster', CLUSTER);
-    await waitFor('the Cluster gone', async () => !(await p.resources.get('Cluster', CLUSTER)), 90_000, 250);
+    await waitFor(
+      'the Cluster gone',
+      async () => !(await p.resources.get('Cluster', CLUSTER)),
+      90_000,
+      250,
+    ).catch(async (e: Error) => {
+      throw new Error(`${e.message}: ${JSON.stringify(await status())}`);
+    });
     assert.deepEqual(await admin.nodes(), []);
     for (const name of ['cp1', 'w1'])
       assert.equal((await p.resources.get<NodeResource>('Node', name))?.status?.state, 5);
