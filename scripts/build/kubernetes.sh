@@ -34,15 +34,9 @@ if complete; then
   exit 0
 fi
 
-PATH="$PATH:/usr/local/go/bin"
-if ! command -v go >/dev/null; then
-  echo "kubernetes.sh: no Go toolchain (go) on PATH; install Go to build Kubernetes" >&2
-  exit 3
-fi
-if ! mkdir -p "$CACHE" 2>/dev/null || [ ! -w "$CACHE" ]; then
-  echo "kubernetes.sh: cannot write $CACHE (run as root, or set STRATA_K8S_CACHE)" >&2
-  exit 3
-fi
+# shellcheck source=scripts/build/common.sh
+. "$(dirname "$0")/common.sh"
+need_go_and_cache kubernetes.sh Kubernetes "$CACHE" STRATA_K8S_CACHE
 
 # One build per machine at a time: a second caller waits for the first and then finds the binaries.
 exec 9>"$CACHE/.build.lock"
