@@ -28,6 +28,8 @@ PACKAGES=(
   chromium
   # boot media (src/media): ISO and USB images with iPXE; iPXE itself comes from scripts/media-ipxe.sh
   xorriso isolinux syslinux syslinux-common mtools
+  # the cluster layer's host test (state 6): etcd under the control plane built by scripts/build/kubernetes.sh
+  etcd-server etcd-client
 )
 
 if [ "$(id -u)" -ne 0 ]; then

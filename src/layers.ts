@@ -1,6 +1,7 @@
 /** Every layer of the ladder, bottom to top. Adding a layer is one line here. */
 
 import { bootLayer } from './boot/index.ts';
+import { clusterLayer } from './cluster/index.ts';
 import type { Layer } from './core/layer.ts';
 import { hardwareLayer } from './hardware/index.ts';
 import { installLayer } from './install/index.ts';
@@ -21,4 +22,5 @@ export const LAYERS: Layer[] = [
   shellLayer,
   registryLayer,
   overlayLayer,
+  clusterLayer,
 ];

@@ -15,6 +15,7 @@ import { registerConfigCommands } from './commands/config.ts';
 import { registerEditCommands } from './commands/edit.ts';
 import { registerExplainCommand } from './commands/explain.ts';
 import { registerHardwareCommands } from './commands/hardware.ts';
+import { registerKubeconfigCommand } from './commands/kubeconfig.ts';
 import { registerLabCommands } from './commands/lab.ts';
 import { registerLadderCommand } from './commands/ladder.ts';
 import { registerMediaCommands } from './commands/media.ts';
@@ -104,6 +105,7 @@ export function buildCli(): Command {
   registerVersionCommands(program);
   registerHardwareCommands(program);
   registerSshCommand(program);
+  registerKubeconfigCommand(program);
   registerLabCommands(program);
   registerMediaCommands(program);
   registerLadderCommand(program);

@@ -20,7 +20,7 @@
  * again.
  */
 import type { NodeResource, NodeStatus } from '../core/kinds/node.ts';
-import type { Step, StepContext } from '../core/ladder/step.ts';
+import { type Step, type StepContext, setStatusSection } from '../core/ladder/step.ts';
 import type { ResourceService } from '../core/resources/service.ts';
 import type { Store } from '../core/store/types.ts';
 import type { Transport } from '../core/transport/types.ts';
@@ -50,14 +50,11 @@ export interface OverlayStepDeps {
 
 type Ctx = OverlayContext & { store: Store; transport: Transport; resources: ResourceService };
 
-/** The newest `debian/<codename>/<arch>/<package>` reference in Strata's registry, as an artifact. */
-export async function packageArtifacts(
-  store: Store,
-  provider: OverlayPlan['provider'],
-): Promise<ArtifactSpec[]> {
+/** The newest `debian/<codename>/<arch>/<package>` reference in Strata's registry per package, as artifacts. */
+export async function debianArtifacts(store: Store, packages: readonly string[]): Promise<ArtifactSpec[]> {
   const refs = await new StoreRefs(store).list();
   const out: ArtifactSpec[] = [];
-  for (const pkg of PROVIDER_PACKAGES[provider]) {
+  for (const pkg of packages) {
     const re = new RegExp(`^debian/[^/]+/[^/]+/${pkg.replace(/[+.]/g, '\\$&')}$`);
     const newest = refs
       .filter((r) => re.test(r.name))
@@ -67,6 +64,11 @@ export async function packageArtifacts(
       out.push({ name: `${pkg}.deb`, ref: `${newest.name}:${newest.version}`, digest: newest.digest });
   }
   return out;
+}
+
+/** The provider's Debian packages from Strata's registry, as artifacts. */
+export function packageArtifacts(store: Store, provider: OverlayPlan['provider']): Promise<ArtifactSpec[]> {
+  return debianArtifacts(store, PROVIDER_PACKAGES[provider]);
 }
 
 function bundleOf(
@@ -221,14 +223,12 @@ export function overlayJoinStep(deps: OverlayStepDeps = {}): Step {
           provider: overlay.spec.provider,
           joinedAt: new Date().toISOString(),
         };
-        await ctx.resources.patchStatus<NodeStatus>('Node', node.metadata.name, (s) => ({
-          ...s,
-          overlay: joined,
-        }));
-        ctx.record(
+        await setStatusSection(
+          ctx,
+          'overlay',
+          joined,
           'OverlayReached',
           `Strata reaches the node over overlay "${joined.overlay}" at ${joined.address}: global scope from now on`,
-          { ...joined },
         );
       }
       return true;

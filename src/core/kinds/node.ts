@@ -84,6 +84,12 @@ export const nodeSpec = z
           .describe(
             'Pins the overlay provider (step 4→5); absent: whatever the Overlay that selects the node uses.',
           ),
+        cluster: z
+          .enum(['kubernetes', 'k3s'])
+          .optional()
+          .describe(
+            'Pins the cluster distribution (step 5→6); absent: whatever the Cluster that selects the node uses.',
+          ),
       })
       .strict()
       .default({ hardware: 'human', boot: 'network' })
