@@ -54,7 +54,7 @@ async function wrk(set: NetnsSet, ns: string, url: string, connections: number, 
 
 export async function runHttp(o: { sizeMib: number; clients: number; seconds: number; rounds: number }) {
   if (!have('wrk')) throw new Error('wrk missing: bash scripts/setup.sh installs it');
-  return withScratch('http', async ({ set, dir, cleanup }) => {
+  return withScratch('http', async ({ set, dir }) => {
     const root = join(dir, 'root');
     mkdirSync(join(root, 'artifacts'), { recursive: true });
     mkdirSync(join(root, 'boot'), { recursive: true });

@@ -18,7 +18,14 @@ PACKAGES=(
   openssh-client openssh-server dropbear-bin
   # backing services
   postgresql nats-server
+  # the peers bench/ measures Strata against, and its HTTP load generator (bench/*.ts run them only inside
+  # namespaces they make; their own system services are stopped and disabled below)
+  kea-dhcp4-server dnsmasq-base tftpd-hpa nginx-light wrk
 )
+
+# Packages whose Debian service would serve on the machine's own network: the benchmarks start their
+# own copies inside namespaces, so the system's instances stay off.
+PEER_SERVICES=(kea-dhcp4-server tftpd-hpa nginx)
 
 if [ "$(id -u)" -ne 0 ]; then
   echo "setup: run as root (it installs system packages with apt-get)" >&2
@@ -34,6 +41,9 @@ if [ "${#missing[@]}" -gt 0 ]; then
   export DEBIAN_FRONTEND=noninteractive
   apt-get -o DPkg::Lock::Timeout=900 update -q >&2
   apt-get -o DPkg::Lock::Timeout=900 install -y -q --no-install-recommends "${missing[@]}" >&2
+  if [ -d /run/systemd/system ]; then
+    systemctl disable --now "${PEER_SERVICES[@]}" >/dev/null 2>&1 || true
+  fi
 fi
 
 if [ ! -x node_modules/.bin/node ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
