@@ -20,6 +20,7 @@ import {
   Cleanup,
   fmt,
   type Load,
+  nodesManifest,
   percentile,
   publish,
   REPO,
@@ -35,23 +36,6 @@ const { opts, write, argv } = benchArgs('node bench/control-plane.ts (options in
   gets: '300',
   databases: 'sqlite,postgres',
 });
-
-const hex = (n: number) => n.toString(16).padStart(2, '0');
-
-export function nodesManifest(n: number): string {
-  return Array.from({ length: n }, (_, i) =>
-    JSON.stringify({
-      apiVersion: 'strata.dev/v1alpha1',
-      kind: 'Node',
-      metadata: { name: `bench-${i}`, labels: { bench: 'yes' } },
-      spec: {
-        macAddresses: [`52:54:01:${hex((i >> 16) & 255)}:${hex((i >> 8) & 255)}:${hex(i & 255)}`],
-        targetState: 1,
-        providers: { hardware: 'none' },
-      },
-    }),
-  ).join('\n---\n');
-}
 
 async function timed(fn: () => Promise<unknown>): Promise<number> {
   const t0 = performance.now();
@@ -101,7 +85,7 @@ async function measureStore(o: { nodes: number; page: number; gets: number }, da
         call('/api/v1/apply', {
           method: 'POST',
           headers: { 'content-type': 'application/yaml' },
-          body: nodesManifest(o.nodes),
+          body: nodesManifest(o.nodes, 1, { providers: { hardware: 'none' } }),
         }),
       );
       const t0 = performance.now();

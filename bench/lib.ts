@@ -268,3 +268,22 @@ export async function withScratch<T>(name: string, fn: (s: Scratch) => Promise<T
     await cleanup.run();
   }
 }
+
+const hex = (n: number) => n.toString(16).padStart(2, '0');
+
+/** The MAC of bench Node `i` (52:54:01:…, unique for i < 2^24). */
+export function benchMac(i: number): string {
+  return `52:54:01:${hex((i >> 16) & 255)}:${hex((i >> 8) & 255)}:${hex(i & 255)}`;
+}
+
+/** A multi-document manifest of `n` Nodes `bench-<i>` with target `targetState` and `spec` merged in. */
+export function nodesManifest(n: number, targetState: number, spec: Record<string, unknown> = {}): string {
+  return Array.from({ length: n }, (_, i) =>
+    JSON.stringify({
+      apiVersion: 'strata.dev/v1alpha1',
+      kind: 'Node',
+      metadata: { name: `bench-${i}`, labels: { bench: 'yes' } },
+      spec: { macAddresses: [benchMac(i)], targetState, ...spec },
+    }),
+  ).join('\n---\n');
+}
