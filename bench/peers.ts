@@ -171,7 +171,7 @@ export async function strataServe(
  * nginx serving `root` on `port`: every core (worker_processes auto), sendfile, keep-alive, no access log,
  * as a distribution's default would after switching the log off.
  */
-export async function nginx(set: NetnsSet, ns: string, dir: string, root: string, port: number) {
+export async function nginx(set: NetnsSet, ns: string, dir: string, root: string, port: number, extra = '') {
   mkdirSync(dir, { recursive: true });
   chmodSync(root, 0o755);
   const conf = join(dir, 'nginx.conf');
@@ -197,6 +197,7 @@ http {
   server {
     listen ${port} reuseport;
     root ${root};
+    ${extra}
   }
 }
 `,

@@ -9,13 +9,20 @@
 import { createSocket } from 'node:dgram';
 import { decode, encodeAck, encodeRequest } from '../src/tftp/codec.ts';
 
-const [host, portText, file, clientsText, blkText, winText] = process.argv.slice(2);
-const port = Number(portText);
-const clients = Number(clientsText);
-const blksize = Number(blkText);
-const windowsize = Number(winText);
+export interface TftpFetch {
+  host: string;
+  port: number;
+  file: string;
+  blksize: number;
+  /** 0: no windowsize option. */
+  windowsize: number;
+  /** Source address to bind (a simulated machine's leased address). */
+  localAddress?: string;
+}
 
-function fetchOne(): Promise<{ ms: number; bytes: number; ok: boolean }> {
+/** One read transfer; resolves with its duration, the bytes received and whether it completed. */
+export function tftpFetch(o: TftpFetch): Promise<{ ms: number; bytes: number; ok: boolean }> {
+  const { host, port, file, blksize, windowsize } = o;
   return new Promise((resolve) => {
     const t0 = performance.now();
     const s = createSocket('udp4');
@@ -81,20 +88,30 @@ function fetchOne(): Promise<{ ms: number; bytes: number; ok: boolean }> {
       }
       if (last) finish(true);
     });
-    s.bind(0, () => send(request));
+    s.bind({ port: 0, ...(o.localAddress ? { address: o.localAddress } : {}) }, () => send(request));
   });
 }
 
-const t0 = performance.now();
-const results = await Promise.all(Array.from({ length: clients }, () => fetchOne()));
-const wallMs = performance.now() - t0;
-const ms = results.map((r) => r.ms).sort((a, b) => a - b);
-process.stdout.write(
-  `${JSON.stringify({
-    wallMs,
-    medianMs: ms[Math.floor(ms.length / 2)],
-    maxMs: ms.at(-1),
-    failed: results.filter((r) => !r.ok).length,
-    bytes: results.reduce((a, r) => a + r.bytes, 0),
-  })}\n`,
-);
+if (import.meta.main) {
+  const [host, portText, file, clientsText, blkText, winText] = process.argv.slice(2);
+  const o = {
+    host: host!,
+    port: Number(portText),
+    file: file!,
+    blksize: Number(blkText),
+    windowsize: Number(winText),
+  };
+  const t0 = performance.now();
+  const results = await Promise.all(Array.from({ length: Number(clientsText) }, () => tftpFetch(o)));
+  const wallMs = performance.now() - t0;
+  const ms = results.map((r) => r.ms).sort((a, b) => a - b);
+  process.stdout.write(
+    `${JSON.stringify({
+      wallMs,
+      medianMs: ms[Math.floor(ms.length / 2)],
+      maxMs: ms.at(-1),
+      failed: results.filter((r) => !r.ok).length,
+      bytes: results.reduce((a, r) => a + r.bytes, 0),
+    })}\n`,
+  );
+}
