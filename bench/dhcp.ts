@@ -96,6 +96,7 @@ const TARGETS: Target[] = [
     start: async (_set, ns, _dir, cleanup) => {
       const strata = await startStrata(cleanup, {
         env: { STRATA_HOST_NETNS: currentNetns(), STRATA_LOG_LEVEL: 'warn' },
+        readyTimeoutMs: 60_000,
       });
       const manifest = `apiVersion: strata.dev/v1alpha1
 kind: Network

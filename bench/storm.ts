@@ -60,6 +60,7 @@ async function strataSide(s: Scratch, machines: number, o: { kernelMib: number; 
   const { srv, cli } = segment(s.set, 'ss', '10.71');
   const strata = await startStrata(s.cleanup, {
     env: { STRATA_HOST_NETNS: currentNetns(), STRATA_LOG_LEVEL: 'warn' },
+    readyTimeoutMs: 60_000,
   });
   files(join(strata.dataDir, 'artifacts', 'bench'), o);
   const manifest = `apiVersion: strata.dev/v1alpha1
