@@ -6,7 +6,7 @@
  * the namespace set, so the set's cleanup kills it; its files live in a directory the caller removes.
  */
 import { execFileSync } from 'node:child_process';
-import { chmodSync, mkdirSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { currentNetns, type NetnsSet } from '../test/helpers/netns.ts';
 import { REPO, sleep } from './lib.ts';
@@ -159,12 +159,20 @@ export async function strataServe(
   mode: 'tftp' | 'http',
   root: string,
   port: number,
-) {
-  const s = spawnIn(set, ns, NODE, [join(REPO, 'bench/serve.ts'), mode, root, String(port)], {
+  repo = REPO,
+): Promise<number> {
+  const s = spawnIn(set, ns, NODE, [join(repo, 'bench/serve.ts'), mode, root, String(port)], {
     ...process.env,
     STRATA_LOG_LEVEL: 'error',
   });
   await listening(ns, mode === 'tftp' ? 'udp' : 'tcp', port, `strata ${mode}`, s.stderr);
+  return s.child.pid!;
+}
+
+/** CPU seconds (user + system) process `pid` has used so far. */
+export function cpuSeconds(pid: number): number {
+  const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+  return (Number(f[11]) + Number(f[12])) / 100;
 }
 
 /**

@@ -26,4 +26,5 @@ if (mode === 'tftp') {
   });
   await new Promise<void>((r) => createServer(handler).listen(port, '0.0.0.0', r));
 }
+process.on('SIGTERM', () => process.exit(0)); // a clean exit, so --cpu-prof writes its profile
 process.stdout.write('ready\n');

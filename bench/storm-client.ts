@@ -143,6 +143,7 @@ async function machine(i: number): Promise<number> {
   });
   if (!tftp.ok) throw new Error(`tftp ${first.file} failed`);
   const second = await dhcp(mac, true);
+  // biome-ignore lint/suspicious/noTemplateCurlyInString: iPXE's own variable, filled in as iPXE does
   const scriptUrl = second.file.replace('${net0/mac}', mac);
   let script = await http('GET', scriptUrl, intToIp(second.yiaddr));
   // Strata refuses a script until the lease is recorded; iPXE's error script retries, so do we.

@@ -15,7 +15,7 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { NetnsSet } from '../test/helpers/netns.ts';
 import { benchArgs, fmt, publish, REPO, type Row, ratio, Samples, withScratch } from './lib.ts';
-import { dnsmasqTftp, strataServe, tftpdHpa } from './peers.ts';
+import { cpuSeconds, dnsmasqTftp, strataServe, tftpdHpa } from './peers.ts';
 
 const {
   opts: values,
@@ -28,6 +28,7 @@ const {
   windowsize: '8',
   delays: '0,5',
   rounds: '3',
+  baseline: '',
 });
 
 interface Server {
@@ -44,6 +45,8 @@ export async function runTftp(o: {
   windowsize: number;
   delays: number[];
   rounds: number;
+  /** Another checkout whose Strata TFTP server runs beside this one (before/after in one run). */
+  baseline?: string;
 }): Promise<Row[]> {
   return withScratch('tftp', async ({ set, dir, cleanup }) => {
     const root = join(dir, 'root');
@@ -60,7 +63,20 @@ export async function runTftp(o: {
       { name: 'hpa', label: 'tftpd-hpa', port: 6902, windowsize: 0 },
       { name: 'dnsmasq', label: 'dnsmasq', port: 69, windowsize: 0 },
     ];
-    await strataServe(set, srv, 'tftp', root, 6901);
+    const pids = new Map<string, number>([['strata', await strataServe(set, srv, 'tftp', root, 6901)]]);
+    pids.set('strata-w', pids.get('strata')!);
+    if (o.baseline) {
+      // The same server from another checkout (e.g. the commit before a change), measured in the same run.
+      const pid = await strataServe(set, srv, 'tftp', root, 6904, o.baseline);
+      for (const [name, win] of [
+        ['before', 0],
+        ['before-w', o.windowsize],
+      ] as const) {
+        const label = `Strata before (${o.baseline}), ${win ? `windowsize ${win}` : 'no windowsize'}`;
+        servers.push({ name, label, port: 6904, windowsize: win });
+        pids.set(name, pid);
+      }
+    }
     await tftpdHpa(set, srv, root, 6902);
     await dnsmasqTftp(set, srv, join(dir, 'dnsmasq'), root);
     const res = new Samples();
@@ -68,7 +84,7 @@ export async function runTftp(o: {
     for (const delay of o.delays) {
       // One relay per server port (delay 0: straight to the server).
       const target = new Map<number, { host: string; port: number }>();
-      for (const [i, port] of [6901, 6902, 69].entries()) {
+      for (const [i, port] of [6901, 6902, 69, 6904].entries()) {
         if (delay === 0) target.set(port, { host: '10.67.0.1', port });
         else {
           const relayPort = 17000 + i;
@@ -89,7 +105,10 @@ export async function runTftp(o: {
           const t = target.get(s.port)!;
           const key = `${s.name}@${delay}`;
           await res.measure(key, async () => {
+            const pid = pids.get(s.name);
+            const cpu0 = pid ? cpuSeconds(pid) : 0;
             const r = await fetchAll(set, cli, t, s.windowsize, o);
+            if (pid) res.add(`${key} cpu`, cpuSeconds(pid) - cpu0, { load1: 0, stealPct: 0, busyPct: 0 });
             res.add(`${key} slowest`, r.maxMs, { load1: 0, stealPct: 0, busyPct: 0 });
             failed.set(key, (failed.get(key) ?? 0) + r.failed);
             return r.wallMs;
@@ -100,14 +119,17 @@ export async function runTftp(o: {
     const rows: Row[] = [];
     for (const delay of o.delays) {
       const k = (n: string) => `${n}@${delay}`;
+      const cpu = (n: string) => (pids.has(n) ? `, server CPU ${fmt(res.median(`${k(n)} cpu`), 2)} s` : '');
       const cell = (n: string) =>
-        `${fmt(res.median(k(n)) / 1000, 2)} s (slowest ${fmt(res.median(`${k(n)} slowest`) / 1000, 2)} s${failed.get(k(n)) ? `, ${failed.get(k(n))} failed` : ''})`;
-      for (const [a, b] of [
+        `${fmt(res.median(k(n)) / 1000, 2)} s (slowest ${fmt(res.median(`${k(n)} slowest`) / 1000, 2)} s${cpu(n)}${failed.get(k(n)) ? `, ${failed.get(k(n))} failed` : ''})`;
+      const pairs: [string, string][] = [
         ['strata', 'hpa'],
         ['strata', 'dnsmasq'],
         ['strata-w', 'hpa'],
         ['strata-w', 'dnsmasq'],
-      ] as const) {
+      ];
+      if (o.baseline) pairs.push(['strata', 'before'], ['strata-w', 'before-w']);
+      for (const [a, b] of pairs) {
         const sa = servers.find((s) => s.name === a)!;
         const sb = servers.find((s) => s.name === b)!;
         rows.push({
@@ -156,11 +178,14 @@ if (import.meta.main) {
     windowsize: Number(values.windowsize),
     delays: values.delays.split(',').map(Number),
     rounds: Number(values.rounds),
+    ...(values.baseline ? { baseline: values.baseline } : {}),
   });
   publish(
     {
-      name: 'tftp',
-      title: 'TFTP: many clients at once, Strata against tftpd-hpa and dnsmasq',
+      name: values.baseline ? 'tftp-before-after' : 'tftp',
+      title: values.baseline
+        ? 'TFTP send path: Strata before and after, beside tftpd-hpa and dnsmasq, in one run'
+        : 'TFTP: many clients at once, Strata against tftpd-hpa and dnsmasq',
       command: `node bench/tftp.ts ${argv}`.trim(),
       rows,
       notes: [
