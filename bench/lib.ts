@@ -190,7 +190,9 @@ export function publish(r: Report, write: boolean): void {
     i >= 0 && j > i ? doc.slice(0, i) + block + doc.slice(j + end.length) : `${doc.trimEnd()}\n\n${block}\n`;
   writeFileSync(BENCHMARKS_MD, next);
   // The project's formatter pads Markdown tables; keep the file as `npm run check` wants it.
-  execFileSync(join(REPO, 'node_modules/.bin/biome'), ['format', '--write', BENCHMARKS_MD], { stdio: 'ignore' });
+  execFileSync(join(REPO, 'node_modules/.bin/biome'), ['format', '--write', BENCHMARKS_MD], {
+    stdio: 'ignore',
+  });
 }
 
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
