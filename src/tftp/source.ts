@@ -11,13 +11,6 @@
  * code (e.g. 2, access violation). `DirectorySource` is the confinement boundary for disk roots: it refuses
  * `..` segments, absolute paths, NUL bytes and symlinks resolving outside the root, logs each refusal, and
  * opens the resolved real path read-only with O_NOFOLLOW.
- *
- * `DirectorySource` keeps small files in memory once read (`cacheBytes`, default 64 MiB in all; a file is
- * kept when it is at most an eighth of that): when a rack boots, every machine asks for the same iPXE
- * binary, and a read from memory spares each transfer its file reads through the thread pool (measured
- * in BENCHMARKS.md, "TFTP send path"). Every open still resolves, opens and stats the file, and a cached
- * copy is used only while the file's inode, size, mtime and ctime (nanoseconds) are unchanged, so a
- * replaced or rewritten file is served new at the next request.
  */
 import { constants, type FileHandle, open, realpath } from 'node:fs/promises';
 import { join, sep } from 'node:path';
@@ -58,14 +51,6 @@ export interface DirectorySourceOptions {
    */
   allowLeadingSlash?: boolean;
   logger?: Logger;
-  /** Bytes of file content kept in memory across transfers; 0 turns the cache off. Default 64 MiB. */
-  cacheBytes?: number;
-}
-
-interface Cached {
-  data: Buffer;
-  /** size, mtime and ctime in ns: the file is re-read when any changes. */
-  stamp: string;
 }
 
 class FileHandleFile implements OpenFile {
@@ -94,17 +79,12 @@ export class DirectorySource implements FileSource {
   readonly root: string;
   readonly #allowLeadingSlash: boolean;
   readonly #log: Logger;
-  readonly #cacheBytes: number;
-  /** By device:inode, least recently used first. */
-  readonly #cache = new Map<string, Cached>();
-  #cached = 0;
   #realRoot: Promise<string> | undefined;
 
   constructor(root: string, options: DirectorySourceOptions = {}) {
     this.root = root;
     this.#allowLeadingSlash = options.allowLeadingSlash ?? false;
     this.#log = options.logger ?? silentLogger;
-    this.#cacheBytes = options.cacheBytes ?? 64 * 2 ** 20;
   }
 
   #refuse(path: string, client: TftpClient, reason: string): never {
@@ -158,41 +138,16 @@ export class DirectorySource implements FileSource {
       throw err;
     }
     try {
-      const st = await fh.stat({ bigint: true });
+      const st = await fh.stat();
       if (!st.isFile()) {
         await fh.close();
         return null;
       }
-      const size = Number(st.size);
-      if (size > this.#cacheBytes / 8) return new FileHandleFile(fh, size);
-      const data = await this.#content(fh, `${st.dev}:${st.ino}`, `${st.size}:${st.mtimeNs}:${st.ctimeNs}`);
-      await fh.close();
-      return new BufferFile(data);
+      return new FileHandleFile(fh, st.size);
     } catch (err) {
-      await fh.close().catch(() => {});
+      await fh.close();
       throw err;
     }
-  }
-
-  /** The file's content from the cache when its stamp still matches, else read now (and kept if it fits). */
-  async #content(fh: FileHandle, key: string, stamp: string): Promise<Buffer> {
-    const hit = this.#cache.get(key);
-    const data = hit?.stamp === stamp ? hit.data : await fh.readFile();
-    if (!stamp.startsWith(`${data.length}:`)) return data; // changed while read: serve it, keep nothing
-    const old = this.#cache.get(key); // (another open may have read it meanwhile)
-    if (old) this.#drop(key, old); // re-inserted as the most recently used
-    this.#cache.set(key, { data, stamp });
-    this.#cached += data.length;
-    for (const [k, c] of this.#cache) {
-      if (this.#cached <= this.#cacheBytes) break;
-      this.#drop(k, c);
-    }
-    return data;
-  }
-
-  #drop(key: string, c: Cached): void {
-    this.#cache.delete(key);
-    this.#cached -= c.data.length;
   }
 }
 
