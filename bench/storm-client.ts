@@ -6,7 +6,9 @@
  * to `strata.url`/install/<node>/events with the script's install token, or to `/report` without one).
  * TFTP and HTTP leave from the machine's leased address: the namespace routes the pool to itself
  * (`ip route add local POOL dev lo`), so each machine has its own source address as real ones do.
- *   node bench/storm-client.ts MACHINES MAC_OFFSET
+ *   node bench/storm-client.ts MACHINES MAC_OFFSET [SPREAD_S]
+ * Machines power on at random moments within SPREAD_S seconds (default 0: all at once), as a rack's
+ * machines finish their self-tests at different times.
  * Prints one JSON line: {wallMs, slowestMs, medianMs, failed, errors, retries}.
  */
 import { createSocket } from 'node:dgram';
@@ -27,6 +29,7 @@ import { tftpFetch } from './tftp-client.ts';
 
 const machines = Number(process.argv[2]);
 const macOffset = Number(process.argv[3] ?? 0);
+const spreadMs = Number(process.argv[4] ?? 0) * 1000;
 
 type Reply = { type: number; yiaddr: number; siaddr: number; server: number; file: string };
 const waiting = new Map<number, (r: Reply) => void>();
@@ -54,9 +57,9 @@ await new Promise<void>((r) => sock.bind(68, '0.0.0.0', r));
 sock.setBroadcast(true);
 let retries = 0;
 
-/** Sends `packet` until a reply of `want` type arrives (1, 2, 4, 8 s apart, as PXE firmware backs off). */
+/** Sends `packet` until a reply of `want` type arrives: 4 tries, 4, 8, 16 and 32 s apart, as the PXE spec's firmware. */
 async function exchange(xid: number, packet: Buffer, want: number): Promise<Reply> {
-  for (const wait of [1000, 2000, 4000, 8000, 16000]) {
+  for (const wait of [4000, 8000, 16000, 32000]) {
     const reply = new Promise<Reply | undefined>((resolve) => {
       const t = setTimeout(() => resolve(undefined), wait);
       waiting.set(xid, (r) => {
@@ -129,6 +132,7 @@ function http(method: string, url: string, localAddress: string, body?: string, 
 }
 
 async function machine(i: number): Promise<number> {
+  if (spreadMs) await new Promise((r) => setTimeout(r, Math.random() * spreadMs));
   const t0 = performance.now();
   const mac = benchMac(i);
   const first = await dhcp(mac, false);
