@@ -214,7 +214,7 @@ if (import.meta.main) {
   publish(
     {
       name: 'storm',
-      title: 'Boot storm: N machines power on at once',
+      title: 'Boot storm: N machines powering on within seconds of each other',
       command: `node bench/storm.ts ${argv}`.trim(),
       rows,
       notes: [
