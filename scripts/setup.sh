@@ -30,7 +30,14 @@ PACKAGES=(
   xorriso isolinux syslinux syslinux-common mtools
   # the cluster layer's host test (state 6): etcd under the control plane built by scripts/build/kubernetes.sh
   etcd-server etcd-client
+  # the peers bench/ measures Strata against, and its HTTP load generator (bench/*.ts run them only inside
+  # namespaces they make; their own system services are stopped and disabled below)
+  kea-dhcp4-server dnsmasq-base tftpd-hpa nginx-light wrk
 )
+
+# Packages whose Debian service would serve on the machine's own network: the benchmarks start their
+# own copies inside namespaces, so the system's instances stay off.
+PEER_SERVICES=(kea-dhcp4-server tftpd-hpa nginx)
 
 if [ "$(id -u)" -ne 0 ]; then
   echo "setup: run as root (it installs system packages with apt-get)" >&2
@@ -44,8 +51,21 @@ done
 if [ "${#missing[@]}" -gt 0 ]; then
   echo "setup: installing ${missing[*]}" >&2
   export DEBIAN_FRONTEND=noninteractive
+  # No package may start its service while it installs: Kea, nginx, tftpd-hpa and libvirt would serve on
+  # the machine's own network (a DHCP server there is never allowed). A policy-rc.d that denies every start
+  # is in place for the install only, unless the machine already has one. scripts/services.sh starts
+  # PostgreSQL itself, on loopback.
+  own_policy=
+  if [ ! -e /usr/sbin/policy-rc.d ]; then
+    printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d && chmod 755 /usr/sbin/policy-rc.d && own_policy=1
+  fi
   apt-get -o DPkg::Lock::Timeout=900 update -q >&2
-  apt-get -o DPkg::Lock::Timeout=900 install -y -q --no-install-recommends "${missing[@]}" >&2
+  apt-get -o DPkg::Lock::Timeout=900 install -y -q --no-install-recommends "${missing[@]}" >&2 ||
+    { [ -z "$own_policy" ] || rm -f /usr/sbin/policy-rc.d; exit 1; }
+  [ -z "$own_policy" ] || rm -f /usr/sbin/policy-rc.d
+  if [ -d /run/systemd/system ]; then
+    systemctl disable --now "${PEER_SERVICES[@]}" >/dev/null 2>&1 || true
+  fi
 fi
 
 # iPXE for boot media: Debian's current ipxe package (its EFI build runs a script from the stick)
