@@ -15,7 +15,11 @@ import { CLUSTER_FINALIZER } from './protocol.ts';
 const selector = (what: string, example: string) =>
   z
     .object(
-      { matchLabels: labels },
+      {
+        matchLabels: labels.describe(
+          `Labels a Node must all carry to be one of the ${what}, like {${example}}; never empty.`,
+        ),
+      },
       { message: `expected a label selector for the ${what}, like {matchLabels: {${example}}}` },
     )
     .strict();
@@ -24,50 +28,94 @@ export const clusterSpec = z
   .object({
     distribution: z
       .enum(['kubernetes', 'k3s'], { message: 'expected distribution "kubernetes" or "k3s"' })
-      .default('kubernetes'),
+      .default('kubernetes')
+      .describe(
+        "Which Kubernetes is installed: kubernetes (upstream binaries from Strata's registry as systemd units) or k3s (k3s's air-gap install).",
+      ),
     version: z
       .string()
       .regex(/^v1\.\d{1,2}\.\d{1,3}$/, { message: 'expected a Kubernetes version like v1.34.4' })
-      .default('v1.34.4'),
+      .default('v1.34.4')
+      .describe(
+        "Kubernetes version, like v1.34.4: the tag the binaries are pulled by from Strata's registry (kubernetes/kubelet:v1.34.4 and so on).",
+      ),
     controlPlane: z
       .object({
-        selector: selector('control-plane nodes', 'role: control-plane'),
-        /** How many control-plane nodes to expect: 1, or 3 for an HA etcd quorum. */
+        selector: selector('control-plane nodes', 'role: control-plane').describe(
+          'The Nodes whose labels match matchLabels are control-plane nodes (also when the workers selector picks them too).',
+        ),
         count: z
           .union([z.literal(1), z.literal(3)], { message: 'expected 1 or 3 control-plane nodes' })
-          .default(1),
+          .default(1)
+          .describe(
+            'How many control-plane nodes the selector should pick: 1, or 3 for an HA etcd quorum (not with datastore kine). Another number is reported in status.problems.',
+          ),
       })
-      .strict(),
-    workers: z
-      .object({ selector: selector('worker nodes', 'role: worker') })
       .strict()
-      .optional(),
-    podCIDR: cidr.default('10.244.0.0/16'),
-    serviceCIDR: cidr.default('10.96.0.0/12'),
+      .describe(
+        'The control-plane nodes: they run the datastore, kube-apiserver, kube-controller-manager and kube-scheduler (a k3s server on k3s), and a kubelet.',
+      ),
+    workers: z
+      .object({
+        selector: selector('worker nodes', 'role: worker').describe(
+          'The Nodes whose labels match matchLabels (and not the control-plane selector) are workers.',
+        ),
+      })
+      .strict()
+      .optional()
+      .describe(
+        'The worker nodes: they run containerd and a kubelet only (a k3s agent on k3s). Absent: no workers.',
+      ),
+    podCIDR: cidr
+      .default('10.244.0.0/16')
+      .describe(
+        "IPv4 network pods get addresses from, /8 to /24 and apart from serviceCIDR; each node's pods get a /24 of it.",
+      ),
+    serviceCIDR: cidr
+      .default('10.96.0.0/12')
+      .describe(
+        "IPv4 network Service cluster IPs come from, /12 to /28 and apart from podCIDR; its first address is the kubernetes Service's, named in the API server's certificate.",
+      ),
     cni: z
       .enum(['bridge', 'kube-router'], { message: 'expected cni "bridge" or "kube-router"' })
-      .default('bridge'),
-    datastore: z.enum(['etcd', 'kine'], { message: 'expected datastore "etcd" or "kine"' }).default('etcd'),
-    /**
-     * Where the API server is reached. Default: the first control-plane node's overlay address, port 6443.
-     * Set it for a load balancer in front of three control-plane nodes, or a control plane run elsewhere.
-     */
+      .default('bridge')
+      .describe(
+        "The pod network. bridge: a CNI bridge on each node's pod subnet, routed to the other nodes' pod subnets over their overlay addresses (k3s: its own flannel). kube-router: Strata sets up none and turns k3s's flannel off; the kube-router DaemonSet is not applied yet.",
+      ),
+    datastore: z
+      .enum(['etcd', 'kine'], { message: 'expected datastore "etcd" or "kine"' })
+      .default('etcd')
+      .describe(
+        "Where the API server keeps its state. etcd: etcd on each control-plane node (k3s: its embedded etcd). kine: the etcd API on one SQLite file (k3s's default), so one control-plane node only.",
+      ),
     endpoint: z
       .object({
-        host: z.string().regex(/^[A-Za-z0-9.:-]{1,253}$/, {
-          message: 'expected the API server address or DNS name, like 10.77.0.1',
-        }),
+        host: z
+          .string()
+          .regex(/^[A-Za-z0-9.:-]{1,253}$/, {
+            message: 'expected the API server address or DNS name, like 10.77.0.1',
+          })
+          .describe(
+            "The API server's address or DNS name, like 10.77.0.1; its serving certificate names it.",
+          ),
         port: z
           .number({ message: 'expected a TCP port like 6443' })
           .int()
           .min(1, { message: 'expected a TCP port 1..65535' })
           .max(65535, { message: 'expected a TCP port 1..65535' })
-          .default(6443),
+          .default(6443)
+          .describe("The API server's TCP port."),
       })
       .strict()
-      .optional(),
-    /** How long a join token is valid; Strata makes a new one when a third of that is left. */
-    joinTokenTTL: duration.default('24h'),
+      .optional()
+      .describe(
+        "Where the API server is reached. Absent: the first control-plane node's overlay address, port 6443. Set it for a load balancer in front of three control-plane nodes, or a control plane run elsewhere.",
+      ),
+    joinTokenTTL: duration
+      .default('24h')
+      .describe(
+        'How long a join token is valid (seconds, or like 30m, 12h, 1d); Strata makes a new one when a third of that is left.',
+      ),
   })
   .strict();
 

@@ -37,108 +37,180 @@ export const nebulaOptions = z
   .object({
     lighthouse: z
       .object({
-        /** Underlay address (or DNS name) members reach the lighthouse on: the static_host_map entry. */
         host: z
           .string({ message: 'expected the lighthouse underlay address members reach, like 10.213.0.1' })
-          .min(1, { message: 'expected the lighthouse underlay address members reach, like 10.213.0.1' }),
-        port: port('the lighthouse').default(4242),
-        /** A member Node that runs the lighthouse; without it Strata runs the lighthouse itself. */
-        node: resourceName.optional(),
-        /** The lighthouse's overlay address; the first address of the subnet by default. Reserved in IPAM. */
-        address: ipv4.optional(),
+          .min(1, { message: 'expected the lighthouse underlay address members reach, like 10.213.0.1' })
+          .describe(
+            'Underlay address (or DNS name) members reach the lighthouse on, like 10.213.0.1: their static_host_map entry.',
+          ),
+        port: port('the lighthouse').default(4242).describe('UDP port the lighthouse listens on.'),
+        node: resourceName
+          .optional()
+          .describe('A member Node that runs the lighthouse. Absent: Strata runs the lighthouse itself.'),
+        address: ipv4
+          .optional()
+          .describe(
+            "The lighthouse's overlay address, inside subnet and reserved in IPAM. Absent: the subnet's first usable address.",
+          ),
       })
-      .strict(),
-    /** Groups signed into every member's certificate; the firewall lets these groups in. */
-    groups: z.array(group).default(['strata']),
-    /** How long a member certificate is valid; it is re-signed when a third of that is left. */
-    certificateLifetime: duration.default('30d'),
-    /** How long the overlay's CA is valid; a new CA is made (and both trusted) when a third is left. */
-    caLifetime: duration.default('365d'),
-    /** UDP port members listen on (0: any free port). */
-    listenPort: z.number().int().min(0).max(65535).default(4242),
+      .strict()
+      .describe('The lighthouse members find each other through: a member Node, or one Strata runs.'),
+    groups: z
+      .array(group)
+      .default(['strata'])
+      .describe(
+        "Groups signed into every member's certificate; each member's firewall lets these groups in.",
+      ),
+    certificateLifetime: duration
+      .default('30d')
+      .describe(
+        'How long a member certificate is valid (seconds, or like 12h, 30d); it is re-signed when a third of that is left.',
+      ),
+    caLifetime: duration
+      .default('365d')
+      .describe(
+        "How long the overlay's CA is valid (seconds, or like 365d); a new CA is made (and both trusted) when a third is left.",
+      ),
+    listenPort: z
+      .number()
+      .int()
+      .min(0)
+      .max(65535)
+      .default(4242)
+      .describe('UDP port members listen on (0: any free port); the lighthouse listens on lighthouse.port.'),
   })
   .strict();
 
 export const wireguardOptions = z
   .object({
-    topology: z.enum(['hub', 'mesh'], { message: 'expected topology "hub" or "mesh"' }).default('mesh'),
-    listenPort: port('WireGuard').default(51820),
-    /**
-     * The member Node every spoke talks through (topology hub). It gets the reserved address. Without it
-     * Strata itself is the hub, as it runs the Nebula lighthouse.
-     */
-    hub: resourceName.optional(),
-    /**
-     * Where the nodes reach Strata's own WireGuard peer (its underlay address and UDP port). Strata is a
-     * peer of every WireGuard overlay, so it reaches its nodes over their overlay addresses (state 5).
-     */
+    topology: z
+      .enum(['hub', 'mesh'], { message: 'expected topology "hub" or "mesh"' })
+      .default('mesh')
+      .describe(
+        'mesh: every member peers with every other. hub: each spoke peers with the hub only, which forwards between them.',
+      ),
+    listenPort: port('WireGuard').default(51820).describe('UDP port every member listens on.'),
+    hub: resourceName
+      .optional()
+      .describe(
+        'The member Node every spoke talks through (topology hub only); it gets the reserved address. Absent: Strata itself is the hub.',
+      ),
     endpoint: z
       .object({
-        host: z.string().regex(/^[A-Za-z0-9.-]{1,253}$/, {
-          message: 'expected the address or DNS name the nodes reach Strata at, like 10.213.0.1',
-        }),
-        /** Default: listenPort. Strata listens on it too. */
-        port: port("Strata's WireGuard peer").optional(),
+        host: z
+          .string()
+          .regex(/^[A-Za-z0-9.-]{1,253}$/, {
+            message: 'expected the address or DNS name the nodes reach Strata at, like 10.213.0.1',
+          })
+          .describe("Strata's address or DNS name on the nodes' network, like 10.213.0.1."),
+        port: port("Strata's WireGuard peer")
+          .optional()
+          .describe("UDP port Strata's peer listens on. Absent: listenPort."),
       })
       .strict()
-      .optional(),
-    /** Seconds between keepalives, for members behind NAT (0: off). */
-    persistentKeepalive: z.number().int().min(0).max(65535).default(25),
+      .optional()
+      .describe(
+        "Where the nodes reach Strata's own WireGuard peer. With it Strata is a peer of the overlay and reaches its nodes over their overlay addresses (state 5); without it Strata cannot.",
+      ),
+    persistentKeepalive: z
+      .number()
+      .int()
+      .min(0)
+      .max(65535)
+      .default(25)
+      .describe('Seconds between keepalives, for members behind NAT (0: off).'),
   })
   .strict();
 
 export const zerotierOptions = z
   .object({
-    /** The 16-hex-digit network id: the controller's 10-digit address and a 6-digit network number. */
-    networkId: z.string().regex(/^[0-9a-f]{16}$/, {
-      message: 'expected a 16-digit lower-case hex network id like 8056c2e21c000001',
-    }),
+    networkId: z
+      .string()
+      .regex(/^[0-9a-f]{16}$/, {
+        message: 'expected a 16-digit lower-case hex network id like 8056c2e21c000001',
+      })
+      .describe(
+        "The 16-hex-digit network id members join: the controller's 10-digit address and a 6-digit network number.",
+      ),
     controller: z
       .object({
-        /** `selfHosted`: a zerotier-one controller's local API; `central`: ZeroTier Central. */
-        type: z.enum(['selfHosted', 'central']).default('selfHosted'),
-        /** Base URL: http://127.0.0.1:9993 for a self-hosted controller, https://api.zerotier.com for Central. */
-        url: z.url({ message: 'expected the controller base URL like http://127.0.0.1:9993' }),
-        /** File on the Strata server holding the API token (authtoken.secret, or a Central API token). */
+        type: z
+          .enum(['selfHosted', 'central'])
+          .default('selfHosted')
+          .describe("selfHosted: a zerotier-one controller's local API. central: ZeroTier Central."),
+        url: z
+          .url({ message: 'expected the controller base URL like http://127.0.0.1:9993' })
+          .describe(
+            'Base URL of the controller API: http://127.0.0.1:9993 for a self-hosted controller, https://api.zerotier.com for Central.',
+          ),
         tokenFile: z
           .string()
-          .min(1, { message: 'expected a path like /var/lib/zerotier-one/authtoken.secret' }),
+          .min(1, { message: 'expected a path like /var/lib/zerotier-one/authtoken.secret' })
+          .describe(
+            'File holding the controller API token (authtoken.secret, or a Central API token), read where the controller is reached; never on a member.',
+          ),
       })
-      .strict(),
-    /** The site's moon (world id), orbited with the seed below. */
+      .strict()
+      .describe(
+        "The network's controller: its API authorises each member and assigns it the address Strata allocated.",
+      ),
     moon: z
       .object({
         id: z
           .string()
-          .regex(/^[0-9a-f]{10}$/, { message: 'expected a 10-digit hex moon (world) id like 0123456789' }),
+          .regex(/^[0-9a-f]{10}$/, { message: 'expected a 10-digit hex moon (world) id like 0123456789' })
+          .describe('The 10-hex-digit moon (world) id.'),
         seed: z
           .string()
           .regex(/^[0-9a-f]{10}$/, {
             message: 'expected the 10-digit hex address of a moon root like 0123456789',
           })
-          .optional(),
+          .optional()
+          .describe("The 10-hex-digit address of one of the moon's roots. Absent: the moon id."),
       })
       .strict()
-      .optional(),
-    /** Artifact name of the zerotier-one package in the local registry. */
-    package: z.string().min(1).default('zerotier-one'),
+      .optional()
+      .describe("The site's moon, which every member orbits (zerotier-cli orbit ID SEED) before joining."),
+    package: z
+      .string()
+      .min(1)
+      .default('zerotier-one')
+      .describe(
+        "Artifact name of the zerotier-one package. Not read yet: members install Debian package zerotier-one from Strata's registry.",
+      ),
   })
   .strict();
 
 export const overlaySpec = z
   .object({
-    provider: z.enum(['nebula', 'wireguard', 'zerotier'], {
-      message: 'expected provider "nebula", "wireguard" or "zerotier"',
-    }),
-    /** The overlay's own IPv4 network; members get addresses from it. */
-    subnet: cidr,
+    provider: z
+      .enum(['nebula', 'wireguard', 'zerotier'], {
+        message: 'expected provider "nebula", "wireguard" or "zerotier"',
+      })
+      .describe(
+        "The overlay software: nebula, wireguard or zerotier. Its options block must be set, and no other provider's.",
+      ),
+    subnet: cidr.describe(
+      "The overlay's own IPv4 network, /8 to /30 with no host bits set, like 10.77.0.0/24; members get addresses from it.",
+    ),
     selector: z
-      .object({ matchLabels: labels.default({}) })
+      .object({
+        matchLabels: labels.default({}).describe('Labels a Node must all carry to join. Empty: every Node.'),
+      })
       .strict()
-      .default({ matchLabels: {} }),
-    nebula: nebulaOptions.optional(),
-    wireguard: wireguardOptions.optional(),
-    zerotier: zerotierOptions.optional(),
+      .default({ matchLabels: {} })
+      .describe('The Nodes whose labels match matchLabels are the members.'),
+    nebula: nebulaOptions
+      .optional()
+      .describe(
+        'Options of provider nebula: the lighthouse, the certificate groups and lifetimes, the port.',
+      ),
+    wireguard: wireguardOptions
+      .optional()
+      .describe("Options of provider wireguard: topology, ports, the hub and Strata's own peer."),
+    zerotier: zerotierOptions
+      .optional()
+      .describe("Options of provider zerotier: the network, its controller and the site's moon."),
   })
   .strict();
 

@@ -49,7 +49,10 @@ async function checkWritable(file: string): Promise<void> {
 }
 
 export function registerMediaCommands(program: Command): void {
-  const media = program.command('media').description('boot media: ISO and USB images that chain to Strata');
+  const media = examples(
+    program.command('media').description('boot media: ISO and USB images that chain to Strata'),
+    ['strata media build --network lan -o strata-lan.iso', 'strata media write strata-lan.iso /dev/sdb'],
+  );
   examples(
     media
       .command('build')
@@ -109,34 +112,39 @@ export function registerMediaCommands(program: Command): void {
     },
   );
 
-  media
-    .command('write')
-    .description('write an image to a removable disk (refuses fixed disks unless --force)')
-    .argument('<image>', 'the image file (from strata media build)')
-    .argument('<device>', 'the whole disk, e.g. /dev/sdb')
-    .option('--force', 'write even to a disk the kernel does not mark removable (never a mounted one)')
-    .action(async (image: string, device: string, o: { force?: boolean }) => {
-      const view = new ProgressView({ out: process.stderr });
-      try {
-        const n = await writeMedia(image, device, {
-          ...(o.force ? { force: true } : {}),
-          onProgress: (done, total) =>
-            view.update('write', {
-              label: basename(device),
-              percent: total ? Math.floor((done / total) * 100) : 100,
-              phase: 'writing',
-              doing: `${(done / 1048576).toFixed(1)} of ${(total / 1048576).toFixed(1)} MiB`,
-            }),
-        });
-        view.end('write', 'written and flushed');
-        process.stdout.write(`wrote ${n} bytes of ${image} to ${device}\n`);
-      } catch (e) {
-        if (e instanceof MediaWriteError) throw new CliError(`error: ${e.message}`);
-        throw e;
-      } finally {
-        view.close();
-      }
-    });
+  examples(
+    media
+      .command('write')
+      .description('write an image to a removable disk (refuses fixed disks unless --force)')
+      .argument('<image>', 'the image file (from strata media build)')
+      .argument('<device>', 'the whole disk, e.g. /dev/sdb')
+      .option('--force', 'write even to a disk the kernel does not mark removable (never a mounted one)'),
+    [
+      'strata media write strata-lan.iso /dev/sdb',
+      'strata media write rack1-07.img /dev/sdc --force   # a USB disk the kernel does not mark removable',
+    ],
+  ).action(async (image: string, device: string, o: { force?: boolean }) => {
+    const view = new ProgressView({ out: process.stderr });
+    try {
+      const n = await writeMedia(image, device, {
+        ...(o.force ? { force: true } : {}),
+        onProgress: (done, total) =>
+          view.update('write', {
+            label: basename(device),
+            percent: total ? Math.floor((done / total) * 100) : 100,
+            phase: 'writing',
+            doing: `${(done / 1048576).toFixed(1)} of ${(total / 1048576).toFixed(1)} MiB`,
+          }),
+      });
+      view.end('write', 'written and flushed');
+      process.stdout.write(`wrote ${n} bytes of ${image} to ${device}\n`);
+    } catch (e) {
+      if (e instanceof MediaWriteError) throw new CliError(`error: ${e.message}`);
+      throw e;
+    } finally {
+      view.close();
+    }
+  });
 }
 
 /** Downloads to a temporary file beside `file`, checks the SHA-256, then renames it into place. */
