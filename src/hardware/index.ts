@@ -1,18 +1,22 @@
 /**
  * Step 0 (state 0 → 1, "powered and cabled"). For the `human` provider the seed's human manager issues a
  * work order ("connect node X to energy and the network, power it on") and the human worker confirms it
- * through the CLI or API. Machine providers (lab, BMC) are asked over the transport to power the node on.
- * A node whose firmware was already heard on the network (DHCP) is powered and cabled by evidence.
+ * through the CLI or API. Machine providers (lab, BMC) are asked over the transport to power the node on;
+ * a BMC (Redfish, IPMI: the `bmc` worker role) is first told to boot from the network once, unless the node
+ * is installed, so PXE-once holds whatever the firmware's boot order. A Redfish node without MACs is
+ * enrolled from the NICs its BMC reports. A node whose firmware was already heard on the network (DHCP) is
+ * powered and cabled by evidence.
  */
 
 import { z } from 'zod';
-import type { NodeResource } from '../core/kinds/node.ts';
+import { type NodeResource, nodeBmc } from '../core/kinds/node.ts';
 import type { Step, StepContext } from '../core/ladder/step.ts';
 import type { Layer, ManagerContext } from '../core/layer.ts';
 import { StrataError } from '../core/resources/errors.ts';
-import type { Transport } from '../core/transport/types.ts';
 import { STEPS } from '../ladder.ts';
-import { type PowerReply, type PowerRequest, powerTarget, providerSubject } from './provider.ts';
+import { BMC_SECRETS, type BmcCredentials, bmcTarget, hardwareRequest, isBmcProvider } from './control.ts';
+import { type BmcTarget, HARDWARE_OPS, type HardwareOp, type PowerReply } from './provider.ts';
+import { bmcWorker, DISCOVER_SUBJECT, type DiscoverReply, type DiscoverRequest } from './worker.ts';
 
 export const WORK_ORDERS = 'workorders';
 
@@ -83,6 +87,14 @@ const machineStep: Step = {
     return r.state === 'on';
   },
   async action(ctx) {
+    const node = ctx.node;
+    const provider = node.spec.providers.hardware;
+    if (provider === 'redfish' && node.spec.macAddresses.length === 0) await enrolFromBmc(ctx);
+    // PXE-once: only a node that is not installed (or is to be reinstalled) is sent to the network.
+    if (isBmcProvider(provider) && (!node.status?.installedAt || node.spec.reprovision)) {
+      const b = await powerRequest(ctx, 'pxe-once');
+      ctx.record('BootOnce', b.message ?? 'next boot: network, once');
+    }
     const r = await powerRequest(ctx, 'on');
     return { status: 'done', message: r.message ?? `powered ${r.state}` };
   },
@@ -90,6 +102,17 @@ const machineStep: Step = {
     await powerRequest(ctx, 'off');
   },
 };
+
+/** A Redfish node with no MACs takes them from the NICs its BMC reports (inventory goes to status.bmc). */
+async function enrolFromBmc(ctx: StepContext): Promise<void> {
+  const r = await powerRequest(ctx, 'inventory');
+  const macs = (r.inventory?.nics ?? []).map((n) => n.mac);
+  if (!macs.length) return;
+  const cur = (await ctx.resources.mustGet('Node', ctx.node.metadata.name)) as unknown as NodeResource;
+  if (cur.spec.macAddresses.length) return;
+  await ctx.resources.update({ ...cur, spec: { ...cur.spec, macAddresses: macs } } as never);
+  ctx.record('EnrolledFromBmc', `MAC addresses from the BMC: ${macs.join(', ')}`, { macs });
+}
 
 /** No provider: the machine is managed outside Strata; it counts as powered once it shows up on the network. */
 const noneStep: Step = {
@@ -107,30 +130,36 @@ const noneStep: Step = {
   },
 };
 
-/** Asks the worker of the node's hardware provider to switch it (or to say how it is). */
-function askProvider(transport: Transport, node: NodeResource, op: PowerRequest['op']): Promise<PowerReply> {
-  return transport.request<PowerRequest, PowerReply>(
-    providerSubject(node.spec.providers.hardware),
-    { op, node: powerTarget(node) },
-    { timeout: 60_000 },
-  );
+/** Asks the node's hardware provider; a failure becomes the step's error (the node stays where it is). */
+async function powerRequest(ctx: StepContext, op: HardwareOp): Promise<PowerReply> {
+  const r = await hardwareRequest(ctx, ctx.node, op, { source: 'hardware-manager' });
+  if (r.error) throw new Error(`${r.error.reason}: ${r.error.message}`);
+  return r;
 }
 
-function powerRequest(ctx: StepContext, op: PowerRequest['op']): Promise<PowerReply> {
-  return askProvider(ctx.transport, ctx.node, op);
+/** The API's answer for a provider's error: its status (409, 501, 502, 504) and reason, never a 500. */
+function raise(r: PowerReply): PowerReply {
+  if (r.error) throw new StrataError(r.error.status, r.error.reason, r.error.message);
+  return r;
 }
 
 function routes(ctx: ManagerContext): void {
   ctx.router.add('POST', '/api/v1/nodes/:name/power', async ({ params, json }) => {
     const node = (await ctx.resources.mustGet('Node', params.name!)) as unknown as NodeResource;
-    const { op } = await json<{ op?: string }>();
-    if (op !== 'on' && op !== 'off' && op !== 'cycle' && op !== 'status') {
+    const { op, imageUrl } = await json<{ op?: string; imageUrl?: string }>();
+    if (!HARDWARE_OPS.includes(op as HardwareOp)) {
       throw new StrataError(
         422,
         'Invalid',
-        `op: expected one of on, off, cycle, status; got ${JSON.stringify(op)}`,
+        `op: expected one of ${HARDWARE_OPS.join(', ')}; got ${JSON.stringify(op)}`,
       );
     }
+    if (op === 'media-boot' && !imageUrl)
+      throw new StrataError(
+        422,
+        'Invalid',
+        'imageUrl: media-boot needs the URL of the image the BMC inserts',
+      );
     const provider = node.spec.providers.hardware;
     if (provider === 'human' || provider === 'none') {
       throw new StrataError(
@@ -139,8 +168,13 @@ function routes(ctx: ManagerContext): void {
         `node "${node.metadata.name}" has hardware provider "${provider}": Strata cannot switch its power`,
       );
     }
-    const reply = await askProvider(ctx.transport, node, op);
-    if (op !== 'status') {
+    const reply = raise(
+      await hardwareRequest(ctx, node, op as HardwareOp, {
+        source: 'api',
+        ...(imageUrl ? { imageUrl } : {}),
+      }),
+    );
+    if (op !== 'status' && op !== 'inventory') {
       ctx.hub.record({
         kind: 'Node',
         name: node.metadata.name,
@@ -150,8 +184,10 @@ function routes(ctx: ManagerContext): void {
         message: `power ${op} requested: now ${reply.state}${reply.message ? ` (${reply.message})` : ''}`,
       });
     }
-    return { kind: 'PowerStatus', node: node.metadata.name, ...reply };
+    const { calls: _calls, ...rest } = reply;
+    return { kind: 'PowerStatus', node: node.metadata.name, ...rest };
   });
+  bmcRoutes(ctx);
   ctx.router.add('GET', '/api/v1/workorders', async () => ({
     kind: 'WorkOrderList',
     items: (await ctx.store.listRecords(WORK_ORDERS)).map((r) => r.value),
@@ -201,7 +237,10 @@ function routes(ctx: ManagerContext): void {
       schema: {
         type: 'object',
         required: ['op'],
-        properties: { op: { enum: ['on', 'off', 'cycle', 'status'] } },
+        properties: {
+          op: { enum: [...HARDWARE_OPS] },
+          imageUrl: { type: 'string', description: 'media-boot: the image the BMC inserts as virtual CD' },
+        },
       },
       required: true,
     },
@@ -211,9 +250,10 @@ function routes(ctx: ManagerContext): void {
         node: z.string(),
         state: z.enum(['on', 'off', 'unknown']),
         message: z.string().optional(),
+        inventory: z.record(z.string(), z.unknown()).optional(),
       }),
     },
-    errors: [404, 409, 422],
+    errors: [404, 409, 422, 501, 502, 504],
   });
   ctx.router.describe('GET', '/api/v1/workorders', {
     operationId: 'listWorkOrders',
@@ -232,13 +272,99 @@ function routes(ctx: ManagerContext): void {
   });
 }
 
+/** BMC secrets (write-only) and Redfish discovery. */
+function bmcRoutes(ctx: ManagerContext): void {
+  ctx.router.add('PUT', '/api/v1/bmc/secrets/:name', async ({ params, json }) => {
+    const name = params.name!;
+    if (!/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/.test(name))
+      throw new StrataError(422, 'Invalid', `name: expected a DNS label like "rack1-bmc"; got "${name}"`);
+    const b = await json<{ username?: unknown; password?: unknown }>();
+    if (typeof b.username !== 'string' || !b.username)
+      throw new StrataError(422, 'Invalid', 'username: expected the BMC user name, e.g. "admin"');
+    if (typeof b.password !== 'string' || !b.password)
+      throw new StrataError(
+        422,
+        'Invalid',
+        'password: expected the BMC password (the CLI reads it from stdin)',
+      );
+    const cred: BmcCredentials = { username: b.username, password: b.password };
+    await ctx.store.putRecords(BMC_SECRETS, [{ key: name, value: cred }]);
+    return { kind: 'BmcSecret', name, username: cred.username };
+  });
+  ctx.router.add('GET', '/api/v1/bmc/secrets', async () => ({
+    kind: 'BmcSecretList',
+    items: (await ctx.store.listRecords(BMC_SECRETS)).map((r) => ({
+      name: r.key,
+      username: (r.value as BmcCredentials).username,
+    })),
+  }));
+  ctx.router.add('POST', '/api/v1/bmc/discover', async ({ json }) => {
+    const parsed = nodeBmc.safeParse({ protocol: 'redfish', ...(await json<Record<string, unknown>>()) });
+    if (!parsed.success) {
+      const i = parsed.error.issues[0]!;
+      throw new StrataError(422, 'Invalid', `${i.path.join('.') || 'body'}: ${i.message}`);
+    }
+    const b = parsed.data;
+    const probe = {
+      metadata: { name: 'discover' },
+      spec: { providers: { hardware: 'redfish' }, macAddresses: [], bmc: b },
+    } as unknown as NodeResource;
+    const t = await bmcTarget(ctx, probe);
+    if ('state' in t) raise(t);
+    const r = await ctx.transport.request<DiscoverRequest, DiscoverReply>(
+      DISCOVER_SUBJECT,
+      { bmc: t as BmcTarget },
+      { timeout: 180_000 },
+    );
+    if ('error' in r) throw new StrataError(r.error.status, r.error.reason, r.error.message);
+    return { kind: 'BmcDiscovery', address: b.address, ...r };
+  });
+  ctx.router.describe('PUT', '/api/v1/bmc/secrets/:name', {
+    operationId: 'putBmcSecret',
+    summary: 'Store BMC credentials, sealed; they are never returned',
+    tags: ['hardware'],
+    body: { schema: z.object({ username: z.string(), password: z.string() }), required: true },
+    response: { schema: z.object({ kind: z.literal('BmcSecret'), name: z.string(), username: z.string() }) },
+    errors: [422],
+  });
+  ctx.router.describe('GET', '/api/v1/bmc/secrets', {
+    operationId: 'listBmcSecrets',
+    summary: 'BMC secrets: names and user names only',
+    tags: ['hardware'],
+    response: {
+      schema: z.object({
+        kind: z.literal('BmcSecretList'),
+        items: z.array(z.object({ name: z.string(), username: z.string() })),
+      }),
+    },
+  });
+  ctx.router.describe('POST', '/api/v1/bmc/discover', {
+    operationId: 'discoverBmc',
+    summary: 'Read a Redfish service root and its systems (inventory, MACs) through a bmc worker',
+    tags: ['hardware'],
+    body: {
+      schema: z.object({
+        address: z.string(),
+        credentialsSecret: z.string(),
+        fingerprint: z.string().optional(),
+        caCert: z.string().optional(),
+        insecureSkipVerify: z.boolean().optional(),
+      }),
+      required: true,
+    },
+    response: { schema: z.object({ kind: z.literal('BmcDiscovery') }).passthrough() },
+    errors: [409, 422, 501, 502, 504],
+  });
+}
+
 export const hardwareLayer: Layer = {
   name: 'hardware',
-  roles: [],
+  roles: ['bmc'],
   steps: [humanStep, machineStep, noneStep],
-  providers: { hardware: ['human', 'none'] },
+  providers: { hardware: ['human', 'none', 'redfish', 'ipmi'] },
   async manager(ctx) {
     routes(ctx);
     return undefined;
   },
+  worker: (ctx) => bmcWorker(ctx),
 };
