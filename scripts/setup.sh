@@ -16,6 +16,9 @@ PACKAGES=(
   # real peers and clients the tests drive
   udhcpc isc-dhcp-client kea-admin tftp-hpa atftp bind9-dnsutils curl tcpdump
   openssh-client openssh-server dropbear-bin
+  # BMC power control: the IPMI provider runs ipmitool (lanplus); the BMC tests build sushy-tools in a venv
+  # (scripts/tools/bmc-emulators.sh) and make certificates with openssl
+  ipmitool python3-venv openssl
   # backing services
   postgresql nats-server
 )

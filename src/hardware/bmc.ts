@@ -65,6 +65,10 @@ export class BmcSession {
     this.#policy = { ...DEFAULT_POLICY, ...policy };
   }
 
+  get timeoutMs(): number {
+    return this.#policy.timeoutMs;
+  }
+
   /**
    * Runs `fn` (one attempt, given an abort signal that fires at the timeout) under the BMC's gate, retrying
    * transient BmcErrors with backoff. `label` names the call on the timeline; `fn` returns a status to log.

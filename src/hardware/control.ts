@@ -96,13 +96,8 @@ async function recordOutcome(
       data: { ...c },
     });
   }
-  if (reply.message?.startsWith('INSECURE'))
-    ctx.hub.record({
-      ...base,
-      type: 'Warning',
-      reason: 'BmcInsecure',
-      message: reply.message.split(';')[0]!,
-    });
+  if (reply.warning)
+    ctx.hub.record({ ...base, type: 'Warning', reason: 'BmcWarning', message: `${op}: ${reply.warning}` });
   const e = reply.error;
   // 501 (cannot) and 409 (not now) say nothing about whether the BMC answers.
   const reachable = !e ? 'True' : e.status === 501 || e.reason === 'NoBmc' ? undefined : 'False';

@@ -41,8 +41,10 @@ export class IpmiClient {
     const { host, port } = ipmiHostPort(this.#bmc.address);
     return this.session.call(`ipmitool ${args.join(' ')}`, (signal) => {
       const argv = ['-I', 'lanplus', '-H', host, '-p', String(port), '-U', this.#bmc.username, '-E'];
-      // ipmitool's own retries are off (-R 1, -N seconds): the session's retries and backoff are the ones.
-      argv.push('-R', '1', '-N', '3', ...args);
+      // ipmitool's own retries are off (-R 1) and its timeout well inside the attempt's, so ipmitool says
+      // why it gave up (no session, refused credentials) before the attempt is cut off.
+      const n = Math.max(1, Math.floor(this.session.timeoutMs / 3000));
+      argv.push('-R', '1', '-N', String(n), ...args);
       return new Promise((resolve, reject) => {
         execFile(
           this.#bin,
@@ -98,7 +100,10 @@ async function waitPower(c: IpmiClient, want: PowerState, ms: number): Promise<P
   }
 }
 
+const IPMI_OPS: readonly HardwareOp[] = ['status', 'on', 'off', 'off-force', 'cycle', 'reset', 'pxe-once'];
+
 async function run(c: IpmiClient, op: HardwareOp): Promise<PowerReply> {
+  if (!IPMI_OPS.includes(op)) return unsupported('ipmi', op);
   const state = await c.power();
   switch (op) {
     case 'status':
@@ -121,9 +126,8 @@ async function run(c: IpmiClient, op: HardwareOp): Promise<PowerReply> {
       // Without `options=persistent` the BMC keeps the boot flag valid for the next boot only.
       await c.run('chassis', 'bootdev', 'pxe');
       return { state, message: 'next boot: network (PXE), once' };
-    default:
-      return unsupported('ipmi', op);
   }
+  return unsupported('ipmi', op);
 }
 
 /** The `hardware.ipmi` worker's handler: never throws; failures come back as `error`. */
@@ -132,6 +136,16 @@ export async function ipmiAction(
   op: HardwareOp,
   policy: Partial<CallPolicy> = {},
 ): Promise<PowerReply> {
+  // IPMI 2.0 keys passwords to 20 bytes; ipmitool refuses longer ones before any packet is sent.
+  if (Buffer.byteLength(bmc.password) > 20)
+    return {
+      state: 'unknown',
+      error: {
+        status: 409,
+        reason: 'BmcCredentialsInvalid',
+        message: `the password of secret "${bmc.credentialsSecret}" is longer than the 20 bytes IPMI allows: store the BMC's real password with "strata bmc secret ${bmc.credentialsSecret} --username USER"`,
+      },
+    };
   const c = new IpmiClient(bmc, policy);
   try {
     return { ...(await run(c, op)), calls: c.session.calls };

@@ -63,6 +63,8 @@ export interface HardwareError {
 export interface PowerReply {
   state: PowerState;
   message?: string;
+  /** Something the user should know that did not stop the action (TLS off, an override the BMC kept Continuous). */
+  warning?: string;
   error?: HardwareError;
   calls?: BmcCall[];
   inventory?: BmcInventory;

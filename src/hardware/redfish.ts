@@ -318,7 +318,7 @@ async function run(c: RedfishClient, op: HardwareOp, imageUrl?: string): Promise
         Boot: { BootSourceOverrideTarget: 'Pxe', BootSourceOverrideEnabled: 'Once' },
       });
       sys = await c.call('GET', path);
-      return { state: powerOf(sys), message: bootMessage(sys) };
+      return { state: powerOf(sys), message: bootMessage(sys), ...notOnce(sys) };
     case 'media-boot': {
       if (!imageUrl) throw new BmcError(409, 'NoImage', 'media-boot needs an image URL');
       const cd = await virtualCd(c, sys);
@@ -342,10 +342,23 @@ async function run(c: RedfishClient, op: HardwareOp, imageUrl?: string): Promise
         Boot: { BootSourceOverrideTarget: 'Cd', BootSourceOverrideEnabled: 'Once' },
       });
       sys = await c.call('GET', path);
-      return { state: powerOf(sys), message: `virtual CD ${cdPath} holds ${imageUrl}; ${bootMessage(sys)}` };
+      return {
+        state: powerOf(sys),
+        message: `virtual CD ${cdPath} holds ${imageUrl}; ${bootMessage(sys)}`,
+        ...notOnce(sys),
+      };
     }
   }
   return { state: powerOf(sys), message: `Redfish PowerState ${String(sys.PowerState)}` };
+}
+
+/** A BMC that accepted `Once` but reports another mode (some keep every override Continuous). */
+function notOnce(sys: Json): { warning?: string } {
+  const b = (sys.Boot as Json | undefined) ?? {};
+  if (b.BootSourceOverrideEnabled === 'Once') return {};
+  return {
+    warning: `the BMC reports BootSourceOverrideEnabled ${String(b.BootSourceOverrideEnabled)} after Strata asked for Once: it may boot ${String(b.BootSourceOverrideTarget)} every time; an installed node is still sent to its disk by Strata's boot script`,
+  };
 }
 
 function bootMessage(sys: Json): string {
@@ -361,24 +374,19 @@ export async function redfishAction(
   policy: Partial<CallPolicy> = {},
 ): Promise<PowerReply> {
   const c = new RedfishClient(bmc, policy);
-  const warn = bmc.insecureSkipVerify
-    ? 'INSECURE: TLS verification is off for this BMC (insecureSkipVerify); '
-    : '';
+  const insecure = bmc.insecureSkipVerify
+    ? 'INSECURE: TLS verification is off for this BMC (spec.bmc.insecureSkipVerify): anyone on the path can read its password'
+    : undefined;
+  const warn = (w?: string) => {
+    const all = [insecure, w].filter(Boolean).join('; ');
+    return all ? { warning: all } : {};
+  };
   try {
     const r = await run(c, op, imageUrl);
-    return {
-      ...r,
-      ...(warn || r.message ? { message: `${warn}${r.message ?? ''}` } : {}),
-      calls: c.session.calls,
-    };
+    return { ...r, ...warn(r.warning), calls: c.session.calls };
   } catch (err) {
     const e = err instanceof BmcError ? err : new BmcError(502, 'BmcError', (err as Error).message);
-    return {
-      state: 'unknown',
-      error: e.toJSON(),
-      calls: c.session.calls,
-      ...(warn ? { message: warn } : {}),
-    };
+    return { state: 'unknown', error: e.toJSON(), calls: c.session.calls, ...warn() };
   }
 }
 
