@@ -17,8 +17,8 @@ PACKAGES=(
   udhcpc isc-dhcp-client kea-admin tftp-hpa atftp bind9-dnsutils curl tcpdump
   openssh-client openssh-server dropbear-bin
   # BMC power control: the IPMI provider runs ipmitool (lanplus); the BMC tests build sushy-tools in a venv
-  # (scripts/tools/bmc-emulators.sh) and make certificates with openssl
-  ipmitool python3-venv openssl
+  # (scripts/tools/bmc-emulators.sh), run OpenIPMI's ipmi_sim as the IPMI BMC, make certificates with openssl
+  ipmitool openipmi python3-venv openssl
   # backing services
   postgresql nats-server
 )

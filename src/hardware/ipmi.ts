@@ -76,7 +76,12 @@ export class IpmiClient {
               )
             )
               return reject(
-                new BmcError(504, 'BmcUnreachable', `no IPMI session with ${host}:${port} (${text})`, true),
+                new BmcError(
+                  504,
+                  'BmcUnreachable',
+                  `no IPMI session with ${host}:${port} (${text}): the BMC did not answer, or refused the user or password (many BMCs do not say which)`,
+                  true,
+                ),
               );
             reject(new BmcError(502, 'BmcError', `ipmitool ${args.join(' ')}: ${text || err.message}`, true));
           },

@@ -170,3 +170,120 @@ export async function brokenBmcHttpsServer(
   const port = (server.address() as { port: number }).port;
   return { url: `https://127.0.0.1:${port}`, tls, requests: () => n };
 }
+
+export interface IpmiSim {
+  /** `127.0.0.1:PORT` (UDP). */
+  address: string;
+  /** What the chassis was told, in order (`set power 1`, `set boot pxe`, …). */
+  chassisCalls(): string[];
+}
+
+/**
+ * OpenIPMI's `ipmi_sim` (Debian `openipmi`): a real IPMI 2.0 LAN server (RMCP+, lanplus) on 127.0.0.1.
+ * Its chassis is a small shell script that keeps the power and boot device in files and logs what it is
+ * told: no machine sits behind it (virtualbmc with a libvirt VM would be one; see the README).
+ */
+export async function startIpmiSim(t: Cleanup, o: { user: string; password: string }): Promise<IpmiSim> {
+  const dir = tempDir(t, 'strata-ipmisim-');
+  const port = await freePort();
+  const chassis = join(dir, 'chassis.sh');
+  writeFileSync(
+    chassis,
+    [
+      '#!/bin/sh',
+      '# ipmi_sim chassis_control: "<mc> get <param>..." prints param:value; "<mc> set <param> <value>..." stores it',
+      'D=$(dirname "$0"); echo "$*" >> "$D/calls.log"; shift; op=$1; shift',
+      'if [ "$op" = get ]; then for p in "$@"; do case $p in power) echo "power:$(cat "$D/power" 2>/dev/null || echo 0)";; boot) echo "boot:$(cat "$D/boot" 2>/dev/null || echo default)";; esac; done',
+      'else while [ $# -gt 1 ]; do echo "$2" > "$D/$1"; shift 2; done; fi',
+      '',
+    ].join('\n'),
+    { mode: 0o755 },
+  );
+  writeFileSync(
+    join(dir, 'lan.conf'),
+    [
+      'name "strata-test"',
+      'set_working_mc 0x20',
+      '  startlan 1',
+      `    addr 127.0.0.1 ${port}`,
+      '    priv_limit admin',
+      '    allowed_auths_admin md5 straight',
+      '    guid a123456789abcdefa123456789abcdef',
+      '  endlan',
+      `  chassis_control "${chassis} 0x20"`,
+      `  user 2 true "${o.user}" "${o.password}" admin 10 md5 straight`,
+      '',
+    ].join('\n'),
+  );
+  writeFileSync(
+    join(dir, 'sim.emu'),
+    'mc_setbmc 0x20\nmc_add 0x20 0 no-device-sdrs 0x23 9 8 0x9f 0x1291 0xf02 persist_sdr\nmc_enable 0x20\n',
+  );
+  const child = spawn(
+    'ipmi_sim',
+    ['-c', join(dir, 'lan.conf'), '-f', join(dir, 'sim.emu'), '-s', join(dir, 'state'), '-n'],
+    {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    },
+  );
+  child.stdout!.resume();
+  child.stderr!.resume();
+  t.after(async () => {
+    if (child.exitCode === null) {
+      child.kill('SIGTERM');
+      await new Promise((r) => child.once('exit', r));
+    }
+  });
+  const address = `127.0.0.1:${port}`;
+  await waitFor(
+    `ipmi_sim on ${address}`,
+    () => {
+      try {
+        execFileSync(
+          'ipmitool',
+          [
+            '-I',
+            'lanplus',
+            '-H',
+            '127.0.0.1',
+            '-p',
+            String(port),
+            '-U',
+            o.user,
+            '-E',
+            '-R',
+            '1',
+            '-N',
+            '1',
+            'chassis',
+            'power',
+            'status',
+          ],
+          {
+            env: { ...process.env, IPMI_PASSWORD: o.password },
+            stdio: 'ignore',
+          },
+        );
+        return true;
+      } catch {
+        return false;
+      }
+    },
+    30_000,
+    300,
+  );
+  return {
+    address,
+    chassisCalls: () => {
+      try {
+        return readFileSync(join(dir, 'calls.log'), 'utf8')
+          .trim()
+          .split('\n')
+          .filter(Boolean)
+          .map((l) => l.replace(/^0x20 /, ''));
+      } catch {
+        return [];
+      }
+    },
+  };
+}
