@@ -320,6 +320,7 @@ function bmcRoutes(ctx: ManagerContext): void {
     return { kind: 'BmcDiscovery', address: b.address, ...r };
   });
   ctx.router.describe('PUT', '/api/v1/bmc/secrets/:name', {
+    role: 'admin',
     operationId: 'putBmcSecret',
     summary: 'Store BMC credentials, sealed; they are never returned',
     tags: ['hardware'],
@@ -328,6 +329,7 @@ function bmcRoutes(ctx: ManagerContext): void {
     errors: [422],
   });
   ctx.router.describe('GET', '/api/v1/bmc/secrets', {
+    role: 'operator',
     operationId: 'listBmcSecrets',
     summary: 'BMC secrets: names and user names only',
     tags: ['hardware'],
@@ -339,6 +341,7 @@ function bmcRoutes(ctx: ManagerContext): void {
     },
   });
   ctx.router.describe('POST', '/api/v1/bmc/discover', {
+    role: 'operator',
     operationId: 'discoverBmc',
     summary: 'Read a Redfish service root and its systems (inventory, MACs) through a bmc worker',
     tags: ['hardware'],

@@ -8,6 +8,7 @@
  * API answers 4xx/5xx with a reason but never 500, and the BMC password appears nowhere.
  */
 import assert from 'node:assert/strict';
+import { createServer } from 'node:http';
 import { before, describe, it } from 'node:test';
 import { parse } from 'yaml';
 import { bmcEmulatorBin, brokenBmcHttpsServer, type Sushy, startSushy } from '../../helpers/bmc.ts';
@@ -153,6 +154,27 @@ describe('BMC providers (sushy-emulator, ipmitool)', { skip: emu.skip }, () => {
       (await get('rf1')).status.bmc.nics.map((x: Any) => x.mac),
       [MAC],
     );
+  });
+
+  it('virtual media: inserts an image from a URL as CD and boots it once', async () => {
+    const iso = Buffer.alloc(64 * 1024, 7);
+    const srv = createServer((_req, res) => {
+      res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': iso.length });
+      res.end(iso);
+    });
+    await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
+    t.after(() => new Promise((r) => srv.close(r)));
+    const url = `http://127.0.0.1:${(srv.address() as { port: number }).port}/strata-boot.iso`;
+    const r = await s.cli(['power', 'rf1', 'media-boot', '--image', url]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /virtual CD \S+ holds http:\/\/127\.0\.0\.1:\d+\/strata-boot\.iso; next boot Cd/);
+    const sys = await sushyGet('/redfish/v1/Systems/27946b59-9e44-4fa7-8e91-f3527a1ef094');
+    assert.equal(sys.Boot.BootSourceOverrideTarget, 'Cd');
+    const mgr = await sushyGet(sys.Links.ManagedBy[0]['@odata.id']);
+    const col = await sushyGet(mgr.VirtualMedia['@odata.id']);
+    const media = await Promise.all(col.Members.map((m: Any) => sushyGet(m['@odata.id'])));
+    const cd = media.find((m: Any) => m.Inserted);
+    assert.equal(cd?.Image, url);
   });
 
   const failing = [
