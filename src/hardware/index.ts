@@ -99,7 +99,10 @@ const machineStep: Step = {
     return { status: 'done', message: r.message ?? `powered ${r.state}` };
   },
   async undo(ctx) {
-    await powerRequest(ctx, 'off');
+    const r = await powerRequest(ctx, 'off');
+    // An OS that ignores the ACPI button is cut off: going down must leave the machine off.
+    if (isBmcProvider(ctx.node.spec.providers.hardware) && r.state !== 'off')
+      await powerRequest(ctx, 'off-force');
   },
 };
 
