@@ -17,6 +17,7 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
+import { nodesManifest } from './lib.ts';
 
 const { values } = parseArgs({
   options: {
@@ -62,18 +63,7 @@ for (let i = 0; ; i++) {
   await new Promise((r) => setTimeout(r, 100));
 }
 
-const hex = (n: number) => n.toString(16).padStart(2, '0');
-const manifest = Array.from({ length: NODES }, (_, i) =>
-  JSON.stringify({
-    apiVersion: 'strata.dev/v1alpha1',
-    kind: 'Node',
-    metadata: { name: `bench-${i}`, labels: { bench: 'yes' } },
-    spec: {
-      macAddresses: [`52:54:01:${hex((i >> 16) & 255)}:${hex((i >> 8) & 255)}:${hex(i & 255)}`],
-      targetState: Number(values.target),
-    },
-  }),
-).join('\n---\n');
+const manifest = nodesManifest(NODES, Number(values.target));
 
 interface Sample {
   at: number;

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs everything Strata and its tests need on a fresh Debian machine, idempotently, as root:
 # the system packages (boot peers and clients, QEMU and firmware, PostgreSQL, NATS) and the npm
-# dependencies, including the Node.js 26 runtime that npm scripts and bin/strata use.
+# dependencies, including the Node.js 26 runtime that npm scripts and bin/strata use; then it builds the
+# web UI (ui/dist, with Vite) that `strata up` serves.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -19,9 +20,27 @@ PACKAGES=(
   # BMC power control: the IPMI provider runs ipmitool (lanplus); the BMC tests build sushy-tools in a venv
   # (scripts/tools/bmc-emulators.sh), run OpenIPMI's ipmi_sim as the IPMI BMC, make certificates with openssl
   ipmitool openipmi python3-venv openssl
+  # container images (the registry's /v2/): umoci and gcc (static pause) build them from busybox-static
+  # (scripts/build/images.sh); skopeo, containerd, runc and the CNI plugins are the clients the tests drive
+  skopeo umoci containerd runc containernetworking-plugins gcc libc6-dev
   # backing services
   postgresql nats-server
+  # the docs' diagrams (docs/*.dot → docs/*.svg, scripts/render-diagrams.sh)
+  graphviz
+  # the web UI's browser tests: Debian's Chromium, driven by playwright-core (which downloads no browser)
+  chromium
+  # boot media (src/media): ISO and USB images with iPXE; iPXE itself comes from scripts/media-ipxe.sh
+  xorriso isolinux syslinux syslinux-common mtools
+  # the cluster layer's host test (state 6): etcd under the control plane built by scripts/build/kubernetes.sh
+  etcd-server etcd-client
+  # the peers bench/ measures Strata against, and its HTTP load generator (bench/*.ts run them only inside
+  # namespaces they make; their own system services are stopped and disabled below)
+  kea-dhcp4-server dnsmasq-base tftpd-hpa nginx-light wrk
 )
+
+# Packages whose Debian service would serve on the machine's own network: the benchmarks start their
+# own copies inside namespaces, so the system's instances stay off.
+PEER_SERVICES=(kea-dhcp4-server tftpd-hpa nginx)
 
 if [ "$(id -u)" -ne 0 ]; then
   echo "setup: run as root (it installs system packages with apt-get)" >&2
@@ -35,12 +54,30 @@ done
 if [ "${#missing[@]}" -gt 0 ]; then
   echo "setup: installing ${missing[*]}" >&2
   export DEBIAN_FRONTEND=noninteractive
+  # No package may start its service while it installs: Kea, nginx, tftpd-hpa and libvirt would serve on
+  # the machine's own network (a DHCP server there is never allowed). A policy-rc.d that denies every start
+  # is in place for the install only, unless the machine already has one. scripts/services.sh starts
+  # PostgreSQL itself, on loopback.
+  own_policy=
+  if [ ! -e /usr/sbin/policy-rc.d ]; then
+    printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d && chmod 755 /usr/sbin/policy-rc.d && own_policy=1
+  fi
   apt-get -o DPkg::Lock::Timeout=900 update -q >&2
-  apt-get -o DPkg::Lock::Timeout=900 install -y -q --no-install-recommends "${missing[@]}" >&2
+  apt-get -o DPkg::Lock::Timeout=900 install -y -q --no-install-recommends "${missing[@]}" >&2 ||
+    { [ -z "$own_policy" ] || rm -f /usr/sbin/policy-rc.d; exit 1; }
+  [ -z "$own_policy" ] || rm -f /usr/sbin/policy-rc.d
+  if [ -d /run/systemd/system ]; then
+    systemctl disable --now "${PEER_SERVICES[@]}" >/dev/null 2>&1 || true
+  fi
 fi
+
+# iPXE for boot media: Debian's current ipxe package (its EFI build runs a script from the stick)
+bash "$(dirname "$0")/media-ipxe.sh"
 
 if [ ! -x node_modules/.bin/node ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
   echo "setup: npm ci" >&2
   npm ci --no-audit --no-fund >&2
 fi
+# The web UI that `strata up` serves (ui/dist): built here, and by npm ci's prepare script; skipped when fresh.
+bash scripts/build/ui.sh
 echo "setup: done ($(node_modules/.bin/node --version))" >&2

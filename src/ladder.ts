@@ -20,6 +20,7 @@ export const STEPS = {
   bootIpxe: 'boot.ipxe',
   installOs: 'install.os',
   overlayJoin: 'overlay.join',
+  clusterJoin: 'cluster.join',
 } as const;
 
 export const LADDER: LadderTable = [
@@ -82,9 +83,14 @@ export const LADDER: LadderTable = [
   {
     state: 6,
     name: STATE_NAMES[6],
-    layer: 'k3s',
-    summary: 'k3s (containerd, kube-router, rook) over SSH',
-    steps: {},
+    layer: 'cluster',
+    summary: 'Kubernetes or k3s installed over SSH (global scope), Node Ready',
+    // The Cluster that selects the node decides the distribution; `spec.providers.cluster` only pins it.
+    by: (node) => node.spec.providers.cluster ?? 'kubernetes',
+    steps: {
+      kubernetes: STEPS.clusterJoin,
+      k3s: STEPS.clusterJoin,
+    },
   },
   {
     state: 7,

@@ -10,7 +10,9 @@ import { hostname } from 'node:os';
 import { join, resolve } from 'node:path';
 import './core/kinds/index.ts';
 import { addTokenRoutes, ensureAdminToken, TokenAuth } from './api/auth.ts';
+import { addLadderRoute } from './api/ladder.ts';
 import { ApiServer } from './api/server.ts';
+import { serveUi } from './api/ui.ts';
 import { EVENTS_SUBJECT, EventHub } from './core/events.ts';
 import { type EngineOptions, LadderEngine } from './core/ladder/engine.ts';
 import type { CoreServices } from './core/ladder/step.ts';
@@ -96,8 +98,9 @@ export async function startPlatform(opts: PlatformOptions): Promise<Platform> {
         return names.length ? [...new Set(names)].sort() : undefined;
       },
     };
-    const api = new ApiServer({ resources, hub, auth, log, version: VERSION });
+    const api = new ApiServer({ resources, hub, auth, log, version: VERSION, fallback: serveUi });
     addTokenRoutes(api.router, auth);
+    addLadderRoute(api.router, opts.ladder ?? LADDER);
     // Workers elsewhere report timeline events over the transport.
     const sub = await transport.subscribe<StrataEvent>(EVENTS_SUBJECT, (ev) => {
       const { id: _id, time: _t, ...rest } = ev;
@@ -105,7 +108,7 @@ export async function startPlatform(opts: PlatformOptions): Promise<Platform> {
     });
     stoppers.push({ stop: () => sub.unsubscribe() });
     for (const layer of layers) {
-      const s = await layer.manager?.({ ...core, engine, router: api.router, dataDir });
+      const s = await layer.manager?.({ ...core, engine, router: api.router, dataDir, layers });
       if (s) stoppers.push(s);
     }
     const [host, port] = splitHostPort(opts.listen ?? '127.0.0.1:7420');

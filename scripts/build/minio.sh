@@ -18,20 +18,11 @@ if [ -x "$BIN" ] && [ "$(cat "$STAMP" 2>/dev/null)" = "$MINIO_VERSION" ]; then
   echo "$BIN"
   exit 0
 fi
-# The official Go tarball's place, for shells (CI) whose PATH does not carry it.
-PATH="$PATH:/usr/local/go/bin"
-if ! command -v go >/dev/null; then
-  echo "minio.sh: no Go toolchain (go) on PATH; install Go to build MinIO" >&2
-  exit 3
-fi
-if ! mkdir -p "$CACHE" 2>/dev/null || [ ! -w "$CACHE" ]; then
-  echo "minio.sh: cannot write $CACHE (run as root, or set STRATA_BIN_CACHE)" >&2
-  exit 3
-fi
-
+# shellcheck source=scripts/build/lib.sh
+. "$(dirname "$0")/lib.sh"
+need_go
 # One build per machine at a time: a second caller waits for the first and then finds the binary.
-exec 9>"$CACHE/.minio.lock"
-flock 9
+lock_cache "$CACHE" STRATA_BIN_CACHE
 if [ -x "$BIN" ] && [ "$(cat "$STAMP" 2>/dev/null)" = "$MINIO_VERSION" ]; then
   echo "$BIN"
   exit 0

@@ -9,11 +9,11 @@
  */
 
 import { parseArgs } from 'node:util';
+import { mediaPaths } from '../../src/install/media/index.ts';
 import { installerCmdline } from '../../src/install/protocol.ts';
-import { labAssetPaths } from '../../src/lab/assets.ts';
-import { startInstallServer } from '../../src/lab/install-server.ts';
 import { LabNetwork } from '../../src/lab/network.ts';
 import { QemuVm } from '../../src/lab/vm.ts';
+import { startInstallServer } from '../../test/helpers/install-server.ts';
 
 const { values } = parseArgs({
   options: {
@@ -24,7 +24,7 @@ const { values } = parseArgs({
     timeout: { type: 'string', default: '2400' },
   },
 });
-const paths = labAssetPaths();
+const paths = mediaPaths();
 const t0 = Date.now();
 const ts = () => ((Date.now() - t0) / 1000).toFixed(1).padStart(6);
 const net = await LabNetwork.create({ name: 'strata-smoke', uplink: true });

@@ -16,10 +16,10 @@ import type { Router } from '../core/http.ts';
 import { StrataError } from '../core/resources/errors.ts';
 import type { Store } from '../core/store/types.ts';
 import { hashToken, type Principal, ROLES, type Role, tokenMatches } from '../core/tokens.ts';
+import { API_TOKENS_COLLECTION as COLLECTION } from '../core/wire.ts';
 
 export { hashToken };
 
-const COLLECTION = 'auth.tokens';
 /** How often a token's `lastUsed` is written at most (a write per request would be a write per read). */
 const LAST_USED_EVERY_MS = 60_000;
 

@@ -96,8 +96,11 @@ function operation(route: Route, k: KindDef | undefined): Record<string, unknown
     ),
   };
   if (route.ownCheck) {
-    op['x-strata-role'] = 'viewer';
-    op['x-strata-scope'] = 'any';
+    // A handler that checks tokens itself admits viewers on any network, unless the route says a role
+    // (the registry's image pushes: admin, site-wide).
+    op['x-strata-role'] = route.role;
+    op['x-strata-scope'] =
+      route.role === 'viewer' ? 'any' : typeof route.scope === 'object' ? 'cluster' : route.scope;
     op.description = [doc.description, `Takes ${route.ownCheck}.`].filter(Boolean).join(' ');
   } else if (route.public) op.security = [];
   else {
@@ -122,7 +125,7 @@ const ERRORS: Record<number, string> = {
 
 /** The OpenAPI path of a registered one: `/api/v1/:plural/:name` → `/api/v1/nodes/{name}` for Node. */
 export function openApiPath(path: string, k?: KindDef): string {
-  return (k ? path.replace(':plural', k.plural) : path).replace(/:([a-zA-Z]+)/g, '{$1}');
+  return (k ? path.replace(':plural', k.plural) : path).replace(/:([a-zA-Z]+)\*?/g, '{$1}');
 }
 
 export function buildOpenApi(router: Router, version: string, host?: string): Record<string, unknown> {

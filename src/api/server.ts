@@ -66,6 +66,8 @@ export interface ApiDeps {
   auth: TokenAuth;
   log: Logger;
   version: string;
+  /** Answers a path no route has (the web UI's files); true when it did. */
+  fallback?: (req: IncomingMessage, res: ServerResponse, pathname: string) => boolean;
 }
 
 /** Whether a token limited to networks may see this object: Nodes and Networks of its networks, any other kind. */
@@ -668,7 +670,10 @@ export class ApiServer {
       const m = this.router.match(method, url.pathname);
       if (m === 'method')
         throw new StrataError(405, 'MethodNotAllowed', `${method} is not allowed on ${url.pathname}`);
-      if (!m) throw new StrataError(404, 'NotFound', `no route for ${url.pathname}`);
+      if (!m) {
+        if (this.#deps.fallback?.(req, res, url.pathname)) return;
+        throw new StrataError(404, 'NotFound', `no route for ${url.pathname}`);
+      }
       const principal = m.route.public ? undefined : await this.#authorize(req, m.route, m.params);
       const ctx: RouteContext = routeContext(
         req,

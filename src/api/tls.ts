@@ -10,11 +10,12 @@
  * The certificate names every address the server may be reached by (loopback, the listen address, the
  * host name), though clients pin its SHA-256 fingerprint rather than trusting names.
  */
-import { createPrivateKey, generateKeyPairSync, randomBytes, X509Certificate } from 'node:crypto';
+import { createPrivateKey, generateKeyPairSync, X509Certificate } from 'node:crypto';
 import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { hostname, networkInterfaces } from 'node:os';
 import { join } from 'node:path';
 import forge from 'node-forge';
+import { serialNumber } from '../core/x509.ts';
 
 export interface TlsMaterial {
   cert: string;
@@ -85,8 +86,8 @@ export function ensureSelfSigned(dataDir: string, listenHost: string): TlsMateri
   const keyPem = privateKey.export({ type: 'pkcs8', format: 'pem' }).toString();
   const cert = forge.pki.createCertificate();
   cert.publicKey = forge.pki.publicKeyFromPem(publicKey.export({ type: 'spki', format: 'pem' }).toString());
-  // A positive serial: the top bit of the first byte clear.
-  cert.serialNumber = `0${randomBytes(15).toString('hex')}`;
+  // A positive serial in minimal DER (see serialNumber).
+  cert.serialNumber = serialNumber();
   cert.validity.notBefore = new Date(Date.now() - 60_000);
   cert.validity.notAfter = new Date(Date.now() + 10 * 365 * 24 * 3600_000);
   const subject = [{ name: 'commonName', value: `strata ${hostname()}`.slice(0, 64) }];

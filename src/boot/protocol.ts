@@ -2,9 +2,12 @@
  * What a boot manager and the boot worker of one network segment say to each other over the transport.
  * The worker's packet paths never wait on the manager: it gets the segment's whole configuration (pools,
  * reservations, known MACs, DNS hosts) up front and on every change, and only boot-script renders, lease
- * writes and installer calls go to the manager.
+ * writes and relayed HTTP calls go to the manager. The worker relays the HTTP paths its config names
+ * (`BootConfig.relays`) to the subjects named there, without knowing whose they are: the install layer's
+ * installer calls (`/install/…`) are one such relay, declared by that layer (src/boot/handoff.ts).
  */
 import type { NetworkSpec } from '../core/kinds/network.ts';
+import { type WireContract, wireContract } from '../core/wire.ts';
 import type { Lease } from '../dhcp/types.ts';
 
 export const subjects = {
@@ -24,8 +27,6 @@ export const subjects = {
   script: 'boot.script',
   /** Published BootReport. */
   report: 'boot.report',
-  /** Request InstallHttpRequest → InstallHttpResponse (installer calls relayed by the worker). */
-  install: 'install.http',
   /** Published WorkerStatus: a segment's worker started, is serving, or failed (and why). */
   workerStatus: 'boot.worker.status',
   /**
@@ -34,6 +35,61 @@ export const subjects = {
    */
   metrics: (network: string) => `boot.metrics.${network}`,
 } as const;
+
+/** One collection of DHCP leases per network, keyed by address: what the segment's worker handed out. */
+export const leaseCollection = (network: string) => `dhcp.leases.${network}`;
+
+/** The site's enrolment token per network (enrolment.ts): boot media carry it; sealed at rest. */
+export const ENROLMENT_TOKENS = 'secrets.media-enrolment';
+
+/** Who sends and who receives each subject, and what the boot layer keeps (docs/wire.md). */
+export const wire: WireContract = wireContract(
+  'boot',
+  subjects,
+  {
+    networks: { kind: 'request', from: ['boot'], to: ['manager'], message: '{} → NetworkPlacement[]' },
+    networksChanged: { kind: 'publish', from: ['manager'], to: ['boot'], message: 'NetworkPlacement[]' },
+    config: { kind: 'request', from: ['boot'], to: ['manager'], message: '{network} → BootConfig' },
+    configChanged: { kind: 'publish', from: ['manager'], to: ['boot'], message: 'BootConfig' },
+    leasesLoad: { kind: 'request', from: ['boot'], to: ['manager'], message: '{network} → Lease[]' },
+    leasesPersist: {
+      kind: 'request',
+      from: ['boot'],
+      to: ['manager'],
+      message: '{network, leases: Lease[]} → {ok}, once durable',
+    },
+    script: {
+      kind: 'request',
+      from: ['boot'],
+      to: ['manager'],
+      message: 'BootScriptRequest → {script} | {status, message}',
+    },
+    report: { kind: 'publish', from: ['boot'], to: ['manager'], message: 'BootReport' },
+    workerStatus: { kind: 'publish', from: ['boot'], to: ['manager'], message: 'WorkerStatus' },
+    metrics: {
+      kind: 'request',
+      from: ['manager'],
+      to: ['boot'],
+      message: '{} → prom-client metrics JSON of one segment',
+    },
+  },
+  [
+    {
+      name: leaseCollection('<network>'),
+      key: 'leased address',
+      holds: 'Lease: the address the segment handed out, so a restarted worker keeps its leases',
+      writers: ['manager'],
+      readers: ['manager'],
+    },
+    {
+      name: ENROLMENT_TOKENS,
+      key: 'network name',
+      holds: '{token}: the site enrolment token that boot media embed in their chain URL',
+      writers: ['manager'],
+      readers: ['manager'],
+    },
+  ],
+);
 
 export interface WorkerStatus {
   network: string;
@@ -51,6 +107,14 @@ export interface BootConfig {
   knownMacs: string[];
   /** DNS names: every node with an address on this network. */
   hosts: { name: string; ipv4: string }[];
+  /** HTTP paths the worker relays to a manager over the transport (the first matching prefix wins). */
+  relays: HttpRelay[];
+}
+
+/** Requests whose path starts with `prefix` are sent as HttpRelayRequest to `subject`. */
+export interface HttpRelay {
+  prefix: string;
+  subject: string;
 }
 
 export interface NetworkPlacement {
@@ -67,6 +131,9 @@ export interface BootScriptRequest {
   remoteAddress: string;
   arch?: string;
   baseUrl: string;
+  /** From boot media: the site's enrolment token for the network, and the Node the medium was made for. */
+  token?: string;
+  node?: string;
 }
 
 /** Summaries from the worker, one per DHCP exchange, TFTP transfer or HTTP fetch. */
@@ -121,7 +188,8 @@ export type BootReport =
       mac?: string;
     };
 
-export interface InstallHttpRequest {
+/** An HTTP request the worker relays (BootConfig.relays): answered with an HttpRelayResponse. */
+export interface HttpRelayRequest {
   network: string;
   method: string;
   path: string;
@@ -130,7 +198,7 @@ export interface InstallHttpRequest {
   remoteAddress: string;
 }
 
-export interface InstallHttpResponse {
+export interface HttpRelayResponse {
   status: number;
   contentType: string;
   body: string;

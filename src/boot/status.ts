@@ -1,6 +1,7 @@
 /**
- * A Network's own status, kept by the boot manager from what the supervisor and the segment's worker say:
- * the worker's phase (Starting, Running, Failing with the reason), Kubernetes-style conditions
+ * The boot layer's status: its section of a Node's status (the boot evidence that steps 1 → 2 and 2 → 3
+ * check, declared here onto the core's NodeStatus), and a Network's own status, kept by the boot manager
+ * from what the supervisor and the segment's worker say: the worker's phase (Starting, Running, Failing with the reason), Kubernetes-style conditions
  * (`WorkerReady`, `PoolExhausted`) and events on the Network's timeline at each transition. So a namespace
  * or bridge that does not exist, or a pool that ran dry, shows in `strata describe network` instead of only
  * in the server's log. Only transitions are written: a worker restarting in a loop with the same error
@@ -9,9 +10,27 @@
 import type { NetworkResource, NetworkStatus } from '../core/kinds/network.ts';
 import type { CoreServices } from '../core/ladder/step.ts';
 import { setCondition } from '../core/resources/types.ts';
+import { SOURCE } from './nodes.ts';
 import type { BootReport, WorkerStatus } from './protocol.ts';
 
-const SOURCE = 'boot-manager';
+/** Boot evidence kept in node status, set from what the workers saw. */
+export interface BootEvidence {
+  firmwareAt?: string;
+  firmwareArch?: string;
+  ipxeAt?: string;
+  scriptAt?: string;
+  scriptMode?: string;
+  kernelAt?: string;
+}
+
+declare module '../core/kinds/node.ts' {
+  /** The boot layer's section of a Node's status. */
+  interface NodeStatus {
+    boot?: BootEvidence;
+    /** The generation whose `spec.reprovision` was acted on: one fresh install per ask. */
+    reprovisionedGeneration?: number;
+  }
+}
 
 type Status = NetworkStatus & Record<string, unknown>;
 

@@ -4,6 +4,9 @@
  */
 import type { Command } from 'commander';
 import '../core/kinds/index.ts';
+// The layers' own kinds, so `get`, `describe` and friends know them (kind modules are pure declarations).
+import '../cluster/kind.ts';
+import '../overlay/kind.ts';
 import { allKinds, type KindDef, resolveKind } from '../core/resources/kinds.ts';
 import { ApiClient, CliError } from './client.ts';
 import { type Connection, resolveConnection } from './config.ts';

@@ -15,8 +15,10 @@ import { registerConfigCommands } from './commands/config.ts';
 import { registerEditCommands } from './commands/edit.ts';
 import { registerExplainCommand } from './commands/explain.ts';
 import { registerHardwareCommands } from './commands/hardware.ts';
+import { registerKubeconfigCommand } from './commands/kubeconfig.ts';
 import { registerLabCommands } from './commands/lab.ts';
 import { registerLadderCommand } from './commands/ladder.ts';
+import { registerMediaCommands } from './commands/media.ts';
 import { registerRegistryCommands } from './commands/registry.ts';
 import { registerResourceCommands } from './commands/resources.ts';
 import { registerServerCommands } from './commands/server.ts';
@@ -61,6 +63,10 @@ const MORE_EXAMPLES: Record<string, string[]> = {
     'strata registry push ./site-files --name site-a --version 7',
   ],
   'strata registry ls': ['strata registry ls', 'strata registry ls -o json'],
+  'strata registry push-image': [
+    'strata registry push-image /var/cache/strata/images/1/web:1.35.0 strata/web:1.35.0',
+    'strata registry push-image $(bash scripts/build/images.sh)   # every image built, as strata/NAME:TAG',
+  ],
   'strata registry pull': ['strata registry pull tools/agent:1.2.0 -o agent'],
   'strata registry rm': ['strata registry rm tools/agent:1.1.0'],
   'strata registry gc': ['strata registry gc', 'strata registry gc --min-age 1h'],
@@ -107,7 +113,9 @@ export function buildCli(): Command {
   registerVersionCommands(program);
   registerHardwareCommands(program);
   registerSshCommand(program);
+  registerKubeconfigCommand(program);
   registerLabCommands(program);
+  registerMediaCommands(program);
   registerLadderCommand(program);
   registerRegistryCommands(program);
   registerBundleCommands(program);

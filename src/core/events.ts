@@ -8,11 +8,12 @@ import type { Logger } from './log.ts';
 import { counter } from './metrics.ts';
 import type { Resource, StrataEvent, WatchEvent, WatchEventType } from './resources/types.ts';
 import type { Store } from './store/types.ts';
+import { coreSubjects } from './wire.ts';
 
 type Listener<T> = (v: T) => void;
 
 /** Where workers in other processes send timeline events; the manager records them. */
-export const EVENTS_SUBJECT = 'events.record';
+export const EVENTS_SUBJECT = coreSubjects.events;
 
 const eventsRecorded = counter('strata_events_recorded_total', 'Timeline events recorded', ['kind', 'type']);
 

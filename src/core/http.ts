@@ -97,12 +97,16 @@ export interface Route {
 export class Router {
   readonly routes: Route[] = [];
 
+  /**
+   * `:name` matches one path segment; a trailing `:name*` matches the rest of the path, slashes included,
+   * or nothing (OCI repository names such as `library/busybox` have slashes, and `/v2/` is a route too).
+   */
   add(method: string, path: string, handler: RouteHandler, opts: RouteOptions = {}): void {
     const keys: string[] = [];
     const pattern = new RegExp(
-      `^${path.replace(/:([a-zA-Z]+)/g, (_, k) => {
+      `^${path.replace(/:([a-zA-Z]+)(\*?)/g, (_, k, rest) => {
         keys.push(k);
-        return '([^/]+)';
+        return rest ? '(.*)' : '([^/]+)';
       })}$`,
     );
     const { public: isPublic, role, scope, ownCheck, ...doc } = opts;

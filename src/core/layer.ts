@@ -7,6 +7,7 @@
  * so a worker-only process opens no database and cannot keep state nobody reads.
  */
 import type { Router } from './http.ts';
+import type { NodeStatus } from './kinds/node.ts';
 import type { LadderEngine } from './ladder/engine.ts';
 import type { CoreServices, Step } from './ladder/step.ts';
 import type { Logger } from './log.ts';
@@ -20,6 +21,8 @@ export interface ManagerContext extends CoreServices {
   engine: LadderEngine;
   router: Router;
   dataDir: string;
+  /** The loaded layers, for what one layer declares for another (reset hooks, boot's install handoff). */
+  layers: readonly Layer[];
 }
 
 export interface WorkerContext {
@@ -42,6 +45,17 @@ export interface Layer {
    * of these: the schema accepts only what some loaded layer implements.
    */
   providers?: Record<string, string[]>;
+  /**
+   * Reprovisioning (a fresh OS on the node) drops this layer's section of the Node's status: what it
+   * measured on the old install. The layer declares its section (`declare module` on NodeStatus, in its
+   * own `status.ts`) and resets it here; whoever reprovisions calls every layer's hook.
+   */
+  resetStatus?(status: NodeStatus): NodeStatus;
   manager?(ctx: ManagerContext): Promise<Stoppable | undefined>;
   worker?(ctx: WorkerContext, role: string): Promise<Stoppable | undefined>;
+}
+
+/** A Node's status after a reprovision: every loaded layer's reset hook applied. */
+export function resetForReprovision(layers: readonly Layer[], status: NodeStatus): NodeStatus {
+  return layers.reduce((s, l) => l.resetStatus?.(s) ?? s, status);
 }

@@ -6,6 +6,7 @@
  * replaces the policy (zero-touch enrolment decides boot/ignore); the protocol code only sees the seam.
  */
 
+import { bootScriptPath } from '../ipxe/paths.ts';
 import {
   type DhcpPacket,
   getStringOption,
@@ -70,14 +71,10 @@ export function clientInfo(p: DhcpPacket, mac: string, networkName: string): Cli
   };
 }
 
-/** iPXE expands `${net0/mac}` itself: a literal, not a template. */
-// biome-ignore lint/suspicious/noTemplateCurlyInString: iPXE setting syntax, expanded by iPXE
-export const IPXE_SCRIPT_PATH = '/boot/ipxe?mac=${net0/mac}';
-
 export interface DefaultBootPolicyOptions {
   /** Base URL of Strata's HTTP server, e.g. `http://10.0.0.1:8080`. */
   httpBase: string;
-  /** Path + query of the iPXE script; `${net0/mac}` is expanded by iPXE itself. */
+  /** Path + query of the iPXE script; default the one the HTTP handler serves (src/ipxe/paths.ts). */
   scriptPath?: string;
   /** Path of the HTTP Boot image for UEFI HTTP clients (an iPXE EFI binary served over HTTP). */
   httpBootPath?: { x64?: string; arm64?: string };
@@ -91,7 +88,7 @@ export interface DefaultBootPolicyOptions {
 
 /** The default chain: firmware → TFTP iPXE binary, iPXE → HTTP script, HTTP Boot → HTTP URL. */
 export function defaultBootPolicy(o: DefaultBootPolicyOptions): BootPolicy {
-  const script = o.httpBase + (o.scriptPath ?? IPXE_SCRIPT_PATH);
+  const script = o.httpBase + (o.scriptPath ?? bootScriptPath());
   const files = {
     bios: o.files?.bios ?? 'undionly.kpxe',
     x64: o.files?.x64 ?? 'ipxe.efi',

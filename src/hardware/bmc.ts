@@ -6,7 +6,7 @@
  * log of every call with its duration for the node's timeline. Errors are typed with a condition-style
  * reason, so the step and the API can say what went wrong without a stack trace.
  */
-import type { BmcCall, HardwareError } from './provider.ts';
+import type { BmcCall, HardwareError } from './protocol.ts';
 
 export class BmcError extends Error {
   readonly status: HardwareError['status'];

@@ -6,21 +6,22 @@
  * node's timeline, the node's `BmcReachable` condition, and inventory in `status.bmc`. Credentials go only
  * to the worker: never into a reply, an event, a condition or a log line.
  */
-import type { BmcInventory, NodeResource, NodeStatus } from '../core/kinds/node.ts';
+import type { NodeResource, NodeStatus } from '../core/kinds/node.ts';
 import type { CoreServices } from '../core/ladder/step.ts';
 import { setCondition } from '../core/resources/types.ts';
 import type { Transport } from '../core/transport/types.ts';
 import { STEPS } from '../ladder.ts';
-import type { BmcTarget, HardwareOp, PowerReply, PowerRequest } from './provider.ts';
-import { powerTarget, providerSubject } from './provider.ts';
-
-/** Sealed collection of BMC credentials, keyed by secret name. */
-export const BMC_SECRETS = 'secrets.bmc';
-
-export interface BmcCredentials {
-  username: string;
-  password: string;
-}
+import {
+  BMC_SECRETS,
+  type BmcCredentials,
+  type BmcTarget,
+  type HardwareOp,
+  type PowerReply,
+  type PowerRequest,
+  subjects,
+} from './protocol.ts';
+import { powerTarget } from './provider.ts';
+import type { BmcInventory } from './status.ts';
 
 export const isBmcProvider = (p: string) => p === 'redfish' || p === 'ipmi';
 
@@ -72,7 +73,7 @@ export async function hardwareRequest(
 }
 
 function ask(transport: Transport, provider: string, req: PowerRequest): Promise<PowerReply> {
-  return transport.request<PowerRequest, PowerReply>(providerSubject(provider), req, {
+  return transport.request<PowerRequest, PowerReply>(subjects.power(provider), req, {
     timeout: REQUEST_TIMEOUT_MS,
   });
 }

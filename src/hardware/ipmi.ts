@@ -9,13 +9,8 @@
  */
 import { execFile } from 'node:child_process';
 import { BmcError, BmcSession, type CallPolicy } from './bmc.ts';
-import {
-  type BmcTarget,
-  type HardwareOp,
-  type PowerReply,
-  type PowerState,
-  unsupported,
-} from './provider.ts';
+import type { BmcTarget, HardwareOp, PowerReply, PowerState } from './protocol.ts';
+import { unsupported } from './provider.ts';
 
 /** host and port of an IPMI address (host or host:port; UDP 623 by default). */
 export function ipmiHostPort(address: string): { host: string; port: number } {

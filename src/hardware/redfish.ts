@@ -14,9 +14,9 @@
 import { isIP } from 'node:net';
 import tls from 'node:tls';
 import { Agent, type Dispatcher, request } from 'undici';
-import type { BmcInventory } from '../core/kinds/node.ts';
 import { BmcError, BmcSession, type CallPolicy } from './bmc.ts';
-import type { BmcTarget, HardwareOp, PowerReply, PowerState } from './provider.ts';
+import type { BmcCall, BmcTarget, HardwareOp, PowerReply, PowerState } from './protocol.ts';
+import type { BmcInventory } from './status.ts';
 
 type Json = Record<string, unknown>;
 
@@ -397,7 +397,7 @@ export async function redfishDiscover(
 ): Promise<{
   root: Json;
   systems: { id: string; path: string; inventory: BmcInventory }[];
-  calls: unknown[];
+  calls: BmcCall[];
 }> {
   const c = new RedfishClient(bmc, policy);
   const root = await c.call('GET', '/redfish/v1/');

@@ -9,17 +9,14 @@ import type { WorkerContext } from '../core/layer.ts';
 import type { CallPolicy } from './bmc.ts';
 import { BmcError } from './bmc.ts';
 import { ipmiAction } from './ipmi.ts';
-import { type BmcTarget, type PowerReply, type PowerRequest, providerSubject } from './provider.ts';
+import {
+  type DiscoverReply,
+  type DiscoverRequest,
+  type PowerReply,
+  type PowerRequest,
+  subjects,
+} from './protocol.ts';
 import { redfishAction, redfishDiscover } from './redfish.ts';
-
-export const DISCOVER_SUBJECT = 'hardware.redfish.discover';
-
-export interface DiscoverRequest {
-  bmc: BmcTarget;
-}
-export type DiscoverReply =
-  | Awaited<ReturnType<typeof redfishDiscover>>
-  | { error: ReturnType<BmcError['toJSON']> };
 
 function missingBmc(provider: string): PowerReply {
   return {
@@ -50,13 +47,13 @@ export function policyFromEnv(env = process.env): Partial<CallPolicy> {
 export async function bmcWorker(ctx: WorkerContext) {
   const policy = policyFromEnv();
   const subs = [
-    await ctx.transport.serve<PowerRequest, PowerReply>(providerSubject('redfish'), async (r) =>
+    await ctx.transport.serve<PowerRequest, PowerReply>(subjects.redfish, async (r) =>
       r.bmc ? redfishAction(r.bmc, r.op, r.imageUrl, policy) : missingBmc('redfish'),
     ),
-    await ctx.transport.serve<PowerRequest, PowerReply>(providerSubject('ipmi'), async (r) =>
+    await ctx.transport.serve<PowerRequest, PowerReply>(subjects.ipmi, async (r) =>
       r.bmc ? ipmiAction(r.bmc, r.op, policy) : missingBmc('ipmi'),
     ),
-    await ctx.transport.serve<DiscoverRequest, DiscoverReply>(DISCOVER_SUBJECT, async (r) => {
+    await ctx.transport.serve<DiscoverRequest, DiscoverReply>(subjects.discover, async (r) => {
       try {
         return await redfishDiscover(r.bmc, policy);
       } catch (err) {
@@ -65,7 +62,7 @@ export async function bmcWorker(ctx: WorkerContext) {
       }
     }),
   ];
-  ctx.log.info('bmc worker serving', { subjects: ['hardware.redfish', 'hardware.ipmi', DISCOVER_SUBJECT] });
+  ctx.log.info('bmc worker serving', { subjects: [subjects.redfish, subjects.ipmi, subjects.discover] });
   return {
     async stop() {
       for (const s of subs) await s.unsubscribe();

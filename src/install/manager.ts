@@ -1,7 +1,7 @@
 /**
  * The install manager (step 3 → 4): answers the installer agent's calls that the segment's boot worker
  * relays (config, progress, host keys, pre/post-reboot scripts, the installed system's report), each checked
- * against a token of the node's current install attempt (src/boot/tokens.ts), and checks the step's end the
+ * against a token of the node's current install attempt (./tokens.ts), and checks the step's end the
  * way a person would: SSH into the node with Strata's managed key, trusting only the host key the node
  * reported while it was installed.
  *
@@ -10,18 +10,10 @@
  * revokes the attempt) and only with addresses that match the node's lease or the request's source, and
  * the progress events one attempt may write are bounded.
  */
-import { leasedAddresses, profileFor, recordFromWire } from '../boot/manager.ts';
-import type { InstallHttpRequest, InstallHttpResponse } from '../boot/protocol.ts';
-import { subjects } from '../boot/protocol.ts';
-import {
-  checkInstalledToken,
-  checkInstallToken,
-  INSTALL_ATTEMPTS,
-  type InstallAttempt,
-  withInstalledToken,
-} from '../boot/tokens.ts';
+import { leasedAddresses, recordFromWire } from '../boot/nodes.ts';
 import type { NetworkResource } from '../core/kinds/network.ts';
 import type { NodeResource, NodeStatus } from '../core/kinds/node.ts';
+import { selectProfile } from '../core/kinds/placement.ts';
 import type { SSHKeyResource } from '../core/kinds/sshkey.ts';
 import type { Step } from '../core/ladder/step.ts';
 import type { ManagerContext } from '../core/layer.ts';
@@ -32,15 +24,51 @@ import { STEPS } from '../ladder.ts';
 import { shellRun } from '../shell/client.ts';
 import { MANAGED_KEY } from '../sshkeys/index.ts';
 import { answerFileResponse } from './answers/serve.ts';
-import { parseHostKeys, parseInstallEvent, parseInstalledReport, renderInstallConfig } from './protocol.ts';
+import {
+  type InstallHttpRequest,
+  type InstallHttpResponse,
+  installerCmdline,
+  parseHostKeys,
+  parseInstallEvent,
+  parseInstalledReport,
+  renderInstallConfig,
+  subjects,
+} from './protocol.ts';
+import {
+  checkInstalledToken,
+  checkInstallToken,
+  INSTALL_ATTEMPTS,
+  type InstallAttempt,
+  issueInstallToken,
+  withInstalledToken,
+} from './tokens.ts';
 
 export { MANAGED_KEY };
 
-type InstallStatus = NodeStatus & {
-  hostKeys?: string[];
-  /** `last`: the attempt's last progress event (step, status, message), to recognise the agent's retry. */
-  install?: { step?: string; startedAt?: string; diskWrittenAt?: string; last?: string };
-};
+/** Lifetime of the tokens of an install attempt on a Network (`spec.boot.installTokenTTL`). */
+const tokenTtlMs = (net: NetworkResource | undefined) =>
+  seconds(net?.spec.boot.installTokenTTL ?? '2h') * 1000;
+
+/**
+ * The installer's kernel command line words for a node that boots it now (boot's handoff): an install
+ * token for this attempt of this Node object, with which the installer proves it is this node. A fetch
+ * while an attempt runs adds a token to it (never revokes the running installer's); a reprovision
+ * (`fresh`) starts a new attempt.
+ */
+export async function installerArgs(
+  ctx: ManagerContext,
+  node: NodeResource,
+  o: { baseUrl: string; network: NetworkResource | undefined; fresh: boolean },
+): Promise<string> {
+  const prev = (await ctx.store.getRecord(INSTALL_ATTEMPTS, node.metadata.name)) as
+    | InstallAttempt
+    | undefined;
+  const { attempt, token } = issueInstallToken(prev, node.metadata.uid!, tokenTtlMs(o.network), {
+    fresh: o.fresh,
+  });
+  await ctx.store.putRecords(INSTALL_ATTEMPTS, [{ key: node.metadata.name, value: attempt }]);
+  return installerCmdline({ url: o.baseUrl, node: node.metadata.name, token });
+}
 
 const text = (status: number, body: string): InstallHttpResponse => ({
   status,
@@ -109,7 +137,7 @@ async function handle(ctx: ManagerContext, r: InstallHttpRequest): Promise<Insta
   }
   const current: InstallAttempt = attempt;
   const net = await ctx.resources.get<NetworkResource>('Network', r.network);
-  const ttlMs = seconds(net?.spec.boot.installTokenTTL ?? '2h') * 1000;
+  const ttlMs = tokenTtlMs(net);
   /** The attempt's installed-report token: minted once, the same on every later fetch. */
   const installedToken = async () => {
     const t = withInstalledToken(current, ttlMs);
@@ -127,7 +155,7 @@ async function handle(ctx: ManagerContext, r: InstallHttpRequest): Promise<Insta
       type: warn ? 'Warning' : 'Normal',
       ...(data ? { data } : {}),
     });
-  const profile = await profileFor(ctx, node);
+  const profile = await selectProfile(ctx.resources, node);
   switch (what) {
     case 'config': {
       if (!profile?.spec.image) return text(409, 'no profile with an OS image selects this node\n');
@@ -135,7 +163,7 @@ async function handle(ctx: ManagerContext, r: InstallHttpRequest): Promise<Insta
         ? profile.spec.image
         : `artifacts/${profile.spec.image}`;
       record('InstallConfig', `installer fetched its config (image ${profile.spec.image})`);
-      await ctx.resources.patchStatus<InstallStatus>('Node', name, (s) => ({
+      await ctx.resources.patchStatus<NodeStatus>('Node', name, (s) => ({
         ...s,
         install: { step: 'config', startedAt: new Date().toISOString() },
       }));
@@ -158,7 +186,7 @@ async function handle(ctx: ManagerContext, r: InstallHttpRequest): Promise<Insta
       // The agent sends an event again when it cannot tell whether it landed (a cut connection, Strata
       // restarting): the same event twice in a row is that retry, recorded once ("rebooting" is once-only).
       const last = JSON.stringify([current.attempt, ev.step, ev.status, ev.message]);
-      if ((node.status as InstallStatus | undefined)?.install?.last === last) return text(204, '');
+      if (node.status?.install?.last === last) return text(204, '');
       record(
         ev.status === 'failed'
           ? 'InstallFailed'
@@ -170,7 +198,7 @@ async function handle(ctx: ManagerContext, r: InstallHttpRequest): Promise<Insta
       // The installer's last word is the moment the disk holds a bootable system: from then on the node's
       // boot script boots the disk (PXE-once), even before the installed system reports in.
       const written = ev.step === 'rebooting' && ev.status !== 'failed';
-      await ctx.resources.patchStatus<InstallStatus>('Node', name, (s) => ({
+      await ctx.resources.patchStatus<NodeStatus>('Node', name, (s) => ({
         ...s,
         install: {
           ...s.install,
@@ -186,7 +214,7 @@ async function handle(ctx: ManagerContext, r: InstallHttpRequest): Promise<Insta
     case 'hostkey': {
       const keys = parseHostKeys(r.body).map((k) => `${k.type} ${k.key}`);
       if (!keys.length) return text(400, 'no OpenSSH host public key in the body\n');
-      const pinned = (node.status as InstallStatus | undefined)?.hostKeys;
+      const pinned = node.status?.hostKeys;
       if (pinned?.length) {
         const same = pinned.length === keys.length && pinned.every((k) => keys.includes(k));
         if (same) return text(204, '');
@@ -197,7 +225,7 @@ async function handle(ctx: ManagerContext, r: InstallHttpRequest): Promise<Insta
         );
         return text(409, 'the host key of this node is pinned; only a reprovision changes it\n');
       }
-      await ctx.resources.patchStatus<InstallStatus>('Node', name, (s) => ({
+      await ctx.resources.patchStatus<NodeStatus>('Node', name, (s) => ({
         ...s,
         hostKeys: keys,
         hostKey: keys[0]!,
@@ -244,7 +272,7 @@ async function handle(ctx: ManagerContext, r: InstallHttpRequest): Promise<Insta
       }
       // Report-in ends the attempt: its tokens (install and installed) are revoked.
       await ctx.store.deleteRecords(INSTALL_ATTEMPTS, [name]);
-      await ctx.resources.patchStatus<InstallStatus>('Node', name, (s) => ({
+      await ctx.resources.patchStatus<NodeStatus>('Node', name, (s) => ({
         ...s,
         installedAt: new Date().toISOString(),
         addresses: [...new Set([...addresses, ...(s.addresses ?? [])])],
@@ -274,8 +302,7 @@ export const installStep: Step = {
   name: STEPS.installOs,
   description: 'GNU/Linux installed over HTTP, reachable over SSH with the managed key',
   async check(ctx) {
-    const st = (ctx.node.status ?? {}) as InstallStatus;
-    if (!st.installedAt) return false;
+    if (!ctx.node.status?.installedAt) return false;
     const r = await shellRun(
       ctx,
       ctx.node,
@@ -292,13 +319,13 @@ export const installStep: Step = {
     return true;
   },
   async action(ctx) {
-    const st = (ctx.node.status ?? {}) as InstallStatus;
-    if (st.installedAt)
+    const st = ctx.node.status;
+    if (st?.installedAt)
       return { status: 'waiting', message: 'installed; waiting for SSH to come up', recheckAfterMs: 5000 };
     return {
       status: 'waiting',
       // One message for the whole install: the installer's own events tell the steps.
-      message: st.install?.step
+      message: st?.install?.step
         ? 'installing (progress: the installer events)'
         : 'waiting for the installer to call in',
       recheckAfterMs: 30_000,
@@ -319,7 +346,7 @@ export async function startInstallManager(ctx: ManagerContext): Promise<() => Pr
       ])
       .catch((err) => ctx.log.warn('could not create the managed SSH key', { err }));
   }
-  const sub = await ctx.transport.serve<InstallHttpRequest, InstallHttpResponse>(subjects.install, (r) =>
+  const sub = await ctx.transport.serve<InstallHttpRequest, InstallHttpResponse>(subjects.http, (r) =>
     handle(ctx, r).catch((err) => text(400, `${cleanText((err as Error).message, 200)}\n`)),
   );
   // A deleted Node's attempt goes with it (its tokens were bound to that Node's uid anyway).

@@ -9,7 +9,53 @@
  * parses with zod-like checks (`parseInstallEvent`, `parseInstalledReport`).
  */
 
+import type { HttpRelayRequest, HttpRelayResponse } from '../boot/protocol.ts';
+import { type WireContract, wireContract } from '../core/wire.ts';
+
 export const INSTALL_CONFIG_VERSION = 1;
+
+/** Install attempts by node name, with their token hashes; a `secrets.` collection, sealed at rest by the store. */
+export const INSTALL_ATTEMPTS = 'secrets.install-attempts';
+
+/** Subjects of the install layer on the transport. */
+export const subjects = {
+  /** Request InstallHttpRequest → InstallHttpResponse: the installer's calls, relayed by the segment's worker. */
+  http: 'install.http',
+} as const;
+
+/** Every installer call's path starts here (installPaths); the segment's worker relays these to `subjects.http`. */
+export const INSTALL_PATH_PREFIX = '/install/';
+
+/** An installer call as the segment's boot worker relays it (boot's generic relay message). */
+export type InstallHttpRequest = HttpRelayRequest;
+export type InstallHttpResponse = HttpRelayResponse;
+
+/**
+ * The install layer speaks HTTP to the installer (installPaths), relayed by the segment's boot worker on
+ * `install.http`, and keeps its install attempts in the store.
+ */
+export const wire: WireContract = wireContract(
+  'install',
+  subjects,
+  {
+    http: {
+      kind: 'request',
+      from: ['boot'],
+      to: ['manager'],
+      message: "InstallHttpRequest → InstallHttpResponse: installer calls relayed by the segment's worker",
+    },
+  },
+  [
+    {
+      name: INSTALL_ATTEMPTS,
+      key: 'node name',
+      holds:
+        'InstallAttempt: the Node uid it belongs to, hashes of its install tokens, the installed-report token',
+      writers: ['manager'],
+      readers: ['manager'],
+    },
+  ],
+);
 
 /** The only error the parsers of this protocol throw: a request or config the agent or Strata refuses. */
 export class InstallProtocolError extends Error {

@@ -18,7 +18,8 @@ import { join, sep } from 'node:path';
 import send from 'send';
 import { type Logger, silentLogger } from '../core/log.ts';
 import { counter } from '../core/metrics.ts';
-import { BOOT_SCRIPT_PATH, normalizeMac } from './script.ts';
+import { BOOT_SCRIPT_PATH } from './paths.ts';
+import { normalizeMac } from './script.ts';
 
 export interface BootScriptQuery {
   /** Normalised MAC (`52:54:00:12:34:56`). */

@@ -8,16 +8,17 @@
  * profile data that carried a newline, `${`, or one of those tokens could therefore run commands of its
  * own. So: every input string is checked before rendering (the error names the offending field), every
  * `{{ output }}` is checked again after filters (Liquid's `outputEscape`, which `| raw` cannot bypass
- * here), URLs may not contain whitespace, and a MAC must look like one. Templates are trusted (operators
- * write them) but are sandboxed anyway: in-memory only (no `include` from the filesystem), strict
- * variables (a missing variable is an error naming it), strict filters, own properties only, and
- * parse/render/memory limits.
+ * here), URLs may not contain whitespace, and a MAC must look like one. Templates render in the one
+ * sandbox shared with the answer files (src/core/template.ts).
  *
  * Firmware matters for two things: an EFI kernel wants `initrd=NAME` on its command line to find the
  * initrd iPXE loaded (seen with the 2019 iPXE in the lab), and "boot from local disk" is `sanboot` of
  * drive 0x80 under BIOS but `exit` under UEFI (the firmware then tries its next boot entry).
  */
-import { Liquid, type Template } from 'liquidjs';
+import { createSandbox, type Template, TemplateFailure } from '../core/template.ts';
+import { BOOT_SCRIPT_PATH, bootScriptPath, LOCAL_BOOT_EFI } from './paths.ts';
+
+export { BOOT_SCRIPT_PATH, LOCAL_BOOT_EFI } from './paths.ts';
 
 export type BootMode = 'install' | 'local' | 'discovery' | 'hold';
 export type Firmware = 'bios' | 'uefi' | 'unknown';
@@ -79,12 +80,6 @@ export class IpxeScriptError extends Error {
     this.field = field;
   }
 }
-
-/** The path of the boot-script route served by `http.ts`. */
-export const BOOT_SCRIPT_PATH = '/boot/ipxe';
-
-/** Artifact path of the GRUB EFI image that boots a local disk (built by the boot worker). */
-export const LOCAL_BOOT_EFI = 'ipxe/grub-local.efi';
 
 const BUILTIN: Record<'install' | 'local' | 'discovery' | 'hold' | 'error', string> = {
   install: `#!ipxe
@@ -194,7 +189,7 @@ function trimSlash(u: string): string {
 
 /** The URL a node's iPXE chains to for its script. */
 export function bootScriptUrl(baseUrl: string, mac?: string): string {
-  return `${trimSlash(baseUrl)}${BOOT_SCRIPT_PATH}?mac=${mac ?? `\${netX/mac}`}`;
+  return `${trimSlash(baseUrl)}${bootScriptPath(mac)}`;
 }
 
 function resolveArtifact(ref: string, artifactsUrl: string, field: string): string {
@@ -225,38 +220,18 @@ function escapeOutput(value: unknown): string {
   return value;
 }
 
-const engine = new Liquid({
-  templates: {}, // in-memory file system: include/render/layout never reach the disk
-  strictVariables: true,
-  strictFilters: true,
-  ownPropertyOnly: true,
-  outputEscape: escapeOutput,
-  parseLimit: 64 * 1024,
-  renderLimit: 1000,
-  memoryLimit: 4 * 1024 * 1024,
-});
-// `| raw` would skip outputEscape; make it an ordinary (escaped) identity filter.
-engine.registerFilter('raw', (v: unknown) => v);
+/** The shared sandbox (src/core/template.ts) with iPXE's output check. */
+const sandbox = createSandbox({ outputEscape: escapeOutput });
 
 const builtinParsed = new Map<string, Template[]>();
-for (const [name, src] of Object.entries(BUILTIN)) builtinParsed.set(name, engine.parse(src));
+for (const [name, src] of Object.entries(BUILTIN)) builtinParsed.set(name, sandbox.parse(src));
 
-const userParsed = new Map<string, Template[]>();
 function parseUser(src: string): Template[] {
-  const hit = userParsed.get(src);
-  if (hit) return hit;
-  let tpl: Template[];
   try {
-    tpl = engine.parse(src);
+    return sandbox.parse(src);
   } catch (err) {
-    throw new IpxeScriptError(
-      `profile template does not parse: ${(err as Error).message}`,
-      'profile.template',
-    );
+    throw new IpxeScriptError(`profile template ${(err as Error).message}`, 'profile.template');
   }
-  if (userParsed.size >= 64) userParsed.delete(userParsed.keys().next().value!);
-  userParsed.set(src, tpl);
-  return tpl;
 }
 
 /** Parses a profile template without rendering it: for rejecting bad profiles when they are applied. */
@@ -267,13 +242,11 @@ export function validateTemplate(source: string): void {
 function render(tpl: Template[], ctx: Record<string, unknown>, what: string): string {
   let out: string;
   try {
-    out = engine.renderSync(tpl, ctx) as string;
+    out = sandbox.render(tpl, ctx, (e) => e instanceof IpxeScriptError);
   } catch (err) {
     if (err instanceof IpxeScriptError) throw err;
-    const cause = (err as { originalError?: unknown }).originalError;
-    if (cause instanceof IpxeScriptError) throw cause;
-    const m = /undefined variable: ([^,\s]+)/.exec((err as Error).message);
-    if (m) throw new IpxeScriptError(`${what}: undefined variable ${m[1]}`, m[1]);
+    if (err instanceof TemplateFailure && err.variable)
+      throw new IpxeScriptError(`${what}: undefined variable ${err.variable}`, err.variable);
     throw new IpxeScriptError(`${what}: ${(err as Error).message}`);
   }
   if (!out.startsWith('#!ipxe')) throw new IpxeScriptError(`${what} does not start with #!ipxe`);

@@ -14,9 +14,9 @@ import { EVENTS_SUBJECT } from '../core/events.ts';
 import type { Layer, ManagerContext, WorkerContext } from '../core/layer.ts';
 import { StrataError } from '../core/resources/errors.ts';
 import { API_VERSION, type Resource, type StrataEvent } from '../core/resources/types.ts';
-import type { PowerReply, PowerRequest } from '../hardware/provider.ts';
-import { providerSubject, unsupported } from '../hardware/provider.ts';
-import { buildLabAssets } from './assets.ts';
+import { subjects as hardwareSubjects, type PowerReply, type PowerRequest } from '../hardware/protocol.ts';
+import { unsupported } from '../hardware/provider.ts';
+import { buildInstallMedia } from '../install/media/index.ts';
 import { LabNetwork, labDown, listNetns } from './network.ts';
 import {
   claimLab,
@@ -27,43 +27,14 @@ import {
   readLabOwner,
   releaseLab,
 } from './owner.ts';
+import {
+  type LabDownReply,
+  type LabOwnerInfo,
+  type LabUpRequest,
+  type LabVmInfo,
+  subjects,
+} from './protocol.ts';
 import { QemuVm } from './vm.ts';
-
-/** The default lab namespace; `labNetns()` gives the one in use (STRATA_LAB_NETNS may rename it). */
-export const LAB_NETNS = 'strata-lab';
-
-export interface LabUpRequest {
-  nodes: number;
-  firmware: 'bios' | 'uefi' | 'mixed';
-  memoryMiB?: number;
-  /** Frames dropped on the lab bridge, percent each way (a lossy wire); 0 or absent: none. */
-  lossPercent?: number;
-}
-
-export interface LabVmInfo {
-  name: string;
-  mac: string;
-  firmware: 'bios' | 'uefi';
-  status?: string;
-}
-
-const subjects = { up: 'lab.up', down: 'lab.down', status: 'lab.status' } as const;
-
-/** The reply of `lab.down`: whether this instance's lab was torn down, and why not. */
-export interface LabDownReply {
-  ok: boolean;
-  message?: string;
-}
-
-/** Who owns the lab namespace, as `GET /api/v1/lab` reports it. */
-export interface LabOwnerInfo {
-  namespace: string;
-  pid: number;
-  dataDir: string;
-  alive: boolean;
-  /** The instance answering owns it. */
-  self: boolean;
-}
 
 /** Hard-links (or copies) a cached asset into the artifact store, where TFTP and HTTP serve it. */
 function publishArtifact(src: string, dest: string): void {
@@ -118,7 +89,7 @@ export function labLayer(): Layer {
     const netns = labNetns();
     await claim(ctx, netns);
     try {
-      const { paths } = await buildLabAssets({ log: (l) => ctx.log.info('lab assets', { step: l }) });
+      const { paths } = await buildInstallMedia({ log: (l) => ctx.log.info('lab assets', { step: l }) });
       const art = join(ctx.dataDir, 'artifacts', 'lab');
       mkdirSync(art, { recursive: true });
       publishArtifact(paths.kernel, join(art, 'vmlinuz'));
@@ -245,7 +216,7 @@ export function labLayer(): Layer {
             return o ? { vms: list, owner: o } : { vms: list };
           },
         ),
-        await ctx.transport.serve<PowerRequest, PowerReply>(providerSubject('lab'), async (r) => {
+        await ctx.transport.serve<PowerRequest, PowerReply>(hardwareSubjects.power('lab'), async (r) => {
           if (!['on', 'off', 'cycle', 'reset', 'status'].includes(r.op)) return unsupported('lab', r.op);
           const vm = vms.get(r.node.name);
           if (!vm) return { state: 'unknown', message: `no lab VM named ${r.node.name} (is the lab up?)` };

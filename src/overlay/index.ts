@@ -9,6 +9,7 @@ import type { Layer } from '../core/layer.ts';
 import './kind.ts';
 import { LighthouseRunner } from './lighthouse.ts';
 import { startOverlayManager } from './manager.ts';
+import { resetOverlayStatus } from './status.ts';
 import { overlayJoinStep, pushPlan } from './step.ts';
 
 export * from './ipam.ts';
@@ -16,7 +17,9 @@ export * from './kind.ts';
 export * from './lighthouse.ts';
 export * from './manager.ts';
 export * from './membership.ts';
+export * from './protocol.ts';
 export * from './reconcile.ts';
+export * from './status.ts';
 export * from './step.ts';
 export * from './wgpeer.ts';
 
@@ -39,6 +42,7 @@ export function overlayLayerWith(opts: OverlayLayerOptions = {}): Layer {
     name: 'overlay',
     roles: [],
     steps: [overlayJoinStep(deps)],
+    resetStatus: resetOverlayStatus,
     async manager(ctx) {
       const netns = process.env.STRATA_OVERLAY_NETNS;
       const prefix = opts.lighthousePrefix ?? (netns ? ['ip', 'netns', 'exec', netns] : undefined);

@@ -219,7 +219,7 @@ function validateOverlay(r: Resource, at: (p: string) => FieldIssue): FieldIssue
   return out;
 }
 
-registerKind({
+registerKind<OverlayResource>({
   kind: 'Overlay',
   plural: 'overlays',
   aliases: ['overlay', 'ovl'],
@@ -229,27 +229,24 @@ registerKind({
   validate: validateOverlay,
   finalizers: [OVERLAY_FINALIZER],
   columns: [
-    { header: 'PROVIDER', value: (r) => (r.spec as OverlaySpec).provider },
-    { header: 'SUBNET', value: (r) => (r.spec as OverlaySpec).subnet },
+    { header: 'PROVIDER', value: (r) => r.spec.provider },
+    { header: 'SUBNET', value: (r) => r.spec.subnet },
     {
       header: 'MEMBERS',
-      value: (r) =>
-        Object.values((r.status as OverlayStatus | undefined)?.members ?? {}).filter(
-          (m) => m.state === 'active',
-        ).length,
+      value: (r) => Object.values(r.status?.members ?? {}).filter((m) => m.state === 'active').length,
     },
     {
       header: 'SELECTOR',
       wide: true,
       value: (r) =>
-        Object.entries((r.spec as OverlaySpec).selector.matchLabels)
+        Object.entries(r.spec.selector.matchLabels)
           .map(([k, v]) => `${k}=${v}`)
           .join(',') || '<all>',
     },
     {
       header: 'RESERVED',
       wide: true,
-      value: (r) => (r.status as OverlayStatus | undefined)?.reservedAddress ?? '-',
+      value: (r) => r.status?.reservedAddress ?? '-',
     },
   ],
 });

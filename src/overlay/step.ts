@@ -20,7 +20,7 @@
  * again.
  */
 import type { NodeResource, NodeStatus } from '../core/kinds/node.ts';
-import type { Step, StepContext } from '../core/ladder/step.ts';
+import { type Step, type StepContext, setStatusSection } from '../core/ladder/step.ts';
 import type { ResourceService } from '../core/resources/service.ts';
 import type { Store } from '../core/store/types.ts';
 import type { Transport } from '../core/transport/types.ts';
@@ -28,23 +28,13 @@ import { STEPS } from '../ladder.ts';
 import { StoreRefs } from '../registry/store.ts';
 import { shellDistribute, shellRun } from '../shell/client.ts';
 import type { ArtifactSpec, Distributable } from '../shell/distributable.ts';
-import type { OverlayResource, OverlayStatus } from './kind.ts';
+import type { OverlayResource } from './kind.ts';
 import type { LighthouseRunner } from './lighthouse.ts';
 import { overlaysOf } from './manager.ts';
 import type { OverlayPlan, RenderedFile } from './membership.ts';
+import { PUSHED_COLLECTION } from './protocol.ts';
 import { type OverlayContext, reconcileOverlay } from './reconcile.ts';
-
-/** The node's typed status section of this layer: where Strata reaches it in global scope. */
-export interface NodeOverlayStatus {
-  address: string;
-  overlay: string;
-  provider: OverlayPlan['provider'];
-  joinedAt: string;
-}
-export type OverlayNodeStatus = NodeStatus & { overlay?: NodeOverlayStatus; hostKeys?: string[] };
-
-/** Digests of what was pushed, key `<overlay>/<node>`. */
-export const PUSHED_COLLECTION = 'overlay-pushed';
+import type { NodeOverlayStatus } from './status.ts';
 
 /** The Debian package each provider's apply script installs when the node lacks it. */
 export const PROVIDER_PACKAGES: Record<OverlayPlan['provider'], string[]> = {
@@ -60,14 +50,11 @@ export interface OverlayStepDeps {
 
 type Ctx = OverlayContext & { store: Store; transport: Transport; resources: ResourceService };
 
-/** The newest `debian/<codename>/<arch>/<package>` reference in Strata's registry, as an artifact. */
-export async function packageArtifacts(
-  store: Store,
-  provider: OverlayPlan['provider'],
-): Promise<ArtifactSpec[]> {
+/** The newest `debian/<codename>/<arch>/<package>` reference in Strata's registry per package, as artifacts. */
+export async function debianArtifacts(store: Store, packages: readonly string[]): Promise<ArtifactSpec[]> {
   const refs = await new StoreRefs(store).list();
   const out: ArtifactSpec[] = [];
-  for (const pkg of PROVIDER_PACKAGES[provider]) {
+  for (const pkg of packages) {
     const re = new RegExp(`^debian/[^/]+/[^/]+/${pkg.replace(/[+.]/g, '\\$&')}$`);
     const newest = refs
       .filter((r) => re.test(r.name))
@@ -77,6 +64,11 @@ export async function packageArtifacts(
       out.push({ name: `${pkg}.deb`, ref: `${newest.name}:${newest.version}`, digest: newest.digest });
   }
   return out;
+}
+
+/** The provider's Debian packages from Strata's registry, as artifacts. */
+export function packageArtifacts(store: Store, provider: OverlayPlan['provider']): Promise<ArtifactSpec[]> {
+  return debianArtifacts(store, PROVIDER_PACKAGES[provider]);
 }
 
 function bundleOf(
@@ -142,7 +134,7 @@ async function leaveNode(
   if (r.outcome === 'failed')
     throw new Error(`overlay "${plan.overlay}": undo on "${node.metadata.name}": ${r.error}`);
   await ctx.store.deleteRecords(PUSHED_COLLECTION, [pushedKey(plan.overlay, node.metadata.name)]);
-  await ctx.resources.patchStatus<OverlayNodeStatus>('Node', node.metadata.name, (s) => {
+  await ctx.resources.patchStatus<NodeStatus>('Node', node.metadata.name, (s) => {
     // Only this overlay's section goes; a node on another overlay keeps its global address there.
     if (s.overlay?.overlay !== plan.overlay) return undefined;
     const { overlay: _o, ...rest } = s;
@@ -167,12 +159,12 @@ export async function pushPlan(ctx: Ctx, plan: OverlayPlan): Promise<void> {
   const problems: string[] = [];
   for (const m of plan.members) {
     const node = await ctx.resources.get<NodeResource>('Node', m.node);
-    if ((node?.status as OverlayNodeStatus | undefined)?.overlay?.overlay !== plan.overlay) continue;
+    if (node?.status?.overlay?.overlay !== plan.overlay) continue;
     await pushMember(ctx, plan, node!, false).catch((e) => problems.push((e as Error).message));
   }
   for (const l of plan.leaving) {
     const node = await ctx.resources.get<NodeResource>('Node', l.node);
-    const st = node?.status as OverlayNodeStatus | undefined;
+    const st = node?.status;
     const pushed = await ctx.store.getRecord(PUSHED_COLLECTION, pushedKey(plan.overlay, l.node));
     // Gone, or never given this overlay: there is nothing on the node to undo.
     if (!node || (!pushed && st?.overlay?.overlay !== plan.overlay)) continue;
@@ -196,13 +188,22 @@ export function overlayJoinStep(deps: OverlayStepDeps = {}): Step {
       const node = ctx.node;
       const overlay = await primaryOverlay(ctx, node);
       if (!overlay) return false;
-      const member = (overlay.status as OverlayStatus | undefined)?.members?.[node.metadata.name];
+      const member = overlay.status?.members?.[node.metadata.name];
       if (member?.state !== 'active') return false;
-      const st = (node.status ?? {}) as OverlayNodeStatus;
-      const probe = {
+      const st = node.status;
+      // The shell reaches the node at the member's address before the status records it.
+      const probe: NodeResource = {
         ...node,
-        status: { ...st, overlay: { ...st.overlay, address: member.address } },
-      } as NodeResource;
+        status: {
+          ...(st ?? { state: 4 }),
+          overlay: {
+            address: member.address,
+            overlay: overlay.metadata.name,
+            provider: overlay.spec.provider,
+            joinedAt: st?.overlay?.joinedAt ?? new Date().toISOString(),
+          },
+        },
+      };
       const r = await shellRun(ctx, probe, 'true', { scope: 'global', timeoutMs: 15_000 }).catch(
         (e: Error) => ({ code: -1, error: e.message }),
       );
@@ -215,21 +216,19 @@ export function overlayJoinStep(deps: OverlayStepDeps = {}): Step {
           );
         return false;
       }
-      if (st.overlay?.address !== member.address || st.overlay.overlay !== overlay.metadata.name) {
+      if (st?.overlay?.address !== member.address || st.overlay.overlay !== overlay.metadata.name) {
         const joined: NodeOverlayStatus = {
           address: member.address,
           overlay: overlay.metadata.name,
           provider: overlay.spec.provider,
           joinedAt: new Date().toISOString(),
         };
-        await ctx.resources.patchStatus<OverlayNodeStatus>('Node', node.metadata.name, (s) => ({
-          ...s,
-          overlay: joined,
-        }));
-        ctx.record(
+        await setStatusSection(
+          ctx,
+          'overlay',
+          joined,
           'OverlayReached',
           `Strata reaches the node over overlay "${joined.overlay}" at ${joined.address}: global scope from now on`,
-          { ...joined },
         );
       }
       return true;
@@ -277,7 +276,7 @@ export function overlayJoinStep(deps: OverlayStepDeps = {}): Step {
         if (plan && m) await leaveNode(ctx, plan, node, m.files, false);
       }
       // Not selected any more (or the Overlay is gone): what remains is the status section.
-      await ctx.resources.patchStatus<OverlayNodeStatus>('Node', node.metadata.name, (s) => {
+      await ctx.resources.patchStatus<NodeStatus>('Node', node.metadata.name, (s) => {
         if (!s.overlay) return undefined;
         const { overlay: _o, ...rest } = s;
         return rest;

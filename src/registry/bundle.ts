@@ -19,6 +19,7 @@ import { pipeline } from 'node:stream/promises';
 import { extract as tarExtract, pack as tarPack } from 'tar-stream';
 import type { RegistryClient } from './client.ts';
 import { DigestStream, hexOf, isDigest, mustName, mustVersion } from './digest.ts';
+import { MANIFEST_TYPES, manifestChildren } from './oci.ts';
 import type { ArtifactRef } from './store.ts';
 
 export const BUNDLE_KIND = 'StrataBundle';
@@ -82,6 +83,34 @@ async function addEntry(
   });
 }
 
+/**
+ * Adds what container images need besides their manifests (configs, layers, an index's manifests; see
+ * oci.ts) to `blobs`, so a bundle carries whole images.
+ */
+async function addImageBlobs(
+  client: RegistryClient,
+  refs: ArtifactRef[],
+  blobs: Map<string, number>,
+): Promise<void> {
+  const todo = refs.filter((r) => MANIFEST_TYPES.includes(r.mediaType)).map((r) => r.digest);
+  const read = new Set<string>();
+  for (let d = todo.pop(); d; d = todo.pop()) {
+    if (read.has(d)) continue;
+    read.add(d);
+    const parts: Buffer[] = [];
+    for await (const c of (await client.openBlob(d)).stream) parts.push(c as Buffer);
+    const { blobs: children, manifests } = manifestChildren(Buffer.concat(parts));
+    for (const child of [...children, ...manifests]) {
+      if (blobs.has(child)) continue;
+      const size = await client.statBlob(child);
+      // Non-distributable layers and a subject pushed elsewhere are not here: the image names them only.
+      if (size === undefined) continue;
+      blobs.set(child, size);
+    }
+    todo.push(...manifests);
+  }
+}
+
 export async function exportBundle(o: {
   client: RegistryClient;
   to: string;
@@ -91,6 +120,7 @@ export async function exportBundle(o: {
   const artifacts = await o.client.listRefs();
   const blobs = new Map<string, number>();
   for (const a of artifacts) blobs.set(a.digest, a.size);
+  await addImageBlobs(o.client, artifacts, blobs);
   const manifest: BundleManifest = {
     kind: BUNDLE_KIND,
     formatVersion: BUNDLE_FORMAT,

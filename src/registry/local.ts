@@ -6,6 +6,8 @@
  * cache when it does not, so a site keeps working while the global registry is away (what it has, it
  * serves; what it never had, it says plainly it cannot get). Blobs are immutable, so a cached blob never
  * needs revalidation; only references can move, and they are refreshed whenever the global one answers.
+ * Container images come the same way, under /registry/v2/ (oci.ts): a read-only mirror of the global
+ * registry's /v2/, the one a node's containerd is pointed at (containerd.ts).
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { join } from 'node:path';
@@ -18,6 +20,7 @@ import type { Transport } from '../core/transport/types.ts';
 import { RegistryClient, RegistryHttpError } from './client.ts';
 import { DigestMismatchError } from './digest.ts';
 import { addReadRoutes, type RegistrySource, serveRouter } from './http.ts';
+import { addOciRoutes, LOCAL_OCI_PREFIX } from './oci.ts';
 import {
   type ChunkReply,
   LOCAL_REGISTRY_BASE,
@@ -167,6 +170,26 @@ export async function createLocalRegistry(o: LocalRegistryOptions): Promise<Loca
 
   const router = new Router();
   addReadRoutes(router, LOCAL_REGISTRY_BASE, source, { log });
+  // Images: the same pull-through, read-only; tags and manifests are references, layers blobs.
+  addOciRoutes(router, {
+    prefix: LOCAL_OCI_PREFIX,
+    source: {
+      store,
+      getRef: (name, version) => source.getRef(name, version),
+      listRefs: async () => (await source.listRefs()).items,
+      haveBlob: async (digest) => {
+        if (await store.backend.stat(digest)) return true;
+        try {
+          await pull(digest);
+          return true;
+        } catch (e) {
+          if (e instanceof StrataError && e.status === 404) return false;
+          throw e;
+        }
+      },
+    },
+    log,
+  });
   return {
     store,
     handle: (req, res) => void serveRouter(router, req, res, log),

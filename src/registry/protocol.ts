@@ -18,6 +18,8 @@
  * chunks small enough for any transport (NATS caps a message at 1 MiB). The site verifies the whole blob
  * against its digest either way.
  */
+import { SECRETS_COLLECTION, type WireContract, wireContract } from '../core/wire.ts';
+
 export const REGISTRY_API_BASE = '/api/v1/registry';
 export const LOCAL_REGISTRY_BASE = '/registry';
 export const DIGEST_HEADER = 'x-strata-digest';
@@ -28,6 +30,48 @@ export const subjects = {
   /** Request ReadRequest → ArtifactRef[] | ArtifactRef | ChunkReply: reads over the transport. */
   read: 'registry.read',
 } as const;
+
+/** Artifact references, key `<name>:<version>`; blobs live in the backend, not in the store. */
+export const REFS_COLLECTION = 'registry.refs';
+export const refKey = (name: string, version: string) => `${name}:${version}`;
+/** The registry's read-only pull token, in the store's secret records. */
+export const PULL_TOKEN_KEY = 'registry/pull-token';
+
+export const wire: WireContract = wireContract(
+  'registry',
+  subjects,
+  {
+    upstream: {
+      kind: 'request',
+      from: ['boot'],
+      to: ['manager'],
+      message: '{} → UpstreamInfo, asked by the local registry a boot worker runs',
+    },
+    read: {
+      kind: 'request',
+      from: ['boot'],
+      to: ['manager'],
+      message: 'ReadRequest → ArtifactRef[] | ArtifactRef | ChunkReply',
+    },
+  },
+  [
+    {
+      name: REFS_COLLECTION,
+      key: refKey('<name>', '<version>'),
+      holds: 'ArtifactRef: the digest and media type a name and version stand for',
+      writers: ['manager'],
+      readers: ['manager'],
+    },
+    {
+      name: SECRETS_COLLECTION,
+      key: PULL_TOKEN_KEY,
+      holds:
+        "{token, createdAt}: the registry's read-only pull token, handed to sites over `registry.upstream`",
+      writers: ['manager'],
+      readers: ['manager'],
+    },
+  ],
+);
 
 /** Bytes per `registry.read` chunk: 256 KiB, about 350 KB of base64, under NATS's 1 MiB message cap. */
 export const READ_CHUNK = 256 * 1024;

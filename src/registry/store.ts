@@ -18,9 +18,9 @@ import type { Store } from '../core/store/types.ts';
 import type { BlobBackend, BlobInfo } from './backend.ts';
 import { DigestMismatchError, DigestStream, mustDigest } from './digest.ts';
 import { DirectoryBackend } from './dir-backend.ts';
+import { MANIFEST_TYPES, manifestChildren } from './oci.ts';
+import { REFS_COLLECTION, refKey } from './protocol.ts';
 import { parseS3Url, S3Backend } from './s3-backend.ts';
-
-export const REFS_COLLECTION = 'registry.refs';
 
 const refused = counter(
   'strata_registry_digest_mismatch_total',
@@ -44,8 +44,6 @@ export interface RefIndex {
   delete(name: string, version: string): Promise<boolean>;
   list(): Promise<ArtifactRef[]>;
 }
-
-const refKey = (name: string, version: string) => `${name}:${version}`;
 
 const byCodePoint = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
 
@@ -230,9 +228,42 @@ export class ArtifactStore {
     return ref;
   }
 
-  /** Removes every blob no reference points to and that is older than `minAgeMs` (an upload in flight). */
+  /**
+   * The digests references keep alive: what they name and, for image manifests and indexes (oci.ts), what
+   * those point to, followed down to the layers.
+   */
+  async liveDigests(): Promise<Set<string>> {
+    const refs = await this.refs.list();
+    const live = new Set(refs.map((r) => r.digest));
+    const todo = refs.filter((r) => MANIFEST_TYPES.includes(r.mediaType)).map((r) => r.digest);
+    const seen = new Set<string>();
+    for (let d = todo.pop(); d; d = todo.pop()) {
+      if (seen.has(d)) continue;
+      seen.add(d);
+      const b = await this.openBlob(d).catch(() => undefined);
+      if (!b || b.size > 4 * 1024 * 1024) {
+        b?.stream.destroy();
+        continue;
+      }
+      const parts: Buffer[] = [];
+      try {
+        for await (const c of b.stream) parts.push(c as Buffer);
+      } catch {
+        continue;
+      }
+      const { blobs, manifests } = manifestChildren(Buffer.concat(parts));
+      for (const child of blobs) live.add(child);
+      for (const child of manifests) {
+        live.add(child);
+        todo.push(child);
+      }
+    }
+    return live;
+  }
+
+  /** Removes every blob nothing keeps alive (liveDigests) that is older than `minAgeMs` (an upload in flight). */
   async gc(minAgeMs = 0, now = Date.now()): Promise<GcResult> {
-    const live = new Set((await this.refs.list()).map((r) => r.digest));
+    const live = await this.liveDigests();
     const freed: BlobInfo[] = [];
     let kept = 0;
     for await (const b of this.backend.list()) {

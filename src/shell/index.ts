@@ -7,11 +7,9 @@
  * or, once a node is on an overlay, the global scope (target.ts): the manager hosts that global worker
  * itself, because Strata's overlay endpoint (its Nebula lighthouse) runs in the manager's process too.
  */
-import { type ChildProcess, spawn } from 'node:child_process';
-import { join } from 'node:path';
-import type { Layer, ManagerContext, Stoppable } from '../core/layer.ts';
-import { bridgePipe } from '../core/transport/pipe.ts';
+import type { Layer } from '../core/layer.ts';
 import { addExecRoute } from './exec.ts';
+import { globalWorkerIn } from './global.ts';
 import { GLOBAL_NETWORK } from './protocol.ts';
 import { addDistributeRoute } from './routes.ts';
 import { serveShell } from './worker.ts';
@@ -57,42 +55,3 @@ export function shellLayerWith(opts: ShellLayerOptions = {}): Layer {
 }
 
 export const shellLayer: Layer = shellLayerWith();
-
-/**
- * The global worker as a child process inside `netns`, restarted with backoff when it exits (the
- * namespace may not exist yet: a lab's is made by `strata lab up`).
- */
-function globalWorkerIn(netns: string, ctx: ManagerContext): Stoppable {
-  let child: ChildProcess | undefined;
-  let stopped = false;
-  let restarts = 0;
-  let timer: NodeJS.Timeout | undefined;
-  const launch = () => {
-    const main = join(import.meta.dirname, 'main.ts');
-    const c = spawn('ip', ['netns', 'exec', netns, process.execPath, main, '--network', GLOBAL_NETWORK], {
-      stdio: ['pipe', 'pipe', 'inherit'],
-    });
-    child = c;
-    const bridge = bridgePipe(ctx.transport, c.stdout!, c.stdin!, {
-      label: `shell-worker@${GLOBAL_NETWORK}`,
-      logger: ctx.log,
-    });
-    const started = Date.now();
-    c.once('exit', (code, signal) => {
-      void bridge.close();
-      if (stopped) return;
-      if (Date.now() - started > 60_000) restarts = 0;
-      const delay = Math.min(30_000, 1000 * 2 ** restarts++);
-      ctx.log.warn('the global shell worker exited; restarting', { netns, code, signal, inMs: delay });
-      timer = setTimeout(launch, delay);
-    });
-  };
-  launch();
-  return {
-    stop() {
-      stopped = true;
-      clearTimeout(timer);
-      child?.kill('SIGTERM');
-    },
-  };
-}

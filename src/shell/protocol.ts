@@ -5,6 +5,7 @@
  * per-session subjects. The exec stream between the API and `strata ssh` is framed like Kubernetes'
  * channel protocol: one byte of channel, four bytes of length, the payload. Pure: no I/O here.
  */
+import { type WireContract, wireContract } from '../core/wire.ts';
 
 export const subjects = {
   /** Request ShellRequest → ShellResult, served by the shell worker of `network`. */
@@ -18,6 +19,30 @@ export const subjects = {
   /** Published SessionOutput, worker → manager. */
   sessionOut: (id: string) => `shell.session.${id}.out`,
 } as const;
+
+const workers = ['boot', 'shell-global'];
+
+export const wire: WireContract = wireContract(
+  'shell',
+  subjects,
+  {
+    run: { kind: 'request', from: ['manager'], to: workers, message: 'ShellRequest → ShellResult' },
+    distribute: {
+      kind: 'request',
+      from: ['manager'],
+      to: workers,
+      message: 'DistributableRequest → DistributableResult',
+    },
+    open: { kind: 'request', from: ['manager'], to: workers, message: 'SessionOpen → {ok}' },
+    sessionIn: { kind: 'publish', from: ['manager'], to: workers, message: 'SessionInput' },
+    sessionOut: { kind: 'publish', from: workers, to: ['manager'], message: 'SessionOutput' },
+  },
+  [],
+  {
+    'shell-global':
+      "the global-scope shell worker (network `_global`): inside the manager's process by default, or `src/shell/main.ts --network _global` where the overlay endpoint runs",
+  },
+);
 
 /** Where and as whom: the node's address, and the host keys it is pinned to (never "accept any"). */
 export interface SshTarget {

@@ -37,12 +37,11 @@ export class GlobalScopeNotImplemented extends Error {
   }
 }
 
-type ShellStatus = NodeStatus & { hostKeys?: string[]; overlay?: { address?: string } };
-
 /** Resolves a node to the address, pinned host keys and worker a shell call uses. */
 export function resolveTarget(node: NodeResource, scope?: ShellScope): ShellTarget {
   const name = node.metadata.name;
-  const st = (node.status ?? {}) as ShellStatus;
+  // The pinned host keys are the install layer's section, the overlay address the overlay layer's.
+  const st: Partial<NodeStatus> = node.status ?? {};
   const overlay = st.overlay?.address;
   const chosen = scope ?? (overlay ? 'global' : 'local');
   const pinned = () => {

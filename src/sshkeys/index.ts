@@ -1,149 +1,21 @@
 /**
- * The seed's SSH key manager and worker. The manager is a core controller over SSHKey resources (changes,
- * resync, retries with backoff) and asks a worker to generate the pairs that want one; the worker runs OpenSSH's own ssh-keygen and hands the result back by request,
- * acking the durable job only once the manager has stored it. Private halves live in the `secrets` record
- * collection, never in a resource, a log or an API response.
+ * The SSH key layer: the seed's SSH key manager and worker. SSHKey resources are either imported (a public
+ * key) or generated: the manager (manager.ts, a core controller) asks an `sshkeys` worker (worker.ts) over
+ * a durable queue to generate a pair with OpenSSH's ssh-keygen (keys.ts), and keeps the private half in the
+ * store's secret records (protocol.ts), never in a resource, a log or an API response. Strata's own
+ * managed key is how the shell layer reaches installed nodes.
  */
-import { execFile } from 'node:child_process';
-import { createHash } from 'node:crypto';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { promisify } from 'node:util';
-import type { SSHKeyResource, SSHKeyStatus } from '../core/kinds/sshkey.ts';
-import { controller } from '../core/ladder/controller.ts';
-import type { Layer, ManagerContext } from '../core/layer.ts';
+import type { Layer } from '../core/layer.ts';
+import { startSshkeysManager } from './manager.ts';
+import { startSshkeysWorker } from './worker.ts';
 
-const run = promisify(execFile);
-export const SECRETS = 'secrets';
-/** Strata's own key for reaching installed nodes (the install manager creates it on first start). */
-export const MANAGED_KEY = 'strata-managed';
-const QUEUE = 'sshkeys';
-const REPORT = 'manager.sshkeys.report';
-
-interface GenerateJob {
-  name: string;
-  uid: string;
-  comment: string;
-}
-interface GenerateReport {
-  name: string;
-  uid: string;
-  publicKey: string;
-  privateKey: string;
-}
-
-/** `SHA256:...` as ssh-keygen -l prints it. */
-export function fingerprint(publicKey: string): string {
-  const b64 = publicKey.trim().split(/\s+/)[1] ?? '';
-  return `SHA256:${createHash('sha256').update(Buffer.from(b64, 'base64')).digest('base64').replace(/=+$/, '')}`;
-}
-
-export async function generateKeyPair(comment: string): Promise<{ publicKey: string; privateKey: string }> {
-  const dir = await mkdtemp(join(tmpdir(), 'strata-key-'));
-  try {
-    const file = join(dir, 'id');
-    await run('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', comment, '-f', file]);
-    return {
-      publicKey: (await readFile(`${file}.pub`, 'utf8')).trim(),
-      privateKey: await readFile(file, 'utf8'),
-    };
-  } finally {
-    await rm(dir, { recursive: true, force: true });
-  }
-}
-
-/** The private half of a managed key, for the shell worker. */
-export async function privateKeyOf(
-  ctx: { store: ManagerContext['store'] },
-  keyName: string,
-): Promise<string | undefined> {
-  const rec = (await ctx.store.getRecord(SECRETS, `sshkey/${keyName}`)) as
-    | { privateKey?: string }
-    | undefined;
-  return rec?.privateKey;
-}
-
-/** Makes one SSHKey's status and secret match its spec: import, ask for a generated pair, or clean up. */
-export async function reconcileKey(
-  ctx: Pick<ManagerContext, 'resources' | 'store' | 'transport'>,
-  name: string,
-): Promise<void> {
-  const key = await ctx.resources.get<SSHKeyResource>('SSHKey', name);
-  if (!key) {
-    await ctx.store.deleteRecords(SECRETS, [`sshkey/${name}`]);
-    return;
-  }
-  const st = key.status ?? {};
-  if (key.spec.publicKey) {
-    const fp = fingerprint(key.spec.publicKey);
-    if (st.fingerprint !== fp) {
-      await ctx.resources.patchStatus<SSHKeyStatus>('SSHKey', name, (s) => ({
-        ...s,
-        publicKey: key.spec.publicKey!,
-        fingerprint: fp,
-        ready: true,
-      }));
-    }
-    return;
-  }
-  if (key.spec.generate && !st.publicKey) {
-    await ctx.transport.enqueue<GenerateJob>(QUEUE, `generate-${name}-${key.metadata.uid}`, {
-      name,
-      uid: key.metadata.uid!,
-      comment: key.spec.comment ?? `strata-${name}`,
-    });
-  }
-}
+export { fingerprint, generateKeyPair, privateKeyOf } from './keys.ts';
+export { reconcileKey, storeGenerated } from './manager.ts';
+export { MANAGED_KEY, SECRETS } from './protocol.ts';
 
 export const sshkeysLayer: Layer = {
   name: 'sshkeys',
   roles: ['sshkeys'],
-  async manager(ctx) {
-    const serve = await ctx.transport.serve<GenerateReport, { ok: boolean }>(REPORT, async (r) => {
-      const key = await ctx.resources.get<SSHKeyResource>('SSHKey', r.name);
-      if (!key || key.metadata.uid !== r.uid) return { ok: true }; // deleted or replaced meanwhile: drop it
-      if (key.status?.publicKey) return { ok: true }; // a redelivered job: keep the first pair
-      await ctx.store.putRecords(SECRETS, [{ key: `sshkey/${r.name}`, value: { privateKey: r.privateKey } }]);
-      await ctx.resources.patchStatus<SSHKeyStatus>('SSHKey', r.name, (s) => ({
-        ...s,
-        publicKey: r.publicKey,
-        fingerprint: fingerprint(r.publicKey),
-        privateKeyRef: `secret:sshkey/${r.name}`,
-        ready: true,
-      }));
-      ctx.hub.record({
-        kind: 'SSHKey',
-        name: r.name,
-        source: 'sshkeys-manager',
-        reason: 'Generated',
-        message: `ed25519 key ${fingerprint(r.publicKey)} generated by a worker`,
-      });
-      return { ok: true };
-    });
-    const keys = controller(ctx, {
-      kind: 'SSHKey',
-      reconcile: (name) => reconcileKey(ctx, name),
-      resyncMs: 30_000,
-    });
-    await keys.start();
-    return {
-      async stop() {
-        keys.stop();
-        await serve.unsubscribe();
-      },
-    };
-  },
-  async worker(ctx) {
-    const sub = await ctx.transport.consume<GenerateJob>(QUEUE, async (job) => {
-      const pair = await generateKeyPair(job.data.comment);
-      await ctx.transport.request<GenerateReport, { ok: boolean }>(
-        REPORT,
-        { name: job.data.name, uid: job.data.uid, ...pair },
-        { timeout: 15_000 },
-      );
-      ctx.log.info('generated ssh key', { key: job.data.name, worker: ctx.id, attempt: job.attempt });
-    });
-    return { stop: () => sub.unsubscribe() };
-  },
+  manager: (ctx) => startSshkeysManager(ctx),
+  worker: (ctx) => startSshkeysWorker(ctx),
 };

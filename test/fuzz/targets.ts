@@ -41,6 +41,7 @@ import {
   parseInstalledReport,
 } from '../../src/install/protocol.ts';
 import { type BootMode, IpxeScriptError, renderBootScript, validateTemplate } from '../../src/ipxe/script.ts';
+import { manifestChildren, OciError, parseOciPath, parseRange } from '../../src/registry/oci.ts';
 import { decode as decodeTftp, negotiate, TftpDecodeError } from '../../src/tftp/codec.ts';
 
 export const CORPUS = resolve(import.meta.dirname, '../vectors/fuzz');
@@ -184,6 +185,27 @@ const manifest: FuzzTarget<string> = {
   },
 };
 
+/**
+ * The OCI endpoints' parsers of what a client sends: the path after /v2/, a Range header, and a manifest
+ * body (whose children garbage collection and bundles follow). Only the path parser may refuse (OciError);
+ * a Range is satisfiable within the blob or 'bad', never out of bounds.
+ */
+const oci: FuzzTarget<string> = {
+  name: 'oci',
+  typed: (e) => e instanceof OciError,
+  arbitrary: textFrom('oci', 4096),
+  fromSeed: (b) => b.toString('utf8'),
+  run(text) {
+    const kids = manifestChildren(text);
+    for (const d of [...kids.blobs, ...kids.manifests])
+      if (!/^sha256:[0-9a-f]{64}$/.test(d)) throw new Error(`manifestChildren returned "${d}"`);
+    const r = parseRange(text, 1000);
+    if (r && r !== 'bad' && !(r.start >= 0 && r.start <= r.end && r.end < 1000))
+      throw new Error(`parseRange gave ${JSON.stringify(r)} for a 1000-byte blob`);
+    parseOciPath(text);
+  },
+};
+
 const word = fc.string({ unit: 'binary', maxLength: 40 });
 const ipxe: FuzzTarget<{
   template: string;
@@ -324,7 +346,7 @@ function safeJson(s: string): unknown {
   }
 }
 
-export const TARGETS = [dhcp, tftp, dns, manifest, ipxe, answers, install] as FuzzTarget[];
+export const TARGETS = [dhcp, tftp, dns, manifest, ipxe, answers, install, oci] as FuzzTarget[];
 
 /** The property of a target: decode, or refuse with the typed error; nothing else may escape. */
 export function property(t: FuzzTarget): fc.IPropertyWithHooks<[unknown]> {

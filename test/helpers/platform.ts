@@ -12,9 +12,14 @@ import { MANAGED_KEY } from '../../src/sshkeys/index.ts';
 import type { Cleanup } from './services.ts';
 import { tempDir, waitFor } from './strata.ts';
 
-export async function startManagers(t: Cleanup, layers: Layer[], prefix: string): Promise<Platform> {
+export async function startManagers(
+  t: Cleanup,
+  layers: Layer[],
+  prefix: string,
+  dataDir = tempDir(t, prefix),
+): Promise<Platform> {
   const p = await startPlatform({
-    dataDir: tempDir(t, prefix),
+    dataDir,
     listen: '127.0.0.1:0',
     manager: true,
     roles: [],

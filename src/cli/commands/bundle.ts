@@ -4,7 +4,7 @@
  * uploads it into another Strata (verified by that registry) and puts the assets into its asset cache.
  */
 import type { Command } from 'commander';
-import { DEFAULT_CACHE_DIR } from '../../lab/assets.ts';
+import { DEFAULT_CACHE_DIR } from '../../install/media/index.ts';
 import { BundleError, exportBundle, importBundle } from '../../registry/bundle.ts';
 import { VERSION } from '../../version.ts';
 import { CliError } from '../client.ts';

@@ -6,9 +6,9 @@
 import { readFileSync } from 'node:fs';
 import { Argument, type Command } from 'commander';
 import { stringify } from 'yaml';
-import type { BmcInventory } from '../../core/kinds/node.ts';
 import { API_VERSION } from '../../core/resources/types.ts';
-import { HARDWARE_OPS } from '../../hardware/provider.ts';
+import { HARDWARE_OPS } from '../../hardware/protocol.ts';
+import type { BmcInventory } from '../../hardware/status.ts';
 import { client } from '../common.ts';
 import { table } from '../print.ts';
 

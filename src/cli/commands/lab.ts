@@ -109,8 +109,8 @@ export function registerLabCommands(program: Command): void {
           view.log(
             'Preparing lab assets (the first run builds the installer and a Debian image: several minutes)',
           );
-          const { buildLabAssets } = await import('../../lab/assets.ts');
-          await buildLabAssets({
+          const { buildInstallMedia } = await import('../../install/media/index.ts');
+          await buildInstallMedia({
             log: (l) => view.log(`  ${l}`),
             progress: (p) => {
               if (p.done) view.end(p.stage, p.doing);

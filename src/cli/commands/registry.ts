@@ -13,6 +13,7 @@ import type { Command } from 'commander';
 import { StrataError } from '../../core/resources/errors.ts';
 import { RegistryClient, RegistryHttpError } from '../../registry/client.ts';
 import { DigestStream, mustName, mustVersion, parseRef } from '../../registry/digest.ts';
+import { pushOciLayout, readBuiltImages } from '../../registry/oci-push.ts';
 import { mediaTypeFor, REGISTRY_API_BASE } from '../../registry/protocol.ts';
 import { CliError } from '../client.ts';
 import { client } from '../common.ts';
@@ -112,6 +113,55 @@ export function registerRegistryCommands(program: Command): void {
           });
           process.stdout.write(`pushed ${ref.name}:${ref.version} ${ref.digest} ${ref.size}\n`);
         }
+      }),
+    );
+
+  reg
+    .command('push-image')
+    .description(
+      "push a container image from an OCI layout (umoci, skopeo oci:) to the registry's /v2/; given the " +
+        'directory scripts/build/images.sh prints and no IMAGE, push every image it built',
+    )
+    .argument('<layout>', "LAYOUT_DIR or LAYOUT_DIR:REF (REF: the image's name in the layout)")
+    .argument('[image]', 'REPOSITORY:TAG, like strata/web:1.35.0')
+    .option('--prefix <repo>', 'repository prefix for the images of an images.json', 'strata')
+    .action(async (layoutArg: string, image: string | undefined, o: { prefix: string }, cmd: Command) =>
+      cliErrors(async () => {
+        const api = client(cmd);
+        const auth = api.headers().authorization;
+        const push = async (layout: string, layoutRef: string | undefined, img: string) => {
+          const i = img.lastIndexOf(':');
+          if (i <= 0)
+            throw new CliError(`error: image "${img}": expected REPOSITORY:TAG like strata/web:1.35.0`);
+          await stat(join(layout, 'index.json')).catch(() => {
+            throw new CliError(`error: ${layout}: not an OCI image layout (no index.json)`);
+          });
+          const r = await pushOciLayout({
+            layout,
+            ...(layoutRef ? { layoutRef } : {}),
+            server: api.server,
+            repo: img.slice(0, i),
+            tag: img.slice(i + 1),
+            fetch: fetchFor(api.server, api.conn.tls),
+            ...(auth ? { token: auth.slice('Bearer '.length) } : {}),
+          });
+          const host = new URL(api.server).host;
+          process.stdout.write(
+            `pushed ${host}/${img} ${r.digest} (${r.uploaded} of ${r.blobs} blobs uploaded)\n`,
+          );
+        };
+        if (!image) {
+          const built = await readBuiltImages(layoutArg);
+          if (!built)
+            throw new CliError(
+              `error: ${layoutArg} has no images.json: name the image to push as REPOSITORY:TAG`,
+            );
+          for (const b of built) await push(b.layout, b.tag, `${o.prefix}/${b.name}:${b.tag}`);
+          return;
+        }
+        const m = /^(.*?)(?::([A-Za-z0-9_][A-Za-z0-9._-]*))?$/.exec(layoutArg)!;
+        const whole = m[2] === undefined || (await stat(layoutArg).catch(() => undefined)) !== undefined;
+        await push(whole ? layoutArg : m[1]!, whole ? undefined : m[2], image);
       }),
     );
 

@@ -136,6 +136,10 @@ async function runServer(
   process.stdout.write(
     `${tlsLine(tls)}${how.upLine}: API ${apiUrl(p, tls)} (store ${p.store.driver}, transport ${how.transport(p)})\n`,
   );
+  const { uiStatus } = await import('../../api/ui.ts');
+  const noUi = uiStatus();
+  if (noUi) process.stderr.write(`warning: ${noUi}\n`);
+  else process.stdout.write(`Web UI: ${apiUrl(p, tls)}/ (log in with an API token)\n`);
   await runUntilSignal(p);
 }
 

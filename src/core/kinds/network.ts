@@ -185,7 +185,7 @@ function validateNetwork(r: Resource, at: (p: string) => FieldIssue): FieldIssue
   return out;
 }
 
-registerKind({
+registerKind<NetworkResource>({
   kind: 'Network',
   plural: 'networks',
   aliases: ['network', 'net'],
@@ -193,14 +193,14 @@ registerKind({
   spec: networkSpec,
   validate: validateNetwork,
   columns: [
-    { header: 'SUBNET', value: (r) => (r.spec as NetworkSpec).subnet },
-    { header: 'DHCP', value: (r) => (r.spec as NetworkSpec).dhcp.mode },
-    { header: 'INTERFACE', value: (r) => (r.spec as NetworkSpec).interface },
+    { header: 'SUBNET', value: (r) => r.spec.subnet },
+    { header: 'DHCP', value: (r) => r.spec.dhcp.mode },
+    { header: 'INTERFACE', value: (r) => r.spec.interface },
     {
       header: 'WORKER',
-      value: (r) => (r.status as NetworkStatus | undefined)?.worker?.phase ?? 'Pending',
+      value: (r) => r.status?.worker?.phase ?? 'Pending',
     },
-    { header: 'NAMESPACE', wide: true, value: (r) => (r.spec as NetworkSpec).namespace ?? '-' },
-    { header: 'UNKNOWN', wide: true, value: (r) => (r.spec as NetworkSpec).boot.unknownNodes },
+    { header: 'NAMESPACE', wide: true, value: (r) => r.spec.namespace ?? '-' },
+    { header: 'UNKNOWN', wide: true, value: (r) => r.spec.boot.unknownNodes },
   ],
 });

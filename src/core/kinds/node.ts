@@ -182,6 +182,12 @@ export const nodeSpec = z
           .describe(
             'Pins the overlay provider (step 4→5); absent: whatever the Overlay that selects the node uses.',
           ),
+        cluster: z
+          .enum(['kubernetes', 'k3s'])
+          .optional()
+          .describe(
+            'Pins the cluster distribution (step 5→6); absent: whatever the Cluster that selects the node uses.',
+          ),
       })
       .strict()
       .default({ hardware: 'human', boot: 'network' })
@@ -228,6 +234,12 @@ export interface StepStatus {
   message?: string;
 }
 
+/**
+ * What the ladder engine and every layer share. Each layer declares its own section in its `status.ts`
+ * (`declare module '…/core/kinds/node.ts' { interface NodeStatus { … } }`: hardware, boot, install,
+ * overlay) with a reset hook for reprovisioning (`Layer.resetStatus`), so the core names no layer's fields
+ * and readers need no casts.
+ */
 export interface NodeStatus {
   state: number;
   /** Human summary: `Ready`, `Provisioning`, `Waiting`, `Failed`, `Discovered`. */
@@ -243,60 +255,46 @@ export interface NodeStatus {
     network?: string;
   };
   addresses?: string[];
-  /** Set once the OS is installed; the boot script then boots the local disk (PXE-once). */
-  installedAt?: string;
-  hostKey?: string;
   lastSeen?: string;
-  /** What the BMC reported (Redfish inventory), and when. */
-  bmc?: BmcInventory;
-}
-
-/** Inventory read from a BMC: never credentials. */
-export interface BmcInventory {
-  readAt: string;
-  manufacturer?: string;
-  model?: string;
-  serial?: string;
-  uuid?: string;
-  powerState?: string;
-  cpus?: { count?: number; model?: string };
-  memoryGiB?: number;
-  nics?: { id: string; mac: string; speedMbps?: number }[];
-  disks?: { id: string; sizeBytes?: number }[];
 }
 
 export type NodeResource = Resource<NodeSpec, NodeStatus>;
 
-registerKind({
+/**
+ * The ladder engine's finalizer, put on every new Node: a deleted node first walks back down its ladder
+ * (each step's undo), then the engine removes this and the node goes.
+ */
+export const LADDER_FINALIZER = 'strata.dev/ladder';
+
+registerKind<NodeResource>({
   kind: 'Node',
   plural: 'nodes',
   aliases: ['node', 'no'],
   description: 'A machine climbing the ladder from bare metal to service mesh.',
   spec: nodeSpec,
-  // The ladder engine's LADDER_FINALIZER: a deleted node first walks back down its ladder (undo), then goes.
-  finalizers: ['strata.dev/ladder'],
+  finalizers: [LADDER_FINALIZER],
   columns: [
-    { header: 'STATE', value: (r) => (r.status as NodeStatus | undefined)?.state ?? 0 },
-    { header: 'TARGET', value: (r) => (r.spec as NodeSpec).targetState },
-    { header: 'PHASE', value: (r) => (r.status as NodeStatus | undefined)?.phase ?? 'Pending' },
+    { header: 'STATE', value: (r) => r.status?.state ?? 0 },
+    { header: 'TARGET', value: (r) => r.spec.targetState },
+    { header: 'PHASE', value: (r) => r.status?.phase ?? 'Pending' },
     {
       header: 'STEP',
       value: (r) => {
-        const s = (r.status as NodeStatus | undefined)?.step;
+        const s = r.status?.step;
         return s ? `${s.name}${s.attempts > 1 ? ` (try ${s.attempts})` : ''}` : '-';
       },
     },
-    { header: 'MAC', value: (r) => (r.spec as NodeSpec).macAddresses?.[0] ?? '-' },
+    { header: 'MAC', value: (r) => r.spec.macAddresses?.[0] ?? '-' },
     {
       header: 'ADDRESS',
       wide: true,
-      value: (r) => (r.status as NodeStatus | undefined)?.addresses?.[0] ?? '-',
+      value: (r) => r.status?.addresses?.[0] ?? '-',
     },
-    { header: 'HARDWARE', wide: true, value: (r) => (r.spec as NodeSpec).providers?.hardware },
+    { header: 'HARDWARE', wide: true, value: (r) => r.spec.providers?.hardware },
     {
       header: 'ERROR',
       wide: true,
-      value: (r) => (r.status as NodeStatus | undefined)?.step?.lastError ?? '',
+      value: (r) => r.status?.step?.lastError ?? '',
     },
   ],
 });

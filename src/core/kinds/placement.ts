@@ -2,6 +2,7 @@
  * Where a node belongs: the Network it boots on and the Profile it boots and installs. One query for the
  * core's integrity checks, the boot layer's scripts and the install layer, so they can never disagree.
  */
+import type { ResourceService } from '../resources/service.ts';
 import type { NetworkResource } from './network.ts';
 import type { NodeResource } from './node.ts';
 import type { ProfileResource } from './profile.ts';
@@ -10,6 +11,14 @@ import type { ProfileResource } from './profile.ts';
 export function networkOf(node: NodeResource, networks: NetworkResource[]): NetworkResource | undefined {
   if (node.spec.network) return networks.find((n) => n.metadata.name === node.spec.network);
   return networks.length === 1 ? networks[0] : undefined;
+}
+
+/** The profile a node boots, from the stored Profiles: the query boot's scripts and the install layer ask. */
+export async function selectProfile(
+  resources: Pick<ResourceService, 'list'>,
+  node: NodeResource,
+): Promise<ProfileResource | undefined> {
+  return profileOf(node, await resources.list<ProfileResource>('Profile'));
 }
 
 /** The profile a node boots: the one it names, else the best label match (lowest priority, then name). */

@@ -77,7 +77,7 @@ export const profileSpec = z
 export type ProfileSpec = z.infer<typeof profileSpec>;
 export type ProfileResource = Resource<ProfileSpec>;
 
-registerKind({
+registerKind<ProfileResource>({
   kind: 'Profile',
   plural: 'profiles',
   aliases: ['profile', 'prof'],
@@ -86,16 +86,16 @@ registerKind({
   columns: [
     {
       header: 'OS',
-      value: (r) => `${(r.spec as ProfileSpec).os.family}/${(r.spec as ProfileSpec).os.release}`,
+      value: (r) => `${r.spec.os.family}/${r.spec.os.release}`,
     },
-    { header: 'INSTALLER', value: (r) => (r.spec as ProfileSpec).installer },
+    { header: 'INSTALLER', value: (r) => r.spec.installer },
     {
       header: 'SELECTOR',
       value: (r) =>
-        Object.entries((r.spec as ProfileSpec).selector.matchLabels)
+        Object.entries(r.spec.selector.matchLabels)
           .map(([k, v]) => `${k}=${v}`)
           .join(',') || '<all>',
     },
-    { header: 'KERNEL', wide: true, value: (r) => (r.spec as ProfileSpec).kernel },
+    { header: 'KERNEL', wide: true, value: (r) => r.spec.kernel },
   ],
 });

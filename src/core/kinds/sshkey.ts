@@ -39,18 +39,18 @@ export interface SSHKeyStatus {
 }
 export type SSHKeyResource = Resource<SSHKeySpec, SSHKeyStatus>;
 
-registerKind({
+registerKind<SSHKeyResource>({
   kind: 'SSHKey',
   plural: 'sshkeys',
   aliases: ['sshkey', 'key'],
   description: 'An SSH key pair managed by Strata; the private half is never served.',
   spec: sshKeySpec,
   columns: [
-    { header: 'TYPE', value: (r) => (r.spec as SSHKeySpec).type },
+    { header: 'TYPE', value: (r) => r.spec.type },
     {
       header: 'FINGERPRINT',
-      value: (r) => (r.status as SSHKeyStatus | undefined)?.fingerprint ?? '<pending>',
+      value: (r) => r.status?.fingerprint ?? '<pending>',
     },
-    { header: 'SOURCE', value: (r) => ((r.spec as SSHKeySpec).generate ? 'generated' : 'imported') },
+    { header: 'SOURCE', value: (r) => (r.spec.generate ? 'generated' : 'imported') },
   ],
 });

@@ -7,15 +7,14 @@
  * through a bounded keyed queue.
  */
 import { isDeepStrictEqual } from 'node:util';
-import type { NodeResource, NodeStatus, StepStatus } from '../kinds/node.ts';
+import { LADDER_FINALIZER, type NodeResource, type NodeStatus, type StepStatus } from '../kinds/node.ts';
 import { counter, gauge, histogram } from '../metrics.ts';
 import { backoffMs, WorkQueue } from './queue.ts';
 import type { CoreServices, Step, StepContext } from './step.ts';
 import { chooseStep, highestImplementedState, type LadderTable, rowFor, stepNames } from './table.ts';
 
-export { highestImplementedState };
+export { highestImplementedState, LADDER_FINALIZER };
 
-export const LADDER_FINALIZER = 'strata.dev/ladder';
 const SOURCE = 'ladder-manager';
 
 const stepRuns = counter('strata_step_actions_total', 'Step actions run', ['step', 'result']);

@@ -6,7 +6,7 @@
  */
 
 import type { EventHub } from '../events.ts';
-import type { NodeResource } from '../kinds/node.ts';
+import type { NodeResource, NodeStatus } from '../kinds/node.ts';
 import type { Logger } from '../log.ts';
 import type { ResourceService } from '../resources/service.ts';
 import type { Resource } from '../resources/types.ts';
@@ -49,3 +49,21 @@ export interface Step {
 }
 
 export type { Resource };
+
+/**
+ * Sets a layer's section of the node's status (`status.overlay`, `status.cluster`) and records why on the
+ * node's timeline with the section as the event's data: how a step's check notes what it measured.
+ */
+export async function setStatusSection<K extends keyof NodeStatus>(
+  ctx: StepContext,
+  section: K,
+  value: NonNullable<NodeStatus[K]> & object,
+  reason: string,
+  message: string,
+): Promise<void> {
+  await ctx.resources.patchStatus<NodeStatus>('Node', ctx.node.metadata.name, (s) => ({
+    ...s,
+    [section]: value,
+  }));
+  ctx.record(reason, message, { ...value });
+}

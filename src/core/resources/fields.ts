@@ -4,6 +4,7 @@
  */
 import { isIPv4 } from 'node:net';
 import { z } from 'zod';
+import { LABEL_KEY_RE, LABEL_VALUE_RE } from './label-syntax.ts';
 
 const MAC_RE = /^[0-9a-f]{2}(:[0-9a-f]{2}){5}$/;
 
@@ -67,11 +68,7 @@ export const hostname = checkedString(
   (v) => `invalid hostname "${v}": expected DNS labels of a-z, 0-9 and "-" separated by dots`,
 );
 
-/** A label or annotation key, as Kubernetes has it: `[prefix/]name`, the prefix a DNS subdomain. */
-export const LABEL_KEY_RE =
-  /^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*\/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$/;
-/** A label value: empty, or up to 63 of A-Z a-z 0-9 - _ . starting and ending with a letter or digit. */
-export const LABEL_VALUE_RE = /^(([A-Za-z0-9][-A-Za-z0-9_.]{0,61})?[A-Za-z0-9])?$/;
+export { LABEL_KEY_RE, LABEL_VALUE_RE };
 
 const KEY_HINT =
   'expected a key like "rack" or "strata.dev/role": letters, digits, "-", "_" and ".", starting and ending with a letter or digit, optionally after a DNS prefix and "/"';

@@ -6,21 +6,22 @@ import type { z } from 'zod';
 import type { FieldIssue } from './errors.ts';
 import type { Resource } from './types.ts';
 
-export interface Column {
+/** A column of `strata get`, typed by the kind's resource (its spec and status), so it needs no casts. */
+export interface Column<R extends Resource<object, object> = Resource> {
   header: string;
   /** Shown only with `-o wide`. */
   wide?: boolean;
-  value: (r: Resource) => string | number | undefined;
+  value(r: R): string | number | undefined;
 }
 
-export interface KindDef {
+export interface KindDef<R extends Resource<object, object> = Resource> {
   kind: string;
   plural: string;
   /** Other names accepted on the command line (`node`, `no`). */
   aliases: string[];
   description: string;
   spec: z.ZodType;
-  columns: Column[];
+  columns: Column<R>[];
   /** Finalizers put on every new object: its owner must undo its work before the object goes away. */
   finalizers?: string[];
   /** Checks that span fields or resources (e.g. a pool inside its subnet). */
@@ -30,7 +31,10 @@ export interface KindDef {
 const kinds = new Map<string, KindDef>();
 const byAlias = new Map<string, KindDef>();
 
-export function registerKind(def: KindDef): KindDef {
+/** Registers a kind; `R` (its Resource type) types the columns. */
+export function registerKind<R extends Resource<object, object> = Resource>(typed: KindDef<R>): KindDef {
+  // The registry holds every kind; a kind's columns are only ever given that kind's objects.
+  const def = typed as unknown as KindDef;
   kinds.set(def.kind, def);
   for (const a of [def.kind, def.plural, ...def.aliases]) byAlias.set(a.toLowerCase(), def);
   return def;

@@ -5,7 +5,7 @@
  * Labels are looked up as own properties only, so a key like `__proto__` matches nothing it does not have.
  */
 import { StrataError } from './errors.ts';
-import { LABEL_KEY_RE, LABEL_VALUE_RE } from './fields.ts';
+import { LABEL_KEY_RE, LABEL_VALUE_RE } from './label-syntax.ts';
 
 export type Requirement =
   | { key: string; op: 'in' | 'notin'; values: string[] }

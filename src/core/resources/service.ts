@@ -53,6 +53,11 @@ export class ResourceService {
     return this.store.list(kind, labels ? { labels } : undefined) as never;
   }
 
+  /** The objects of `kind` under `value` in a secondary index of the store (src/core/store/indexes.ts). */
+  lookup<T = Resource>(kind: string, index: string, value: string): Promise<T[]> {
+    return this.store.lookup(kind, index, value) as never;
+  }
+
   /**
    * One page of a list, with the version to watch from. Every page of one listing reports the version of
    * its first page (carried in the token), so a client that watches from it after the last page replays

@@ -8,6 +8,14 @@ export interface Migration {
   sql: string;
 }
 
+/** Version 3 of both drivers: the secondary index table (indexes.ts), the same SQL in both dialects. */
+const RESOURCE_INDEX_SQL = `
+  CREATE TABLE resource_index (kind TEXT NOT NULL, idx TEXT NOT NULL, value TEXT NOT NULL,
+    name TEXT NOT NULL, PRIMARY KEY (kind, idx, value, name));
+  CREATE INDEX resource_index_by_object ON resource_index (kind, name);
+  INSERT INTO counters (name, value) VALUES ('index_version', 0);
+`;
+
 export const SQLITE_MIGRATIONS: Migration[] = [
   {
     version: 1,
@@ -34,6 +42,12 @@ export const SQLITE_MIGRATIONS: Migration[] = [
         name TEXT NOT NULL, object TEXT NOT NULL);
       INSERT INTO counters (name, value) SELECT 'compacted', value FROM counters WHERE name = 'rv';
     `,
+  },
+  {
+    // Secondary indexes (indexes.ts), kept in the resource's own transaction; filled on open, when the
+    // stored index version differs from the code's.
+    version: 3,
+    sql: RESOURCE_INDEX_SQL,
   },
 ];
 
@@ -63,5 +77,9 @@ export const POSTGRES_MIGRATIONS: Migration[] = [
       INSERT INTO counters (name, value) SELECT 'compacted',
         CASE WHEN is_called THEN last_value ELSE 0 END FROM resource_versions;
     `,
+  },
+  {
+    version: 3,
+    sql: RESOURCE_INDEX_SQL,
   },
 ];

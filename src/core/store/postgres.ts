@@ -25,6 +25,7 @@ import { randomUUID } from 'node:crypto';
 import pg from 'pg';
 import { alreadyExists, conflict, notFound, StrataError } from '../resources/errors.ts';
 import type { Resource, StrataEvent } from '../resources/types.ts';
+import { hasIndex, INDEX_VERSION, INDEXED_KINDS, indexEntries } from './indexes.ts';
 import { POSTGRES_MIGRATIONS } from './migrations.ts';
 import { rowToEvent } from './sqlite.ts';
 import {
@@ -168,7 +169,34 @@ export class PostgresStore implements Store {
         await c.query(m.sql);
         await c.query('INSERT INTO schema_migrations (version, applied_at) VALUES ($1, now())', [m.version]);
       }
+      // Index rows follow the code's INDEX_VERSION: rebuilt once, under the same lock, when it changed.
+      const { rows } = await c.query<{ value: string }>(
+        "SELECT value FROM counters WHERE name = 'index_version'",
+      );
+      if (Number(rows[0]!.value) === INDEX_VERSION) return;
+      await c.query('DELETE FROM resource_index');
+      for (const kind of INDEXED_KINDS) await this.#index(c, await this.#list(c, kind));
+      await c.query("UPDATE counters SET value = $1 WHERE name = 'index_version'", [INDEX_VERSION]);
     });
+  }
+
+  /** Replaces the index rows of these objects (`deleted` ones get none), in the caller's transaction. */
+  async #index(c: pg.PoolClient, objects: Resource[], deleted: Resource[] = []): Promise<void> {
+    const all = [...objects, ...deleted].filter((r) => INDEXED_KINDS.includes(r.kind));
+    if (!all.length) return;
+    await c.query(
+      'DELETE FROM resource_index WHERE (kind, name) IN (SELECT * FROM unnest($1::text[], $2::text[]))',
+      [all.map((r) => r.kind), all.map((r) => r.metadata.name)],
+    );
+    const rows = objects.flatMap((r) =>
+      indexEntries(r).map((e) => [r.kind, e.index, e.value, r.metadata.name] as const),
+    );
+    if (!rows.length) return;
+    await c.query(
+      `INSERT INTO resource_index (kind, idx, value, name)
+       SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[]) ON CONFLICT DO NOTHING`,
+      [0, 1, 2, 3].map((i) => rows.map((row) => row[i])),
+    );
   }
 
   /** Runs fn in a transaction on one pooled connection; retries the whole of it after a deadlock. */
@@ -227,6 +255,17 @@ export class PostgresStore implements Store {
 
   list(kind: string, opts?: ListOptions): Promise<Resource[]> {
     return this.#list(this.#pool, kind, opts);
+  }
+
+  async lookup(kind: string, index: string, value: string): Promise<Resource[]> {
+    if (!hasIndex(kind, index))
+      throw new Error(`no index ${index} on ${kind} (see src/core/store/indexes.ts)`);
+    const { rows } = await this.#pool.query<Row>(
+      `SELECT r.* FROM resource_index i JOIN resources r ON r.kind = i.kind AND r.name = i.name
+       WHERE i.kind = $1 AND i.idx = $2 AND i.value = $3 ORDER BY r.name COLLATE "C"`,
+      [kind, index, value],
+    );
+    return rows.map(rowToResource);
   }
 
   async listVersioned(kind: string, opts?: ListOptions): Promise<VersionedList> {
@@ -289,6 +328,14 @@ export class PostgresStore implements Store {
           out.map((w) => w.resource.metadata.name),
           out.map((w) => JSON.stringify(w.resource)),
         ],
+      );
+      // The index follows each object's last state in this transaction.
+      const byObject = new Map(out.map((w) => [`${w.resource.kind}/${w.resource.metadata.name}`, w]));
+      const final = [...byObject.values()];
+      await this.#index(
+        c,
+        final.filter((w) => w.op !== 'delete').map((w) => w.resource),
+        final.filter((w) => w.op === 'delete').map((w) => w.resource),
       );
       const first = Number(out[0]!.resource.metadata.resourceVersion);
       const last = Number(out[out.length - 1]!.resource.metadata.resourceVersion);

@@ -14,9 +14,9 @@
 import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
 import { chmodSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
+import { SECRETS_COLLECTION } from '../wire.ts';
 import type { Store, StoredRecord } from './types.ts';
 
-export const SECRETS_COLLECTION = 'secrets';
 const KEYCHECK = 'secrets.keycheck';
 const KEYCHECK_TEXT = 'strata secret key check v1';
 
@@ -163,6 +163,7 @@ export class SealedStore implements Store {
   }
   get: Store['get'] = (kind, name) => this.#inner.get(kind, name);
   list: Store['list'] = (kind, opts) => this.#inner.list(kind, opts);
+  lookup: Store['lookup'] = (kind, index, value) => this.#inner.lookup(kind, index, value);
   listVersioned: Store['listVersioned'] = (kind, opts) => this.#inner.listVersioned(kind, opts);
   version: Store['version'] = () => this.#inner.version();
   changes: Store['changes'] = (q) => this.#inner.changes(q);

@@ -13,6 +13,7 @@ import { dirname } from 'node:path';
 import { DatabaseSync, type StatementSync } from 'node:sqlite';
 import { alreadyExists, conflict, notFound, StrataError } from '../resources/errors.ts';
 import type { Resource, StrataEvent } from '../resources/types.ts';
+import { hasIndex, INDEX_VERSION, INDEXED_KINDS, indexEntries } from './indexes.ts';
 import { SQLITE_MIGRATIONS } from './migrations.ts';
 import {
   CHANGE_LOG_KEEP,
@@ -100,7 +101,35 @@ export class SqliteStore implements Store {
       delRecord: p('DELETE FROM records WHERE collection = ? AND key = ?'),
       getRecord: p('SELECT value FROM records WHERE collection = ? AND key = ?'),
       listRecords: p('SELECT key, value FROM records WHERE collection = ? ORDER BY key'),
+      // Ordered by i.name, not r.name: with r.name SQLite's planner walks every resource of the kind.
+      lookup: p(
+        `SELECT r.* FROM resource_index i JOIN resources r ON r.kind = i.kind AND r.name = i.name
+         WHERE i.kind = ? AND i.idx = ? AND i.value = ? ORDER BY i.name`,
+      ),
+      unindex: p('DELETE FROM resource_index WHERE kind = ? AND name = ?'),
+      index: p('INSERT OR IGNORE INTO resource_index (kind, idx, value, name) VALUES (?, ?, ?, ?)'),
     };
+    this.#reindexIfStale();
+  }
+
+  /** Rebuilds every index row when the code's INDEX_VERSION differs from the one the database has. */
+  #reindexIfStale(): void {
+    const get = this.#db.prepare("SELECT value FROM counters WHERE name = 'index_version'");
+    if ((get.get() as { value: number }).value === INDEX_VERSION) return;
+    this.#tx(() => {
+      if ((get.get() as { value: number }).value === INDEX_VERSION) return; // another process did it
+      this.#db.exec('DELETE FROM resource_index');
+      for (const kind of INDEXED_KINDS) for (const r of this.#list(kind)) this.#index(r);
+      this.#db.prepare("UPDATE counters SET value = ? WHERE name = 'index_version'").run(INDEX_VERSION);
+    });
+  }
+
+  /** Replaces the index rows of one object (none for a kind without indexes). */
+  #index(r: Resource, deleted = false): void {
+    if (!INDEXED_KINDS.includes(r.kind)) return;
+    this.#stmts.unindex!.run(r.kind, r.metadata.name);
+    if (deleted) return;
+    for (const e of indexEntries(r)) this.#stmts.index!.run(r.kind, e.index, e.value, r.metadata.name);
   }
 
   #migrate(): void {
@@ -191,6 +220,12 @@ export class SqliteStore implements Store {
     return this.#list(kind, opts);
   }
 
+  async lookup(kind: string, index: string, value: string): Promise<Resource[]> {
+    if (!hasIndex(kind, index))
+      throw new Error(`no index ${index} on ${kind} (see src/core/store/indexes.ts)`);
+    return (this.#stmts.lookup!.all(kind, index, value) as unknown as Row[]).map(rowToResource);
+  }
+
   async listVersioned(kind: string, opts?: ListOptions): Promise<VersionedList> {
     // One read transaction: the version and the rows come from the same snapshot (other processes too).
     this.#db.exec('BEGIN');
@@ -231,6 +266,7 @@ export class SqliteStore implements Store {
         const type = w.op === 'create' ? 'ADDED' : w.op === 'delete' ? 'DELETED' : 'MODIFIED';
         const { kind, metadata } = w.resource;
         this.#stmts.change!.run(rv, type, kind, metadata.name, JSON.stringify(w.resource));
+        this.#index(w.resource, w.op === 'delete');
       }
       const last = Number(out[out.length - 1]?.resource.metadata.resourceVersion ?? 0);
       const first = Number(out[0]?.resource.metadata.resourceVersion ?? 0);

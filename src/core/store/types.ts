@@ -70,6 +70,11 @@ export interface Store {
   readonly driver: 'sqlite' | 'postgres';
   get(kind: string, name: string): Promise<Resource | undefined>;
   list(kind: string, opts?: ListOptions): Promise<Resource[]>;
+  /**
+   * The objects of `kind` found under `value` in the secondary index `index` (indexes.ts), by name: one
+   * indexed read, whatever the number of objects. Throws for an index that does not exist.
+   */
+  lookup(kind: string, index: string, value: string): Promise<Resource[]>;
   /** `list` plus the version it was read at, in one snapshot (the start of a list-then-watch). */
   listVersioned(kind: string, opts?: ListOptions): Promise<VersionedList>;
   /** The version of the latest committed change (where a watch of "from now on" starts). */

@@ -36,10 +36,9 @@ import {
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { createLogger, type Logger } from '../log.ts';
 import { StrataError } from '../resources/errors.ts';
+import { durableName, WORK_STREAM, WORK_SUBJECT_PREFIX } from '../wire.ts';
 import type { ConsumeOptions, Job, RequestOptions, Subscription, Transport } from './types.ts';
 
-export const WORK_STREAM = 'STRATA_WORK';
-export const WORK_SUBJECT_PREFIX = 'work.';
 export const QUEUE_GROUP = 'strata';
 
 const NS_PER_MS = 1_000_000;
@@ -65,11 +64,6 @@ const decode = (b: Uint8Array): unknown => (b.length ? JSON.parse(decoder.decode
 
 /** Backoff before a failed job is tried again, as in the in-process transport. */
 export const retryDelayMs = (attempt: number): number => Math.min(30_000, 100 * 2 ** attempt);
-
-/** Durable consumer name for a queue: `.` is not allowed there, so escape it reversibly. */
-export function durableName(queue: string): string {
-  return queue.replaceAll('_', '__').replaceAll('.', '_d');
-}
 
 function checkQueue(queue: string): void {
   if (!QUEUE_NAME.test(queue)) {

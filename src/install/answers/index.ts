@@ -9,8 +9,9 @@
  * error naming it, e.g. `vars.timezone`), then check the result's syntax for its family (syntax.ts)
  * before anything is served. All failures are `AnswerFileError` with a `.field`.
  */
+
+import { createSandbox, TemplateFailure } from '../../core/template.ts';
 import { installPaths } from '../protocol.ts';
-import { createSandbox, TemplateFailure } from './liquid.ts';
 import { checkCloudConfig, checkKickstart, checkMetaData, checkPreseed } from './syntax.ts';
 import { type AnswerKind, BUILTIN_ANSWER_TEMPLATES, CLOUD_INIT_META_DATA } from './templates.ts';
 import {

@@ -6,11 +6,12 @@
  * per attempt by the manager, so a re-fetch mints nothing), and turns an `AnswerFileError` into a 422 text
  * response naming the field.
  */
-import type { InstallHttpResponse } from '../../boot/protocol.ts';
+
 import type { NetworkResource } from '../../core/kinds/network.ts';
 import type { NodeResource } from '../../core/kinds/node.ts';
 import type { ProfileResource } from '../../core/kinds/profile.ts';
 import type { ManagerContext } from '../../core/layer.ts';
+import type { InstallHttpResponse } from '../protocol.ts';
 import {
   AnswerFileError,
   type AnswerInput,

@@ -6,8 +6,7 @@
 import assert from 'node:assert/strict';
 import { before, describe, it } from 'node:test';
 import { bootLayer } from '../../../src/boot/index.ts';
-import { leaseCollection } from '../../../src/boot/manager.ts';
-import { type BootReport, subjects } from '../../../src/boot/protocol.ts';
+import { type BootReport, leaseCollection, subjects } from '../../../src/boot/protocol.ts';
 import { loadManifest } from '../../../src/core/resources/manifest.ts';
 import type { Resource } from '../../../src/core/resources/types.ts';
 import type { Platform } from '../../../src/platform.ts';

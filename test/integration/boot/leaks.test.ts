@@ -164,7 +164,7 @@ ${nodeManifest('n1', mac, 'leak', '10.213.9.50')}`,
     const events = (await api('/api/v1/nodes/n1/events')).json as { items: { reason: string }[] };
     const reasons = events.items.map((e) => e.reason);
     assert.ok(reasons.includes('Installed') && reasons.includes('InstallUnauthorized'), reasons.join());
-    assert.match(strata.stderr(), /install request failed/, 'the failing ?token= request was logged');
+    assert.match(strata.stderr(), /relayed request failed/, 'the failing ?token= request was logged');
 
     const haystacks: [string, string][] = [
       ['strata stdout', strata.stdout()],

@@ -44,7 +44,7 @@ async function startChild(t: TestContext, prefix: string, opts: { persist: 'hang
     pool: { start: `${prefix}.100`, end: `${prefix}.120` },
     dns: { zone: 'child.test' },
   });
-  const cfg: BootConfig = { network: 'child', spec, reservations: [], knownMacs: [], hosts: [] };
+  const cfg: BootConfig = { network: 'child', spec, reservations: [], knownMacs: [], hosts: [], relays: [] };
   const state = { persistCalls: 0 };
   await parent.serve(subjects.config, async () => cfg);
   await parent.serve(subjects.leasesLoad, async (): Promise<Lease[]> => []);

@@ -62,7 +62,7 @@ function allowed(c: Caller, op: Op, method: string, path: string): boolean {
   const inLab = c.networks.includes('lab');
   // node:PARAM routes and object routes of this walk name the fixture's n1 or lab.
   if (scope.startsWith('node:')) return inLab;
-  const m = /^\/api\/v1\/([a-z]+)(\/[^/]+)?(\/events)?$/.exec(path);
+  const m = /^\/api\/v1\/([a-z]+)(\/[^/]+)?(\/events|\/health)?$/.exec(path);
   if (path === '/api/v1/stream') return true;
   if (path === '/api/v1/apply') return inLab;
   if (!m) throw new Error(`no rule for ${method} ${path} with scope ${scope}`);

@@ -140,11 +140,11 @@ for (const driver of [
 
     it('refuses a targetState above the highest state with steps, naming it; the limit follows the steps', async () => {
       const top = api.platform.engine!.highestImplementedState();
-      assert.equal(top, 5, 'states 1..5 have steps today');
+      assert.equal(top, 6, 'states 1..6 have steps today');
       await refused(
         apply(node('high', { targetState: top + 1 })),
         new RegExp(
-          `spec\\.targetState: state ${top + 1} \\(layer-1 cluster node\\) has no steps on this server yet: the highest state a node can reach is ${top} \\(global network node\\); set targetState to 0\\.\\.${top}`,
+          `spec\\.targetState: state ${top + 1} \\(layer-n cluster node\\) has no steps on this server yet: the highest state a node can reach is ${top} \\(layer-1 cluster node\\); set targetState to 0\\.\\.${top}`,
         ),
       );
       assert.equal((await apply(node('high', { targetState: top }))).status, 200);

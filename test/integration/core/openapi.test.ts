@@ -56,7 +56,7 @@ describe('the OpenAPI document', { concurrency: 1 }, () => {
         ? allKinds().map((k) => route.path.replace(':plural', k.plural))
         : [route.path];
       for (const p of paths) {
-        const oaPath = p.replace(/:(\w+)/g, '{$1}');
+        const oaPath = p.replace(/:(\w+)\*?/g, '{$1}');
         const op = doc.paths[oaPath]?.[route.method.toLowerCase()];
         assert.ok(op, `${route.method} ${p} is missing from /openapi.json`);
         assert.ok(op.operationId, `${route.method} ${p} has an operationId`);

@@ -7,15 +7,16 @@
 import assert from 'node:assert/strict';
 import { before, describe, it } from 'node:test';
 import { bootLayer } from '../../../src/boot/index.ts';
-import { leaseCollection } from '../../../src/boot/manager.ts';
-import {
-  type BootScriptRequest,
-  type InstallHttpRequest,
-  type InstallHttpResponse,
-  subjects,
-} from '../../../src/boot/protocol.ts';
+import { leaseCollection } from '../../../src/boot/nodes.ts';
+import { type BootScriptRequest, subjects } from '../../../src/boot/protocol.ts';
+import type { NodeResource } from '../../../src/core/kinds/node.ts';
 import { loadManifest } from '../../../src/core/resources/manifest.ts';
 import { installLayer } from '../../../src/install/index.ts';
+import {
+  type InstallHttpRequest,
+  type InstallHttpResponse,
+  subjects as installSubjects,
+} from '../../../src/install/protocol.ts';
 import type { BootScriptResult } from '../../../src/ipxe/http.ts';
 import type { Platform } from '../../../src/platform.ts';
 import { startManagers } from '../../helpers/platform.ts';
@@ -86,7 +87,7 @@ describe('install tokens: one attempt, one Node, short-lived, revoked at report-
     body = '',
     remoteAddress = NODE_IP,
   ) =>
-    p.transport.request<InstallHttpRequest, InstallHttpResponse>(subjects.install, {
+    p.transport.request<InstallHttpRequest, InstallHttpResponse>(installSubjects.http, {
       network: 'seg',
       method,
       path,
@@ -203,6 +204,33 @@ describe('install tokens: one attempt, one Node, short-lived, revoked at report-
     );
     assert.equal(replay.status, 401);
     assert.equal((await call('GET', '/install/c1/config', tok)).status, 401);
+  });
+
+  it('an installed node boots its disk until a reprovision, which forgets the install and its host key', async () => {
+    // c1 reported in above: PXE-once gives it the local-disk script and no installer token.
+    const local = await script(MAC, NODE_IP);
+    assert.ok('script' in local && tokenOf(local) === undefined, JSON.stringify(local));
+    await p.resources.apply(
+      loadManifest(
+        nodeManifest('c1', MAC, 'seg', NODE_IP).replace(
+          'targetState: 4',
+          'targetState: 4\n  reprovision: true',
+        ),
+      ),
+    );
+    const fresh = tokenOf(await script(MAC, NODE_IP));
+    assert.ok(fresh, 'a reprovision boots the installer with a token of a new attempt');
+    const st = (await p.resources.get<NodeResource>('Node', 'c1'))!.status!;
+    assert.equal(st.installedAt, undefined, 'the old install is forgotten');
+    assert.equal(st.hostKeys, undefined, 'and its pinned host key with it');
+    assert.equal(st.install, undefined);
+    // The new install pins its own key, once more only once.
+    assert.equal((await call('POST', '/install/c1/hostkey', fresh, `${KEY_B}\n`)).status, 204);
+    assert.deepEqual((await node()).status?.hostKeys, [KEY_B.split(' ').slice(0, 2).join(' ')]);
+    assert.equal((await call('POST', '/install/c1/hostkey', fresh, `${KEY_A}\n`)).status, 409);
+    // One fresh install per ask: the next fetch of the same generation adds a token to the same attempt.
+    assert.ok(tokenOf(await script(MAC, NODE_IP)));
+    assert.deepEqual((await node()).status?.hostKeys, [KEY_B.split(' ').slice(0, 2).join(' ')]);
   });
 
   it('unauthenticated requests add a bounded number of rows to a timeline', async () => {

@@ -1,6 +1,6 @@
 /**
  * The first run of the lab on a fresh machine: the asset build starts from an EMPTY cache, through the same
- * path `strata lab up` takes (`buildLabAssets`: scripts/lab/build-assets.ts in a child process), and must
+ * path `strata lab up` takes (`buildInstallMedia`: scripts/install/build-media.ts in a child process), and must
  * return the manifest while showing progress. debootstrap is replaced by test/fixtures/fake-debootstrap
  * (placed first on PATH), which prints progress on stdout and stderr as the real one does, plus dpkg chatter
  * and a JSON-looking line, and makes a tiny root file system: the real one needs minutes and the Debian
@@ -14,7 +14,7 @@ import { createHash } from 'node:crypto';
 import { readdirSync, readFileSync, symlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
-import { type BuildProgress, buildLabAssets } from '../../../src/lab/assets.ts';
+import { type BuildProgress, buildInstallMedia } from '../../../src/install/media/index.ts';
 import { REPO, suiteCleanup, tempDir, waitFor } from '../../helpers/strata.ts';
 
 const FAKE = join(REPO, 'test/fixtures/fake-debootstrap');
@@ -35,7 +35,7 @@ describe('lab assets: the first run from an empty cache (fake debootstrap)', () 
     assert.deepEqual(readdirSync(cacheDir), [], 'the cache starts empty');
     const progress: BuildProgress[] = [];
     const logs: string[] = [];
-    const { manifest, paths } = await buildLabAssets({
+    const { manifest, paths } = await buildInstallMedia({
       cacheDir,
       only: ['rootfs', 'osimage'],
       sanity,
@@ -82,9 +82,9 @@ describe('lab assets: the first run from an empty cache (fake debootstrap)', () 
 
   it('a second run finds everything up to date', async () => {
     const cacheDir = tempDir(t, 'lab-first-run-cache-');
-    await buildLabAssets({ cacheDir, only: ['rootfs', 'osimage'], sanity, env: env() });
+    await buildInstallMedia({ cacheDir, only: ['rootfs', 'osimage'], sanity, env: env() });
     const logs: string[] = [];
-    const { manifest } = await buildLabAssets({
+    const { manifest } = await buildInstallMedia({
       cacheDir,
       only: ['rootfs', 'osimage'],
       sanity,
@@ -99,7 +99,7 @@ describe('lab assets: the first run from an empty cache (fake debootstrap)', () 
   it('a failing debootstrap fails the build with its own error and where its output is', async () => {
     const cacheDir = tempDir(t, 'lab-first-run-cache-');
     await assert.rejects(
-      buildLabAssets({
+      buildInstallMedia({
         cacheDir,
         only: ['rootfs', 'osimage'],
         sanity,
@@ -116,10 +116,10 @@ describe('lab assets: the first run from an empty cache (fake debootstrap)', () 
 
   it('a build whose parent dies ends its debootstrap', async () => {
     const cacheDir = tempDir(t, 'lab-first-run-cache-');
-    // the parent: a process running buildLabAssets, as `strata lab up` does, killed half-way (kill -9)
+    // the parent: a process running buildInstallMedia, as `strata lab up` does, killed half-way (kill -9)
     const code = `
-      import { buildLabAssets } from ${JSON.stringify(join(REPO, 'src/lab/assets.ts'))};
-      await buildLabAssets({ cacheDir: ${JSON.stringify(cacheDir)}, only: ['rootfs'], env: process.env,
+      import { buildInstallMedia } from ${JSON.stringify(join(REPO, 'src/install/media/index.ts'))};
+      await buildInstallMedia({ cacheDir: ${JSON.stringify(cacheDir)}, only: ['rootfs'], env: process.env,
         progress: (p) => p.phase === 'download' && console.log('DOWNLOADING') });`;
     const parent = spawn(process.execPath, ['--input-type=module', '-e', code], {
       env: env({ FAKE_DEBOOTSTRAP_SLEEP: '30' }),
@@ -140,7 +140,7 @@ describe('lab assets: the first run from an empty cache (fake debootstrap)', () 
             return false;
           }
         });
-    assert.ok(builders().length >= 2, 'build-assets and the fake debootstrap run');
+    assert.ok(builders().length >= 2, 'build-media and the fake debootstrap run');
     parent.kill('SIGKILL');
     await waitFor('no process left building into the cache', () => builders().length === 0, 15_000);
   });
@@ -148,7 +148,7 @@ describe('lab assets: the first run from an empty cache (fake debootstrap)', () 
   it('the real size check still refuses a tiny image', async () => {
     const cacheDir = tempDir(t, 'lab-first-run-cache-');
     await assert.rejects(
-      buildLabAssets({ cacheDir, only: ['rootfs', 'osimage'], env: env() }),
+      buildInstallMedia({ cacheDir, only: ['rootfs', 'osimage'], env: env() }),
       /os image size not sane: rootfs 1 MiB \(expected 200\.\.4096\)/,
     );
   });

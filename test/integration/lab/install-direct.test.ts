@@ -12,11 +12,11 @@ import assert from 'node:assert/strict';
 import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
+import { ensureInstallMedia } from '../../../src/install/media/index.ts';
 import { installerCmdline } from '../../../src/install/protocol.ts';
-import { ensureLabAssets } from '../../../src/lab/assets.ts';
-import { type InstallServer, startInstallServer } from '../../../src/lab/install-server.ts';
 import { LabNetwork } from '../../../src/lab/network.ts';
 import { QemuVm } from '../../../src/lab/vm.ts';
+import { type InstallServer, startInstallServer } from '../../helpers/install-server.ts';
 
 const enabled = process.env.STRATA_LAB_TESTS === '1';
 const firmware = process.env.STRATA_LAB_FIRMWARE === 'uefi' ? 'uefi' : 'bios';
@@ -32,7 +32,7 @@ test(`lab: direct-kernel install to disk, then boot the disk (${firmware})`, {
     times[name] = Math.round((Date.now() - t0) / 100) / 10;
     t.diagnostic(`${name}: ${times[name]} s`);
   };
-  const { paths } = await ensureLabAssets();
+  const { paths } = await ensureInstallMedia();
   mark('assets');
 
   // addresses apart from the default lab's, so the test can run while a `strata lab` is up

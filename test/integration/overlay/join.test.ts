@@ -31,7 +31,6 @@ import { LADDER, STEPS } from '../../../src/ladder.ts';
 import { LAYERS } from '../../../src/layers.ts';
 import { overlayLayerWith } from '../../../src/overlay/index.ts';
 import type { OverlayStatus } from '../../../src/overlay/kind.ts';
-import type { OverlayNodeStatus } from '../../../src/overlay/step.ts';
 import { type Platform, startPlatform } from '../../../src/platform.ts';
 import { shellRun } from '../../../src/shell/client.ts';
 import { shellLayerWith } from '../../../src/shell/index.ts';
@@ -88,7 +87,7 @@ const standinLayer: Layer = {
       name: STANDIN_STEP,
       description: 'STAND-IN for hardware, boot and install: the namespace already runs sshd',
       async check(ctx) {
-        const st = ctx.node.status as (NodeStatus & { hostKeys?: string[] }) | undefined;
+        const st = ctx.node.status;
         return Boolean(st?.addresses?.length && st.hostKeys?.length);
       },
       async action() {
@@ -124,7 +123,7 @@ for (const c of CASES) {
     let ns: Record<string, string>;
     const sshd: Record<string, Sshd> = {};
     const node = async (m: string) => (await p.resources.get<NodeResource>('Node', nodeName(m)))!;
-    const status = async (m: string) => (await node(m)).status as OverlayNodeStatus;
+    const status = async (m: string) => (await node(m)).status as NodeStatus;
     const siteAddrs = async () => (await set.exec(ns.site!, 'ip', ['-4', '-o', 'addr', 'show'])).stdout;
 
     before(async () => {
@@ -201,7 +200,7 @@ for (const c of CASES) {
       // What the install step leaves behind: the managed key authorised, the node's address and host key.
       for (const m of NODES) {
         sshd[m]!.authorize(key);
-        await p.resources.patchStatus<OverlayNodeStatus>('Node', nodeName(m), (s) => ({
+        await p.resources.patchStatus<NodeStatus>('Node', nodeName(m), (s) => ({
           ...s,
           addresses: [UNDERLAY[m]!],
           hostKeys: [sshd[m]!.hostKey],

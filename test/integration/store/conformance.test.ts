@@ -9,7 +9,9 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { DatabaseSync } from 'node:sqlite';
 import { after, before, describe, it } from 'node:test';
+import pg from 'pg';
 import { StrataError } from '../../../src/core/resources/errors.ts';
 import type { Resource, StrataEvent } from '../../../src/core/resources/types.ts';
 import { openStore } from '../../../src/core/store/index.ts';
@@ -63,6 +65,26 @@ const node = (
   metadata: { name, ...(labels ? { labels } : {}) },
   spec,
 });
+
+/** Runs SQL on a store's database behind the store's back (to make the state an older version left). */
+async function rawSql(spec: string, sql: string): Promise<void> {
+  if (spec.startsWith('sqlite:')) {
+    const db = new DatabaseSync(spec.slice('sqlite:'.length));
+    try {
+      db.exec(sql);
+    } finally {
+      db.close();
+    }
+    return;
+  }
+  const c = new pg.Client({ connectionString: spec });
+  await c.connect();
+  try {
+    await c.query(sql);
+  } finally {
+    await c.end();
+  }
+}
 
 async function rejectsWith(p: Promise<unknown>, reason: string): Promise<StrataError> {
   try {
@@ -543,6 +565,73 @@ for (const driver of drivers) {
         );
       } finally {
         await small.close();
+      }
+    });
+
+    it('looks Nodes up by MAC and by address in one indexed read, following every write in its transaction', async () => {
+      const names = async (s: Store, index: string, value: string) =>
+        (await s.lookup('Node', index, value)).map((r) => r.metadata.name);
+      await store.write([
+        {
+          op: 'create',
+          resource: node('ix-1', {
+            macAddresses: ['52:54:00:aa:00:01', '52:54:00:aa:00:02'],
+            ipAddress: '10.9.0.5',
+          }),
+        },
+        { op: 'create', resource: node('ix-2', { macAddresses: ['52:54:00:aa:00:03'] }) },
+      ]);
+      assert.deepEqual(await names(store, 'mac', '52:54:00:aa:00:02'), ['ix-1']);
+      assert.deepEqual(await names(store, 'address', '10.9.0.5'), ['ix-1']);
+      assert.deepEqual(await names(store, 'mac', '52:54:00:aa:00:99'), []);
+      assert.deepEqual(await store.lookup('Node', 'mac', '52:54:00:aa:00:03'), [
+        await store.get('Node', 'ix-2'),
+      ]);
+
+      // A status write indexes the addresses the node reported.
+      await store.write([{ op: 'status', kind: 'Node', name: 'ix-2', status: { addresses: ['10.9.0.7'] } }]);
+      assert.deepEqual(await names(store, 'address', '10.9.0.7'), ['ix-2']);
+
+      // Moving a MAC from one node to another in one write: the index follows both.
+      const ix1 = (await store.get('Node', 'ix-1'))!;
+      const ix2 = (await store.get('Node', 'ix-2'))!;
+      const withMacs = (r: Resource, macAddresses: string[]) => ({ ...r, spec: { ...r.spec, macAddresses } });
+      await store.write([
+        { op: 'update', resource: withMacs(ix1, ['52:54:00:aa:00:01']) },
+        { op: 'update', resource: withMacs(ix2, ['52:54:00:aa:00:03', '52:54:00:aa:00:02']) },
+      ]);
+      assert.deepEqual(await names(store, 'mac', '52:54:00:aa:00:02'), ['ix-2']);
+      assert.deepEqual(await names(store, 'address', '10.9.0.7'), ['ix-2'], 'status addresses kept');
+
+      // A write that fails leaves the index as it was.
+      const cur = (await store.get('Node', 'ix-1'))!;
+      await rejectsWith(
+        store.write([
+          { op: 'update', resource: withMacs(cur, ['52:54:00:aa:00:ff']) },
+          { op: 'create', resource: node('ix-2') },
+        ]),
+        'AlreadyExists',
+      );
+      assert.deepEqual(await names(store, 'mac', '52:54:00:aa:00:ff'), []);
+      assert.deepEqual(await names(store, 'mac', '52:54:00:aa:00:01'), ['ix-1']);
+
+      await store.write([{ op: 'delete', kind: 'Node', name: 'ix-2' }]);
+      assert.deepEqual(await names(store, 'mac', '52:54:00:aa:00:02'), []);
+      assert.deepEqual(await names(store, 'address', '10.9.0.7'), []);
+      await assert.rejects(store.lookup('Node', 'colour', 'x'), /no index colour on Node/);
+
+      // A database whose index rows predate this index version (or were lost) is re-indexed on open.
+      await rawSql(
+        spec,
+        "DELETE FROM resource_index; UPDATE counters SET value = 0 WHERE name = 'index_version'",
+      );
+      assert.deepEqual(await names(store, 'mac', '52:54:00:aa:00:01'), [], 'the rows are really gone');
+      const reopened = await openStore(spec, dataDir);
+      try {
+        assert.deepEqual(await names(reopened, 'mac', '52:54:00:aa:00:01'), ['ix-1']);
+        assert.deepEqual(await names(reopened, 'address', '10.9.0.5'), ['ix-1']);
+      } finally {
+        await reopened.close();
       }
     });
 

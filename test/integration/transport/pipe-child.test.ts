@@ -17,7 +17,7 @@ import { registry } from '../../../src/core/metrics.ts';
 import { InprocTransport } from '../../../src/core/transport/inproc.ts';
 import { bridgePipe, type PipeBridge, PipeTransport } from '../../../src/core/transport/pipe.ts';
 
-const fixture = fileURLToPath(new URL('../../unit/transport/fixtures/pipe-child.ts', import.meta.url));
+const fixture = fileURLToPath(new URL('../../unit/core/transport/fixtures/pipe-child.ts', import.meta.url));
 
 function start(t: TestContext) {
   const parent = new InprocTransport();

@@ -44,7 +44,7 @@ test('default boot policy: binary for firmware, script for iPXE (no chainload lo
   assert.equal(p.decide({ ...base, arch: 7, archKind: 'uefi-x64' })?.file, 'snponly.efi');
   assert.equal(p.decide({ ...base, arch: 11, archKind: 'uefi-arm64' })?.file, 'ipxe-arm64.efi');
   const ipxe = p.decide({ ...base, isIPXE: true, userClass: ['iPXE'] });
-  assert.match(ipxe!.file, /^http:\/\/10\.0\.0\.1:8080\/boot\/ipxe\?mac=\$\{net0\/mac\}$/);
+  assert.match(ipxe!.file, /^http:\/\/10\.0\.0\.1:8080\/boot\/ipxe\?mac=\$\{netX\/mac\}$/);
   assert.equal(
     p.decide({ ...base, archKind: 'http-x64', isHttpClient: true })?.file,
     'http://10.0.0.1:8080/boot/ipxe.efi',

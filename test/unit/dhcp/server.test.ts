@@ -486,7 +486,7 @@ test('full mode PXE: firmware gets the iPXE binary over TFTP, iPXE gets its scri
   );
   const ipxe = offerFor('52:54:00:00:00:01', IPXE);
   // biome-ignore lint/suspicious/noTemplateCurlyInString: iPXE's own setting syntax
-  assert.equal(ipxe.file, 'http://10.0.0.1:8080/boot/ipxe?mac=${net0/mac}');
+  assert.equal(ipxe.file, 'http://10.0.0.1:8080/boot/ipxe?mac=${netX/mac}');
   const http = offerFor('52:54:00:00:00:04', [
     [Opt.VENDOR_CLASS, strBytes('HTTPClient:Arch:00016:UNDI:003001')],
     [Opt.CLIENT_ARCH, Uint8Array.of(0, 16)],

@@ -5,7 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { DebootstrapProgress } from '../../../src/lab/debootstrap-progress.ts';
+import { DebootstrapProgress } from '../../../src/install/media/debootstrap-progress.ts';
 
 const PKGS = ['base-files 12.4+deb12u5', 'libc6 2.36-9+deb12u7', 'dpkg 1.21.22', 'systemd 252.26-1~deb12u2'];
 

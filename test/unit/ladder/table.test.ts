@@ -52,15 +52,19 @@ describe('the ladder table', () => {
     const pinned = node('lab');
     (pinned.spec.providers as { overlay?: string }).overlay = 'wireguard';
     assert.deepEqual(chooseStep(LADDER, pinned, 5), { kind: 'step', name: STEPS.overlayJoin });
+    // State 6: one step for both distributions, pinned or not.
+    assert.deepEqual(chooseStep(LADDER, node('lab'), 6), { kind: 'step', name: STEPS.clusterJoin });
+    (pinned.spec.providers as { cluster?: string }).cluster = 'k3s';
+    assert.deepEqual(chooseStep(LADDER, pinned, 6), { kind: 'step', name: STEPS.clusterJoin });
   });
 
-  it('says why when a provider has no step, and names the gaps above state 5', () => {
+  it('says why when a provider has no step, and names the gaps above state 6', () => {
     assert.deepEqual(chooseStep(LADDER, node('lab', 'usb'), 2), {
       kind: 'unsupported',
       why: 'no step into state 2 (UEFI/BIOS node) for boot provider "usb" (implemented: network)',
     });
-    assert.equal(highestImplementedState(LADDER), 5);
-    for (const s of [6, 7, 8, 9]) {
+    assert.equal(highestImplementedState(LADDER), 6);
+    for (const s of [7, 8, 9]) {
       const c = chooseStep(LADDER, node('lab'), s);
       assert.equal(c.kind, 'gap');
       assert.match((c as { why: string }).why, new RegExp(`^state ${s} \\(.+\\) is not implemented yet`));
@@ -83,6 +87,7 @@ describe('the ladder table', () => {
     assert.equal(r.code, 0, r.stderr);
     assert.match(r.stdout, /^ 4 {2}local network node +← GNU\/Linux installed over HTTP, SSH reachable$/m);
     assert.match(r.stdout, /^ {6}overlay +nebula, wireguard, zerotier: overlay\.join$/m);
-    assert.match(r.stdout, /^ {6}k3s +not implemented yet$/m);
+    assert.match(r.stdout, /^ {6}cluster +kubernetes, k3s: cluster\.join$/m);
+    assert.match(r.stdout, /^ {6}kubevirt +not implemented yet$/m);
   });
 });

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { mkdir, mkdtemp, rm, symlink, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, rename, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -57,6 +57,22 @@ describe('DirectorySource', () => {
     assert.equal(b.toString(), 'XE');
     assert.equal(await f.read(b, 4), 0);
     await f.close();
+  });
+
+  it('serves a file rewritten in place, or replaced by a rename, new at the next open', async () => {
+    const dir = join(base, 'cache');
+    await mkdir(dir);
+    const cached = new DirectorySource(dir);
+    await writeFile(join(dir, 'undionly.kpxe'), 'FIRST');
+    assert.equal(await readAll((await cached.open('undionly.kpxe', client))!), 'FIRST');
+    assert.equal(await readAll((await cached.open('undionly.kpxe', client))!), 'FIRST');
+    await writeFile(join(dir, 'undionly.kpxe'), 'SECND'); // same size, same inode
+    assert.equal(await readAll((await cached.open('undionly.kpxe', client))!), 'SECND');
+    await writeFile(join(dir, 'next'), 'THIRD!');
+    await rename(join(dir, 'next'), join(dir, 'undionly.kpxe'));
+    assert.equal(await readAll((await cached.open('undionly.kpxe', client))!), 'THIRD!');
+    await rm(join(dir, 'undionly.kpxe'));
+    assert.equal(await cached.open('undionly.kpxe', client), null, 'a removed file is gone');
   });
 
   it('treats backslashes as separators (Windows-built loaders)', async () => {

@@ -1,0 +1,140 @@
+/**
+ * HTTP benchmark: Strata's HTTP boot handler (src/ipxe/http.ts, as the boot worker serves it) against
+ * nginx serving the same directory, both in one namespace, loaded by wrk from a client namespace:
+ * one client downloading a large artifact back to back, CLIENTS clients downloading it at once, and
+ * small requests (iPXE scripts: Strata answers `/boot/ipxe?mac=…` through its resolver, nginx a static
+ * file of the same size) over keep-alive. Rounds are interleaved; medians are reported.
+ *
+ *   node bench/http.ts [--size-mib 50] [--clients 200] [--seconds 5] [--rounds 3] [--write]
+ */
+import { randomBytes } from 'node:crypto';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { NetnsSet } from '../test/helpers/netns.ts';
+import { benchArgs, fmt, have, publish, type Row, ratio, Samples, withScratch } from './lib.ts';
+import { nginx, strataServe } from './peers.ts';
+
+const {
+  opts: values,
+  write,
+  argv,
+} = benchArgs('node bench/http.ts [--size-mib 50] [--clients 200] [--seconds 5] [--rounds 3] [--write]', {
+  'size-mib': '50',
+  clients: '200',
+  seconds: '5',
+  rounds: '3',
+});
+
+const UNITS: Record<string, number> = { B: 1, KB: 2 ** 10, MB: 2 ** 20, GB: 2 ** 30 };
+
+/** wrk's requests/s and transfer/s (bytes). */
+export function parseWrk(out: string): { rps: number; bps: number; errors: number } {
+  const rps = Number(/Requests\/sec:\s+([\d.]+)/.exec(out)?.[1] ?? Number.NaN);
+  const t = /Transfer\/sec:\s+([\d.]+)(B|KB|MB|GB)/.exec(out);
+  const bps = t ? Number(t[1]) * UNITS[t[2]!]! : Number.NaN;
+  const errors = Number(/Non-2xx or 3xx responses:\s+(\d+)/.exec(out)?.[1] ?? 0);
+  return { rps, bps, errors };
+}
+
+async function wrk(set: NetnsSet, ns: string, url: string, connections: number, seconds: number) {
+  const threads = Math.min(2, connections);
+  const r = await set.exec(
+    ns,
+    'wrk',
+    ['-t', String(threads), '-c', String(connections), '-d', `${seconds}s`, url],
+    {
+      timeoutMs: (seconds + 30) * 1000,
+    },
+  );
+  if (r.code !== 0) throw new Error(`wrk exit ${r.code}: ${r.stderr.slice(0, 500)}`);
+  const w = parseWrk(r.stdout);
+  if (w.errors) throw new Error(`wrk: ${w.errors} error responses from ${url}`);
+  return w;
+}
+
+export async function runHttp(o: { sizeMib: number; clients: number; seconds: number; rounds: number }) {
+  if (!have('wrk')) throw new Error('wrk missing: bash scripts/setup.sh installs it');
+  return withScratch('http', async ({ set, dir }) => {
+    const root = join(dir, 'root');
+    mkdirSync(join(root, 'artifacts'), { recursive: true });
+    mkdirSync(join(root, 'boot'), { recursive: true });
+    // Strata's artifacts root is root/artifacts (served under /artifacts/); nginx serves root itself.
+    writeFileSync(join(root, 'artifacts', 'initrd.img'), randomBytes(o.sizeMib * 2 ** 20));
+    const script = '#!ipxe\nchain /artifacts/kernel?mac=52:54:00:12:34:56\n';
+    writeFileSync(join(root, 'boot', 'ipxe'), script);
+    const m = set.segment('h', ['hc']);
+    const srv = set.name('h');
+    const cli = m.hc!;
+    set.addr(srv, 'br0', '10.68.0.1/24');
+    set.addr(cli, 'eth0', '10.68.0.2/24');
+    await strataServe(set, srv, 'http', join(root, 'artifacts'), 8081);
+    await nginx(set, srv, join(dir, 'nginx'), root, 8082);
+    const base = { strata: 'http://10.68.0.1:8081', nginx: 'http://10.68.0.1:8082' };
+    const cases = [
+      {
+        key: 'one',
+        what: `one client, ${o.sizeMib} MiB artifact back to back`,
+        path: '/artifacts/initrd.img',
+        c: 1,
+        unit: 'MiB/s',
+      },
+      {
+        key: 'many',
+        what: `${o.clients} clients downloading the ${o.sizeMib} MiB artifact at once`,
+        path: '/artifacts/initrd.img',
+        c: o.clients,
+        unit: 'MiB/s',
+      },
+      {
+        key: 'small',
+        what: 'iPXE script requests, 50 keep-alive connections',
+        path: '/boot/ipxe?mac=52:54:00:12:34:56',
+        c: 50,
+        unit: 'req/s',
+      },
+    ];
+    const res = new Samples();
+    for (let round = 0; round < o.rounds; round++) {
+      for (const c of cases) {
+        for (const side of ['strata', 'nginx'] as const) {
+          await res.measure(`http ${c.key} ${side}`, async () => {
+            const w = await wrk(set, cli, base[side] + c.path, c.c, o.seconds);
+            return c.unit === 'req/s' ? w.rps : w.bps / 2 ** 20;
+          });
+        }
+      }
+    }
+    return cases.map((c): Row => {
+      const [a, b] = [`http ${c.key} strata`, `http ${c.key} nginx`];
+      return {
+        what: c.what,
+        strata: `${fmt(res.median(a))} ${c.unit}`,
+        peer: `nginx ${fmt(res.median(b))} ${c.unit}`,
+        ratio: ratio(res.median(a), res.median(b), true),
+        load: res.load(a, b),
+      };
+    });
+  });
+}
+
+if (import.meta.main) {
+  const rows = await runHttp({
+    sizeMib: Number(values['size-mib']),
+    clients: Number(values.clients),
+    seconds: Number(values.seconds),
+    rounds: Number(values.rounds),
+  });
+  publish(
+    {
+      name: 'http',
+      title: 'HTTP: artifacts and iPXE scripts, Strata against nginx',
+      command: `node bench/http.ts ${argv}`.trim(),
+      rows,
+      notes: [
+        `wrk (2 threads) runs ${values.seconds} s per case from a client namespace, on the same two cores as the servers; median of ${values.rounds} interleaved rounds. nginx: worker_processes auto, sendfile, no access log. Strata: bench/serve.ts, the boot worker's handler (src/ipxe/http.ts) on one \`node:http\` server.`,
+      ],
+    },
+    write,
+  );
+  process.exit(0);
+}

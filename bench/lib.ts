@@ -1,0 +1,293 @@
+/**
+ * What every benchmark of bench/ shares: the machine's load and CPU steal sampled around each
+ * measurement (the machine is shared, so every figure carries the load it was taken under), medians and
+ * percentiles, interleaved rounds (Strata and its peer alternate, so a burst of load hits both), cleanup
+ * that runs on exit and on SIGINT/SIGTERM, and writing one section of BENCHMARKS.md per benchmark.
+ *
+ * A benchmark prints its table and, with `--write`, replaces its own section of BENCHMARKS.md (between
+ * `<!-- bench:NAME:begin -->` and `<!-- bench:NAME:end -->`), so reruns of one benchmark leave the others.
+ */
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cpus, tmpdir, totalmem } from 'node:os';
+import { join, resolve } from 'node:path';
+import { parseArgs } from 'node:util';
+import { createNetns, type NetnsSet } from '../test/helpers/netns.ts';
+
+export const REPO = resolve(import.meta.dirname, '..');
+export const BENCHMARKS_MD = resolve(REPO, 'BENCHMARKS.md');
+
+/** CPU time counters of /proc/stat's first line. */
+function cpuTimes(): { total: number; steal: number; idle: number } {
+  const line = readFileSync('/proc/stat', 'utf8').split('\n')[0] ?? '';
+  const f = line.trim().split(/\s+/).slice(1).map(Number);
+  const total = f.reduce((a, b) => a + b, 0);
+  return { total, steal: f[7] ?? 0, idle: (f[3] ?? 0) + (f[4] ?? 0) };
+}
+
+export function loadAverage(): number {
+  return Number(readFileSync('/proc/loadavg', 'utf8').split(' ')[0]);
+}
+
+/** The load around one measurement: 1-minute load average at its end, CPU steal and busy share during it. */
+export interface Load {
+  load1: number;
+  stealPct: number;
+  busyPct: number;
+}
+
+export function loadText(l: Load): string {
+  return `load ${l.load1.toFixed(2)}, steal ${l.stealPct.toFixed(1)} %`;
+}
+
+/** Runs `fn` and returns its result with the load it ran under. */
+export async function underLoad<T>(fn: () => Promise<T>): Promise<{ value: T; load: Load }> {
+  const a = cpuTimes();
+  const value = await fn();
+  const b = cpuTimes();
+  const dt = Math.max(1, b.total - a.total);
+  return {
+    value,
+    load: {
+      load1: loadAverage(),
+      stealPct: (100 * (b.steal - a.steal)) / dt,
+      busyPct: 100 - (100 * (b.idle - a.idle)) / dt,
+    },
+  };
+}
+
+/** Sorted-sample percentile (nearest rank). */
+export function percentile(xs: number[], p: number): number {
+  if (xs.length === 0) return Number.NaN;
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.max(0, Math.ceil(p * s.length) - 1))]!;
+}
+
+export function median(xs: number[]): number {
+  return percentile(xs, 0.5);
+}
+
+export function medianLoad(ls: Load[]): Load {
+  return {
+    load1: median(ls.map((l) => l.load1)),
+    stealPct: median(ls.map((l) => l.stealPct)),
+    busyPct: median(ls.map((l) => l.busyPct)),
+  };
+}
+
+/** One line describing the machine. */
+export function machine(): string {
+  const c = cpus();
+  const kernel = readFileSync('/proc/sys/kernel/osrelease', 'utf8').trim();
+  return `${c.length} × ${c[0]?.model ?? 'unknown CPU'}, ${(totalmem() / 2 ** 30).toFixed(0)} GiB, Linux ${kernel}, Node ${process.version}`;
+}
+
+export function have(cmd: string): boolean {
+  try {
+    execFileSync('which', [cmd], { stdio: 'ignore' });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Functions run once, last registered first, at exit, on SIGINT/SIGTERM, or when `run()` is called. */
+export class Cleanup {
+  readonly #fns: (() => unknown)[] = [];
+  #done = false;
+  constructor() {
+    process.once('exit', () => this.runSync());
+    for (const sig of ['SIGINT', 'SIGTERM'] as const)
+      process.once(sig, () => {
+        void this.run().finally(() => process.exit(128 + (sig === 'SIGINT' ? 2 : 15)));
+      });
+  }
+  after(fn: () => unknown): void {
+    this.#fns.push(fn);
+  }
+  async run(): Promise<void> {
+    if (this.#done) return;
+    this.#done = true;
+    for (const fn of this.#fns.reverse()) {
+      try {
+        await fn();
+      } catch {
+        /* best effort: the rest still runs */
+      }
+    }
+  }
+  runSync(): void {
+    if (this.#done) return;
+    this.#done = true;
+    for (const fn of this.#fns.reverse()) {
+      try {
+        fn();
+      } catch {
+        /* best effort */
+      }
+    }
+  }
+}
+
+/** A table row: what was measured, Strata's figure, the peer's, the ratio and the load. */
+export interface Row {
+  what: string;
+  strata: string;
+  peer: string;
+  ratio: string;
+  load: Load;
+}
+
+export function ratio(strata: number, peer: number, higherIsBetter: boolean): string {
+  if (!Number.isFinite(strata) || !Number.isFinite(peer) || strata === 0 || peer === 0) return '—';
+  return `${(higherIsBetter ? strata / peer : peer / strata).toFixed(2)}×`;
+}
+
+export function table(rows: Row[]): string {
+  const lines = [
+    '| what | Strata | peer | Strata/peer (>1 = Strata better) | load, steal |',
+    '|---|---|---|---|---|',
+  ];
+  for (const r of rows)
+    lines.push(`| ${r.what} | ${r.strata} | ${r.peer} | ${r.ratio} | ${loadText(r.load)} |`);
+  return lines.join('\n');
+}
+
+export interface Report {
+  /** Section key, e.g. `dhcp`. */
+  name: string;
+  title: string;
+  command: string;
+  rows: Row[];
+  /** Paragraphs after the table: method, caveats. */
+  notes?: string[];
+}
+
+export function render(r: Report): string {
+  return [
+    `### ${r.title}`,
+    '',
+    `\`${r.command}\` on ${new Date().toISOString().slice(0, 16).replace('T', ' ')} UTC; ${machine()}; load before the run ${loadAverage().toFixed(2)}.`,
+    '',
+    table(r.rows),
+    '',
+    ...(r.notes ?? []).flatMap((n) => [n, '']),
+  ].join('\n');
+}
+
+/** Prints the report and, when `write`, replaces its section of BENCHMARKS.md (appending it the first time). */
+export function publish(r: Report, write: boolean): void {
+  const text = render(r);
+  console.log(text);
+  if (!write) return;
+  const begin = `<!-- bench:${r.name}:begin -->`;
+  const end = `<!-- bench:${r.name}:end -->`;
+  const doc = existsSync(BENCHMARKS_MD) ? readFileSync(BENCHMARKS_MD, 'utf8') : '# Benchmarks\n';
+  const block = `${begin}\n${text.trimEnd()}\n${end}`;
+  const i = doc.indexOf(begin);
+  const j = doc.indexOf(end);
+  const next =
+    i >= 0 && j > i ? doc.slice(0, i) + block + doc.slice(j + end.length) : `${doc.trimEnd()}\n\n${block}\n`;
+  writeFileSync(BENCHMARKS_MD, next);
+  // The project's formatter pads Markdown tables; keep the file as `npm run check` wants it.
+  execFileSync(join(REPO, 'node_modules/.bin/biome'), ['format', '--write', BENCHMARKS_MD], {
+    stdio: 'ignore',
+  });
+}
+
+export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+export function fmt(n: number, digits = 0): string {
+  return Number.isFinite(n)
+    ? n.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits })
+    : '—';
+}
+
+/** Parses `--name value` options (each with its default) and `--write`; `--help` prints the usage. */
+export function benchArgs<K extends string>(
+  usage: string,
+  defaults: Record<K, string>,
+): { opts: Record<K, string>; write: boolean; argv: string } {
+  const options: Record<string, { type: 'string' | 'boolean'; default?: string | boolean }> = {
+    write: { type: 'boolean', default: false },
+    help: { type: 'boolean', default: false },
+  };
+  for (const [k, v] of Object.entries(defaults)) options[k] = { type: 'string', default: v as string };
+  const { values } = parseArgs({ options });
+  if (values.help) {
+    console.log(usage);
+    process.exit(0);
+  }
+  return {
+    opts: values as Record<K, string>,
+    write: values.write === true,
+    argv: process.argv.slice(2).join(' '),
+  };
+}
+
+/** Measured values by key (e.g. `strata@rate`), each with the load it was measured under. */
+export class Samples {
+  readonly #m = new Map<string, { v: number[]; loads: Load[] }>();
+  /** Runs `fn` (which returns the measured value), records it under `key` with its load, returns it. */
+  async measure(key: string, fn: () => Promise<number>): Promise<number> {
+    const { value, load } = await underLoad(fn);
+    this.add(key, value, load);
+    console.error(`${key}: ${fmt(value, 2)} (${loadText(load)})`);
+    return value;
+  }
+  add(key: string, value: number, load: Load): void {
+    const e = this.#m.get(key) ?? { v: [], loads: [] };
+    e.v.push(value);
+    e.loads.push(load);
+    this.#m.set(key, e);
+  }
+  median(key: string): number {
+    return median(this.#m.get(key)?.v ?? []);
+  }
+  max(key: string): number {
+    return Math.max(...(this.#m.get(key)?.v ?? [Number.NaN]));
+  }
+  /** The median load over every measurement of these keys. */
+  load(...keys: string[]): Load {
+    return medianLoad(keys.flatMap((k) => this.#m.get(k)?.loads ?? []));
+  }
+}
+
+/** What a benchmark run owns: its namespaces, a scratch directory and cleanup, all removed when it ends. */
+export interface Scratch {
+  set: NetnsSet;
+  dir: string;
+  cleanup: Cleanup;
+}
+
+/** Runs `fn` with fresh namespaces and a scratch directory; removes both afterwards, even on failure. */
+export async function withScratch<T>(name: string, fn: (s: Scratch) => Promise<T>): Promise<T> {
+  const cleanup = new Cleanup();
+  try {
+    const set = createNetns(cleanup);
+    const dir = mkdtempSync(join(tmpdir(), `strata-bench-${name}-`));
+    cleanup.after(() => rmSync(dir, { recursive: true, force: true }));
+    return await fn({ set, dir, cleanup });
+  } finally {
+    await cleanup.run();
+  }
+}
+
+const hex = (n: number) => n.toString(16).padStart(2, '0');
+
+/** The MAC of bench Node `i` (52:54:01:…, unique for i < 2^24). */
+export function benchMac(i: number): string {
+  return `52:54:01:${hex((i >> 16) & 255)}:${hex((i >> 8) & 255)}:${hex(i & 255)}`;
+}
+
+/** A multi-document manifest of `n` Nodes `bench-<i>` with target `targetState` and `spec` merged in. */
+export function nodesManifest(n: number, targetState: number, spec: Record<string, unknown> = {}): string {
+  return Array.from({ length: n }, (_, i) =>
+    JSON.stringify({
+      apiVersion: 'strata.dev/v1alpha1',
+      kind: 'Node',
+      metadata: { name: `bench-${i}`, labels: { bench: 'yes' } },
+      spec: { macAddresses: [benchMac(i)], targetState, ...spec },
+    }),
+  ).join('\n---\n');
+}

@@ -1,0 +1,215 @@
+/**
+ * The servers the benchmarks compare, each started inside a namespace the benchmark made (never the
+ * machine's own): Strata's bare DHCP worker (src/dhcp/main.ts), its TFTP server and HTTP boot handler on
+ * their own (bench/serve.ts), and the peers users would otherwise pick, from Debian: Kea (kea-dhcp4,
+ * memfile lease file), dnsmasq (DHCP or TFTP), tftpd-hpa (in.tftpd) and nginx. Every process is a child of
+ * the namespace set, so the set's cleanup kills it; its files live in a directory the caller removes.
+ */
+import { execFileSync } from 'node:child_process';
+import { chmodSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { currentNetns, type NetnsSet } from '../test/helpers/netns.ts';
+import { REPO, sleep } from './lib.ts';
+
+const NODE = process.execPath;
+
+/** Waits until something in `ns` listens on `port` (UDP or TCP), or throws with the process's stderr. */
+export async function listening(
+  ns: string,
+  proto: 'udp' | 'tcp',
+  port: number,
+  what: string,
+  err: () => string,
+) {
+  for (let i = 0; i < 200; i++) {
+    const out = execFileSync('ip', ['netns', 'exec', ns, 'ss', '-Hln', proto === 'udp' ? '-u' : '-t'], {
+      encoding: 'utf8',
+    });
+    if (out.split('\n').some((l) => new RegExp(`:${port}\\s`).test(l))) return;
+    await sleep(50);
+  }
+  throw new Error(`${what} did not listen on ${proto}/${port}: ${err()}`);
+}
+
+function spawnIn(set: NetnsSet, ns: string, cmd: string, args: string[], env?: NodeJS.ProcessEnv) {
+  const child = set.spawn(ns, cmd, args, { stdio: ['pipe', 'pipe', 'pipe'], ...(env ? { env } : {}) });
+  let stderr = '';
+  child.stderr?.setEncoding('utf8').on('data', (d: string) => {
+    stderr = (stderr + d).slice(-4000);
+  });
+  child.stdout?.resume();
+  return { child, stderr: () => stderr };
+}
+
+export interface DhcpPool {
+  iface: string;
+  serverIp: string;
+  subnet: string;
+  mask: string;
+  start: string;
+  end: string;
+  leaseTime: number;
+}
+
+/** Strata's DHCP worker alone (in-memory leases, no events printed). */
+export async function strataDhcp(set: NetnsSet, ns: string, p: DhcpPool): Promise<void> {
+  const env: NodeJS.ProcessEnv = {
+    ...process.env,
+    STRATA_HOST_NETNS: currentNetns(),
+    STRATA_LOG_LEVEL: 'error',
+  };
+  delete env.STRATA_DHCP_ALLOW_HOST_NETNS;
+  const s = spawnIn(set, ns, NODE, [join(REPO, 'src/dhcp/main.ts'), '-'], env);
+  s.child.stdin?.end(
+    JSON.stringify({
+      server: {
+        interface: p.iface,
+        serverIp: p.serverIp,
+        mode: 'full',
+        subnet: p.subnet,
+        ranges: [{ start: p.start, end: p.end }],
+        leaseTime: p.leaseTime,
+      },
+    }),
+  );
+  await listening(ns, 'udp', 67, 'strata dhcp', s.stderr);
+}
+
+/** Kea DHCPv4 with its memfile lease database (a CSV file, written per lease as Kea does by default). */
+export async function kea(set: NetnsSet, ns: string, dir: string, p: DhcpPool): Promise<void> {
+  mkdirSync(dir, { recursive: true });
+  const conf = join(dir, 'kea-dhcp4.json');
+  writeFileSync(
+    conf,
+    JSON.stringify({
+      Dhcp4: {
+        'interfaces-config': { interfaces: [p.iface] },
+        'lease-database': {
+          type: 'memfile',
+          persist: true,
+          name: join(dir, 'leases4.csv'),
+          'lfc-interval': 0,
+        },
+        'valid-lifetime': p.leaseTime,
+        authoritative: true,
+        subnet4: [{ id: 1, subnet: p.subnet, pools: [{ pool: `${p.start} - ${p.end}` }] }],
+        loggers: [{ name: 'kea-dhcp4', output_options: [{ output: 'stderr' }], severity: 'ERROR' }],
+      },
+    }),
+  );
+  const env = { ...process.env, KEA_PIDFILE_DIR: dir, KEA_LOCKFILE_DIR: dir };
+  const s = spawnIn(set, ns, 'kea-dhcp4', ['-c', conf], env);
+  await listening(ns, 'udp', 67, 'kea-dhcp4', s.stderr);
+}
+
+/** dnsmasq as a DHCP server only (DNS off), with or without its lease file. */
+export async function dnsmasqDhcp(
+  set: NetnsSet,
+  ns: string,
+  dir: string,
+  p: DhcpPool,
+  extra: string[] = [],
+): Promise<void> {
+  mkdirSync(dir, { recursive: true });
+  const s = spawnIn(set, ns, 'dnsmasq', [
+    '--keep-in-foreground',
+    '--conf-file=/dev/null',
+    '--port=0',
+    `--interface=${p.iface}`,
+    '--bind-interfaces',
+    '--user=root',
+    `--pid-file=${join(dir, 'dnsmasq.pid')}`,
+    `--dhcp-leasefile=${join(dir, 'dnsmasq.leases')}`,
+    `--dhcp-range=${p.start},${p.end},${p.mask},${p.leaseTime}`,
+    '--dhcp-lease-max=1000000',
+    '--dhcp-authoritative',
+    ...extra,
+  ]);
+  await listening(ns, 'udp', 67, 'dnsmasq', s.stderr);
+}
+
+/** dnsmasq as a TFTP server only (it always listens on port 69). */
+export async function dnsmasqTftp(set: NetnsSet, ns: string, dir: string, root: string) {
+  const port = 69;
+  mkdirSync(dir, { recursive: true });
+  const s = spawnIn(set, ns, 'dnsmasq', [
+    '--keep-in-foreground',
+    '--conf-file=/dev/null',
+    '--port=0',
+    '--user=root',
+    `--pid-file=${join(dir, 'dnsmasq-tftp.pid')}`,
+    '--enable-tftp',
+    `--tftp-root=${root}`,
+    '--tftp-max=5000',
+  ]);
+  await listening(ns, 'udp', port, 'dnsmasq tftp', s.stderr);
+}
+
+/** tftpd-hpa (in.tftpd) in the foreground, serving `root` read-only. */
+export async function tftpdHpa(set: NetnsSet, ns: string, root: string, port = 69) {
+  chmodSync(root, 0o755);
+  const s = spawnIn(set, ns, 'in.tftpd', ['-L', '-u', 'root', '-s', root, '-a', `0.0.0.0:${port}`]);
+  await listening(ns, 'udp', port, 'in.tftpd', s.stderr);
+}
+
+/** Strata's TFTP server or HTTP boot handler alone (bench/serve.ts). */
+export async function strataServe(
+  set: NetnsSet,
+  ns: string,
+  mode: 'tftp' | 'http',
+  root: string,
+  port: number,
+  repo = REPO,
+): Promise<number> {
+  const s = spawnIn(set, ns, NODE, [join(repo, 'bench/serve.ts'), mode, root, String(port)], {
+    ...process.env,
+    STRATA_LOG_LEVEL: 'error',
+  });
+  await listening(ns, mode === 'tftp' ? 'udp' : 'tcp', port, `strata ${mode}`, s.stderr);
+  return s.child.pid!;
+}
+
+/** CPU seconds (user + system) process `pid` has used so far. */
+export function cpuSeconds(pid: number): number {
+  const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+  return (Number(f[11]) + Number(f[12])) / 100;
+}
+
+/**
+ * nginx serving `root` on `port`: every core (worker_processes auto), sendfile, keep-alive, no access log,
+ * as a distribution's default would after switching the log off.
+ */
+export async function nginx(set: NetnsSet, ns: string, dir: string, root: string, port: number, extra = '') {
+  mkdirSync(dir, { recursive: true });
+  chmodSync(root, 0o755);
+  const conf = join(dir, 'nginx.conf');
+  writeFileSync(
+    conf,
+    `daemon off;
+user root;
+worker_processes auto;
+pid ${join(dir, 'nginx.pid')};
+error_log stderr error;
+events { worker_connections 8192; }
+http {
+  access_log off;
+  sendfile on;
+  tcp_nopush on;
+  keepalive_requests 1000000;
+  default_type application/octet-stream;
+  client_body_temp_path ${dir}/body;
+  proxy_temp_path ${dir}/proxy;
+  fastcgi_temp_path ${dir}/fastcgi;
+  uwsgi_temp_path ${dir}/uwsgi;
+  scgi_temp_path ${dir}/scgi;
+  server {
+    listen ${port} reuseport;
+    root ${root};
+    ${extra}
+  }
+}
+`,
+  );
+  const s = spawnIn(set, ns, 'nginx', ['-c', conf, '-e', 'stderr']);
+  await listening(ns, 'tcp', port, 'nginx', s.stderr);
+}

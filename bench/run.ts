@@ -1,0 +1,34 @@
+/**
+ * Runs every benchmark at full size, one after the other, each writing its section of BENCHMARKS.md:
+ *   node bench/run.ts [--only dhcp,tftp,http,storm,control-plane]
+ * Each is also its own command (see BENCHMARKS.md); their options are in each file's header.
+ */
+import { spawnSync } from 'node:child_process';
+import { join } from 'node:path';
+import { benchArgs, REPO } from './lib.ts';
+
+const { opts } = benchArgs('node bench/run.ts [--only dhcp,tftp,http,storm,control-plane]', {
+  only: 'dhcp,tftp,http,storm,control-plane',
+});
+const RUNS: Record<string, string[]> = {
+  dhcp: ['bench/dhcp.ts'],
+  tftp: ['bench/tftp.ts'],
+  http: ['bench/http.ts'],
+  storm: ['bench/storm.ts', '--machines', '100,1000'],
+  'control-plane': ['bench/control-plane.ts', '--nodes', '10000'],
+};
+let failed = 0;
+for (const name of opts.only.split(',')) {
+  const args = RUNS[name];
+  if (!args) throw new Error(`--only: unknown benchmark ${name} (one of ${Object.keys(RUNS).join(', ')})`);
+  console.error(`bench/run: ${args.join(' ')} --write`);
+  const r = spawnSync(process.execPath, [join(REPO, args[0]!), ...args.slice(1), '--write'], {
+    cwd: REPO,
+    stdio: 'inherit',
+  });
+  if (r.status !== 0) {
+    failed++;
+    console.error(`bench/run: ${name} failed (exit ${r.status})`);
+  }
+}
+process.exit(failed ? 1 : 0);

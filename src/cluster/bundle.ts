@@ -1,0 +1,145 @@
+/**
+ * What the `cluster.join` step pushes to a node: a distributable (see src/shell/distributable.ts) holding
+ * the distribution's check/apply/undo scripts (scripts/<distribution>/), a `cluster.env` with the plan, and
+ * the node's credentials: on a control-plane node the cluster's PKI and the kubeconfigs of the control
+ * plane's own components, on every node the kubelet's bootstrap kubeconfig carrying the join token (a
+ * k3s node gets the token as K3S_TOKEN instead). Key files are marked secret so the shell layer never
+ * logs them. Binaries and Debian packages travel as registry artifacts, each checked by digest on the
+ * node. Pure: the artifact references are looked up by the step.
+ */
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { ArtifactSpec, BundleFile, Distributable } from '../shell/distributable.ts';
+import type { ClusterResource } from './kind.ts';
+import { type JoinToken, renderKubeconfig } from './kube.ts';
+import type { ClusterPki } from './pki.ts';
+import type { Member } from './reconcile.ts';
+
+const SCRIPTS = join(import.meta.dirname, 'scripts');
+
+/** The sandbox (pause) image containerd is told to use; the lab imports a locally built one under it. */
+export const SANDBOX_IMAGE = 'registry.k8s.io/pause:3.10';
+
+/** The artifacts a node needs: registry names (`kubernetes/kubelet`) and Debian packages. */
+export function neededArtifacts(
+  c: ClusterResource,
+  role: Member['role'],
+): { binaries: string[]; debs: string[] } {
+  if (c.spec.distribution === 'k3s')
+    return { binaries: ['k3s/k3s', 'k3s/install.sh', 'k3s/k3s-airgap-images-amd64.tar.zst'], debs: [] };
+  const binaries = ['kubernetes/kubelet', 'kubernetes/kubectl'];
+  const debs = ['containerd', 'runc', 'containernetworking-plugins'];
+  if (role === 'control-plane') {
+    binaries.push(
+      'kubernetes/kube-apiserver',
+      'kubernetes/kube-controller-manager',
+      'kubernetes/kube-scheduler',
+    );
+    if (c.spec.datastore === 'kine') binaries.push('kubernetes/kine');
+    else debs.push('etcd-server');
+  }
+  return { binaries, debs };
+}
+
+const q = (v: string) => `'${v.replace(/'/g, `'\\''`)}'`;
+
+export interface BundleInput {
+  cluster: ClusterResource;
+  node: string;
+  role: Member['role'];
+  /** The node's overlay address (global scope): what it advertises and is reached on. */
+  address: string;
+  endpoint: string;
+  firstServer: boolean;
+  pki: ClusterPki;
+  token: JoinToken;
+  artifacts: ArtifactSpec[];
+}
+
+export function clusterBundle(b: BundleInput, undoOnly = false): Distributable {
+  const dist = b.cluster.spec.distribution;
+  const c = b.cluster.spec;
+  const env = {
+    CLUSTER: b.cluster.metadata.name,
+    ROLE: b.role,
+    NODE_NAME: b.node,
+    ADDRESS: b.address,
+    ENDPOINT: b.endpoint,
+    VERSION: c.version,
+    POD_CIDR: c.podCIDR,
+    SERVICE_CIDR: c.serviceCIDR,
+    CNI: c.cni,
+    DATASTORE: c.datastore,
+    SANDBOX_IMAGE,
+    FIRST_SERVER: b.firstServer ? 'yes' : 'no',
+  };
+  const files: BundleFile[] = [
+    {
+      name: 'cluster.env',
+      content: `${Object.entries(env)
+        .map(([k, v]) => `${k}=${q(v)}`)
+        .join('\n')}\n`,
+      mode: 0o644,
+    },
+  ];
+  for (const s of undoOnly ? ['undo.sh'] : ['check.sh', 'apply.sh', 'undo.sh'])
+    files.push({ name: s, content: readFileSync(join(SCRIPTS, dist, s), 'utf8'), mode: 0o755 });
+  if (!undoOnly) {
+    const secret = (name: string, content: string): BundleFile => ({
+      name,
+      content,
+      mode: 0o600,
+      secret: true,
+    });
+    const p = b.pki;
+    files.push({ name: 'ca.crt', content: p.ca.cert, mode: 0o644 });
+    const token = `${b.token.id}.${b.token.secret}`;
+    if (dist === 'k3s') files.push(secret('join-token', `${token}\n`));
+    else
+      files.push(
+        secret(
+          'bootstrap-kubelet.conf',
+          renderKubeconfig(b.cluster.metadata.name, 'kubelet-bootstrap', {
+            server: b.endpoint,
+            caPem: p.ca.cert,
+            token,
+          }),
+        ),
+      );
+    if (b.role === 'control-plane') {
+      const local = 'https://127.0.0.1:6443';
+      const kc = (user: string, kp: { cert: string; key: string }) =>
+        renderKubeconfig(b.cluster.metadata.name, user, {
+          server: local,
+          caPem: p.ca.cert,
+          certPem: kp.cert,
+          keyPem: kp.key,
+        });
+      files.push(
+        secret('ca.key', p.ca.key),
+        { name: 'apiserver.crt', content: p.apiserver.cert, mode: 0o644 },
+        secret('apiserver.key', p.apiserver.key),
+        { name: 'apiserver-kubelet-client.crt', content: p.apiserverKubeletClient.cert, mode: 0o644 },
+        secret('apiserver-kubelet-client.key', p.apiserverKubeletClient.key),
+        { name: 'front-proxy-ca.crt', content: p.frontProxyCa.cert, mode: 0o644 },
+        secret('front-proxy-ca.key', p.frontProxyCa.key),
+        { name: 'front-proxy-client.crt', content: p.frontProxyClient.cert, mode: 0o644 },
+        secret('front-proxy-client.key', p.frontProxyClient.key),
+        secret('sa.key', p.serviceAccount.key),
+        { name: 'sa.pub', content: p.serviceAccount.pub, mode: 0o644 },
+        secret('controller-manager.conf', kc('system:kube-controller-manager', p.controllerManager)),
+        secret('scheduler.conf', kc('system:kube-scheduler', p.scheduler)),
+        secret('admin.conf', kc('strata-admin', p.admin)),
+      );
+    }
+  }
+  return {
+    manifest: {
+      name: `cluster-${b.cluster.metadata.name}`,
+      version: `${dist}-${c.version}-${b.role}`,
+      scripts: undoOnly ? { undo: 'undo.sh' } : { check: 'check.sh', apply: 'apply.sh', undo: 'undo.sh' },
+      artifacts: undoOnly ? [] : b.artifacts,
+    },
+    files,
+  };
+}

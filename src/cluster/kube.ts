@@ -1,0 +1,419 @@
+/**
+ * The cluster worker's side of a Kubernetes API: kubeconfigs (the admin one Strata renders from its PKI, and
+ * a parser that turns a damaged one into an error naming the field), join (bootstrap) tokens, and a client
+ * built on @kubernetes/client-node for what the layer does in a cluster: probe `/readyz`, server-side
+ * apply with field manager `strata`, read Nodes, and drain (cordon by apply, evict through the Eviction
+ * API so PodDisruptionBudgets hold, delete the Node). Nothing here shells out to kubectl.
+ */
+import { randomInt, X509Certificate } from 'node:crypto';
+import { get as httpsGet } from 'node:https';
+import {
+  CoreV1Api,
+  KubeConfig,
+  type KubernetesObject,
+  KubernetesObjectApi,
+  PatchStrategy,
+  type V1Node,
+  VersionApi,
+} from '@kubernetes/client-node';
+import { parse, stringify } from 'yaml';
+import { FIELD_MANAGER, MANAGED_BY_LABEL } from './protocol.ts';
+
+// --- join tokens ----------------------------------------------------------------------------------
+
+export interface JoinToken {
+  /** Public half: `[a-z0-9]{6}`, shown in status and the Secret's name. */
+  id: string;
+  /** Secret half: `[a-z0-9]{16}`; the token is `id.secret`. */
+  secret: string;
+  createdAt: string;
+  expires: string;
+  /** Ids of the tokens this one replaced, whose Secrets are removed from the cluster. */
+  retired: string[];
+}
+
+const ALNUM = 'abcdefghijklmnopqrstuvwxyz0123456789';
+const randomText = (n: number) => Array.from({ length: n }, () => ALNUM[randomInt(ALNUM.length)]).join('');
+
+export function newJoinToken(ttlSeconds: number, replaced?: JoinToken): JoinToken {
+  const now = Date.now();
+  return {
+    id: randomText(6),
+    secret: randomText(16),
+    createdAt: new Date(now).toISOString(),
+    // RFC 3339 in whole seconds, as the bootstrap-token Secret's `expiration` is written.
+    expires: new Date(now + ttlSeconds * 1000).toISOString().replace(/\.\d{3}Z$/, 'Z'),
+    retired: replaced ? [...replaced.retired, replaced.id].slice(-8) : [],
+  };
+}
+
+/** Whether a token is due for rotation: a third of its life left, or past it. */
+export function tokenDue(t: JoinToken, now = Date.now()): boolean {
+  const start = Date.parse(t.createdAt);
+  const end = Date.parse(t.expires);
+  return now >= end - (end - start) / 3;
+}
+
+/** The bootstrap-token Secret the API server authenticates the token against (kube-system). */
+export function bootstrapTokenSecret(
+  t: JoinToken,
+  group: string,
+): KubernetesObject & Record<string, unknown> {
+  return {
+    apiVersion: 'v1',
+    kind: 'Secret',
+    metadata: {
+      name: `bootstrap-token-${t.id}`,
+      namespace: 'kube-system',
+      labels: { [MANAGED_BY_LABEL]: FIELD_MANAGER },
+    },
+    type: 'bootstrap.kubernetes.io/token',
+    // `data`, not `stringData`: server-side apply then owns exactly the fields it sent.
+    data: Object.fromEntries(
+      Object.entries({
+        'token-id': t.id,
+        'token-secret': t.secret,
+        expiration: t.expires,
+        'usage-bootstrap-authentication': 'true',
+        'usage-bootstrap-signing': 'true',
+        'auth-extra-groups': group,
+        description: 'join token made by Strata',
+      }).map(([k, v]) => [k, Buffer.from(v).toString('base64')]),
+    ),
+  };
+}
+
+// --- kubeconfigs ----------------------------------------------------------------------------------
+
+export interface Credentials {
+  server: string;
+  caPem: string;
+  /** A client certificate and key, or a bearer token (a join token). */
+  certPem?: string;
+  keyPem?: string;
+  token?: string;
+}
+
+const b64 = (s: string) => Buffer.from(s).toString('base64');
+
+/** A kubeconfig kubectl accepts, with everything inline (one file to hand over). */
+export function renderKubeconfig(cluster: string, user: string, c: Credentials): string {
+  const userEntry: Record<string, string> = c.token
+    ? { token: c.token }
+    : { 'client-certificate-data': b64(c.certPem ?? ''), 'client-key-data': b64(c.keyPem ?? '') };
+  return stringify({
+    apiVersion: 'v1',
+    kind: 'Config',
+    clusters: [{ name: cluster, cluster: { server: c.server, 'certificate-authority-data': b64(c.caPem) } }],
+    users: [{ name: user, user: userEntry }],
+    contexts: [{ name: `${user}@${cluster}`, context: { cluster, user } }],
+    'current-context': `${user}@${cluster}`,
+  });
+}
+
+/** A PEM block decoded from a kubeconfig's base64 `*-data` field, or an error naming the field. */
+function pemField(v: unknown, field: string, label: 'CERTIFICATE' | 'PRIVATE KEY'): string {
+  if (typeof v !== 'string' || !v) throw new Error(`${field} is missing`);
+  if (!/^[A-Za-z0-9+/=\s]+$/.test(v)) throw new Error(`${field} is not base64`);
+  const pem = Buffer.from(v, 'base64').toString('utf8');
+  if (!pem.includes(`-----BEGIN `) || !pem.includes(label.split(' ').at(-1)!))
+    throw new Error(`${field} does not decode to a PEM ${label.toLowerCase()}`);
+  if (label === 'CERTIFICATE') {
+    try {
+      new X509Certificate(pem);
+    } catch (e) {
+      throw new Error(`${field} is not a valid certificate (${(e as Error).message})`);
+    }
+  }
+  return pem;
+}
+
+/**
+ * Reads a kubeconfig's current context into credentials. Every failure says which field of which
+ * kubeconfig is wrong, instead of a TLS or YAML error from deep inside a request.
+ */
+export function parseKubeconfig(text: string, what = 'kubeconfig'): Credentials {
+  const fail = (m: string): never => {
+    throw new Error(`${what} is not usable: ${m}; get a fresh one with "strata kubeconfig CLUSTER"`);
+  };
+  let doc: Record<string, unknown>;
+  try {
+    doc = parse(text) as Record<string, unknown>;
+  } catch (e) {
+    return fail(`not YAML (${(e as Error).message.split('\n')[0]})`);
+  }
+  if (!doc || typeof doc !== 'object') return fail('not a YAML mapping');
+  const ctxName = doc['current-context'];
+  if (typeof ctxName !== 'string' || !ctxName) return fail('current-context is missing');
+  const find = (list: unknown, name: unknown, field: string) => {
+    const hit = Array.isArray(list)
+      ? (list as { name?: unknown }[]).findIndex((e) => e && e.name === name)
+      : -1;
+    if (hit < 0) fail(`${field} has no entry named ${JSON.stringify(name)}`);
+    return { entry: (list as Record<string, Record<string, unknown>>[])[hit]!, at: `${field}[${hit}]` };
+  };
+  const ctx = find(doc.contexts, ctxName, 'contexts');
+  const cl = find(doc.clusters, ctx.entry.context?.cluster, 'clusters');
+  const us = find(doc.users, ctx.entry.context?.user, 'users');
+  const c = cl.entry.cluster ?? {};
+  const u = us.entry.user ?? {};
+  try {
+    const server = c.server;
+    if (typeof server !== 'string' || !/^https:\/\/[^/\s]+/.test(server))
+      throw new Error(`${cl.at}.cluster.server is not an https:// URL`);
+    const out: Credentials = {
+      server,
+      caPem: pemField(
+        c['certificate-authority-data'],
+        `${cl.at}.cluster.certificate-authority-data`,
+        'CERTIFICATE',
+      ),
+    };
+    if (typeof u.token === 'string' && u.token) out.token = u.token;
+    else {
+      out.certPem = pemField(
+        u['client-certificate-data'],
+        `${us.at}.user.client-certificate-data`,
+        'CERTIFICATE',
+      );
+      out.keyPem = pemField(u['client-key-data'], `${us.at}.user.client-key-data`, 'PRIVATE KEY');
+    }
+    return out;
+  } catch (e) {
+    return fail((e as Error).message);
+  }
+}
+
+// --- the client -------------------------------------------------------------------------------------
+
+export interface NodeSummary {
+  name: string;
+  ready: boolean;
+  unschedulable: boolean;
+  kubeletVersion?: string;
+}
+
+export function summarizeNode(n: V1Node): NodeSummary {
+  const ready = n.status?.conditions?.find((c) => c.type === 'Ready')?.status === 'True';
+  return {
+    name: n.metadata?.name ?? '',
+    ready,
+    unschedulable: !!n.spec?.unschedulable,
+    ...(n.status?.nodeInfo?.kubeletVersion ? { kubeletVersion: n.status.nodeInfo.kubeletVersion } : {}),
+  };
+}
+
+/** An error from the API server in words: status code, reason and message, never a credential. */
+export function apiError(e: unknown, doing: string): Error {
+  const x = e as { code?: number; body?: unknown; message?: string; cause?: { code?: string } };
+  let msg = x.message ?? String(e);
+  if (typeof x.code === 'number') {
+    let body: { message?: string; reason?: string } = {};
+    try {
+      body = typeof x.body === 'string' ? JSON.parse(x.body) : ((x.body as typeof body) ?? {});
+    } catch {}
+    msg = `HTTP ${x.code}${body.reason ? ` ${body.reason}` : ''}: ${body.message ?? msg.split('\n')[0]}`;
+  } else if (x.cause?.code) msg = `${x.cause.code} (${msg})`;
+  return new Error(`${doing}: ${msg}`);
+}
+
+export class ClusterClient {
+  readonly kc: KubeConfig;
+  readonly server: string;
+  private readonly creds: Credentials;
+  constructor(creds: Credentials, name = 'cluster') {
+    this.server = creds.server;
+    this.creds = creds;
+    const kc = new KubeConfig();
+    kc.loadFromOptions({
+      clusters: [{ name, server: creds.server, caData: b64(creds.caPem), skipTLSVerify: false }],
+      users: [
+        creds.token
+          ? { name: 'user', token: creds.token }
+          : { name: 'user', certData: b64(creds.certPem ?? ''), keyData: b64(creds.keyPem ?? '') },
+      ],
+      contexts: [{ name: 'ctx', cluster: name, user: 'user' }],
+      currentContext: 'ctx',
+    });
+    this.kc = kc;
+  }
+
+  static fromKubeconfig(text: string, what?: string): ClusterClient {
+    return new ClusterClient(parseKubeconfig(text, what));
+  }
+
+  get core(): CoreV1Api {
+    return this.kc.makeApiClient(CoreV1Api);
+  }
+
+  /** `/readyz` answers "ok": etcd reached, post-start hooks done. Throws with the reason otherwise. */
+  ready(timeoutMs = 5000): Promise<void> {
+    const c = this.creds;
+    return new Promise((resolve, reject) => {
+      const req = httpsGet(
+        `${this.server}/readyz`,
+        {
+          ca: c.caPem,
+          ...(c.certPem ? { cert: c.certPem, key: c.keyPem } : {}),
+          ...(c.token ? { headers: { authorization: `Bearer ${c.token}` } } : {}),
+          timeout: timeoutMs,
+        },
+        (res) => {
+          let body = '';
+          res.setEncoding('utf8').on('data', (d: string) => {
+            body += d;
+          });
+          res.on('end', () =>
+            res.statusCode === 200 && body.trim() === 'ok'
+              ? resolve()
+              : reject(
+                  new Error(
+                    `API server ${this.server} not ready: HTTP ${res.statusCode} ${body.trim().split('\n').slice(-3).join(' ')}`,
+                  ),
+                ),
+          );
+        },
+      );
+      req.on('timeout', () => req.destroy(new Error(`no answer in ${timeoutMs} ms`)));
+      req.on('error', (e) => reject(apiError(e, `API server ${this.server} not reachable`)));
+    });
+  }
+
+  async version(): Promise<string> {
+    try {
+      return (await this.kc.makeApiClient(VersionApi).getCode()).gitVersion;
+    } catch (e) {
+      throw apiError(e, 'reading the API server version');
+    }
+  }
+
+  /** Server-side apply, field manager `strata`, taking over fields another manager set. */
+  async apply(objects: KubernetesObject[]): Promise<void> {
+    const api = KubernetesObjectApi.makeApiClient(this.kc);
+    for (const o of objects) {
+      try {
+        await api.patch(o, undefined, undefined, FIELD_MANAGER, true, PatchStrategy.ServerSideApply);
+      } catch (e) {
+        throw apiError(
+          e,
+          `applying ${o.kind} ${o.metadata?.namespace ? `${o.metadata.namespace}/` : ''}${o.metadata?.name}`,
+        );
+      }
+    }
+  }
+
+  async deleteIfPresent(o: KubernetesObject): Promise<boolean> {
+    try {
+      await KubernetesObjectApi.makeApiClient(this.kc).delete(o);
+      return true;
+    } catch (e) {
+      if ((e as { code?: number }).code === 404) return false;
+      throw apiError(e, `deleting ${o.kind} ${o.metadata?.name}`);
+    }
+  }
+
+  async nodes(): Promise<NodeSummary[]> {
+    try {
+      return (await this.core.listNode()).items.map(summarizeNode);
+    } catch (e) {
+      throw apiError(e, 'listing Nodes');
+    }
+  }
+
+  /**
+   * Drains and removes a Node: cordon (server-side apply of spec.unschedulable), evict every pod on it
+   * but DaemonSet and mirror pods through the Eviction API (a PodDisruptionBudget that refuses is
+   * retried until `timeoutMs`), then delete the Node object. Returns how many pods were evicted.
+   */
+  async drainAndDelete(node: string, timeoutMs = 120_000): Promise<number> {
+    const core = this.core;
+    try {
+      await core.readNode({ name: node });
+    } catch (e) {
+      if ((e as { code?: number }).code === 404) return 0;
+      throw apiError(e, `reading Node ${node}`);
+    }
+    await this.apply([
+      {
+        apiVersion: 'v1',
+        kind: 'Node',
+        metadata: { name: node },
+        spec: { unschedulable: true },
+      } as KubernetesObject,
+    ]);
+    const deadline = Date.now() + timeoutMs;
+    const evicted = new Set<string>();
+    for (;;) {
+      const pods = (
+        await core.listPodForAllNamespaces({ fieldSelector: `spec.nodeName=${node}` }).catch((e) => {
+          throw apiError(e, `listing pods on ${node}`);
+        })
+      ).items.filter(
+        (p) =>
+          !p.metadata?.ownerReferences?.some((o) => o.kind === 'DaemonSet') &&
+          !p.metadata?.annotations?.['kubernetes.io/config.mirror'],
+      );
+      if (!pods.length) break;
+      if (Date.now() > deadline)
+        throw new Error(
+          `draining ${node}: ${pods.length} pod(s) still there after ${timeoutMs / 1000} s (a PodDisruptionBudget?)`,
+        );
+      for (const p of pods) {
+        const name = p.metadata!.name!;
+        const namespace = p.metadata!.namespace!;
+        try {
+          await core.createNamespacedPodEviction({
+            name,
+            namespace,
+            body: { apiVersion: 'policy/v1', kind: 'Eviction', metadata: { name, namespace } },
+          });
+          evicted.add(`${namespace}/${name}`);
+        } catch (e) {
+          const code = (e as { code?: number }).code;
+          if (code !== 404 && code !== 429) throw apiError(e, `evicting ${namespace}/${name}`);
+        }
+      }
+      await new Promise((r) => setTimeout(r, 1000));
+    }
+    try {
+      await core.deleteNode({ name: node });
+    } catch (e) {
+      if ((e as { code?: number }).code !== 404) throw apiError(e, `deleting Node ${node}`);
+    }
+    return evicted.size;
+  }
+
+  /**
+   * Whether a join token is accepted: the API server answers a SelfSubjectReview for it. A rejected one
+   * (rotated away, expired) is an error saying so.
+   */
+  async whoAmI(): Promise<{ username: string; groups: string[] }> {
+    const api = KubernetesObjectApi.makeApiClient(this.kc);
+    try {
+      const r = (await api.create({
+        apiVersion: 'authentication.k8s.io/v1',
+        kind: 'SelfSubjectReview',
+        metadata: {},
+      } as KubernetesObject)) as KubernetesObject & {
+        status?: { userInfo?: { username?: string; groups?: string[] } };
+      };
+      return { username: r.status?.userInfo?.username ?? '', groups: r.status?.userInfo?.groups ?? [] };
+    } catch (e) {
+      throw apiError(e, 'asking the API server who this is');
+    }
+  }
+}
+
+/** Checks a join token against the cluster; a rejected token is an error naming it and the fix. */
+export async function verifyJoinToken(server: string, caPem: string, token: string): Promise<string> {
+  const id = token.split('.')[0] ?? '?';
+  try {
+    return (await new ClusterClient({ server, caPem, token }).whoAmI()).username;
+  } catch (e) {
+    if (/HTTP 401/.test((e as Error).message))
+      throw new Error(
+        `join token "${id}" was refused by the API server at ${server} (HTTP 401): it was rotated or has expired; the node must join with the cluster's current token ("strata describe cluster" shows its id)`,
+      );
+    throw e;
+  }
+}

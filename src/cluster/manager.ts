@@ -1,0 +1,99 @@
+/**
+ * The cluster manager: a core controller over Cluster objects (changes, resync, backoff). Each run is
+ * `reconcileCluster` (PKI, join token, manifests, Node states, leavers). While a cluster's API server
+ * answers, the manager keeps one watch on its Nodes (client-node's Watch), so a Node turning Ready
+ * re-runs the reconcile and pokes the ladder engine for that member at once instead of at the next resync;
+ * while the API server is not up, or Nodes are not Ready yet, the cluster is re-queued every few seconds.
+ * A Node changing in Strata (labels: joining or leaving a Cluster) re-queues every Cluster.
+ */
+import { Watch } from '@kubernetes/client-node';
+import { controller } from '../core/ladder/controller.ts';
+import type { ManagerContext, Stoppable } from '../core/layer.ts';
+import type { ClusterResource } from './kind.ts';
+import type { ClusterClient } from './kube.ts';
+import { reconcileCluster } from './reconcile.ts';
+import { uninstall } from './step.ts';
+
+export interface ClusterManagerOptions {
+  resyncMs?: number;
+  /** How soon a cluster that is not settled is looked at again. Default 3 s. */
+  pollMs?: number;
+}
+
+export async function startClusterManager(
+  ctx: Pick<ManagerContext, 'resources' | 'store' | 'hub' | 'log' | 'transport' | 'engine'>,
+  opts: ClusterManagerOptions = {},
+): Promise<Stoppable & { enqueue(name: string): void; whenIdle(): Promise<void> }> {
+  const watches = new Map<string, { server: string; abort?: AbortController; stopped: boolean }>();
+  const timers = new Set<NodeJS.Timeout>();
+  let stopped = false;
+
+  const watchNodes = async (name: string, client: ClusterClient) => {
+    const cur = watches.get(name);
+    if (cur && cur.server === client.server && !cur.stopped) return;
+    cur?.abort?.abort();
+    const w: { server: string; abort?: AbortController; stopped: boolean } = {
+      server: client.server,
+      stopped: false,
+    };
+    watches.set(name, w);
+    try {
+      w.abort = await new Watch(client.kc).watch(
+        '/api/v1/nodes',
+        {},
+        () => ctl.enqueue(name),
+        () => {
+          w.stopped = true;
+        },
+      );
+    } catch (err) {
+      w.stopped = true;
+      ctx.log.warn('cluster node watch failed', { cluster: name, err });
+    }
+  };
+
+  const ctl = controller(ctx, {
+    kind: 'Cluster',
+    resyncMs: opts.resyncMs ?? 30_000,
+    async reconcile(name) {
+      const r = await reconcileCluster(ctx, name, {
+        uninstall: (c: ClusterResource, node) => uninstall(ctx, c, node),
+        poke: (node) => ctx.engine.poke(node),
+      });
+      if (r.client) await watchNodes(name, r.client);
+      else {
+        watches.get(name)?.abort?.abort();
+        watches.delete(name);
+      }
+      if (r.again && !stopped) {
+        const t = setTimeout(() => {
+          timers.delete(t);
+          ctl.enqueue(name);
+        }, opts.pollMs ?? 3000);
+        t.unref();
+        timers.add(t);
+      }
+    },
+  });
+  const off = ctx.hub.onChange((ev) => {
+    if (ev.object.kind !== 'Node') return;
+    void ctx.resources
+      .list('Cluster')
+      .then((cs) => {
+        for (const c of cs) ctl.enqueue(c.metadata.name);
+      })
+      .catch(() => {});
+  });
+  await ctl.start();
+  return {
+    enqueue: (n) => ctl.enqueue(n),
+    whenIdle: () => ctl.whenIdle(),
+    async stop() {
+      stopped = true;
+      off();
+      for (const t of timers) clearTimeout(t);
+      for (const w of watches.values()) w.abort?.abort();
+      ctl.stop();
+    },
+  };
+}

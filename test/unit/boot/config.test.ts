@@ -1,0 +1,120 @@
+/**
+ * The boot config fan-out on the core controller (src/boot/config.ts), on a real store, hub and
+ * transport: a change rebuilds and re-sends only the networks it touches. A node's MAC change reaches its
+ * own network's worker only; a status write (most Node writes) reaches none; a node moving between
+ * networks reaches both; a lease write refreshes that network's DNS names.
+ */
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { startConfigFanOut } from '../../../src/boot/config.ts';
+import { leaseCollection } from '../../../src/boot/nodes.ts';
+import { type BootConfig, subjects } from '../../../src/boot/protocol.ts';
+import { EventHub } from '../../../src/core/events.ts';
+import '../../../src/core/kinds/index.ts';
+import type { ManagerContext } from '../../../src/core/layer.ts';
+import { silentLogger } from '../../../src/core/log.ts';
+import { validateDocument } from '../../../src/core/resources/manifest.ts';
+import { ResourceService } from '../../../src/core/resources/service.ts';
+import { API_VERSION, type Resource } from '../../../src/core/resources/types.ts';
+import { SqliteStore } from '../../../src/core/store/sqlite.ts';
+import { InprocTransport } from '../../../src/core/transport/inproc.ts';
+
+function doc(kind: string, name: string, spec: Record<string, unknown>): Resource {
+  const { resource, issues } = validateDocument(
+    { apiVersion: API_VERSION, kind, metadata: { name }, spec },
+    undefined,
+    0,
+  );
+  assert.deepEqual(issues, []);
+  return resource!;
+}
+
+const network = (name: string, third: number) =>
+  doc('Network', name, {
+    interface: `br-${name}`,
+    subnet: `10.9.${third}.0/24`,
+    serverAddress: `10.9.${third}.1`,
+    pool: { start: `10.9.${third}.100`, end: `10.9.${third}.200` },
+  });
+
+describe('boot config fan-out', () => {
+  it('re-sends only the networks a change touches', async (t) => {
+    const store = new SqliteStore(':memory:');
+    const hub = new EventHub(store, silentLogger);
+    const resources = new ResourceService(store, hub);
+    const transport = new InprocTransport();
+    const ctx = {
+      store,
+      hub,
+      resources,
+      transport,
+      log: silentLogger,
+      layers: [],
+    } as unknown as ManagerContext;
+    await resources.create(network('a', 1));
+    await resources.create(network('b', 2));
+    await resources.create(doc('Node', 'n1', { macAddresses: ['52:54:00:00:00:01'], network: 'a' }));
+
+    const got: Record<string, BootConfig[]> = { a: [], b: [] };
+    for (const n of ['a', 'b'])
+      await transport.subscribe<BootConfig>(subjects.configChanged(n), (c) => void got[n]!.push(c));
+    const fanOut = await startConfigFanOut(ctx);
+    t.after(async () => {
+      fanOut.stop();
+      await hub.flush();
+      await store.close();
+    });
+    /** Waits until nothing more is sent for a while, then returns and clears what each network got. */
+    const settle = async () => {
+      let before = -1;
+      while (before !== got.a!.length + got.b!.length) {
+        before = got.a!.length + got.b!.length;
+        await sleep(150);
+      }
+      const out = { a: got.a!.splice(0), b: got.b!.splice(0) };
+      return out;
+    };
+    const first = await settle();
+    assert.equal(first.a.length, 1, 'each network is sent its configuration once at start');
+    assert.equal(first.b.length, 1);
+    assert.deepEqual(first.a[0]!.knownMacs, ['52:54:00:00:00:01']);
+    assert.deepEqual(first.b[0]!.knownMacs, []);
+
+    // A field the worker holds changes: its network only.
+    const n1 = (await resources.get('Node', 'n1'))!;
+    await resources.update({
+      ...n1,
+      spec: { ...n1.spec, macAddresses: ['52:54:00:00:00:01', '52:54:00:00:00:02'] },
+    });
+    const mac = await settle();
+    assert.equal(mac.b.length, 0, 'network b is not rebuilt');
+    assert.equal(mac.a.length, 1);
+    assert.deepEqual(mac.a[0]!.knownMacs, ['52:54:00:00:00:01', '52:54:00:00:00:02']);
+
+    // Status writes, the bulk of Node changes: nothing a worker holds, nothing sent.
+    for (let i = 0; i < 5; i++)
+      await resources.patchStatus('Node', 'n1', (s) => ({ ...s, lastSeen: `t${i}` }));
+    const status = await settle();
+    assert.deepEqual([status.a.length, status.b.length], [0, 0]);
+
+    // A node moving from a to b: both.
+    const moved = (await resources.get('Node', 'n1'))!;
+    await resources.update({ ...moved, spec: { ...moved.spec, network: 'b' } });
+    const move = await settle();
+    assert.deepEqual(move.a.at(-1)!.knownMacs, []);
+    assert.deepEqual(move.b.at(-1)!.knownMacs, ['52:54:00:00:00:01', '52:54:00:00:00:02']);
+
+    // A lease on b names n1 in b's DNS; a's configuration does not change.
+    await store.putRecords(leaseCollection('b'), [
+      {
+        key: '10.9.2.100',
+        value: { ip: '10.9.2.100', mac: '52:54:00:00:00:02', state: 'bound', expiresAt: Date.now() + 60_000 },
+      },
+    ]);
+    fanOut.leasesChanged('b');
+    const lease = await settle();
+    assert.equal(lease.a.length, 0);
+    assert.deepEqual(lease.b.at(-1)!.hosts, [{ name: 'n1', ipv4: '10.9.2.100' }]);
+  });
+});
