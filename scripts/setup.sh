@@ -17,6 +17,9 @@ PACKAGES=(
   # real peers and clients the tests drive
   udhcpc isc-dhcp-client kea-admin tftp-hpa atftp bind9-dnsutils curl tcpdump
   openssh-client openssh-server dropbear-bin
+  # BMC power control: the IPMI provider runs ipmitool (lanplus); the BMC tests build sushy-tools in a venv
+  # (scripts/tools/bmc-emulators.sh), run OpenIPMI's ipmi_sim as the IPMI BMC, make certificates with openssl
+  ipmitool openipmi python3-venv openssl
   # container images (the registry's /v2/): umoci and gcc (static pause) build them from busybox-static
   # (scripts/build/images.sh); skopeo, containerd, runc and the CNI plugins are the clients the tests drive
   skopeo umoci containerd runc containernetworking-plugins gcc libc6-dev

@@ -9,7 +9,7 @@
  */
 import type { NetworkResource, NetworkStatus } from '../core/kinds/network.ts';
 import type { CoreServices } from '../core/ladder/step.ts';
-import type { Condition } from '../core/resources/types.ts';
+import { setCondition } from '../core/resources/types.ts';
 import { SOURCE } from './nodes.ts';
 import type { BootReport, WorkerStatus } from './protocol.ts';
 
@@ -30,21 +30,6 @@ declare module '../core/kinds/node.ts' {
     /** The generation whose `spec.reprovision` was acted on: one fresh install per ask. */
     reprovisionedGeneration?: number;
   }
-}
-
-/** `conditions` with `type` set; the transition time moves only when the status does. */
-export function setCondition(
-  conditions: Condition[] | undefined,
-  c: Omit<Condition, 'lastTransitionTime'>,
-  now: string,
-): Condition[] {
-  const list = conditions ?? [];
-  const cur = list.find((x) => x.type === c.type);
-  const next: Condition = {
-    ...c,
-    lastTransitionTime: cur && cur.status === c.status ? cur.lastTransitionTime : now,
-  };
-  return [...list.filter((x) => x.type !== c.type), next].sort((a, b) => a.type.localeCompare(b.type));
 }
 
 type Status = NetworkStatus & Record<string, unknown>;

@@ -39,7 +39,15 @@ const MORE_EXAMPLES: Record<string, string[]> = {
   'strata workorder': ['strata workorders', 'strata workorder done n1 --by alice'],
   'strata workorder list': ['strata workorder list'],
   'strata workorder done': ['strata workorder done n1', 'strata workorder done n1 --by alice'],
-  'strata power': ['strata power n1 status', 'strata power n1 cycle'],
+  'strata power': ['strata power n1 status', 'strata power n1 cycle', 'strata power n1 pxe-once'],
+  'strata bmc': [
+    'strata bmc secret rack1-bmc --username admin < pw.txt',
+    'strata bmc discover 10.0.0.5 --secret rack1-bmc',
+  ],
+  'strata bmc secret': ['strata bmc secret rack1-bmc --username admin --password-file pw.txt'],
+  'strata bmc discover': [
+    'strata bmc discover https://10.0.0.5:8443 --secret rack1-bmc --fingerprint 3f:9a:...',
+  ],
   'strata ssh': ['strata ssh n1', 'strata ssh n1 -- uname -a', 'strata ssh n1 -l debian'],
   'strata lab': ['strata lab up --nodes 2 --firmware mixed', 'strata lab status', 'strata lab down'],
   'strata lab up': ['strata lab up', 'strata lab up --nodes 3 --firmware mixed --target 4'],

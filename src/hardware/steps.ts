@@ -1,17 +1,19 @@
 /**
  * The steps into state 1 (powered and cabled), one per kind of provider: `human` issues a work order and
- * waits for a person to confirm it, `lab`/BMC-like providers are asked over the transport to power the node
- * on, and `none` waits for the machine to show up on the network. A node whose firmware was already heard
- * on the network (DHCP) is powered and cabled by evidence.
+ * waits for a person to confirm it, machine providers (`lab`, and the BMC providers `redfish`/`ipmi` that
+ * the `bmc` worker role drives) are asked over the transport to power the node on, and `none` waits for the
+ * machine to show up on the network. A BMC is first told to boot from the network once, unless the node is
+ * installed, so PXE-once holds whatever the firmware's boot order; a Redfish node without MACs is enrolled
+ * from the NICs its BMC reports. A node whose firmware was already heard on the network (DHCP) is powered
+ * and cabled by evidence.
  */
 import type { NetworkResource } from '../core/kinds/network.ts';
 import type { NodeResource } from '../core/kinds/node.ts';
 import { networkOf } from '../core/kinds/placement.ts';
 import type { Step, StepContext } from '../core/ladder/step.ts';
-import type { Transport } from '../core/transport/types.ts';
 import { STEPS } from '../ladder.ts';
-import { type PowerReply, type PowerRequest, subjects, WORK_ORDERS, type WorkOrder } from './protocol.ts';
-import { powerTarget } from './provider.ts';
+import { hardwareRequest, isBmcProvider } from './control.ts';
+import { type HardwareOp, type PowerReply, WORK_ORDERS, type WorkOrder } from './protocol.ts';
 
 function instructions(node: NodeResource): string {
   const macs = node.spec.macAddresses.join(', ') || 'unknown MAC';
@@ -84,15 +86,38 @@ export const machineStep: Step = {
     return r.state === 'on';
   },
   async action(ctx) {
+    const node = ctx.node;
+    const provider = node.spec.providers.hardware;
+    if (provider === 'redfish' && node.spec.macAddresses.length === 0) await enrolFromBmc(ctx);
     const pending = await bootServicesPending(ctx);
     if (pending) return { status: 'waiting', message: pending, recheckAfterMs: 2000 };
+    // PXE-once: only a node that is not installed (or is to be reinstalled) is sent to the network.
+    if (isBmcProvider(provider) && (!node.status?.installedAt || node.spec.reprovision)) {
+      const b = await powerRequest(ctx, 'pxe-once');
+      ctx.record('BootOnce', b.message ?? 'next boot: network, once');
+    }
     const r = await powerRequest(ctx, 'on');
     return { status: 'done', message: r.message ?? `powered ${r.state}` };
   },
   async undo(ctx) {
-    await powerRequest(ctx, 'off');
+    const r = await powerRequest(ctx, 'off');
+    // An OS that ignores the ACPI button is cut off: going down must leave the machine off.
+    if (isBmcProvider(ctx.node.spec.providers.hardware) && r.state !== 'off')
+      await powerRequest(ctx, 'off-force');
   },
 };
+
+/** A Redfish node with no MACs takes them from the NICs its BMC reports (inventory goes to status.bmc). */
+async function enrolFromBmc(ctx: StepContext): Promise<void> {
+  const r = await powerRequest(ctx, 'inventory');
+  const macs = (r.inventory?.nics ?? []).map((n) => n.mac);
+  if (!macs.length) return;
+  const cur = await ctx.resources.get<NodeResource>('Node', ctx.node.metadata.name);
+  if (!cur || cur.spec.macAddresses.length) return;
+  // NodeStatus is typed per layer, the store's Resource is not: the update writes back what it read.
+  await ctx.resources.update({ ...cur, spec: { ...cur.spec, macAddresses: macs } } as never);
+  ctx.record('EnrolledFromBmc', `MAC addresses from the BMC: ${macs.join(', ')}`, { macs });
+}
 
 /** No provider: the machine is managed outside Strata; it counts as powered once it shows up on the network. */
 export const noneStep: Step = {
@@ -110,19 +135,9 @@ export const noneStep: Step = {
   },
 };
 
-/** Asks the worker of the node's hardware provider to switch it (or to say how it is). */
-export function askProvider(
-  transport: Transport,
-  node: NodeResource,
-  op: PowerRequest['op'],
-): Promise<PowerReply> {
-  return transport.request<PowerRequest, PowerReply>(
-    subjects.power(node.spec.providers.hardware),
-    { op, node: powerTarget(node) },
-    { timeout: 60_000 },
-  );
-}
-
-function powerRequest(ctx: StepContext, op: PowerRequest['op']): Promise<PowerReply> {
-  return askProvider(ctx.transport, ctx.node, op);
+/** Asks the node's hardware provider; a failure becomes the step's error (the node stays where it is). */
+async function powerRequest(ctx: StepContext, op: HardwareOp): Promise<PowerReply> {
+  const r = await hardwareRequest(ctx, ctx.node, op, { source: 'hardware-manager' });
+  if (r.error) throw new Error(`${r.error.reason}: ${r.error.message}`);
+  return r;
 }

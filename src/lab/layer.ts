@@ -15,6 +15,7 @@ import type { Layer, ManagerContext, WorkerContext } from '../core/layer.ts';
 import { StrataError } from '../core/resources/errors.ts';
 import { API_VERSION, type Resource, type StrataEvent } from '../core/resources/types.ts';
 import { subjects as hardwareSubjects, type PowerReply, type PowerRequest } from '../hardware/protocol.ts';
+import { unsupported } from '../hardware/provider.ts';
 import { buildInstallMedia } from '../install/media/index.ts';
 import { LabNetwork, labDown, listNetns } from './network.ts';
 import {
@@ -216,6 +217,7 @@ export function labLayer(): Layer {
           },
         ),
         await ctx.transport.serve<PowerRequest, PowerReply>(hardwareSubjects.power('lab'), async (r) => {
+          if (!['on', 'off', 'cycle', 'reset', 'status'].includes(r.op)) return unsupported('lab', r.op);
           const vm = vms.get(r.node.name);
           if (!vm) return { state: 'unknown', message: `no lab VM named ${r.node.name} (is the lab up?)` };
           // A VM that ignores the ACPI button is stopped; powering it on again resets it first, as a real
@@ -226,7 +228,7 @@ export function labLayer(): Layer {
           } else if (r.op === 'off') {
             await vm.powerOff(5_000);
             if ((await vm.status()) === 'paused') hardOff.add(vm.name);
-          } else if (r.op === 'cycle') await vm.reset();
+          } else if (r.op === 'cycle' || r.op === 'reset') await vm.reset();
           const s = await vm.status().catch(() => 'gone');
           return { state: s === 'running' ? 'on' : 'off', message: `QEMU ${s}` };
         }),

@@ -20,6 +20,104 @@ export const STATE_NAMES = [
   'service mesh node',
 ] as const;
 
+/**
+ * The machine's BMC (baseboard management controller): where it answers and how to reach it safely. The
+ * credentials are not here: `credentialsSecret` names a BMC secret kept sealed in the secret store
+ * (`strata bmc secret NAME`), so `get`/`describe` and events never carry them.
+ */
+export const nodeBmc = z
+  .object({
+    protocol: z
+      .enum(['redfish', 'ipmi'], { message: 'expected "redfish" or "ipmi"' })
+      .describe('How Strata talks to the BMC: Redfish over HTTPS, or IPMI 2.0 over LAN (lanplus).'),
+    address: z
+      .string()
+      .min(1, {
+        message: 'expected the BMC address, e.g. 10.0.0.5, bmc1.example.net or https://10.0.0.5:8443',
+      })
+      .regex(/^(https:\/\/)?[A-Za-z0-9.-]+(\[[0-9a-fA-F:]+\])?(:\d{1,5})?\/?$/, {
+        message:
+          'expected a host, host:port or https://host:port (no path, no credentials), e.g. 10.0.0.5 or https://bmc1:8443',
+      })
+      .describe(
+        'Host, host:port, or https://host:port of the BMC (Redfish: HTTPS; IPMI: UDP, default port 623).',
+      ),
+    credentialsSecret: resourceName.describe(
+      'Name of the BMC secret holding username and password, set with "strata bmc secret NAME --username U" (never stored on the Node).',
+    ),
+    systemId: z
+      .string()
+      .regex(/^[A-Za-z0-9._-]+$/, { message: 'expected a Redfish system id like "1" or "System.Embedded.1"' })
+      .optional()
+      .describe('Redfish: the ComputerSystem id under /redfish/v1/Systems; the only system when absent.'),
+    caCert: z
+      .string()
+      .regex(/-----BEGIN CERTIFICATE-----/, {
+        message: 'expected a PEM certificate (-----BEGIN CERTIFICATE-----)',
+      })
+      .optional()
+      .describe("Redfish: PEM CA certificate the BMC's HTTPS certificate must chain to."),
+    fingerprint: z
+      .string()
+      .transform((v) =>
+        v
+          .replace(/^sha256:/i, '')
+          .replace(/:/g, '')
+          .toLowerCase(),
+      )
+      .pipe(
+        z.string().regex(/^[0-9a-f]{64}$/, {
+          message: 'expected the SHA-256 fingerprint of the BMC certificate: 64 hex digits, colons allowed',
+        }),
+      )
+      .optional()
+      .describe(
+        "Redfish: SHA-256 fingerprint of the BMC's certificate (pinned; self-signed certificates are fine).",
+      ),
+    insecureSkipVerify: z
+      .boolean()
+      .default(false)
+      .describe(
+        'Redfish: accept any certificate (INSECURE: anyone on the path can read the BMC password). Every call then records a warning.',
+      ),
+  })
+  .strict()
+  .superRefine((b, ctx) => {
+    const tls = [
+      b.caCert && 'caCert',
+      b.fingerprint && 'fingerprint',
+      b.insecureSkipVerify && 'insecureSkipVerify',
+    ].filter(Boolean);
+    if (b.protocol === 'ipmi') {
+      for (const f of tls)
+        ctx.addIssue({
+          code: 'custom',
+          path: [f as string],
+          message: `${f} applies to Redfish only: remove it for protocol ipmi`,
+        });
+      if (b.systemId)
+        ctx.addIssue({
+          code: 'custom',
+          path: ['systemId'],
+          message: 'systemId applies to Redfish only: remove it for protocol ipmi',
+        });
+      if (/^https:/.test(b.address))
+        ctx.addIssue({
+          code: 'custom',
+          path: ['address'],
+          message: 'an IPMI BMC address is host or host:port, not https://',
+        });
+    } else if (tls.length > 1) {
+      ctx.addIssue({
+        code: 'custom',
+        path: [tls[1] as string],
+        message: `set only one of caCert, fingerprint, insecureSkipVerify (got ${tls.join(' and ')})`,
+      });
+    }
+  });
+
+export type NodeBmc = z.infer<typeof nodeBmc>;
+
 export const nodeSpec = z
   .object({
     macAddresses: z
@@ -94,6 +192,11 @@ export const nodeSpec = z
       .strict()
       .default({ hardware: 'human', boot: 'network' })
       .describe('The implementation used for each layer of the ladder.'),
+    bmc: nodeBmc
+      .optional()
+      .describe(
+        'The BMC that powers this machine and sets its next boot device (hardware provider redfish or ipmi).',
+      ),
     /** Ask for a fresh OS install on the next boot (PXE-once is otherwise kept). */
     reprovision: z
       .boolean()
@@ -102,7 +205,22 @@ export const nodeSpec = z
         'Ask for a fresh OS install on the next boot; otherwise an installed node boots its disk (PXE-once).',
       ),
   })
-  .strict();
+  .strict()
+  .superRefine((s, ctx) => {
+    const hw = s.providers.hardware;
+    if ((hw === 'redfish' || hw === 'ipmi') && !s.bmc)
+      ctx.addIssue({
+        code: 'custom',
+        path: ['bmc'],
+        message: `hardware provider "${hw}" needs spec.bmc: {protocol: ${hw}, address: ..., credentialsSecret: ...}`,
+      });
+    else if ((hw === 'redfish' || hw === 'ipmi') && s.bmc && s.bmc.protocol !== hw)
+      ctx.addIssue({
+        code: 'custom',
+        path: ['bmc', 'protocol'],
+        message: `bmc.protocol is "${s.bmc.protocol}" but providers.hardware is "${hw}": make them the same`,
+      });
+  });
 
 export type NodeSpec = z.infer<typeof nodeSpec>;
 
@@ -118,9 +236,9 @@ export interface StepStatus {
 
 /**
  * What the ladder engine and every layer share. Each layer declares its own section in its `status.ts`
- * (`declare module '…/core/kinds/node.ts' { interface NodeStatus { … } }`: boot, install, overlay) with
- * a reset hook for reprovisioning (`Layer.resetStatus`), so the core names no layer's fields and readers
- * need no casts.
+ * (`declare module '…/core/kinds/node.ts' { interface NodeStatus { … } }`: hardware, boot, install,
+ * overlay) with a reset hook for reprovisioning (`Layer.resetStatus`), so the core names no layer's fields
+ * and readers need no casts.
  */
 export interface NodeStatus {
   state: number;

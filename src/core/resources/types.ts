@@ -35,6 +35,21 @@ export interface Condition {
   lastTransitionTime: string;
 }
 
+/** `conditions` with `type` set; the transition time moves only when the status does. */
+export function setCondition(
+  conditions: Condition[] | undefined,
+  c: Omit<Condition, 'lastTransitionTime'>,
+  now: string,
+): Condition[] {
+  const list = conditions ?? [];
+  const cur = list.find((x) => x.type === c.type);
+  const next: Condition = {
+    ...c,
+    lastTransitionTime: cur && cur.status === c.status ? cur.lastTransitionTime : now,
+  };
+  return [...list.filter((x) => x.type !== c.type), next].sort((a, b) => a.type.localeCompare(b.type));
+}
+
 /** One entry of a resource's timeline. */
 export interface StrataEvent {
   id?: number;

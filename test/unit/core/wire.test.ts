@@ -83,7 +83,10 @@ describe('the wire contract', () => {
 
   it('names only known processes, and gives a requester the reply inboxes', async () => {
     const perms = permissions(await loadContracts());
-    assert.deepEqual([...perms.keys()], ['manager', 'lab', 'boot', 'media', 'sshkeys', 'shell-global']);
+    assert.deepEqual(
+      [...perms.keys()],
+      ['manager', 'bmc', 'lab', 'boot', 'media', 'sshkeys', 'shell-global'],
+    );
     assert.ok(perms.get('boot')!.publish.has('boot.script'));
     assert.ok(perms.get('boot')!.subscribe.has('_INBOX.>'));
     assert.ok(perms.get('manager')!.subscribe.has('boot.script'));

@@ -68,7 +68,10 @@ describe('POST /api/v1/nodes/:name/power', () => {
     const s = await setup(t);
     await s.node('n1', 'lab');
     await assert.rejects(s.call('POST', '/api/v1/nodes/n1/power', { op: 'reboot' }), (e: Error) => {
-      assert.match(e.message, /^op: expected one of on, off, cycle, status; got "reboot"$/);
+      assert.match(
+        e.message,
+        /^op: expected one of on, off, off-force, cycle, reset, status, pxe-once, media-boot, inventory; got "reboot"$/,
+      );
       return true;
     });
   });
