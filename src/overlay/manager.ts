@@ -1,13 +1,14 @@
 /**
- * The overlay manager: it re-decides an Overlay whenever the Overlay or a Node changes, and on a timer so
- * certificates are renewed before they expire even when nothing else happens. Each decision is
+ * The overlay manager: a core controller over Overlay objects. It re-decides an Overlay whenever it
+ * changes, every Overlay whenever a Node changes (labels move a node in or out), and all of them on a
+ * resync so certificates are renewed before they expire even when nothing else happens. Each decision is
  * `reconcileOverlay` (addresses, keys, certificates, status); the resulting plan goes to `onPlan`, which is
  * where the shell layer will push changed distributables and run the leavers' undo. The manager itself
  * never touches a node. A failed reconcile is retried with the core's backoff.
  */
 import type { NodeResource } from '../core/kinds/node.ts';
-import { backoffMs, WorkQueue } from '../core/ladder/queue.ts';
-import type { Stoppable } from '../core/layer.ts';
+import { controller } from '../core/ladder/controller.ts';
+import type { ManagerContext, Stoppable } from '../core/layer.ts';
 import type { OverlayResource } from './kind.ts';
 import type { LighthouseRunner } from './lighthouse.ts';
 import type { OverlayPlan } from './membership.ts';
@@ -34,12 +35,15 @@ export async function overlaysOf(ctx: OverlayContext, node: NodeResource): Promi
 }
 
 export async function startOverlayManager(
-  ctx: OverlayContext,
+  ctx: OverlayContext & Pick<ManagerContext, 'hub' | 'log'>,
   opts: OverlayManagerOptions = {},
 ): Promise<Stoppable> {
-  const attempts = new Map<string, number>();
-  const queue = new WorkQueue(async (name) => {
-    try {
+  const ctl = controller(ctx, {
+    kind: 'Overlay',
+    resyncOn: ['Node'],
+    resyncMs: opts.resyncMs ?? 600_000,
+    concurrency: 2,
+    async reconcile(name) {
       const plan = await reconcileOverlay(ctx, name);
       if (plan) await opts.lighthouse?.update(plan);
       // Without a shell layer to run their undo, leavers stay leaving (and a deleted Overlay waits).
@@ -48,30 +52,14 @@ export async function startOverlayManager(
         for (const l of plan.leaving) await memberLeft(ctx, name, l.node);
         if (plan.deleting) await purgeOverlay(ctx, name);
       }
-      attempts.delete(name);
-    } catch (err) {
-      const n = (attempts.get(name) ?? 0) + 1;
-      attempts.set(name, n);
-      ctx.log?.warn('overlay reconcile failed', { overlay: name, attempt: n, err });
-      queue.addAfter(name, backoffMs(n, 1000, 300_000));
-    }
-  }, 2);
-  const all = async () => {
-    for (const o of await ctx.resources.list('Overlay')) queue.add(o.metadata.name);
-  };
-  const off = ctx.hub?.onChange((ev) => {
-    if (ev.object.kind === 'Overlay') queue.add(ev.object.metadata.name);
-    else if (ev.object.kind === 'Node') void all().catch(() => {});
+    },
   });
-  await all();
-  const timer = setInterval(() => void all().catch(() => {}), opts.resyncMs ?? 600_000);
-  timer.unref();
+  await ctl.start();
   return {
     async stop() {
-      clearInterval(timer);
-      off?.();
-      await queue.whenIdle();
-      queue.stop();
+      // No new runs after this; a run under way finishes before the caller stops the lighthouses.
+      ctl.stop();
+      await ctl.whenIdle();
     },
   };
 }

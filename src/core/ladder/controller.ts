@@ -3,7 +3,9 @@
  * for every object of `kind` that changed (deleted ones included, so it can clean up), again for all of them
  * every `resyncMs`, and again with growing backoff when it throws. It runs on the ladder engine's keyed work
  * queue, so a burst of changes to one object runs it once, never twice at once, and a change during a run
- * runs it once more after. Managers of new states copy this instead of `onChange` plus a `setInterval`.
+ * runs it once more after. A change to an object of a kind in `resyncOn` (e.g. a Node whose labels move it
+ * into or out of an Overlay) reconciles every object of `kind` at once instead of at the next resync.
+ * Managers of new states copy this instead of `onChange` plus a `setInterval`.
  */
 import type { EventHub } from '../events.ts';
 import type { Logger } from '../log.ts';
@@ -17,6 +19,8 @@ export interface ControllerSpec {
   reconcile(name: string): Promise<void>;
   /** Every object is reconciled again this often, changed or not. Default 30 s. */
   resyncMs?: number;
+  /** Kinds whose changes reconcile every object of `kind` (objects that select them, e.g. `['Node']`). */
+  resyncOn?: readonly string[];
   concurrency?: number;
   backoffBaseMs?: number;
   backoffCapMs?: number;
@@ -55,16 +59,16 @@ export function controller(
   const resync = async () => {
     for (const o of await core.resources.list(spec.kind)) queue.add(o.metadata.name);
   };
+  const resyncLogged = () =>
+    void resync().catch((err) => core.log.warn('resync failed', { kind: spec.kind, err }));
   return {
     async start() {
       off = core.hub.onChange((ev) => {
         if (ev.object.kind === spec.kind) queue.add(ev.object.metadata.name);
+        else if (spec.resyncOn?.includes(ev.object.kind)) resyncLogged();
       });
       await resync();
-      timer = setInterval(
-        () => void resync().catch((err) => core.log.warn('resync failed', { kind: spec.kind, err })),
-        spec.resyncMs ?? 30_000,
-      );
+      timer = setInterval(resyncLogged, spec.resyncMs ?? 30_000);
       timer.unref();
     },
     enqueue: (name) => queue.add(name),

@@ -7,7 +7,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import '../../../src/core/kinds/index.ts';
 import { EventHub } from '../../../src/core/events.ts';
-import { silentLogger } from '../../../src/core/log.ts';
+import { type Logger, silentLogger } from '../../../src/core/log.ts';
 import { validateDocument } from '../../../src/core/resources/manifest.ts';
 import { ResourceService } from '../../../src/core/resources/service.ts';
 import type { Resource, StrataEvent } from '../../../src/core/resources/types.ts';
@@ -18,6 +18,8 @@ import '../../../src/overlay/kind.ts';
 import type { Cleanup } from '../../helpers/services.ts';
 
 export interface Harness extends OverlayContext {
+  hub: EventHub;
+  log: Logger;
   events: StrataEvent[];
   apply(
     kind: string,
@@ -41,6 +43,7 @@ export function harness(t: Cleanup, file = ':memory:'): Harness {
   return {
     store,
     hub,
+    log: silentLogger,
     resources,
     events,
     async apply(kind, name, spec, labels = {}) {

@@ -2,8 +2,9 @@
  * The overlay manager on a real SQLite store: applying an Overlay and labelling Nodes is enough for the
  * Overlay's status to list its members and their addresses; a newcomer and a leaver each produce a plan
  * for the shell layer, and a leaver's address is released once its plan was handled; once nothing
- * changes, the manager stops writing (its own status writes do not keep it busy); and a deleted Overlay
- * first lets every member leave, then takes its records with it.
+ * changes, the manager stops writing (its own status writes do not keep it busy); a deleted Overlay
+ * first lets every member leave, then takes its records with it; and a plan the shell layer failed to
+ * handle is retried (with backoff) until it is, and only then is the leaver's address released.
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
@@ -12,7 +13,23 @@ import { startOverlayManager } from '../../../src/overlay/manager.ts';
 import type { OverlayPlan } from '../../../src/overlay/membership.ts';
 import { IPAM_COLLECTION, SECRETS } from '../../../src/overlay/protocol.ts';
 import { suiteCleanup, waitFor } from '../../helpers/strata.ts';
-import { harness } from './helpers.ts';
+import { type Harness, harness } from './helpers.ts';
+
+/** Nodes a and b and a WireGuard mesh Overlay that selects them; resolves once both are members. */
+async function meshOfAB(h: Harness): Promise<void> {
+  for (const n of ['a', 'b'])
+    await h.apply('Node', n, { ipAddress: `10.240.0.${n === 'a' ? 11 : 12}` }, { mesh: 'yes' });
+  await h.apply('Overlay', 'mesh', {
+    provider: 'wireguard',
+    subnet: '10.78.0.0/24',
+    selector: { matchLabels: { mesh: 'yes' } },
+    wireguard: { topology: 'mesh' },
+  });
+  await waitFor('a and b are members', async () => {
+    const st = (await h.resources.get('Overlay', 'mesh'))?.status as OverlayStatus | undefined;
+    return Object.keys(st?.members ?? {}).length === 2;
+  });
+}
 
 describe('overlay manager', () => {
   const cleanup = suiteCleanup();
@@ -28,15 +45,7 @@ describe('overlay manager', () => {
         Object.entries((await status()).members ?? {}).map(([k, v]) => [k, `${v.address} ${v.state}`]),
       );
 
-    for (const n of ['a', 'b'])
-      await h.apply('Node', n, { ipAddress: `10.240.0.${n === 'a' ? 11 : 12}` }, { mesh: 'yes' });
-    await h.apply('Overlay', 'mesh', {
-      provider: 'wireguard',
-      subnet: '10.78.0.0/24',
-      selector: { matchLabels: { mesh: 'yes' } },
-      wireguard: { topology: 'mesh' },
-    });
-    await waitFor('a and b are members', async () => (await members()).b !== undefined);
+    await meshOfAB(h);
     assert.deepEqual(await members(), { a: '10.78.0.1 active', b: '10.78.0.2 active' });
     assert.match((await status()).members!.a!.publicKey!, /^[A-Za-z0-9+/]{43}=$/);
 
@@ -77,5 +86,37 @@ describe('overlay manager', () => {
     );
     assert.equal(plans.at(-1)!.deleting, true);
     for (const c of [IPAM_COLLECTION, SECRETS]) assert.deepEqual(await h.store.listRecords(c), [], c);
+  });
+
+  it('retries a plan whose handling failed until it succeeds, and only then releases the leaver', async () => {
+    const h = harness(cleanup);
+    let failures = 0;
+    let handled = 0;
+    const mgr = await startOverlayManager(h, {
+      onPlan: () => {
+        if (failures > 0) {
+          failures--;
+          throw new Error('push failed');
+        }
+        handled++;
+      },
+    });
+    cleanup.after(() => mgr.stop());
+    const leaving = async () =>
+      Object.entries(((await h.resources.get('Overlay', 'mesh'))?.status as OverlayStatus)?.members ?? {})
+        .filter(([, m]) => m.state === 'leaving')
+        .map(([n]) => n);
+    await meshOfAB(h);
+
+    failures = 3;
+    const before = handled;
+    await h.relabel('Node', 'b', {});
+    await waitFor('b is leaving', async () => (await leaving()).includes('b'));
+    const holders = async () =>
+      (await h.store.listRecords(IPAM_COLLECTION)).map((r) => (r.value as { node: string }).node).sort();
+    assert.deepEqual(await holders(), ['a', 'b'], 'b keeps its address while its undo has not run');
+    await waitFor('b’s address is released after the retries', async () => (await holders()).join() === 'a');
+    assert.equal(failures, 0, 'every failed push was retried');
+    assert.ok(handled > before);
   });
 });

@@ -1,8 +1,9 @@
 /**
  * The core controller on a real store, event hub and resource service (SQLite in memory): a burst of
  * changes to one object is reconciled once or twice (coalesced), never twice at once; a failing reconcile
- * is retried with growing backoff until it works; unchanged objects are reconciled again on resync; and a
- * deleted object is reconciled by name so its controller can clean up.
+ * is retried with growing backoff until it works; unchanged objects are reconciled again on resync; a
+ * deleted object is reconciled by name so its controller can clean up; and a change to a kind in `resyncOn`
+ * reconciles every object at once, without waiting for the resync.
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
@@ -112,5 +113,23 @@ describe('controller', () => {
     await until('three resyncs', () => seen.filter((s) => s === 'k3:present').length >= 3);
     await c.resources.delete('SSHKey', 'k3');
     await until('the deletion reconciled', () => seen.includes('k3:gone'));
+  });
+
+  it('reconciles every object when an object of a kind in resyncOn changes', async (t) => {
+    const c = core(t);
+    const seen: string[] = [];
+    await c.resources.apply([key('k4'), key('k5')]);
+    await c.start({
+      kind: 'SSHKey',
+      resyncOn: ['Node'],
+      resyncMs: 60_000,
+      reconcile: async (name) => void seen.push(name),
+    });
+    await until('the first pass', () => seen.length === 2);
+    await c.resources.apply([
+      { apiVersion: API_VERSION, kind: 'Node', metadata: { name: 'n1' }, spec: { ipAddress: '10.0.0.1' } },
+    ]);
+    await until('both keys again', () => seen.length === 4);
+    assert.deepEqual(seen.slice(2).sort(), ['k4', 'k5']);
   });
 });
