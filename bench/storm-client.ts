@@ -1,7 +1,7 @@
 /**
  * The boot-storm load: N simulated machines powering on at once, each doing what BIOS PXE firmware and
  * then iPXE do, in order: DHCP (PXE vendor class, arch 0), a TFTP fetch of the boot file from next-server,
- * DHCP again as iPXE (user class "iPXE"), the boot script over HTTP (the DHCP file name, `${net0/mac}`
+ * DHCP again as iPXE (user class "iPXE"), the boot script over HTTP (the DHCP file name, `${netX/mac}`
  * filled in as iPXE does), every `kernel`/`initrd` URL of the script over HTTP, then a report-in (POST
  * to `strata.url`/install/<node>/events with the script's install token, or to `/report` without one).
  * TFTP and HTTP leave from the machine's leased address: the namespace routes the pool to itself
@@ -148,7 +148,8 @@ async function machine(i: number): Promise<number> {
   if (!tftp.ok) throw new Error(`tftp ${first.file} failed`);
   const second = await dhcp(mac, true);
   // biome-ignore lint/suspicious/noTemplateCurlyInString: iPXE's own variable, filled in as iPXE does
-  const scriptUrl = second.file.replace('${net0/mac}', mac);
+  // iPXE expands `${netX/mac}` (the interface it last opened; older scripts said `${net0/mac}`) to the MAC.
+  const scriptUrl = second.file.replace(/\$\{net[0-9X]\/mac\}/, mac);
   let script = await http('GET', scriptUrl, intToIp(second.yiaddr));
   // Strata refuses a script until the lease is recorded; iPXE's error script retries, so do we.
   for (let n = 0; script.status !== 200 && n < 20; n++) {
