@@ -147,7 +147,6 @@ async function machine(i: number): Promise<number> {
   });
   if (!tftp.ok) throw new Error(`tftp ${first.file} failed`);
   const second = await dhcp(mac, true);
-  // biome-ignore lint/suspicious/noTemplateCurlyInString: iPXE's own variable, filled in as iPXE does
   // iPXE expands `${netX/mac}` (the interface it last opened; older scripts said `${net0/mac}`) to the MAC.
   const scriptUrl = second.file.replace(/\$\{net[0-9X]\/mac\}/, mac);
   let script = await http('GET', scriptUrl, intToIp(second.yiaddr));
