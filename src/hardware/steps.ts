@@ -87,6 +87,13 @@ export const machineStep: Step = {
     const pending = await bootServicesPending(ctx);
     if (pending) return { status: 'waiting', message: pending, recheckAfterMs: 2000 };
     const r = await powerRequest(ctx, 'on');
+    // A provider that could not switch the machine on (the lab has no VM by that name, a BMC refused) is a
+    // failure with its reason, retried with backoff: calling it done would have the engine check, find the
+    // node off, and ask again at once, without end and without an error anyone could see.
+    if (r.state !== 'on')
+      throw new Error(
+        `the ${ctx.node.spec.providers.hardware} provider did not power the node on (${r.state}${r.message ? `: ${r.message}` : ''})`,
+      );
     return { status: 'done', message: r.message ?? `powered ${r.state}` };
   },
   async undo(ctx) {
