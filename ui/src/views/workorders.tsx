@@ -7,8 +7,8 @@
  * Work orders are records, not resources, so the watch stream carries no change of them; what it carries
  * is the Node timeline events the hardware layer records with each one (`WorkOrderCreated` when the step
  * asks a person, `WorkOrderDone` when someone confirms, here, on another phone or with the CLI), and the
- * list is read again on those. A token limited to some networks is sent no timeline events on a fleet-wide
- * stream (an event does not name its network): for it the list follows only its own confirmations.
+ * list is read again on those, and after a reconnect. (A token limited to some networks, which gets no
+ * fleet-wide timeline events, cannot list work orders either: the route acts on the whole site.)
  */
 import { useState } from 'preact/hooks';
 import { api } from '../api.ts';
