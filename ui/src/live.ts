@@ -12,7 +12,12 @@ const SETTLE_MS = 150;
 
 export function useReloadOnStream(
   load: () => Promise<void>,
-  o: { kind: string; when: (m: StreamMessage) => boolean; onError: (message: string) => void },
+  o: {
+    /** The stream's query, like `kind=Node&only=timeline`. */
+    query: string;
+    when: (m: StreamMessage) => boolean;
+    onError: (message: string) => void;
+  },
 ): void {
   useEffect(() => {
     const abort = new AbortController();
@@ -24,7 +29,7 @@ export function useReloadOnStream(
     void load();
     void follow({
       signal: abort.signal,
-      path: () => `/api/v1/stream?kind=${encodeURIComponent(o.kind)}`,
+      path: () => `/api/v1/stream?${o.query}`,
       onReconnect: load,
       onMessage: (m) => {
         if (o.when(m)) soon();

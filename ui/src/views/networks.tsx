@@ -111,7 +111,11 @@ export function NetworksView() {
       setError((e as Error).message);
     }
   };
-  useReloadOnStream(load, { kind: 'Network', when: (m) => m.event === 'change', onError: setError });
+  useReloadOnStream(load, {
+    query: 'kind=Network&only=changes',
+    when: (m) => m.event === 'change',
+    onError: setError,
+  });
   // Leases and counters have no stream (see above): polled.
   useEffect(() => {
     const t = setInterval(() => void load(), POLL_MS);

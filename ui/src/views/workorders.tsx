@@ -35,7 +35,8 @@ export function WorkOrdersView() {
     }
   };
   useReloadOnStream(load, {
-    kind: 'Node',
+    // Timeline events only: this page needs no Node objects, which a climbing fleet sends by thousands.
+    query: 'kind=Node&only=timeline',
     when: (m) => m.event === 'timeline' && (m.data as TimelineEvent).reason.startsWith('WorkOrder'),
     onError: setError,
   });
