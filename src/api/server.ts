@@ -300,6 +300,10 @@ export class ApiServer {
         name: { schema: { type: 'string' }, description: 'only this object' },
         resourceVersion: { schema: { type: 'string' }, description: 'changes after this version' },
         after: { schema: { type: 'integer' }, description: 'timeline events after this event id' },
+        only: {
+          schema: { enum: ['changes', 'timeline'] },
+          description: 'only `change` events, or only `timeline` events (a page that reloads on events)',
+        },
       },
       response: { contentType: 'text/event-stream', schema: { type: 'string' } },
       errors: [400, 404],
@@ -562,7 +566,11 @@ export class ApiServer {
       const obj = await resources.get(kind, name);
       if (obj) checkRead(principal, obj);
     }
-    const timelineOk = !scoped || !!(kind && name);
+    const only = query.get('only');
+    if (only !== null && only !== 'changes' && only !== 'timeline')
+      throw new StrataError(400, 'BadRequest', `only must be "changes" or "timeline", not "${only}"`);
+    const timelineOk = only !== 'changes' && (!scoped || !!(kind && name));
+    const changesOk = only !== 'timeline';
     const after = intParam(query, 'after', 0) ?? 0;
     const lastId = req.headers['last-event-id'];
     const from = query.get('resourceVersion') ?? (typeof lastId === 'string' && lastId ? lastId : undefined);
@@ -638,14 +646,16 @@ export class ApiServer {
     };
     const offEvent = hub.onEvent(sendEvent);
     const offChange = hub.onChange((w) => {
-      if (wants(w.object.kind, w.object.metadata.name)) void pull();
+      if (changesOk && wants(w.object.kind, w.object.metadata.name)) void pull();
     });
     if (kind && name && query.has('after')) {
       for (const ev of await resources.store.listEvents({ kind, name, afterId: after })) sendEvent(ev);
     }
-    void pull();
+    if (changesOk) void pull();
     const ping = setInterval(() => open && res.write(': keepalive\n\n'), KEEPALIVE_MS);
-    const poll = setInterval(() => void pull(), WATCH_POLL_MS);
+    const poll = setInterval(() => {
+      if (changesOk) void pull();
+    }, WATCH_POLL_MS);
     this.#streams.add(res);
     await new Promise<void>((resolve) => {
       const done = () => {

@@ -97,6 +97,13 @@ export const machineStep: Step = {
       ctx.record('BootOnce', b.message ?? 'next boot: network, once');
     }
     const r = await powerRequest(ctx, 'on');
+    // A provider that could not switch the machine on (the lab has no VM by that name, a BMC refused) is a
+    // failure with its reason, retried with backoff: calling it done would have the engine check, find the
+    // node off, and ask again at once, without end and without an error anyone could see.
+    if (r.state !== 'on')
+      throw new Error(
+        `the ${ctx.node.spec.providers.hardware} provider did not power the node on (${r.state}${r.message ? `: ${r.message}` : ''})`,
+      );
     return { status: 'done', message: r.message ?? `powered ${r.state}` };
   },
   async undo(ctx) {

@@ -293,7 +293,9 @@ describe('strata core through the CLI and the API', { concurrency: true }, () =>
 
       it('a confirmed work order reaches the SSE stream and `events --follow`, and the node climbs 0→1', async () => {
         const stream = openStream(s, '/api/v1/stream?kind=Node&name=n1');
-        await stream.ready;
+        // What the web UI's work orders page follows: every node's timeline, no Node objects.
+        const events = openStream(s, '/api/v1/stream?kind=Node&only=timeline');
+        await Promise.all([stream.ready, events.ready]);
         const follow = s.follow(['events', 'node', 'n1', '--follow']);
         // The history first...
         await follow.waitFor(/WorkOrderCreated/);
@@ -314,6 +316,17 @@ describe('strata core through the CLI and the API', { concurrency: true }, () =>
         });
         assert.match(stream.text(), /event: change\ndata: .*"name":"n1"/);
         stream.close();
+        await waitFor('WorkOrderDone on the timeline-only stream', () =>
+          events.timeline().some((e) => e.reason === 'WorkOrderDone'),
+        );
+        assert.doesNotMatch(events.text(), /event: change/);
+        events.close();
+        const bad = await s.api('GET', '/api/v1/stream?only=everything');
+        assert.equal(bad.status, 400);
+        assert.equal(
+          (bad.json as { message: string }).message,
+          'only must be "changes" or "timeline", not "everything"',
+        );
 
         const n1 = await waitFor('n1 at state 1', async () => {
           const n = await getNode('n1');

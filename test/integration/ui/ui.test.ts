@@ -11,7 +11,7 @@ import assert from 'node:assert/strict';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { before, describe, it } from 'node:test';
-import type { Browser, Page } from 'playwright-core';
+import type { Browser, Locator, Page } from 'playwright-core';
 import { buildUi, launchChromium } from '../../helpers/browser.ts';
 import {
   REPO,
@@ -28,12 +28,34 @@ const PXE = ['-V', 'PXEClient:Arch:00000:UNDI:002001'];
 /** iPXE's DHCP: user class (option 77) "iPXE". */
 const IPXE = ['-x', `0x4d:${Buffer.from('iPXE').toString('hex')}`];
 
-function humanNode(name: string, mac: string, labels: Record<string, string>, target = 4): string {
+function rackNode(
+  name: string,
+  mac: string,
+  labels: Record<string, string>,
+  target = 4,
+  hardware = 'human',
+): string {
   return `apiVersion: strata.dev/v1alpha1
 kind: Node
 metadata: {name: ${name}, labels: ${JSON.stringify(labels)}}
-spec: {network: rack1, macAddresses: ["${mac}"], targetState: ${target}, providers: {hardware: human}}
+spec: {network: rack1, macAddresses: ["${mac}"], targetState: ${target}, providers: {hardware: ${hardware}}}
 `;
+}
+
+/** A computed style of the element (run in the page, which has the DOM the test's types do not). */
+const css = (l: Locator, prop: string) =>
+  l.evaluate(
+    (el, p) =>
+      (globalThis as unknown as { getComputedStyle(e: unknown): Record<string, string> }).getComputedStyle(
+        el,
+      )[p] ?? '',
+    prop,
+  );
+
+/** Red enough to read as an error: the red channel well above green and blue ("rgb(179, 38, 30)"). */
+function isRed(color: string): boolean {
+  const [r = 0, g = 0, b = 0] = (color.match(/\d+/g) ?? []).map(Number);
+  return r > 120 && r > 2 * g && r > 2 * b;
 }
 
 /** How much wider than the window the page is (0 or less: no sideways scrolling). */
@@ -61,11 +83,14 @@ describe('web UI in Chromium against strata up', { timeout: 240_000 }, () => {
     const nodes = [
       nodeManifest('c1', mac1, 'rack1', '10.213.71.50'),
       ...Array.from({ length: 8 }, (_, i) =>
-        humanNode(`rack-a-${i + 1}`, `52:54:00:71:00:${(i + 16).toString(16)}`, {
+        rackNode(`rack-a-${i + 1}`, `52:54:00:71:00:${(i + 16).toString(16)}`, {
           rack: 'a',
           role: i < 3 ? 'db' : 'web',
         }),
       ),
+      // A lab node with no lab VM behind it: the lab worker of this server answers that it has none, so the
+      // power step fails, for real, and keeps failing (with backoff).
+      rackNode('ghost-1', '52:54:00:71:00:30', { rack: 'b' }, 1, 'lab'),
     ].join('---\n');
     const r = await strata.cli(['apply', '-f', '-'], { stdin: nodes });
     assert.equal(r.code, 0, r.stderr);
@@ -112,8 +137,48 @@ describe('web UI in Chromium against strata up', { timeout: 240_000 }, () => {
     await page.keyboard.press('Enter');
     await page.getByRole('heading', { name: 'Fleet' }).waitFor();
     await page.locator('.live.on').waitFor();
-    assert.equal(await page.locator('li[data-node]').count(), 9);
+    assert.equal(await page.locator('li[data-node]').count(), 10);
     assert.equal(await page.evaluate(() => sessionStorage.getItem('strata.token')), strata.token);
+  });
+
+  it('shows a failing step in red with its last error, in the fleet and on the node page', async () => {
+    const row = page.locator('li[data-node="ghost-1"]');
+    // The engine's own record of the failure, as `strata describe node` shows it.
+    const lastError = await waitFor('ghost-1 fails', async () => {
+      const n = (await strata.api('GET', '/api/v1/nodes/ghost-1')).json as {
+        status?: { step?: { name: string; lastError?: string } };
+      };
+      return n.status?.step?.lastError;
+    });
+    assert.match(lastError, /the lab provider did not power the node on \(unknown: no lab VM named ghost-1/);
+    await page.locator('li[data-node="ghost-1"].failing').waitFor({ timeout: 10_000 });
+    // The failing step's cell (into state 1) is red, and so is the message, which is the last error.
+    const cell = row.locator('.cell.failing');
+    assert.equal(await cell.textContent(), '1');
+    assert.ok(isRed(await css(cell, 'backgroundColor')));
+    const msg = row.locator('.msg.err');
+    assert.match((await msg.textContent()) ?? '', /hardware\.power\s+the lab provider did not power/);
+    assert.ok(isRed(await css(msg, 'color')));
+    // A screen reader hears it too: the row's link names the failing step and its error.
+    assert.match(
+      (await row.locator('a').getAttribute('aria-label')) ?? '',
+      /failing hardware\.power: the lab provider did not power the node on \(unknown: no lab VM named ghost-1/,
+    );
+    assert.match((await page.locator('.fleet .total').textContent()) ?? '', /10 nodes, 1 failing/);
+
+    await row.locator('a').click();
+    await page.getByRole('heading', { name: 'ghost-1', level: 1 }).waitFor();
+    const step = page.locator('p.error', { hasText: 'hardware.power' });
+    await step.waitFor();
+    assert.match(
+      (await step.textContent()) ?? '',
+      /\(try \d+\): the lab provider .*is the lab up\?\)\); next try/,
+    );
+    assert.ok(isRed(await css(step, 'color')));
+    await page.locator('.gantt li.failed[data-step="hardware.power"]').waitFor();
+    assert.match((await page.locator('table.events').textContent()) ?? '', /StepFailed/);
+    await page.getByRole('link', { name: '← Fleet' }).click();
+    await page.getByRole('heading', { name: 'Fleet' }).waitFor();
   });
 
   it('shows a node as it is applied and as it climbs, live, without reloading', async () => {
@@ -133,7 +198,7 @@ describe('web UI in Chromium against strata up', { timeout: 240_000 }, () => {
     assert.match(await udhcpc(boot.set, boot.seg.clients.c1!, 5, 2, IPXE), /lease of 10\.213\.71\.50/);
     await page.locator('li[data-node="c1"][data-state="3"]').waitFor({ timeout: 30_000 });
     assert.equal(await page.locator('[data-count-state="3"]').textContent(), '1');
-    assert.equal(await page.locator('[data-count-state="0"]').textContent(), '9');
+    assert.equal(await page.locator('[data-count-state="0"]').textContent(), '10');
     assert.equal(await page.evaluate('window.notReloaded'), true, 'the page was not reloaded');
 
     // Filters: by label and by state.
@@ -176,6 +241,18 @@ describe('web UI in Chromium against strata up', { timeout: 240_000 }, () => {
     assert.deepEqual([done?.state, done?.doneBy], ['done', 'web-ui']);
     // The desktop page sees the climb.
     await page.locator('li[data-node="rack-a-1"][data-state="1"]').waitFor({ timeout: 30_000 });
+    // The list follows the event stream (it does not poll): an order confirmed elsewhere leaves it, and a
+    // new node's order arrives, without a reload.
+    await phone.evaluate('window.notReloaded = true');
+    const cli = await strata.cli(['workorder', 'done', 'rack-a-2']);
+    assert.equal(cli.code, 0, cli.stderr);
+    await phone.locator('li[data-workorder="rack-a-2"]').waitFor({ state: 'detached', timeout: 5000 });
+    const applied = await strata.cli(['apply', '-f', '-'], {
+      stdin: rackNode('rack-b-1', '52:54:00:71:00:31', { rack: 'b' }, 1),
+    });
+    assert.equal(applied.code, 0, applied.stderr);
+    await phone.locator('li[data-workorder="rack-b-1"]').waitFor({ timeout: 10_000 });
+    assert.equal(await phone.evaluate('window.notReloaded'), true, 'the work orders page was not reloaded');
     // And the fleet fits the phone too.
     await phone.getByRole('link', { name: 'Fleet' }).click();
     await phone.locator('li[data-node="c1"]').waitFor();
@@ -267,6 +344,34 @@ spec:
     await page.getByRole('button', { name: 'Dry run' }).click();
     await page.getByText('Dry run: network/bad-net created').waitFor();
     assert.equal((await strata.api('GET', '/api/v1/networks/bad-net')).status, 404);
+  });
+
+  it('lists Clusters with the other resources and shows a bad Cluster at its field', async () => {
+    await page.goto(`${strata.url}/#/config/clusters`);
+    await page.getByRole('navigation', { name: 'Kinds' }).getByRole('link', { name: 'Clusters' }).waitFor();
+    const text = `apiVersion: strata.dev/v1alpha1
+kind: Cluster
+metadata:
+  name: lab-k8s
+spec:
+  controlPlane:
+    selector:
+      matchLabels: {role: db}
+  podCIDR: 10.96.0.0/16
+  serviceCIDR: 10.96.0.0/12
+`;
+    await page.getByLabel(/YAML manifest/).fill(text);
+    await page.getByRole('button', { name: 'Apply' }).click();
+    const err = page.locator('.field-errors li[data-path="spec.serviceCIDR"]');
+    await err.waitFor();
+    assert.match((await err.textContent()) ?? '', /line 10 spec\.serviceCIDR: .*overlaps spec\.podCIDR/);
+    assert.equal(await page.locator('.gutter .bad').getAttribute('data-line'), '10');
+    assert.equal((await strata.api('GET', '/api/v1/clusters/lab-k8s')).status, 404);
+    // Fixed, it applies and the list shows it.
+    await page.getByLabel(/YAML manifest/).fill(text.replace('10.96.0.0/16', '10.244.0.0/16'));
+    await page.getByRole('button', { name: 'Apply' }).click();
+    await page.getByRole('navigation', { name: 'Clusters' }).getByRole('link', { name: 'lab-k8s' }).waitFor();
+    assert.equal((await strata.api('GET', '/api/v1/clusters/lab-k8s')).status, 200);
   });
 
   it('ran under its CSP without a violation or an uncaught error', () => {

@@ -146,6 +146,19 @@ describe('hardware.power', () => {
     await assert.rejects(power.check(s.ctx(power, {}, 'nobody')), /hardware\.nobody/);
   });
 
+  it('fails with the provider’s reason when it could not power the node on', async (t) => {
+    const s = setup(t);
+    const power = step(STEPS.hardwarePower);
+    await s.transport.serve<PowerRequest, PowerReply>(subjects.power('rack'), async (q) => ({
+      state: 'unknown',
+      message: `no lab VM named ${q.node.name} (is the lab up?)`,
+    }));
+    await assert.rejects(
+      power.action(s.ctx(power, {}, 'rack')),
+      /the rack provider did not power the node on \(unknown: no lab VM named n1 \(is the lab up\?\)\)/,
+    );
+  });
+
   it('powers a network-booting node on only once its Network’s boot worker serves', async (t) => {
     const s = setup(t);
     const power = step(STEPS.hardwarePower);

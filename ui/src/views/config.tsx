@@ -1,9 +1,9 @@
 /**
  * The site's resources as YAML: Networks, Profiles, SSH keys (public parts: the API never serves a private
- * key), Overlays, and Clusters once the kind exists (the tabs are the kinds the server lists). Editing
- * applies through `POST /api/v1/apply`, the route `strata apply` uses, so validation is the server's own;
- * a refused manifest comes back with each issue's resource and field path, which this page finds in the
- * YAML (with the `yaml` library's source ranges) and marks at its line, next to the message.
+ * key), Overlays and Clusters (the tabs are the kinds the server lists). Editing applies through
+ * `POST /api/v1/apply`, the route `strata apply` uses, so validation is the server's own; a refused
+ * manifest comes back with each issue's resource and field path, which this page finds in the YAML (with
+ * the `yaml` library's source ranges) and marks at its line, next to the message.
  */
 import { useEffect, useMemo, useRef, useState } from 'preact/hooks';
 import { stringify } from 'yaml';

@@ -1,13 +1,20 @@
 /**
  * Network health: for each segment its boot worker (running, or failing with its last error), the leases
  * in use against the pool, and its counters, drops and rate limits first, from
- * `GET /api/v1/networks/NAME/health`. Refreshed every five seconds.
+ * `GET /api/v1/networks/NAME/health`. Read again at once when a Network changes on the watch stream (its
+ * boot worker's WorkerReady condition is in its status), and every five seconds besides: the leases and
+ * the counters live in the store's lease records and in the worker process, which no stream carries, so
+ * polling is the only way to see them move.
  */
 import { useEffect, useState } from 'preact/hooks';
 import { api } from '../api.ts';
+import { useReloadOnStream } from '../live.ts';
 import type { NetworkHealth, Resource } from '../types.ts';
 
 type Counter = NetworkHealth['counters'][number];
+
+/** How often leases and counters are read (they have no stream). */
+const POLL_MS = 5000;
 
 function counterName(c: { name: string; labels: Record<string, string> }): string {
   const labels = Object.entries(c.labels)
@@ -89,24 +96,29 @@ function Segment({ h }: { h: NetworkHealth }) {
 export function NetworksView() {
   const [health, setHealth] = useState<NetworkHealth[] | undefined>();
   const [error, setError] = useState('');
-  useEffect(() => {
-    const load = async () => {
-      try {
-        const nets = await api<{ items: Resource[] }>('GET', '/api/v1/networks');
-        setHealth(
-          await Promise.all(
-            nets.items.map((n) =>
-              api<NetworkHealth>('GET', `/api/v1/networks/${encodeURIComponent(n.metadata.name)}/health`),
-            ),
+  const load = async () => {
+    try {
+      const nets = await api<{ items: Resource[] }>('GET', '/api/v1/networks');
+      setHealth(
+        await Promise.all(
+          nets.items.map((n) =>
+            api<NetworkHealth>('GET', `/api/v1/networks/${encodeURIComponent(n.metadata.name)}/health`),
           ),
-        );
-        setError('');
-      } catch (e) {
-        setError((e as Error).message);
-      }
-    };
-    void load();
-    const t = setInterval(() => void load(), 5000);
+        ),
+      );
+      setError('');
+    } catch (e) {
+      setError((e as Error).message);
+    }
+  };
+  useReloadOnStream(load, {
+    query: 'kind=Network&only=changes',
+    when: (m) => m.event === 'change',
+    onError: setError,
+  });
+  // Leases and counters have no stream (see above): polled.
+  useEffect(() => {
+    const t = setInterval(() => void load(), POLL_MS);
     return () => clearInterval(t);
   }, []);
   return (

@@ -2,11 +2,18 @@
  * Work orders: the human steps (state 0 → 1 for `human` nodes, and the disconnects going down) as cards a
  * person works through on a phone in the server room: what to connect where, and one large button to
  * confirm it, which asks once more before it tells the API (`POST /api/v1/workorders/NODE/done`, as
- * `strata workorder done` does). Open orders come first; the list refreshes every few seconds.
+ * `strata workorder done` does). Open orders come first.
+ *
+ * Work orders are records, not resources, so the watch stream carries no change of them; what it carries
+ * is the Node timeline events the hardware layer records with each one (`WorkOrderCreated` when the step
+ * asks a person, `WorkOrderDone` when someone confirms, here, on another phone or with the CLI), and the
+ * list is read again on those, and after a reconnect. (A token limited to some networks, which gets no
+ * fleet-wide timeline events, cannot list work orders either: the route acts on the whole site.)
  */
-import { useEffect, useState } from 'preact/hooks';
+import { useState } from 'preact/hooks';
 import { api } from '../api.ts';
-import type { WorkOrder } from '../types.ts';
+import { useReloadOnStream } from '../live.ts';
+import type { TimelineEvent, WorkOrder } from '../types.ts';
 
 export function WorkOrdersView() {
   const [orders, setOrders] = useState<WorkOrder[] | undefined>();
@@ -27,11 +34,12 @@ export function WorkOrdersView() {
       setError((e as Error).message);
     }
   };
-  useEffect(() => {
-    void load();
-    const t = setInterval(() => void load(), 5000);
-    return () => clearInterval(t);
-  }, []);
+  useReloadOnStream(load, {
+    // Timeline events only: this page needs no Node objects, which a climbing fleet sends by thousands.
+    query: 'kind=Node&only=timeline',
+    when: (m) => m.event === 'timeline' && (m.data as TimelineEvent).reason.startsWith('WorkOrder'),
+    onError: setError,
+  });
 
   const confirmOrder = async (node: string) => {
     try {
