@@ -21,7 +21,7 @@ export const subjects = {
   configChanged: (network: string) => `boot.config.${network}`,
   /** Request {network} → Lease[]. */
   leasesLoad: 'boot.leases.load',
-  /** Request {network, leases} → {ok}; replied once durable. */
+  /** Request {network, leases} → {ok}; replied once committed (it survives a crash of Strata; on SQLite a power cut can lose the last commits: src/core/store/sqlite.ts). */
   leasesPersist: 'boot.leases.persist',
   /** Request BootScriptRequest → {script} | {status, message}. */
   script: 'boot.script',
@@ -56,7 +56,7 @@ export const wire: WireContract = wireContract(
       kind: 'request',
       from: ['boot'],
       to: ['manager'],
-      message: '{network, leases: Lease[]} → {ok}, once durable',
+      message: '{network, leases: Lease[]} → {ok}, once committed to the store',
     },
     script: {
       kind: 'request',
