@@ -4,9 +4,11 @@
  * DHCP or VM starts. Plus a raw HTTP caller and a Server-Sent Events reader, as a client author would
  * write them. Everything is stopped and removed in the suite's `after`.
  */
+
 import { randomBytes } from 'node:crypto';
 import { copyFileSync } from 'node:fs';
 import { join } from 'node:path';
+import type { Layer } from '../../src/core/layer.ts';
 import { setLogLevel } from '../../src/core/log.ts';
 import { type Platform, startPlatform } from '../../src/platform.ts';
 import type { Cleanup } from './services.ts';
@@ -54,7 +56,7 @@ export interface TestApi {
 export async function startApi(
   t: Cleanup,
   /** `sharesSecretsWith`: another manager on the same database needs the same secret key. */
-  opts: { database?: string; changeLogKeep?: number; sharesSecretsWith?: TestApi } = {},
+  opts: { database?: string; changeLogKeep?: number; sharesSecretsWith?: TestApi; layers?: Layer[] } = {},
 ): Promise<TestApi> {
   setLogLevel('error');
   const token = `api-test-${randomBytes(8).toString('hex')}`;
@@ -69,6 +71,7 @@ export async function startApi(
     token,
     ...(opts.database ? { database: opts.database } : {}),
     ...(opts.changeLogKeep ? { store: { changeLogKeep: opts.changeLogKeep } } : {}),
+    ...(opts.layers ? { layers: opts.layers } : {}),
   });
   const streams = new Set<AbortController>();
   t.after(async () => {

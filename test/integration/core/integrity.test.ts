@@ -9,6 +9,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { highestImplementedState } from '../../../src/core/ladder/table.ts';
 import { LADDER } from '../../../src/ladder.ts';
+import { LAYERS } from '../../../src/layers.ts';
 import { startApi, type TestApi } from '../../helpers/api.ts';
 import { postgresSkipReason, withPostgres } from '../../helpers/services.ts';
 import { suiteCleanup } from '../../helpers/strata.ts';
@@ -131,10 +132,19 @@ for (const driver of [
       assert.equal((await apply(NETWORK)).status, 200, 'an unchanged network is fine');
     });
 
-    it('refuses a hardware provider this server does not have, listing those it has', async () => {
+    it('refuses a hardware provider this server does not have, listing those it has', async (t) => {
+      // A server without the lab layer (a site manager with no QEMU) has no `lab` provider.
+      const bare = await startApi(t, { layers: LAYERS.filter((l) => l.name !== 'lab') });
+      await refused(
+        bare.call('POST', '/api/v1/apply', node('vm', { providers: { hardware: 'lab' } })),
+        /spec\.providers\.hardware: hardware provider "lab" is not available on this server: available are human, ipmi, none, redfish/,
+      );
+    });
+
+    it('a BMC provider needs its BMC: spec.bmc is named with what it must hold', async () => {
       await refused(
         apply(node('bmc', { providers: { hardware: 'redfish' } })),
-        /spec\.providers\.hardware: hardware provider "redfish" is not available on this server: available are human, lab, none/,
+        /spec\.bmc: hardware provider "redfish" needs spec\.bmc/,
       );
     });
 
