@@ -253,10 +253,15 @@ describe('BMC providers (sushy-emulator, ipmitool)', { skip: emu.skip }, () => {
       const c = n.status.conditions.find((c: Any) => c.type === 'BmcReachable');
       assert.equal(c.reason, f.reason, c.message);
       assert.equal(n.status.state ?? 0, 0);
-      const evs = await events(f.name);
-      assert.ok(
-        evs.some((e) => e.type === 'Warning' && e.reason === f.reason),
-        JSON.stringify(evs.map((e) => e.reason)),
+      // Timeline events are written in batches, so the event can land a moment after the condition.
+      const evs = await waitFor(
+        `${f.name} Warning event`,
+        async () => {
+          const list = await events(f.name);
+          return list.some((e) => e.type === 'Warning' && e.reason === f.reason) ? list : undefined;
+        },
+        30_000,
+        200,
       );
       if (f.name === 'rf-unreach')
         assert.ok(
