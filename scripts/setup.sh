@@ -67,7 +67,12 @@ if [ "${#missing[@]}" -gt 0 ]; then
     { [ -z "$own_policy" ] || rm -f /usr/sbin/policy-rc.d; exit 1; }
   [ -z "$own_policy" ] || rm -f /usr/sbin/policy-rc.d
   if [ -d /run/systemd/system ]; then
-    systemctl disable --now "${PEER_SERVICES[@]}" >/dev/null 2>&1 || true
+    # Only the services of packages this run installed: one the machine already ran is its owner's.
+    for svc in "${PEER_SERVICES[@]}"; do
+      pkg=$svc
+      [ "$svc" = nginx ] && pkg=nginx-light
+      if [[ " ${missing[*]} " == *" $pkg "* ]]; then systemctl disable --now "$svc" >/dev/null 2>&1 || true; fi
+    done
   fi
 fi
 
