@@ -91,6 +91,7 @@ describe('cluster reconcile without an API server', () => {
     assert.equal((await status()).rotatedFor, 'now');
     await reconcileCluster(ctx, 'c');
     assert.equal((await storedToken(h, 'c'))!.id, rotated.id, 'one rotation per request');
+    await h.hub.flush(); // events are written in batches
     assert.ok(h.events.some((e) => e.reason === 'JoinTokenRotated' && !e.message.includes(rotated.secret)));
 
     // A damaged PKI: named, not replaced.
