@@ -43,11 +43,12 @@ export function usableRange(subnet: string): { first: number; last: number; pref
   return { first: net + 1, last: net + size - 2, prefix: c.prefix };
 }
 
-/** The node that holds the reserved address: the lighthouse (a member, or Strata's own) or the hub. */
+/** The node that holds the reserved address: the lighthouse (a member, or Strata's own), the hub, or Strata's own ZeroTier member. */
 export function reservedHolder(spec: OverlaySpec): string | undefined {
   if (spec.provider === 'nebula') return spec.nebula?.lighthouse.node ?? LIGHTHOUSE_MEMBER;
   if (spec.provider === 'wireguard' && spec.wireguard?.topology === 'hub')
     return spec.wireguard.hub ?? LIGHTHOUSE_MEMBER;
+  if (spec.provider === 'zerotier' && spec.zerotier?.strataMember) return LIGHTHOUSE_MEMBER;
   return undefined;
 }
 

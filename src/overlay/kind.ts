@@ -171,12 +171,22 @@ export const zerotierOptions = z
       .strict()
       .optional()
       .describe("The site's moon, which every member orbits (zerotier-cli orbit ID SEED) before joining."),
+    strataMember: z
+      .string()
+      .regex(/^[0-9a-f]{10}$/, {
+        message:
+          "expected the 10-digit hex ZeroTier address of Strata's own host (zerotier-cli info), like 89e92ceee5",
+      })
+      .optional()
+      .describe(
+        "ZeroTier address of the zerotier-one on Strata's own host, joined to this network. Strata authorises it with the subnet's reserved (first) address and reaches its members over the overlay (state 5); without it Strata cannot.",
+      ),
     package: z
       .string()
-      .min(1)
+      .regex(/^[a-z0-9][a-z0-9+.-]+$/, { message: 'expected a Debian package name like zerotier-one' })
       .default('zerotier-one')
       .describe(
-        "Artifact name of the zerotier-one package. Not read yet: members install Debian package zerotier-one from Strata's registry.",
+        "Debian package members install, from Strata's registry as debian/CODENAME/ARCH/NAME (ZeroTier's own .deb, pushed with strata registry push).",
       ),
   })
   .strict();

@@ -83,6 +83,8 @@ export interface OverlayPlan {
    * (with `wireguard.endpoint`: the hub, or one more mesh peer).
    */
   lighthouse?: MemberPlan;
+  /** ZeroTier: Strata's own host as a member (`spec.zerotier.strataMember`), to authorise at the controller. */
+  strataMember?: { memberId: string; address: string };
   problems: string[];
   /** The Overlay is being deleted: every member is leaving. */
   deleting?: true;
@@ -311,7 +313,8 @@ export function planMembership(input: PlanInput): OverlayPlan {
     return plan;
   }
 
-  // ZeroTier: the controller hands out the address Strata allocated once authorize.sh ran for the member.
+  // ZeroTier: a member joins on its own; the controller hands out the address Strata allocated once
+  // Strata authorised the member id the scripts report (src/overlay/zerotier.ts).
   const zt = spec.zerotier!;
   const envFor = (address: string) =>
     renderEnv({
@@ -320,35 +323,16 @@ export function planMembership(input: PlanInput): OverlayPlan {
       ADDRESS: address,
       MOON_ID: zt.moon?.id ?? '',
       MOON_SEED: zt.moon?.seed ?? zt.moon?.id ?? '',
-      PACKAGE_FILES: 'zerotier-one.deb jq.deb',
+      PACKAGE_FILE: `${zt.package}.deb`,
     });
   for (const n of active) {
     const a = alloc.get(n)!;
     const files = [...scripts('zerotier', ['check.sh', 'apply.sh', 'undo.sh']), envFile(envFor(a.address))];
     plan.members.push(member(n, a.address, files, []));
   }
+  const self = alloc.get(LIGHTHOUSE_MEMBER);
+  if (zt.strataMember && self?.state === 'active')
+    plan.strataMember = { memberId: zt.strataMember, address: self.address };
   plan.leaving = leavePlans('zerotier', leaving, envFor);
   return plan;
-}
-
-/** The controller-side call that authorises (or, on leave, deauthorises) a ZeroTier member. */
-export function zerotierAuthorization(
-  overlay: OverlayResource,
-  memberId: string,
-  address: string,
-  authorized: boolean,
-): { script: string; env: Record<string, string> } {
-  const zt = overlay.spec.zerotier!;
-  return {
-    script: providerScript('zerotier', 'authorize.sh'),
-    env: {
-      CONTROLLER_TYPE: zt.controller.type,
-      CONTROLLER_URL: zt.controller.url,
-      TOKEN_FILE: zt.controller.tokenFile,
-      NETWORK_ID: zt.networkId,
-      MEMBER_ID: memberId,
-      ADDRESS: address,
-      AUTHORIZED: String(authorized),
-    },
-  };
 }

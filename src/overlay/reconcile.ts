@@ -209,6 +209,8 @@ export function reconcileOverlay(
     if (!deleting && spec.provider === 'nebula' && !spec.nebula?.lighthouse.node)
       names.push(LIGHTHOUSE_MEMBER);
     if (!deleting && spec.provider === 'wireguard' && spec.wireguard?.endpoint) names.push(LIGHTHOUSE_MEMBER);
+    if (!deleting && spec.provider === 'zerotier' && spec.zerotier?.strataMember)
+      names.push(LIGHTHOUSE_MEMBER);
     const ipam = await syncAllocations(ctx.store, name, spec, names, now);
     for (const n of ipam.added)
       record(
@@ -241,7 +243,7 @@ export function reconcileOverlay(
     const reserved = holder ? ipam.allocations.find((a) => a.node === holder) : undefined;
     const next: OverlayStatus = {
       members: status,
-      ...(spec.provider === 'nebula' && reserved ? { reservedAddress: reserved.address } : {}),
+      ...(spec.provider !== 'wireguard' && reserved ? { reservedAddress: reserved.address } : {}),
       ...(spec.provider === 'wireguard' && holder ? { reservedAddress: reserved?.address ?? '' } : {}),
       ...(cas.length
         ? { caFingerprints: cas.map((c) => c.fingerprint), caNotAfter: cas.at(-1)!.notAfter }

@@ -28,20 +28,21 @@ import { STEPS } from '../ladder.ts';
 import { StoreRefs } from '../registry/store.ts';
 import { shellDistribute, shellRun } from '../shell/client.ts';
 import type { ArtifactSpec, Distributable } from '../shell/distributable.ts';
-import type { OverlayResource } from './kind.ts';
+import type { OverlayResource, OverlaySpec, ZerotierOptions } from './kind.ts';
 import type { LighthouseRunner } from './lighthouse.ts';
 import { overlaysOf } from './manager.ts';
 import type { OverlayPlan, RenderedFile } from './membership.ts';
-import { PUSHED_COLLECTION } from './protocol.ts';
+import { LIGHTHOUSE_MEMBER, PUSHED_COLLECTION } from './protocol.ts';
 import { type OverlayContext, reconcileOverlay } from './reconcile.ts';
 import type { NodeOverlayStatus } from './status.ts';
+import { reportedMemberId, setMemberAuthorization } from './zerotier.ts';
 
 /** The Debian package each provider's apply script installs when the node lacks it. */
-export const PROVIDER_PACKAGES: Record<OverlayPlan['provider'], string[]> = {
-  nebula: ['nebula'],
-  wireguard: ['wireguard-tools'],
-  zerotier: ['zerotier-one'],
-};
+export function providerPackages(spec: Pick<OverlaySpec, 'provider' | 'zerotier'>): string[] {
+  if (spec.provider === 'nebula') return ['nebula'];
+  if (spec.provider === 'wireguard') return ['wireguard-tools'];
+  return [spec.zerotier?.package ?? 'zerotier-one'];
+}
 
 export interface OverlayStepDeps {
   /** Strata's own lighthouses (set when the overlay layer's manager runs). */
@@ -67,8 +68,11 @@ export async function debianArtifacts(store: Store, packages: readonly string[])
 }
 
 /** The provider's Debian packages from Strata's registry, as artifacts. */
-export function packageArtifacts(store: Store, provider: OverlayPlan['provider']): Promise<ArtifactSpec[]> {
-  return debianArtifacts(store, PROVIDER_PACKAGES[provider]);
+export function packageArtifacts(
+  store: Store,
+  spec: Pick<OverlaySpec, 'provider' | 'zerotier'>,
+): Promise<ArtifactSpec[]> {
+  return debianArtifacts(store, providerPackages(spec));
 }
 
 function bundleOf(
@@ -90,22 +94,88 @@ function bundleOf(
 
 const pushedKey = (overlay: string, node: string) => `${overlay}/${node}`;
 
+/** What was last pushed to a member (and, on ZeroTier, the member id the controller knows it by). */
+interface Pushed {
+  digest?: string;
+  at?: string;
+  memberId?: string;
+}
+
+/** Authorises (address) or deauthorises (undefined) a ZeroTier member, with an event on `node`'s timeline. */
+async function zerotierAuthorize(
+  ctx: Ctx,
+  overlay: string,
+  zt: ZerotierOptions,
+  node: string,
+  memberId: string,
+  address: string | undefined,
+): Promise<void> {
+  await setMemberAuthorization(zt, memberId, address);
+  ctx.hub?.record({
+    kind: node === LIGHTHOUSE_MEMBER ? 'Overlay' : 'Node',
+    name: node === LIGHTHOUSE_MEMBER ? overlay : node,
+    source: 'overlay-manager',
+    step: STEPS.overlayJoin,
+    reason: address ? 'MemberAuthorized' : 'MemberDeauthorized',
+    message: address
+      ? `ZeroTier member ${memberId}${node === LIGHTHOUSE_MEMBER ? " (Strata's own host)" : ''} authorised on ${zt.networkId} with ${address}`
+      : `ZeroTier member ${memberId} deauthorised on ${zt.networkId}`,
+  });
+}
+
+/**
+ * ZeroTier: Strata's own host (`spec.zerotier.strataMember`) authorised at the controller with the
+ * reserved address, once per member id and address (the record remembers what was sent).
+ */
+async function authorizeStrataMember(ctx: Ctx, plan: OverlayPlan, zt: ZerotierOptions): Promise<void> {
+  const self = plan.strataMember;
+  if (!self) return;
+  const key = pushedKey(plan.overlay, LIGHTHOUSE_MEMBER);
+  const digest = `${self.memberId}@${self.address}`;
+  const last = (await ctx.store.getRecord(PUSHED_COLLECTION, key)) as Pushed | undefined;
+  if (last?.digest === digest) return;
+  await zerotierAuthorize(ctx, plan.overlay, zt, LIGHTHOUSE_MEMBER, self.memberId, self.address);
+  await ctx.store.putRecords(PUSHED_COLLECTION, [
+    { key, value: { digest, at: new Date().toISOString(), memberId: self.memberId } satisfies Pushed },
+  ]);
+}
+
 /** Pushes one member's plan over local scope; throws with the node's output when it did not take. */
 async function pushMember(ctx: Ctx, plan: OverlayPlan, node: NodeResource, force: boolean): Promise<void> {
   const m = plan.members.find((x) => x.node === node.metadata.name);
   if (!m) return;
+  const overlay = await ctx.resources.get<OverlayResource>('Overlay', plan.overlay);
+  if (!overlay) return;
   const key = pushedKey(plan.overlay, m.node);
-  const last = (await ctx.store.getRecord(PUSHED_COLLECTION, key)) as { digest?: string } | undefined;
+  const last = (await ctx.store.getRecord(PUSHED_COLLECTION, key)) as Pushed | undefined;
   if (!force && last?.digest === m.digest) return;
   const r = await shellDistribute(
     ctx,
     node,
-    bundleOf(plan, m.files, await packageArtifacts(ctx.store, plan.provider)),
+    bundleOf(plan, m.files, await packageArtifacts(ctx.store, overlay.spec)),
     { scope: 'local', streamStep: STEPS.overlayJoin, timeoutMs: 180_000 },
   );
   if (r.outcome === 'failed') throw new Error(`overlay "${plan.overlay}" on "${m.node}": ${r.error}`);
+  // ZeroTier: the member joined by itself; the controller lets it in with the address Strata allocated.
+  let memberId: string | undefined;
+  if (overlay.spec.provider === 'zerotier') {
+    memberId = reportedMemberId(r.phases);
+    if (!memberId)
+      throw new Error(
+        `overlay "${plan.overlay}" on "${m.node}": the zerotier scripts reported no MEMBER_ID (zerotier-cli info)`,
+      );
+    await authorizeStrataMember(ctx, plan, overlay.spec.zerotier!);
+    await zerotierAuthorize(ctx, plan.overlay, overlay.spec.zerotier!, m.node, memberId, m.address);
+  }
   await ctx.store.putRecords(PUSHED_COLLECTION, [
-    { key, value: { digest: m.digest, at: new Date().toISOString() } },
+    {
+      key,
+      value: {
+        digest: m.digest,
+        at: new Date().toISOString(),
+        ...(memberId ? { memberId } : {}),
+      } satisfies Pushed,
+    },
   ]);
   ctx.hub?.record({
     kind: 'Node',
@@ -133,7 +203,7 @@ async function leaveNode(
   });
   if (r.outcome === 'failed')
     throw new Error(`overlay "${plan.overlay}": undo on "${node.metadata.name}": ${r.error}`);
-  await ctx.store.deleteRecords(PUSHED_COLLECTION, [pushedKey(plan.overlay, node.metadata.name)]);
+  await forgetMember(ctx, plan.overlay, node.metadata.name);
   await ctx.resources.patchStatus<NodeStatus>('Node', node.metadata.name, (s) => {
     // Only this overlay's section goes; a node on another overlay keeps its global address there.
     if (s.overlay?.overlay !== plan.overlay) return undefined;
@@ -151,12 +221,29 @@ async function leaveNode(
 }
 
 /**
+ * A member's push record goes; on ZeroTier the controller first takes its authorisation (and address)
+ * back, so a node that left (or is gone) cannot rejoin with the member id it had.
+ */
+async function forgetMember(ctx: Ctx, overlay: string, node: string): Promise<void> {
+  const key = pushedKey(overlay, node);
+  const last = (await ctx.store.getRecord(PUSHED_COLLECTION, key)) as Pushed | undefined;
+  if (last?.memberId) {
+    const o = await ctx.resources.get<OverlayResource>('Overlay', overlay);
+    if (o?.spec.zerotier)
+      await zerotierAuthorize(ctx, overlay, o.spec.zerotier, node, last.memberId, undefined);
+  }
+  await ctx.store.deleteRecords(PUSHED_COLLECTION, [key]);
+}
+
+/**
  * What the overlay manager does with each fresh plan: members that already joined (their Node has
  * `status.overlay`) get a changed plan; leavers still known as Nodes run their undo. Nodes that have not
  * joined yet are left to their own `overlay.join` step.
  */
 export async function pushPlan(ctx: Ctx, plan: OverlayPlan): Promise<void> {
   const problems: string[] = [];
+  const zt = (await ctx.resources.get<OverlayResource>('Overlay', plan.overlay))?.spec.zerotier;
+  if (zt) await authorizeStrataMember(ctx, plan, zt).catch((e) => problems.push((e as Error).message));
   for (const m of plan.members) {
     const node = await ctx.resources.get<NodeResource>('Node', m.node);
     if (node?.status?.overlay?.overlay !== plan.overlay) continue;
@@ -166,7 +253,12 @@ export async function pushPlan(ctx: Ctx, plan: OverlayPlan): Promise<void> {
     const node = await ctx.resources.get<NodeResource>('Node', l.node);
     const st = node?.status;
     const pushed = await ctx.store.getRecord(PUSHED_COLLECTION, pushedKey(plan.overlay, l.node));
-    // Gone, or never given this overlay: there is nothing on the node to undo.
+    // Gone: nothing on the node to undo, but a ZeroTier controller may still let its member in.
+    if (!node && pushed) {
+      await forgetMember(ctx, plan.overlay, l.node).catch((e) => problems.push((e as Error).message));
+      continue;
+    }
+    // Never given this overlay: there is nothing to undo.
     if (!node || (!pushed && st?.overlay?.overlay !== plan.overlay)) continue;
     await leaveNode(ctx, plan, node, l.files, true).catch((e) => problems.push((e as Error).message));
   }
@@ -255,6 +347,12 @@ export function overlayJoinStep(deps: OverlayStepDeps = {}): Step {
           return {
             status: 'waiting',
             message: `overlay "${o.metadata.name}": Strata is no WireGuard peer without spec.wireguard.endpoint, so it cannot reach this node over the overlay: set endpoint: {host: ADDRESS} (Strata's address on the nodes' network)`,
+            recheckAfterMs: 30_000,
+          };
+        if (o.spec.provider === 'zerotier' && !o.spec.zerotier?.strataMember)
+          return {
+            status: 'waiting',
+            message: `overlay "${o.metadata.name}": Strata is no ZeroTier member without spec.zerotier.strataMember, so it cannot reach this node over the overlay: join Strata's own host to network ${o.spec.zerotier?.networkId} (zerotier-cli join) and set strataMember to its address (zerotier-cli info)`,
             recheckAfterMs: 30_000,
           };
         if (!plan.members.some((m) => m.node === node.metadata.name))

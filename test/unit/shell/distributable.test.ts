@@ -87,14 +87,18 @@ describe('distributable bundles', () => {
     await ref('debian/bookworm/amd64/nebula', '1.6.1+dfsg-3', 'a', '2026-01-01T00:00:00Z');
     await ref('debian/bookworm/amd64/nebula', '1.6.1+dfsg-3+b4', 'b', '2026-02-01T00:00:00Z');
     await ref('debian/bookworm/amd64/nebula-cert-tools', '1', 'c', '2026-03-01T00:00:00Z');
-    assert.deepEqual(await packageArtifacts(store, 'nebula'), [
+    assert.deepEqual(await packageArtifacts(store, { provider: 'nebula' }), [
       {
         name: 'nebula.deb',
         ref: 'debian/bookworm/amd64/nebula:1.6.1+dfsg-3+b4',
         digest: `sha256:${'b'.repeat(64)}`,
       },
     ]);
-    assert.deepEqual(await packageArtifacts(store, 'wireguard'), [], 'none pushed: the node must have it');
+    assert.deepEqual(
+      await packageArtifacts(store, { provider: 'wireguard' }),
+      [],
+      'none pushed: the node must have it',
+    );
     await store.close();
   });
 });

@@ -1,6 +1,6 @@
 #!/bin/sh
-# Takes this node off the ZeroTier network (zerotier-cli leave); Strata deauthorises the member at the
-# controller with authorize.sh AUTHORIZED=false. Not run against a real ZeroTier.
+# Takes this node off the ZeroTier network (zerotier-cli leave); Strata then deauthorises the member at the
+# controller (src/overlay/zerotier.ts). Not run against a real ZeroTier.
 set -eu
 here=$(dirname "$0")
 # shellcheck source=/dev/null
