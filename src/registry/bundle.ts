@@ -19,7 +19,7 @@ import { pipeline } from 'node:stream/promises';
 import { extract as tarExtract, pack as tarPack } from 'tar-stream';
 import type { RegistryClient } from './client.ts';
 import { DigestStream, hexOf, isDigest, mustName, mustVersion } from './digest.ts';
-import { MANIFEST_TYPES, manifestChildren } from './oci.ts';
+import { MANIFEST_TYPES, manifestChildren } from './oci-spec.ts';
 import type { ArtifactRef } from './store.ts';
 
 export const BUNDLE_KIND = 'StrataBundle';

@@ -9,7 +9,7 @@
  * characters a URL or a token holds; the file has no other structure worth a TOML library.
  */
 import { StrataError } from '../core/resources/errors.ts';
-import { LOCAL_OCI_PREFIX } from './oci.ts';
+import { LOCAL_OCI_PREFIX } from './oci-spec.ts';
 
 export interface ContainerdHostsOptions {
   /** The global registry as images name it: `HOST:PORT` (`10.0.0.1:7420/web:1.35.0` → `10.0.0.1:7420`). */

@@ -20,7 +20,8 @@ import type { Transport } from '../core/transport/types.ts';
 import { RegistryClient, RegistryHttpError } from './client.ts';
 import { DigestMismatchError } from './digest.ts';
 import { addReadRoutes, type RegistrySource, serveRouter } from './http.ts';
-import { addOciRoutes, LOCAL_OCI_PREFIX } from './oci.ts';
+import { addOciRoutes } from './oci.ts';
+import { LOCAL_OCI_PREFIX } from './oci-spec.ts';
 import {
   type ChunkReply,
   LOCAL_REGISTRY_BASE,

@@ -19,7 +19,8 @@ import { hashToken, tokenMatches } from '../core/tokens.ts';
 import { API_TOKENS_COLLECTION as API_TOKENS, SECRETS_COLLECTION as SECRETS } from '../core/wire.ts';
 import { mustDigest, mustName, mustVersion } from './digest.ts';
 import { addReadRoutes, refParams } from './http.ts';
-import { addOciRoutes, OCI_PREFIX, OciError } from './oci.ts';
+import { addOciRoutes, OciError } from './oci.ts';
+import { OCI_PREFIX } from './oci-spec.ts';
 import {
   type ChunkReply,
   type GcReport,

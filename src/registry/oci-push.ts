@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { StrataError } from '../core/resources/errors.ts';
 import { hexOf, isDigest, sha256Digest } from './digest.ts';
-import { isRepoName, isTag, MANIFEST_TYPES, OCI_INDEX, OCI_MANIFEST } from './oci.ts';
+import { isRepoName, isTag, MANIFEST_TYPES, OCI_INDEX, OCI_MANIFEST } from './oci-spec.ts';
 
 interface Descriptor {
   mediaType?: string;

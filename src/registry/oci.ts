@@ -17,7 +17,8 @@
  * `hosts.toml` mirror entry points at (see containerd.ts). Errors are the specification's JSON error codes
  * (DIGEST_INVALID, MANIFEST_UNKNOWN, BLOB_UNKNOWN, NAME_INVALID, ...). A blob read with a Range header is
  * served from the backend as is (a partial read cannot be checked against the digest); a whole read is
- * verified while it streams, as everywhere in the registry.
+ * verified while it streams, as everywhere in the registry. The specification's names, media types and
+ * grammar, which clients share, are in oci-spec.ts.
  */
 import { randomUUID } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
@@ -31,26 +32,9 @@ import type { Logger } from '../core/log.ts';
 import { counter } from '../core/metrics.ts';
 import { StrataError } from '../core/resources/errors.ts';
 import { DigestMismatchError, hexOf, isDigest, sha256Digest } from './digest.ts';
+import { isRepoName, isTag, manifestRefName, OCI_INDEX, OCI_MANIFEST, tagRefName } from './oci-spec.ts';
 import type { ArtifactRef, ArtifactStore } from './store.ts';
 
-export const OCI_MANIFEST = 'application/vnd.oci.image.manifest.v1+json';
-export const OCI_INDEX = 'application/vnd.oci.image.index.v1+json';
-export const DOCKER_MANIFEST = 'application/vnd.docker.distribution.manifest.v2+json';
-export const DOCKER_MANIFEST_LIST = 'application/vnd.docker.distribution.manifest.list.v2+json';
-export const MANIFEST_TYPES = [OCI_MANIFEST, OCI_INDEX, DOCKER_MANIFEST, DOCKER_MANIFEST_LIST];
-
-/** Where the manager serves the endpoints (the specification fixes `/v2/` at the root). */
-export const OCI_PREFIX = '/v2';
-/** Where a site's local registry serves them (containerd's hosts.toml mirror entry with override_path). */
-export const LOCAL_OCI_PREFIX = '/registry/v2';
-
-/** Reference names: `oci/REPO:TAG` for tags, `oci-manifests/REPO:HEX` for every manifest in REPO. */
-export const tagRefName = (repo: string) => `oci/${repo}`;
-export const manifestRefName = (repo: string) => `oci-manifests/${repo}`;
-
-/** The spec's repository name grammar (path components of lower-case alphanumerics and separators). */
-const REPO_RE = /^[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*(?:\/[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*)*$/;
-const TAG_RE = /^[a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}$/;
 /** Manifests are small JSON documents; the spec suggests registries accept at least 4 MiB. */
 const MAX_MANIFEST = 4 * 1024 * 1024;
 
@@ -70,36 +54,6 @@ export class OciError extends Error {
     this.code = code;
     this.detail = detail;
   }
-}
-
-export function isRepoName(s: string): boolean {
-  return s.length <= 255 && REPO_RE.test(s);
-}
-
-export function isTag(s: string): boolean {
-  return TAG_RE.test(s);
-}
-
-/**
- * The digests a manifest points to: `blobs` (an image manifest's config and layers) and `manifests` (an
- * index's entries and a `subject`, themselves manifests). Pure; unparsable JSON points to nothing.
- */
-export function manifestChildren(body: Buffer | string): { blobs: string[]; manifests: string[] } {
-  type Desc = { digest?: unknown } | undefined;
-  let m: { config?: Desc; layers?: Desc[]; manifests?: Desc[]; subject?: Desc };
-  try {
-    m = JSON.parse(body.toString()) as typeof m;
-  } catch {
-    return { blobs: [], manifests: [] };
-  }
-  if (!m || typeof m !== 'object') return { blobs: [], manifests: [] };
-  const digests = (ds: Desc[]) =>
-    ds.map((d) => d?.digest).filter((d): d is string => typeof d === 'string' && isDigest(d));
-  const list = (v: unknown) => (Array.isArray(v) ? (v as Desc[]) : []);
-  return {
-    blobs: digests([m.config, ...list(m.layers)]),
-    manifests: digests([...list(m.manifests), m.subject]),
-  };
 }
 
 /** What the OCI routes read and, for the global registry, write. */

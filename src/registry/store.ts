@@ -18,7 +18,7 @@ import type { Store } from '../core/store/types.ts';
 import type { BlobBackend, BlobInfo } from './backend.ts';
 import { DigestMismatchError, DigestStream, mustDigest } from './digest.ts';
 import { DirectoryBackend } from './dir-backend.ts';
-import { MANIFEST_TYPES, manifestChildren } from './oci.ts';
+import { MANIFEST_TYPES, manifestChildren } from './oci-spec.ts';
 import { REFS_COLLECTION, refKey } from './protocol.ts';
 import { parseS3Url, S3Backend } from './s3-backend.ts';
 

@@ -41,7 +41,8 @@ import {
   parseInstalledReport,
 } from '../../src/install/protocol.ts';
 import { type BootMode, IpxeScriptError, renderBootScript, validateTemplate } from '../../src/ipxe/script.ts';
-import { manifestChildren, OciError, parseOciPath, parseRange } from '../../src/registry/oci.ts';
+import { OciError, parseOciPath, parseRange } from '../../src/registry/oci.ts';
+import { manifestChildren } from '../../src/registry/oci-spec.ts';
 import { decode as decodeTftp, negotiate, TftpDecodeError } from '../../src/tftp/codec.ts';
 
 export const CORPUS = resolve(import.meta.dirname, '../vectors/fuzz');

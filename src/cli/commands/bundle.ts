@@ -2,19 +2,21 @@
  * `strata bundle export|import`: the air-gap path. Export writes everything the global registry holds,
  * plus the lab/install assets built on this machine, into one tar with a manifest of digests; import
  * uploads it into another Strata (verified by that registry) and puts the assets into its asset cache.
+ * The bundle code (tar, the asset builders' paths) is loaded when a bundle command runs, not at every
+ * `strata` start.
  */
 import type { Command } from 'commander';
-import { DEFAULT_CACHE_DIR } from '../../install/media/index.ts';
-import { BundleError, exportBundle, importBundle } from '../../registry/bundle.ts';
+import { DEFAULT_CACHE_DIR } from '../../install/media/paths.ts';
 import { VERSION } from '../../version.ts';
 import { CliError } from '../client.ts';
 import { cliErrors, humanSize, registryClient } from './registry.ts';
 
-async function bundleErrors<T>(fn: () => Promise<T>): Promise<T> {
+async function bundleErrors<T>(fn: (b: typeof import('../../registry/bundle.ts')) => Promise<T>): Promise<T> {
+  const b = await import('../../registry/bundle.ts');
   try {
-    return await cliErrors(fn);
+    return await cliErrors(() => fn(b));
   } catch (e) {
-    if (e instanceof BundleError) throw new CliError(`error: ${e.message}`);
+    if (e instanceof b.BundleError) throw new CliError(`error: ${e.message}`);
     throw e;
   }
 }
@@ -30,7 +32,7 @@ export function registerBundleCommands(program: Command): void {
     .option('--assets-dir <dir>', 'lab/install assets to include when present', DEFAULT_CACHE_DIR)
     .option('--no-assets', 'leave the lab/install assets out')
     .action(async (o: { to: string; assetsDir: string; assets: boolean }, cmd: Command) =>
-      bundleErrors(async () => {
+      bundleErrors(async ({ exportBundle }) => {
         const m = await exportBundle({
           client: registryClient(cmd),
           to: o.to,
@@ -50,7 +52,7 @@ export function registerBundleCommands(program: Command): void {
     .option('--assets-dir <dir>', 'where the lab/install assets go', DEFAULT_CACHE_DIR)
     .option('--no-assets', 'skip the lab/install assets')
     .action(async (file: string, o: { assetsDir: string; assets: boolean }, cmd: Command) =>
-      bundleErrors(async () => {
+      bundleErrors(async ({ importBundle }) => {
         const r = await importBundle({
           client: registryClient(cmd),
           file,

@@ -7,8 +7,9 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { containerdHostsToml } from '../../../src/registry/containerd.ts';
 import { tokenOf } from '../../../src/registry/manager.ts';
-import { manifestChildren, type OciError, parseOciPath, parseRange } from '../../../src/registry/oci.ts';
+import { type OciError, parseOciPath, parseRange } from '../../../src/registry/oci.ts';
 import { pickManifest } from '../../../src/registry/oci-push.ts';
+import { manifestChildren } from '../../../src/registry/oci-spec.ts';
 
 const d = (c: string) => `sha256:${c.repeat(64)}`;
 
