@@ -10,10 +10,11 @@
  * The two stores run one after the other, so their columns are not interleaved: read the load beside them.
  *
  *   node bench/control-plane.ts [--nodes 10000] [--page 500] [--gets 300] [--databases sqlite,postgres]
- *                               [--converge-timeout 600] [--write]
+ *                               [--converge-timeout 600] [--prof DIR] [--write]
  * The reconcile wait stops after --converge-timeout seconds and reports how many Nodes were reconciled.
+ * --prof DIR runs the server with `--cpu-prof` and leaves its `.cpuprofile` in DIR (see BENCHMARKS.md).
  */
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { postgresSkipReason, withPostgres } from '../test/helpers/services.ts';
 import { type StrataServer, startStrata, waitFor } from '../test/helpers/strata.ts';
@@ -38,6 +39,7 @@ const { opts, write, argv } = benchArgs('node bench/control-plane.ts (options in
   gets: '300',
   databases: 'sqlite,postgres',
   'converge-timeout': '600',
+  prof: '',
 });
 
 async function timed(fn: () => Promise<unknown>): Promise<number> {
@@ -68,7 +70,10 @@ async function measureStore(
       env: {
         STRATA_LOG_LEVEL: 'warn',
         STRATA_BENCH_ELD_DIR: dir,
-        NODE_OPTIONS: `--import ${join(REPO, 'bench/eld-probe.ts')}`,
+        NODE_OPTIONS: [
+          `--import ${join(REPO, 'bench/eld-probe.ts')}`,
+          ...(opts.prof ? [`--cpu-prof --cpu-prof-dir=${opts.prof}`] : []),
+        ].join(' '),
       },
       readyTimeoutMs: 60_000,
     });
@@ -122,6 +127,8 @@ async function measureStore(
     });
     await sleep(600);
     const eld = JSON.parse(readFileSync(eldFile, 'utf8')) as { maxMs: number };
+    // The longest stalls, with their end on the profile's clock, beside the profile.
+    if (opts.prof) copyFileSync(eldFile, join(opts.prof, `eld-${pid}.json`));
     await stopQuietly(strata);
     return { ...value, eldMaxMs: eld.maxMs, load } satisfies StoreResult;
   });

@@ -2,7 +2,9 @@
  * Loaded into `strata up` by the control-plane benchmark (`NODE_OPTIONS=--import bench/eld-probe.ts`):
  * measures the event loop's delay with `perf_hooks.monitorEventLoopDelay` and writes the worst and the
  * 99th percentile (ms) to `$STRATA_BENCH_ELD_DIR/eld-<pid>.json` twice a second. The benchmark starts a
- * fresh measurement (after start-up) by creating `reset-<pid>` in that directory.
+ * fresh measurement (after start-up) by creating `reset-<pid>` in that directory. It also keeps the 20 longest
+ * gaps between ticks of a 5 ms timer, each with its end as `process.hrtime` in µs: the clock of a
+ * `--cpu-prof` profile, so a stall can be found in the profile (`stalls` in the file).
  * Does nothing without STRATA_BENCH_ELD_DIR.
  */
 import { existsSync, rmSync, writeFileSync } from 'node:fs';
@@ -14,14 +16,25 @@ if (dir) {
   const h = monitorEventLoopDelay({ resolution: 10 });
   h.enable();
   const reset = join(dir, `reset-${process.pid}`);
+  let stalls: { endUs: number; ms: number }[] = [];
+  let last = process.hrtime.bigint();
+  setInterval(() => {
+    const now = process.hrtime.bigint();
+    const ms = Number(now - last) / 1e6;
+    last = now;
+    if (ms < 30 || (stalls.length >= 20 && ms <= stalls[stalls.length - 1]!.ms)) return;
+    stalls.push({ endUs: Number(now / 1000n), ms });
+    stalls = stalls.sort((a, b) => b.ms - a.ms).slice(0, 20);
+  }, 5).unref();
   setInterval(() => {
     if (existsSync(reset)) {
       h.reset();
+      stalls = [];
       rmSync(reset, { force: true });
     }
     writeFileSync(
       join(dir, `eld-${process.pid}.json`),
-      JSON.stringify({ maxMs: h.max / 1e6, p99Ms: h.percentile(99) / 1e6 }),
+      JSON.stringify({ maxMs: h.max / 1e6, p99Ms: h.percentile(99) / 1e6, stalls }),
     );
   }, 500).unref();
 }
