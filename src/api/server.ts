@@ -150,12 +150,16 @@ function unsupported(got: string, accepted: string[]): StrataError {
 }
 
 /** An integer query parameter of at least `min`, or absent. */
+/** What a long response may hold in memory for a slow client before it waits for the client to read. */
+const RESPONSE_BUFFER = 16 << 20;
+
 /**
- * Waits until `res` can take more (its buffer drained) and the loop has had a turn; false when the client
- * has gone, so a long response stops being produced.
+ * Gives the loop a turn, and waits for a slow client to read when more than RESPONSE_BUFFER waits to be
+ * sent (not at every chunk: a round trip through the client per chunk would slow a list on a busy
+ * machine); false when the client has gone, so a long response stops being produced.
  */
 async function writable(res: ServerResponse): Promise<boolean> {
-  if (res.writableNeedDrain)
+  if (res.writableLength > RESPONSE_BUFFER)
     await new Promise<void>((resolve) => {
       const done = () => {
         res.off('drain', done);
@@ -357,8 +361,11 @@ export class ApiServer {
         let sent = 0;
         let sep = '';
         for (;;) {
-          for (const o of mine(page)) {
-            res.write(sep + JSON.stringify(o));
+          const text = mine(page)
+            .map((o) => JSON.stringify(o))
+            .join(',');
+          if (text) {
+            res.write(sep + text);
             sep = ',';
           }
           sent += page.items.length;
