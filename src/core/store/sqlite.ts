@@ -21,7 +21,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { chmodSync, closeSync, existsSync, mkdirSync, openSync } from 'node:fs';
-import { dirname } from 'node:path';
+import { dirname, resolve } from 'node:path';
 import { DatabaseSync, type StatementSync } from 'node:sqlite';
 import { alreadyExists, conflict, notFound, StrataError } from '../resources/errors.ts';
 import type { Resource, StrataEvent } from '../resources/types.ts';
@@ -62,6 +62,17 @@ export function rowToResource(row: Row): Resource {
 /** A long operation gives the event loop a turn after this much work (ms). */
 const SLICE_MS = 8;
 
+/**
+ * What a sliced operation holds, shared by every store of one process on one database file: another
+ * connection of the same process that tried to write meanwhile would wait for SQLite's lock in
+ * busy_timeout, a sleep that blocks the very event loop the holder needs to finish (a deadlock until the
+ * timeout). Other processes wait for the lock as usual.
+ */
+interface Gate {
+  busy?: Promise<void> | undefined;
+}
+const gates = new Map<string, Gate>();
+
 /** Runs slice-able work to its end at once (start-up, where nothing else waits). */
 function drain<T>(steps: Generator<void, T>): T {
   for (;;) {
@@ -84,8 +95,8 @@ export class SqliteStore implements Store {
   readonly #keep: number;
   /** Compaction runs when the version crosses a multiple of this. */
   readonly #every: number;
-  /** Set while a sliced operation holds the connection across turns of the event loop (see #sliced). */
-  #busy: Promise<void> | undefined;
+  /** Set while a sliced operation holds the database across turns of the event loop (see #sliced). */
+  readonly #gate: Gate;
 
   constructor(path: string, opts: { changeLogKeep?: number } = {}) {
     this.#path = path;
@@ -98,6 +109,8 @@ export class SqliteStore implements Store {
         if (existsSync(f)) chmodSync(f, 0o600);
     }
     this.#db = new DatabaseSync(path);
+    const key = path === ':memory:' ? undefined : resolve(path);
+    this.#gate = key ? (gates.get(key) ?? gates.set(key, {}).get(key)!) : {};
     this.#db.exec(
       'PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA busy_timeout=5000; PRAGMA foreign_keys=ON; PRAGMA secure_delete=ON;',
     );
@@ -208,12 +221,12 @@ export class SqliteStore implements Store {
 
   /**
    * Runs `steps` to its end, giving the event loop a turn whenever a slice has taken SLICE_MS, and holding
-   * the connection meanwhile: every other operation first waits while `#busy` is set (in a loop, checked
+   * the database meanwhile: every other operation first waits while `busy` is set (in a loop, checked
    * again right before its synchronous work, as another may have taken the connection first). Work that ends within one slice runs
    * at once, as a plain call would.
    */
   async #sliced<T>(steps: Generator<void, T>): Promise<T> {
-    while (this.#busy) await this.#busy;
+    while (this.#gate.busy) await this.#gate.busy;
     let release: (() => void) | undefined;
     try {
       let since = performance.now();
@@ -221,13 +234,13 @@ export class SqliteStore implements Store {
         const r = steps.next();
         if (r.done) return r.value;
         if (performance.now() - since < SLICE_MS) continue;
-        if (!release) this.#busy = new Promise<void>((done) => (release = done));
+        if (!release) this.#gate.busy = new Promise<void>((done) => (release = done));
         await new Promise<void>((done) => setImmediate(done));
         since = performance.now();
       }
     } finally {
       if (release) {
-        this.#busy = undefined;
+        this.#gate.busy = undefined;
         release();
       }
     }
@@ -258,7 +271,7 @@ export class SqliteStore implements Store {
   }
 
   async get(kind: string, name: string): Promise<Resource | undefined> {
-    while (this.#busy) await this.#busy;
+    while (this.#gate.busy) await this.#gate.busy;
     const row = this.#row(kind, name);
     return row ? rowToResource(row) : undefined;
   }
@@ -268,15 +281,18 @@ export class SqliteStore implements Store {
     const out: Resource[] = [];
     const limit = opts?.limit ?? Number.POSITIVE_INFINITY;
     let after = opts?.after ?? '';
-    // Read in chunks until `limit` objects pass the label filter (or the kind is exhausted).
+    // Read in chunks until `limit` objects pass the label filter (or the kind is exhausted); without a
+    // filter, no more rows than the limit asks for are read (or parsed).
     while (out.length < limit) {
-      const rows = this.#stmts.list!.all(kind, after, 500) as unknown as Row[];
+      const chunk = opts?.labels ? 500 : Math.min(500, limit - out.length);
+      const rows = this.#stmts.list!.all(kind, after, chunk) as unknown as Row[];
       for (const row of rows) {
+        if (out.length >= limit) break;
         const r = rowToResource(row);
-        if (matchesLabels(r, opts?.labels) && out.length < limit) out.push(r);
+        if (matchesLabels(r, opts?.labels)) out.push(r);
         yield;
       }
-      if (rows.length < 500) break;
+      if (rows.length < chunk) break;
       after = rows[rows.length - 1]!.name;
     }
     return out;
@@ -298,7 +314,7 @@ export class SqliteStore implements Store {
   }
 
   async lookup(kind: string, index: string, value: string): Promise<Resource[]> {
-    while (this.#busy) await this.#busy;
+    while (this.#gate.busy) await this.#gate.busy;
     if (!hasIndex(kind, index))
       throw new Error(`no index ${index} on ${kind} (see src/core/store/indexes.ts)`);
     return (this.#stmts.lookup!.all(kind, index, value) as unknown as Row[]).map(rowToResource);
@@ -315,12 +331,12 @@ export class SqliteStore implements Store {
   }
 
   async version(): Promise<string> {
-    while (this.#busy) await this.#busy;
+    while (this.#gate.busy) await this.#gate.busy;
     return String((this.#stmts.rv!.get() as { value: number }).value);
   }
 
   async changes(q: ChangeQuery): Promise<Change[] | 'expired'> {
-    while (this.#busy) await this.#busy;
+    while (this.#gate.busy) await this.#gate.busy;
     this.#db.exec('BEGIN');
     try {
       const compacted = (this.#stmts.compacted!.get() as { value: number }).value;
@@ -351,7 +367,8 @@ export class SqliteStore implements Store {
       const { kind, metadata } = w.resource;
       this.#stmts.change!.run(rv, type, kind, metadata.name, JSON.stringify(w.resource));
       this.#index(w.resource, w.op === 'delete');
-      yield;
+      // Not after the last: a short write never holds the lock across a turn of the loop.
+      if (out.length < ops.length) yield;
     }
     const last = Number(out[out.length - 1]?.resource.metadata.resourceVersion ?? 0);
     const first = Number(out[0]?.resource.metadata.resourceVersion ?? 0);
@@ -421,7 +438,7 @@ export class SqliteStore implements Store {
 
   async appendEvents(events: StrataEvent[]): Promise<void> {
     if (!events.length) return;
-    while (this.#busy) await this.#busy;
+    while (this.#gate.busy) await this.#gate.busy;
     this.#tx(() => {
       for (const e of events) {
         const r = this.#stmts.event!.run(
@@ -441,7 +458,7 @@ export class SqliteStore implements Store {
   }
 
   async listEvents(q: EventQuery): Promise<StrataEvent[]> {
-    while (this.#busy) await this.#busy;
+    while (this.#gate.busy) await this.#gate.busy;
     const rows = this.#stmts.events!.all(q.kind, q.name, q.afterId ?? 0, q.limit ?? 10_000) as Record<
       string,
       unknown
@@ -451,7 +468,7 @@ export class SqliteStore implements Store {
 
   async putRecords(collection: string, records: StoredRecord[]): Promise<void> {
     if (!records.length) return;
-    while (this.#busy) await this.#busy;
+    while (this.#gate.busy) await this.#gate.busy;
     this.#tx(() => {
       for (const r of records) this.#stmts.putRecord!.run(collection, r.key, JSON.stringify(r.value));
     });
@@ -459,7 +476,7 @@ export class SqliteStore implements Store {
 
   async deleteRecords(collection: string, keys: string[]): Promise<void> {
     if (!keys.length) return;
-    while (this.#busy) await this.#busy;
+    while (this.#gate.busy) await this.#gate.busy;
     this.#tx(() => {
       for (const k of keys) this.#stmts.delRecord!.run(collection, k);
     });
@@ -468,13 +485,13 @@ export class SqliteStore implements Store {
   }
 
   async getRecord(collection: string, key: string): Promise<unknown | undefined> {
-    while (this.#busy) await this.#busy;
+    while (this.#gate.busy) await this.#gate.busy;
     const row = this.#stmts.getRecord!.get(collection, key) as { value: string } | undefined;
     return row ? JSON.parse(row.value) : undefined;
   }
 
   async listRecords(collection: string): Promise<StoredRecord[]> {
-    while (this.#busy) await this.#busy;
+    while (this.#gate.busy) await this.#gate.busy;
     return (this.#stmts.listRecords!.all(collection) as { key: string; value: string }[]).map((r) => ({
       key: r.key,
       value: JSON.parse(r.value),
@@ -482,7 +499,7 @@ export class SqliteStore implements Store {
   }
 
   async close(): Promise<void> {
-    while (this.#busy) await this.#busy;
+    while (this.#gate.busy) await this.#gate.busy;
     if (this.#db.isOpen) this.#db.close();
   }
 }
