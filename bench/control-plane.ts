@@ -6,14 +6,17 @@
  *   - list latency through the API: paged (`?limit=PAGE`, following `continue`) and the whole set at once;
  *   - get latency (one Node by name), and a CLI `strata get nodes` (process start included);
  *   - the worst event-loop delay in the server through all of it (`perf_hooks.monitorEventLoopDelay`,
- *     loaded with NODE_OPTIONS=--import bench/eld-probe.ts), after start-up.
+ *     loaded with NODE_OPTIONS=--import bench/eld-probe.ts), after start-up, and the longest the loop was
+ *     held by work: the main thread's CPU time between two ticks of a 5 ms timer (a delay on a loaded
+ *     machine is mostly waiting for a core; this part is what the code holds).
  * The two stores run one after the other, so their columns are not interleaved: read the load beside them.
  *
  *   node bench/control-plane.ts [--nodes 10000] [--page 500] [--gets 300] [--databases sqlite,postgres]
- *                               [--converge-timeout 600] [--write]
+ *                               [--converge-timeout 600] [--prof DIR] [--write]
  * The reconcile wait stops after --converge-timeout seconds and reports how many Nodes were reconciled.
+ * --prof DIR runs the server with `--cpu-prof` and leaves its `.cpuprofile` in DIR (see BENCHMARKS.md).
  */
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { postgresSkipReason, withPostgres } from '../test/helpers/services.ts';
 import { type StrataServer, startStrata, waitFor } from '../test/helpers/strata.ts';
@@ -38,6 +41,7 @@ const { opts, write, argv } = benchArgs('node bench/control-plane.ts (options in
   gets: '300',
   databases: 'sqlite,postgres',
   'converge-timeout': '600',
+  prof: '',
 });
 
 async function timed(fn: () => Promise<unknown>): Promise<number> {
@@ -55,6 +59,7 @@ interface StoreResult {
   getMs: number[];
   cliMs: number[];
   eldMaxMs: number;
+  eldMaxCpuMs: number;
   load: Load;
 }
 
@@ -68,7 +73,10 @@ async function measureStore(
       env: {
         STRATA_LOG_LEVEL: 'warn',
         STRATA_BENCH_ELD_DIR: dir,
-        NODE_OPTIONS: `--import ${join(REPO, 'bench/eld-probe.ts')}`,
+        NODE_OPTIONS: [
+          `--import ${join(REPO, 'bench/eld-probe.ts')}`,
+          ...(opts.prof ? [`--cpu-prof --cpu-prof-dir=${opts.prof}`] : []),
+        ].join(' '),
       },
       readyTimeoutMs: 60_000,
     });
@@ -121,9 +129,11 @@ async function measureStore(
       return { applyS: applyMs / 1000, convergeS, reconciled, pageMs, fullMs, getMs, cliMs };
     });
     await sleep(600);
-    const eld = JSON.parse(readFileSync(eldFile, 'utf8')) as { maxMs: number };
+    const eld = JSON.parse(readFileSync(eldFile, 'utf8')) as { maxMs: number; maxCpuMs: number };
+    // The longest stalls, with their end on the profile's clock, beside the profile.
+    if (opts.prof) copyFileSync(eldFile, join(opts.prof, `eld-${pid}.json`));
     await stopQuietly(strata);
-    return { ...value, eldMaxMs: eld.maxMs, load } satisfies StoreResult;
+    return { ...value, eldMaxMs: eld.maxMs, eldMaxCpuMs: eld.maxCpuMs, load } satisfies StoreResult;
   });
 }
 
@@ -193,6 +203,10 @@ export async function runControlPlane(o: {
     row('get one Node', p(r.getMs));
     row('CLI `strata get nodes` (process start included)', `median ${fmt(percentile(r.cliMs, 0.5))} ms`);
     row('worst event-loop delay, from the apply to the last request', `${fmt(r.eldMaxMs, 1)} ms`);
+    row(
+      'longest the loop was held by work (main-thread CPU time between two 5 ms ticks)',
+      `${fmt(r.eldMaxCpuMs, 1)} ms`,
+    );
   }
   return rows;
 }

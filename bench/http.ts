@@ -3,12 +3,15 @@
  * nginx serving the same directory, both in one namespace, loaded by wrk from a client namespace:
  * one client downloading a large artifact back to back, CLIENTS clients downloading it at once, and
  * small requests (iPXE scripts: Strata answers `/boot/ipxe?mac=…` through its resolver, nginx a static
- * file of the same size) over keep-alive. Rounds are interleaved; medians are reported.
+ * file of the same size) over keep-alive. Rounds are interleaved; medians are reported. With --workers N
+ * (default: one per core) Strata's handler also runs as N processes on one port (SO_REUSEPORT), what
+ * every core gives it against nginx's worker per core; --workers 1 leaves that side out.
  *
- *   node bench/http.ts [--size-mib 50] [--clients 200] [--seconds 5] [--rounds 3] [--write]
+ *   node bench/http.ts [--size-mib 50] [--clients 200] [--seconds 5] [--rounds 3] [--workers N] [--write]
  */
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, writeFileSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import type { NetnsSet } from '../test/helpers/netns.ts';
 import { benchArgs, fmt, have, publish, type Row, ratio, Samples, withScratch } from './lib.ts';
@@ -18,11 +21,12 @@ const {
   opts: values,
   write,
   argv,
-} = benchArgs('node bench/http.ts [--size-mib 50] [--clients 200] [--seconds 5] [--rounds 3] [--write]', {
+} = benchArgs('node bench/http.ts (options in the comment above)', {
   'size-mib': '50',
   clients: '200',
   seconds: '5',
   rounds: '3',
+  workers: String(availableParallelism()),
 });
 
 const UNITS: Record<string, number> = { B: 1, KB: 2 ** 10, MB: 2 ** 20, GB: 2 ** 30 };
@@ -52,7 +56,13 @@ async function wrk(set: NetnsSet, ns: string, url: string, connections: number, 
   return w;
 }
 
-export async function runHttp(o: { sizeMib: number; clients: number; seconds: number; rounds: number }) {
+export async function runHttp(o: {
+  sizeMib: number;
+  clients: number;
+  seconds: number;
+  rounds: number;
+  workers: number;
+}) {
   if (!have('wrk')) throw new Error('wrk missing: bash scripts/setup.sh installs it');
   return withScratch('http', async ({ set, dir }) => {
     const root = join(dir, 'root');
@@ -69,7 +79,16 @@ export async function runHttp(o: { sizeMib: number; clients: number; seconds: nu
     set.addr(cli, 'eth0', '10.68.0.2/24');
     await strataServe(set, srv, 'http', join(root, 'artifacts'), 8081);
     await nginx(set, srv, join(dir, 'nginx'), root, 8082);
-    const base = { strata: 'http://10.68.0.1:8081', nginx: 'http://10.68.0.1:8082' };
+    const base = {
+      strata: 'http://10.68.0.1:8081',
+      nginx: 'http://10.68.0.1:8082',
+      multi: 'http://10.68.0.1:8083',
+    };
+    const sides: (keyof typeof base)[] = ['strata', 'nginx'];
+    if (o.workers > 1) {
+      await strataServe(set, srv, 'http', join(root, 'artifacts'), 8083, undefined, o.workers);
+      sides.push('multi');
+    }
     const cases = [
       {
         key: 'one',
@@ -96,7 +115,7 @@ export async function runHttp(o: { sizeMib: number; clients: number; seconds: nu
     const res = new Samples();
     for (let round = 0; round < o.rounds; round++) {
       for (const c of cases) {
-        for (const side of ['strata', 'nginx'] as const) {
+        for (const side of sides) {
           await res.measure(`http ${c.key} ${side}`, async () => {
             const w = await wrk(set, cli, base[side] + c.path, c.c, o.seconds);
             return c.unit === 'req/s' ? w.rps : w.bps / 2 ** 20;
@@ -104,15 +123,22 @@ export async function runHttp(o: { sizeMib: number; clients: number; seconds: nu
         }
       }
     }
-    return cases.map((c): Row => {
-      const [a, b] = [`http ${c.key} strata`, `http ${c.key} nginx`];
-      return {
-        what: c.what,
-        strata: `${fmt(res.median(a))} ${c.unit}`,
-        peer: `nginx ${fmt(res.median(b))} ${c.unit}`,
-        ratio: ratio(res.median(a), res.median(b), true),
-        load: res.load(a, b),
+    return cases.flatMap((c): Row[] => {
+      const b = `http ${c.key} nginx`;
+      const row = (side: string, what: string): Row => {
+        const a = `http ${c.key} ${side}`;
+        return {
+          what,
+          strata: `${fmt(res.median(a))} ${c.unit}`,
+          peer: `nginx ${fmt(res.median(b))} ${c.unit}`,
+          ratio: ratio(res.median(a), res.median(b), true),
+          load: res.load(a, b),
+        };
       };
+      return [
+        row('strata', c.what),
+        ...(sides.includes('multi') ? [row('multi', `${c.what}, Strata in ${o.workers} processes`)] : []),
+      ];
     });
   });
 }
@@ -123,6 +149,7 @@ if (import.meta.main) {
     clients: Number(values.clients),
     seconds: Number(values.seconds),
     rounds: Number(values.rounds),
+    workers: Number(values.workers),
   });
   publish(
     {
@@ -131,7 +158,7 @@ if (import.meta.main) {
       command: `node bench/http.ts ${argv}`.trim(),
       rows,
       notes: [
-        `wrk (2 threads) runs ${values.seconds} s per case from a client namespace, on the same two cores as the servers; median of ${values.rounds} interleaved rounds. nginx: worker_processes auto, sendfile, no access log. Strata: bench/serve.ts, the boot worker's handler (src/ipxe/http.ts) on one \`node:http\` server.`,
+        `wrk (2 threads) runs ${values.seconds} s per case from a client namespace, on the same two cores as the servers; median of ${values.rounds} interleaved rounds. nginx: worker_processes auto, sendfile, no access log. Strata: bench/serve.ts, the boot worker's handler (src/ipxe/http.ts) on one \`node:http\` server, and (rows "in N processes") the same handler in N processes sharing the port with SO_REUSEPORT.`,
       ],
     },
     write,

@@ -160,8 +160,10 @@ export async function strataServe(
   root: string,
   port: number,
   repo = REPO,
+  workers = 1,
 ): Promise<number> {
-  const s = spawnIn(set, ns, NODE, [join(repo, 'bench/serve.ts'), mode, root, String(port)], {
+  const args = [join(repo, 'bench/serve.ts'), mode, root, String(port), String(workers)];
+  const s = spawnIn(set, ns, NODE, args, {
     ...process.env,
     STRATA_LOG_LEVEL: 'error',
   });

@@ -12,6 +12,7 @@
 import { createServer, type IncomingMessage, type Server, ServerResponse } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo, Socket } from 'node:net';
+import { setImmediate as yieldToLoop } from 'node:timers/promises';
 import type { EventHub } from '../core/events.ts';
 import {
   parseJsonBody,
@@ -28,7 +29,7 @@ import { invalid, StrataError } from '../core/resources/errors.ts';
 import { allKinds, type KindDef, resolveKind } from '../core/resources/kinds.ts';
 import { readManifests, validateDocument } from '../core/resources/manifest.ts';
 import { parseSelector } from '../core/resources/selector.ts';
-import type { ResourceService } from '../core/resources/service.ts';
+import type { Page, ResourceService } from '../core/resources/service.ts';
 import { API_VERSION, type Resource, type StrataEvent } from '../core/resources/types.ts';
 import { type Principal, roleAllows } from '../core/tokens.ts';
 import type { TokenAuth } from './auth.ts';
@@ -57,6 +58,8 @@ const latency = histogram(
 const YAML_TYPES = ['application/yaml', 'application/x-yaml', 'text/yaml', 'text/x-yaml'];
 const PATCH_TYPES = ['application/merge-patch+json', 'application/json'];
 const KEEPALIVE_MS = 15_000;
+/** Lists longer than this are read and sent this many objects at a time (the list route). */
+const LIST_CHUNK = 500;
 /** How often a watch also looks at the change log unprompted (writes by another manager sharing PostgreSQL). */
 const WATCH_POLL_MS = 2_000;
 
@@ -147,6 +150,29 @@ function unsupported(got: string, accepted: string[]): StrataError {
 }
 
 /** An integer query parameter of at least `min`, or absent. */
+/** What a long response may hold in memory for a slow client before it waits for the client to read. */
+const RESPONSE_BUFFER = 16 << 20;
+
+/**
+ * Gives the loop a turn, and waits for a slow client to read when more than RESPONSE_BUFFER waits to be
+ * sent (not at every chunk: a round trip through the client per chunk would slow a list on a busy
+ * machine); false when the client has gone, so a long response stops being produced.
+ */
+async function writable(res: ServerResponse): Promise<boolean> {
+  if (res.writableLength > RESPONSE_BUFFER)
+    await new Promise<void>((resolve) => {
+      const done = () => {
+        res.off('drain', done);
+        res.off('close', done);
+        resolve();
+      };
+      res.on('drain', done);
+      res.on('close', done);
+    });
+  else await yieldToLoop();
+  return !res.destroyed;
+}
+
 function intParam(query: URLSearchParams, name: string, min: number): number | undefined {
   const v = query.get(name);
   if (v === null || v === '') return undefined;
@@ -311,25 +337,42 @@ export class ApiServer {
     r.add(
       'GET',
       '/api/v1/:plural',
-      async ({ params, query, principal }) => {
+      async ({ params, query, principal, res }) => {
         const def = kindOf(params.plural!);
-        const limit = intParam(query, 'limit', 1);
-        const cont = query.get('continue');
-        const page = await resources.listPage(def.kind, {
-          selector: parseSelector(query.get('labelSelector')),
-          ...(limit ? { limit } : {}),
-          ...(cont ? { continue: cont } : {}),
+        const want = intParam(query, 'limit', 1) ?? Number.POSITIVE_INFINITY;
+        const selector = parseSelector(query.get('labelSelector'));
+        const read = (n: number, cont: string | null | undefined) =>
+          resources.listPage(def.kind, { selector, limit: n, ...(cont ? { continue: cont } : {}) });
+        const head = { apiVersion: API_VERSION, kind: `${def.kind}List` };
+        const metadata = (p: Page) => ({
+          resourceVersion: p.resourceVersion,
+          ...(p.continue ? { continue: p.continue } : {}),
         });
-        return {
-          apiVersion: API_VERSION,
-          kind: `${def.kind}List`,
-          metadata: {
-            resourceVersion: page.resourceVersion,
-            ...(page.continue ? { continue: page.continue } : {}),
-          },
-          // A token limited to networks gets only its Nodes and Networks (a page may then be short).
-          items: page.items.filter((o) => visible(principal, o)),
-        };
+        // A token limited to networks gets only its Nodes and Networks (a page may then be short).
+        const mine = (p: Page) => p.items.filter((o) => visible(principal, o));
+        let page = await read(Math.min(want, LIST_CHUNK), query.get('continue'));
+        if (!page.continue || want <= LIST_CHUNK)
+          return { ...head, metadata: metadata(page), items: mine(page) };
+        // Longer lists are read and sent LIST_CHUNK objects at a time, giving the loop a turn between
+        // chunks: a list of every Node never holds the API for the whole set. Every chunk is a page of
+        // one listing, so the version is its first page's (watching from it misses nothing).
+        res.writeHead(200, { 'content-type': 'application/json' });
+        res.write(`${JSON.stringify(head).slice(0, -1)},"items":[`);
+        let sent = 0;
+        let sep = '';
+        for (;;) {
+          const text = mine(page)
+            .map((o) => JSON.stringify(o))
+            .join(',');
+          if (text) {
+            res.write(sep + text);
+            sep = ',';
+          }
+          sent += page.items.length;
+          if (!page.continue || sent >= want || !(await writable(res))) break;
+          page = await read(Math.min(want - sent, LIST_CHUNK), page.continue);
+        }
+        res.end(`],"metadata":${JSON.stringify(metadata(page))}}`);
       },
       {
         scope: 'objects',

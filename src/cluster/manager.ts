@@ -55,6 +55,8 @@ export async function startClusterManager(
   const ctl = controller(ctx, {
     kind: 'Cluster',
     resyncMs: opts.resyncMs ?? 30_000,
+    // A Node's change can move it into or out of a cluster.
+    resyncOn: ['Node'],
     async reconcile(name) {
       const r = await reconcileCluster(ctx, name, {
         uninstall: (c: ClusterResource, node) => uninstall(ctx, c, node),
@@ -75,22 +77,12 @@ export async function startClusterManager(
       }
     },
   });
-  const off = ctx.hub.onChange((ev) => {
-    if (ev.object.kind !== 'Node') return;
-    void ctx.resources
-      .list('Cluster')
-      .then((cs) => {
-        for (const c of cs) ctl.enqueue(c.metadata.name);
-      })
-      .catch(() => {});
-  });
   await ctl.start();
   return {
     enqueue: (n) => ctl.enqueue(n),
     whenIdle: () => ctl.whenIdle(),
     async stop() {
       stopped = true;
-      off();
       for (const t of timers) clearTimeout(t);
       for (const w of watches.values()) w.abort?.abort();
       ctl.stop();

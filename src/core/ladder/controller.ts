@@ -4,13 +4,17 @@
  * every `resyncMs`, and again with growing backoff when it throws. It runs on the ladder engine's keyed work
  * queue, so a burst of changes to one object runs it once, never twice at once, and a change during a run
  * runs it once more after. A change to an object of a kind in `resyncOn` (e.g. a Node whose labels move it
- * into or out of an Overlay) reconciles every object of `kind` at once instead of at the next resync.
+ * into or out of an Overlay) reconciles every object of `kind` within RESYNC_ON_MS instead of at the next
+ * resync: a burst of such changes (10,000 Nodes stepping up) is one list of `kind`, not one per change.
  * Managers of new states copy this instead of `onChange` plus a `setInterval`.
  */
 import type { EventHub } from '../events.ts';
 import type { Logger } from '../log.ts';
 import type { ResourceService } from '../resources/service.ts';
 import { backoffMs, WorkQueue } from './queue.ts';
+
+/** Changes to `resyncOn` kinds within this long are answered by one resync. */
+export const RESYNC_ON_MS = 50;
 
 export interface ControllerSpec {
   /** The resource kind it owns, e.g. `SSHKey`. */
@@ -61,11 +65,18 @@ export function controller(
   };
   const resyncLogged = () =>
     void resync().catch((err) => core.log.warn('resync failed', { kind: spec.kind, err }));
+  let soon: NodeJS.Timeout | undefined;
+  const resyncSoon = () => {
+    soon ??= setTimeout(() => {
+      soon = undefined;
+      resyncLogged();
+    }, RESYNC_ON_MS);
+  };
   return {
     async start() {
       off = core.hub.onChange((ev) => {
         if (ev.object.kind === spec.kind) queue.add(ev.object.metadata.name);
-        else if (spec.resyncOn?.includes(ev.object.kind)) resyncLogged();
+        else if (spec.resyncOn?.includes(ev.object.kind)) resyncSoon();
       });
       await resync();
       timer = setInterval(resyncLogged, spec.resyncMs ?? 30_000);
@@ -76,6 +87,7 @@ export function controller(
     stop() {
       off?.();
       clearInterval(timer);
+      clearTimeout(soon);
       queue.stop();
     },
   };

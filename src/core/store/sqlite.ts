@@ -8,13 +8,20 @@
  * commit (~2 ms here against 0.06 ms, on the one event loop that answers the API; BENCHMARKS.md). Each
  * `write()` is one transaction, so nothing is left half-written. Callers batch hot writes (leases, events).
  *
+ * node:sqlite is synchronous, so a long operation (an apply of 10,000 Nodes, a list of all of them) would
+ * hold the event loop that also answers the API for hundreds of milliseconds. Such work runs in slices of
+ * a few milliseconds instead, giving the loop a turn between them, while it keeps the connection to
+ * itself: every other operation waits for it to end, so a transaction held across those turns sees
+ * nothing of theirs and they see nothing of it until it commits. Short operations, the common case, still
+ * run at once, without a turn of the loop.
+ *
  * The database holds secrets (sealed, see sealed.ts, but still): it and its -wal/-shm files are 0600
  * whatever the umask or the directory (SQLite gives the -wal and -shm files the database file's mode), and
  * deleted content is overwritten (secure_delete) and checkpointed out of the WAL.
  */
 import { randomUUID } from 'node:crypto';
 import { chmodSync, closeSync, existsSync, mkdirSync, openSync } from 'node:fs';
-import { dirname } from 'node:path';
+import { dirname, resolve } from 'node:path';
 import { DatabaseSync, type StatementSync } from 'node:sqlite';
 import { alreadyExists, conflict, notFound, StrataError } from '../resources/errors.ts';
 import type { Resource, StrataEvent } from '../resources/types.ts';
@@ -52,6 +59,34 @@ export function rowToResource(row: Row): Resource {
   return r;
 }
 
+/** A long operation gives the event loop a turn after this much work (ms). */
+const SLICE_MS = 8;
+
+/**
+ * What a sliced operation holds, shared by every store of one process on one database file: another
+ * connection of the same process that tried to write meanwhile would wait for SQLite's lock in
+ * busy_timeout, a sleep that blocks the very event loop the holder needs to finish (a deadlock until the
+ * timeout). Other processes wait for the lock as usual.
+ */
+interface Gate {
+  busy?: Promise<void> | undefined;
+}
+const gates = new Map<string, Gate>();
+
+/** Runs slice-able work to its end at once (start-up, where nothing else waits). */
+function drain<T>(steps: Generator<void, T>): T {
+  for (;;) {
+    const r = steps.next();
+    if (r.done) return r.value;
+  }
+}
+
+/** `fn` as work of a single step. */
+// biome-ignore lint/correctness/useYield: a step that never gives a turn, for the same transaction code
+function* oneStep<T>(fn: () => T): Generator<void, T> {
+  return fn();
+}
+
 export class SqliteStore implements Store {
   readonly driver = 'sqlite' as const;
   readonly #db: DatabaseSync;
@@ -60,6 +95,8 @@ export class SqliteStore implements Store {
   readonly #keep: number;
   /** Compaction runs when the version crosses a multiple of this. */
   readonly #every: number;
+  /** Set while a sliced operation holds the database across turns of the event loop (see #sliced). */
+  readonly #gate: Gate;
 
   constructor(path: string, opts: { changeLogKeep?: number } = {}) {
     this.#path = path;
@@ -72,6 +109,8 @@ export class SqliteStore implements Store {
         if (existsSync(f)) chmodSync(f, 0o600);
     }
     this.#db = new DatabaseSync(path);
+    const key = path === ':memory:' ? undefined : resolve(path);
+    this.#gate = key ? (gates.get(key) ?? gates.set(key, {}).get(key)!) : {};
     this.#db.exec(
       'PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA busy_timeout=5000; PRAGMA foreign_keys=ON; PRAGMA secure_delete=ON;',
     );
@@ -124,7 +163,7 @@ export class SqliteStore implements Store {
     this.#tx(() => {
       if ((get.get() as { value: number }).value === INDEX_VERSION) return; // another process did it
       this.#db.exec('DELETE FROM resource_index');
-      for (const kind of INDEXED_KINDS) for (const r of this.#list(kind)) this.#index(r);
+      for (const kind of INDEXED_KINDS) for (const r of drain(this.#list(kind))) this.#index(r);
       this.#db.prepare("UPDATE counters SET value = ? WHERE name = 'index_version'").run(INDEX_VERSION);
     });
   }
@@ -158,10 +197,15 @@ export class SqliteStore implements Store {
   }
 
   #tx<T>(fn: () => T): T {
+    return drain(this.#txSteps(oneStep(fn)));
+  }
+
+  /** A write transaction around `steps` (not started yet), which may yield between units of work. */
+  *#txSteps<T>(steps: Generator<void, T>): Generator<void, T> {
     try {
       this.#db.exec('BEGIN IMMEDIATE');
       try {
-        const out = fn();
+        const out = yield* steps;
         this.#db.exec('COMMIT');
         return out;
       } catch (e) {
@@ -172,6 +216,33 @@ export class SqliteStore implements Store {
       }
     } catch (e) {
       throw this.#diskError(e);
+    }
+  }
+
+  /**
+   * Runs `steps` to its end, giving the event loop a turn whenever a slice has taken SLICE_MS, and holding
+   * the database meanwhile: every other operation first waits while `busy` is set (in a loop, checked
+   * again right before its synchronous work, as another may have taken the connection first). Work that ends within one slice runs
+   * at once, as a plain call would.
+   */
+  async #sliced<T>(steps: Generator<void, T>): Promise<T> {
+    while (this.#gate.busy) await this.#gate.busy;
+    let release: (() => void) | undefined;
+    try {
+      let since = performance.now();
+      for (;;) {
+        const r = steps.next();
+        if (r.done) return r.value;
+        if (performance.now() - since < SLICE_MS) continue;
+        if (!release) this.#gate.busy = new Promise<void>((done) => (release = done));
+        await new Promise<void>((done) => setImmediate(done));
+        since = performance.now();
+      }
+    } finally {
+      if (release) {
+        this.#gate.busy = undefined;
+        release();
+      }
     }
   }
 
@@ -200,32 +271,50 @@ export class SqliteStore implements Store {
   }
 
   async get(kind: string, name: string): Promise<Resource | undefined> {
+    while (this.#gate.busy) await this.#gate.busy;
     const row = this.#row(kind, name);
     return row ? rowToResource(row) : undefined;
   }
 
-  #list(kind: string, opts?: ListOptions): Resource[] {
+  /** Yields after every object, so a long list can be sliced (#sliced). */
+  *#list(kind: string, opts?: ListOptions): Generator<void, Resource[]> {
     const out: Resource[] = [];
     const limit = opts?.limit ?? Number.POSITIVE_INFINITY;
     let after = opts?.after ?? '';
-    // Read in chunks until `limit` objects pass the label filter (or the kind is exhausted).
+    // Read in chunks until `limit` objects pass the label filter (or the kind is exhausted); without a
+    // filter, no more rows than the limit asks for are read (or parsed).
     while (out.length < limit) {
-      const rows = this.#stmts.list!.all(kind, after, 500) as unknown as Row[];
+      const chunk = opts?.labels ? 500 : Math.min(500, limit - out.length);
+      const rows = this.#stmts.list!.all(kind, after, chunk) as unknown as Row[];
       for (const row of rows) {
+        if (out.length >= limit) break;
         const r = rowToResource(row);
-        if (matchesLabels(r, opts?.labels) && out.length < limit) out.push(r);
+        if (matchesLabels(r, opts?.labels)) out.push(r);
+        yield;
       }
-      if (rows.length < 500) break;
+      if (rows.length < chunk) break;
       after = rows[rows.length - 1]!.name;
     }
     return out;
   }
 
   async list(kind: string, opts?: ListOptions): Promise<Resource[]> {
-    return this.#list(kind, opts);
+    // One read transaction, so a list sliced across turns of the loop is still one snapshot.
+    return this.#sliced(this.#read(this.#list(kind, opts)));
+  }
+
+  /** A read transaction around `steps` (not started yet). */
+  *#read<T>(steps: Generator<void, T>): Generator<void, T> {
+    this.#db.exec('BEGIN');
+    try {
+      return yield* steps;
+    } finally {
+      this.#db.exec('COMMIT');
+    }
   }
 
   async lookup(kind: string, index: string, value: string): Promise<Resource[]> {
+    while (this.#gate.busy) await this.#gate.busy;
     if (!hasIndex(kind, index))
       throw new Error(`no index ${index} on ${kind} (see src/core/store/indexes.ts)`);
     return (this.#stmts.lookup!.all(kind, index, value) as unknown as Row[]).map(rowToResource);
@@ -233,20 +322,21 @@ export class SqliteStore implements Store {
 
   async listVersioned(kind: string, opts?: ListOptions): Promise<VersionedList> {
     // One read transaction: the version and the rows come from the same snapshot (other processes too).
-    this.#db.exec('BEGIN');
-    try {
-      const resourceVersion = String((this.#stmts.rv!.get() as { value: number }).value);
-      return { items: this.#list(kind, opts), resourceVersion };
-    } finally {
-      this.#db.exec('COMMIT');
-    }
+    return this.#sliced(this.#read(this.#versioned(kind, opts)));
+  }
+
+  *#versioned(kind: string, opts?: ListOptions): Generator<void, VersionedList> {
+    const resourceVersion = String((this.#stmts.rv!.get() as { value: number }).value);
+    return { items: yield* this.#list(kind, opts), resourceVersion };
   }
 
   async version(): Promise<string> {
+    while (this.#gate.busy) await this.#gate.busy;
     return String((this.#stmts.rv!.get() as { value: number }).value);
   }
 
   async changes(q: ChangeQuery): Promise<Change[] | 'expired'> {
+    while (this.#gate.busy) await this.#gate.busy;
     this.#db.exec('BEGIN');
     try {
       const compacted = (this.#stmts.compacted!.get() as { value: number }).value;
@@ -264,24 +354,30 @@ export class SqliteStore implements Store {
   }
 
   async write(ops: WriteOp[]): Promise<WriteResult[]> {
-    return this.#tx(() => {
-      const out = ops.map((op) => this.#apply(op));
-      for (const w of out) {
-        const rv = Number(w.resource.metadata.resourceVersion);
-        const type = w.op === 'create' ? 'ADDED' : w.op === 'delete' ? 'DELETED' : 'MODIFIED';
-        const { kind, metadata } = w.resource;
-        this.#stmts.change!.run(rv, type, kind, metadata.name, JSON.stringify(w.resource));
-        this.#index(w.resource, w.op === 'delete');
-      }
-      const last = Number(out[out.length - 1]?.resource.metadata.resourceVersion ?? 0);
-      const first = Number(out[0]?.resource.metadata.resourceVersion ?? 0);
-      // Compact now and then (when the version crosses a multiple of #every), not on every write.
-      if (out.length && Math.floor((first - 1) / this.#every) !== Math.floor(last / this.#every)) {
-        this.#stmts.prune!.run(last - this.#keep);
-        this.#stmts.compact!.run(last - this.#keep);
-      }
-      return out;
-    });
+    return this.#sliced(this.#txSteps(this.#writeSteps(ops)));
+  }
+
+  *#writeSteps(ops: WriteOp[]): Generator<void, WriteResult[]> {
+    const out: WriteResult[] = [];
+    for (const op of ops) {
+      const w = this.#apply(op);
+      out.push(w);
+      const rv = Number(w.resource.metadata.resourceVersion);
+      const type = w.op === 'create' ? 'ADDED' : w.op === 'delete' ? 'DELETED' : 'MODIFIED';
+      const { kind, metadata } = w.resource;
+      this.#stmts.change!.run(rv, type, kind, metadata.name, JSON.stringify(w.resource));
+      this.#index(w.resource, w.op === 'delete');
+      // Not after the last: a short write never holds the lock across a turn of the loop.
+      if (out.length < ops.length) yield;
+    }
+    const last = Number(out[out.length - 1]?.resource.metadata.resourceVersion ?? 0);
+    const first = Number(out[0]?.resource.metadata.resourceVersion ?? 0);
+    // Compact now and then (when the version crosses a multiple of #every), not on every write.
+    if (out.length && Math.floor((first - 1) / this.#every) !== Math.floor(last / this.#every)) {
+      this.#stmts.prune!.run(last - this.#keep);
+      this.#stmts.compact!.run(last - this.#keep);
+    }
+    return out;
   }
 
   #apply(op: WriteOp): WriteResult {
@@ -342,6 +438,7 @@ export class SqliteStore implements Store {
 
   async appendEvents(events: StrataEvent[]): Promise<void> {
     if (!events.length) return;
+    while (this.#gate.busy) await this.#gate.busy;
     this.#tx(() => {
       for (const e of events) {
         const r = this.#stmts.event!.run(
@@ -361,6 +458,7 @@ export class SqliteStore implements Store {
   }
 
   async listEvents(q: EventQuery): Promise<StrataEvent[]> {
+    while (this.#gate.busy) await this.#gate.busy;
     const rows = this.#stmts.events!.all(q.kind, q.name, q.afterId ?? 0, q.limit ?? 10_000) as Record<
       string,
       unknown
@@ -370,6 +468,7 @@ export class SqliteStore implements Store {
 
   async putRecords(collection: string, records: StoredRecord[]): Promise<void> {
     if (!records.length) return;
+    while (this.#gate.busy) await this.#gate.busy;
     this.#tx(() => {
       for (const r of records) this.#stmts.putRecord!.run(collection, r.key, JSON.stringify(r.value));
     });
@@ -377,6 +476,7 @@ export class SqliteStore implements Store {
 
   async deleteRecords(collection: string, keys: string[]): Promise<void> {
     if (!keys.length) return;
+    while (this.#gate.busy) await this.#gate.busy;
     this.#tx(() => {
       for (const k of keys) this.#stmts.delRecord!.run(collection, k);
     });
@@ -385,11 +485,13 @@ export class SqliteStore implements Store {
   }
 
   async getRecord(collection: string, key: string): Promise<unknown | undefined> {
+    while (this.#gate.busy) await this.#gate.busy;
     const row = this.#stmts.getRecord!.get(collection, key) as { value: string } | undefined;
     return row ? JSON.parse(row.value) : undefined;
   }
 
   async listRecords(collection: string): Promise<StoredRecord[]> {
+    while (this.#gate.busy) await this.#gate.busy;
     return (this.#stmts.listRecords!.all(collection) as { key: string; value: string }[]).map((r) => ({
       key: r.key,
       value: JSON.parse(r.value),
@@ -397,6 +499,7 @@ export class SqliteStore implements Store {
   }
 
   async close(): Promise<void> {
+    while (this.#gate.busy) await this.#gate.busy;
     if (this.#db.isOpen) this.#db.close();
   }
 }

@@ -286,6 +286,62 @@ for (const driver of drivers) {
       assert.deepEqual(await store.write([]), []);
     });
 
+    it('a write or list of thousands gives the event loop turns; what runs meanwhile sees all of the write or none', async () => {
+      // Enough for SQLite's synchronous work to last many slices; PostgreSQL waits on its socket anyway.
+      const n = driver.name === 'sqlite' ? 3000 : 500;
+      const bulk = (name: string): Resource => ({ ...node(name), kind: 'Bulk' });
+      const ops = (fail: boolean) => [
+        ...Array.from({ length: n }, (_, i) => ({ op: 'create' as const, resource: bulk(`b-${i}`) })),
+        // The last op of the failing batch names an object that does not exist: the whole batch rolls back.
+        ...(fail ? [{ op: 'delete' as const, kind: 'Bulk', name: 'missing' }] : []),
+      ];
+      /** Runs `work`, counting turns of the loop and reading (an object, a list) at each while it runs. */
+      const during = async (work: Promise<unknown>) => {
+        let done = false;
+        const settled = work.then(
+          () => (done = true),
+          () => (done = true),
+        );
+        let turns = 0;
+        const reads: Promise<[boolean, number]>[] = [];
+        while (!done) {
+          await new Promise((r) => setTimeout(r, 1));
+          if (done) break;
+          turns++;
+          reads.push(
+            Promise.all([store.get('Bulk', `b-${n - 1}`), store.list('Bulk', { limit: n + 1 })]).then(
+              ([z, all]) => [z !== undefined, all.length],
+            ),
+          );
+        }
+        await settled;
+        return { turns, reads: await Promise.all(reads) };
+      };
+
+      const failing = store.write(ops(true));
+      const failed = await during(failing);
+      await rejectsWith(failing, 'NotFound');
+      assert.ok(failed.turns > 0, `the loop got a turn during a failing write of ${n} objects`);
+      for (const r of failed.reads) assert.deepEqual(r, [false, 0], 'nothing of a rolled-back write');
+      assert.deepEqual(await store.list('Bulk'), []);
+
+      const written = await during(store.write(ops(false)));
+      assert.ok(written.turns > 0, `the loop got a turn during a write of ${n} objects`);
+      // A list is one snapshot: all of the write or none (a get is a read of its own, maybe earlier).
+      for (const [, count] of written.reads)
+        assert.ok(count === 0 || count === n, `a list during the write saw ${count} of ${n}`);
+      const t0 = performance.now();
+      const listed = await during(store.list('Bulk'));
+      // A list that lasted a few slices (8 ms each) gave a turn; a fast one may end before a 1 ms timer is
+      // due (PostgreSQL's is one round trip, waiting on a socket).
+      if (performance.now() - t0 > 30)
+        assert.ok(listed.turns > 0, `the loop got a turn during a list of ${n} objects`);
+      assert.equal((await store.list('Bulk')).length, n);
+      await store.write(
+        Array.from({ length: n }, (_, i) => ({ op: 'delete' as const, kind: 'Bulk', name: `b-${i}` })),
+      );
+    });
+
     it('appends events and lists them per object, following with afterId and limit', async () => {
       const ev = (name: string, reason: string, extra: Partial<StrataEvent> = {}): StrataEvent => ({
         time: new Date().toISOString(),

@@ -9,7 +9,12 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { EventHub } from '../../../../src/core/events.ts';
 import '../../../../src/core/kinds/index.ts';
-import { type Controller, type ControllerSpec, controller } from '../../../../src/core/ladder/controller.ts';
+import {
+  type Controller,
+  type ControllerSpec,
+  controller,
+  RESYNC_ON_MS,
+} from '../../../../src/core/ladder/controller.ts';
 import { silentLogger } from '../../../../src/core/log.ts';
 import { ResourceService } from '../../../../src/core/resources/service.ts';
 import { API_VERSION } from '../../../../src/core/resources/types.ts';
@@ -53,6 +58,15 @@ async function until(what: string, fn: () => boolean, ms = 5000): Promise<void> 
     await new Promise((r) => setTimeout(r, 10));
   }
 }
+
+/** A controller of SSHKeys that also resyncs on Node changes, noting each reconcile in `seen`. */
+const keysFollowingNodes = (c: ReturnType<typeof core>, seen: string[]) =>
+  c.start({
+    kind: 'SSHKey',
+    resyncOn: ['Node'],
+    resyncMs: 60_000,
+    reconcile: async (name) => void seen.push(name),
+  });
 
 describe('controller', () => {
   it('coalesces a burst of changes to one object and never runs it twice at once', async (t) => {
@@ -119,17 +133,38 @@ describe('controller', () => {
     const c = core(t);
     const seen: string[] = [];
     await c.resources.apply([key('k4'), key('k5')]);
-    await c.start({
-      kind: 'SSHKey',
-      resyncOn: ['Node'],
-      resyncMs: 60_000,
-      reconcile: async (name) => void seen.push(name),
-    });
+    await keysFollowingNodes(c, seen);
     await until('the first pass', () => seen.length === 2);
     await c.resources.apply([
       { apiVersion: API_VERSION, kind: 'Node', metadata: { name: 'n1' }, spec: { ipAddress: '10.0.0.1' } },
     ]);
     await until('both keys again', () => seen.length === 4);
     assert.deepEqual(seen.slice(2).sort(), ['k4', 'k5']);
+  });
+
+  it('answers a burst of changes to a resyncOn kind with one list, not one per change', async (t) => {
+    const c = core(t);
+    const seen: string[] = [];
+    await c.resources.apply([key('k6')]);
+    let lists = 0;
+    const list = c.resources.list.bind(c.resources);
+    c.resources.list = ((kind: string, labels?: Record<string, string>) => {
+      if (kind === 'SSHKey') lists++;
+      return list(kind, labels);
+    }) as typeof c.resources.list;
+    await keysFollowingNodes(c, seen);
+    await until('the first pass', () => seen.length === 1);
+    const nodes = Array.from({ length: 300 }, (_, i) => ({
+      apiVersion: API_VERSION,
+      kind: 'Node',
+      metadata: { name: `burst-${i}` },
+      spec: { ipAddress: `10.0.${1 + (i >> 8)}.${i & 255}` },
+    }));
+    await c.resources.apply(nodes);
+    await until('the key again', () => seen.length === 2);
+    await new Promise((r) => setTimeout(r, 3 * RESYNC_ON_MS));
+    assert.deepEqual(seen, ['k6', 'k6']);
+    // One list at start, then one (or two, when the burst spans the coalescing window) for 300 changes.
+    assert.ok(lists >= 2 && lists <= 3, `${lists} lists of SSHKey`);
   });
 });
