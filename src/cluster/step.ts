@@ -36,7 +36,7 @@ import {
 type Ctx = ClusterContext;
 
 /** The registry artifacts a node's bundle needs, and the names of those Strata's registry lacks. */
-async function artifactsFor(
+export async function artifactsFor(
   ctx: Ctx,
   c: ClusterResource,
   role: NodeClusterStatus['role'],
@@ -85,6 +85,38 @@ async function bundleFor(
     },
     undoOnly,
   );
+}
+
+/**
+ * Pushes a member's bundle with `artifacts` over global scope (the scripts install, or upgrade to the
+ * Cluster's spec.version, and restart what changed) and records what is installed there. Throws with the
+ * bundle's error when it failed.
+ */
+export async function installOn(
+  ctx: Ctx,
+  c: ClusterResource,
+  node: NodeResource,
+  role: NodeClusterStatus['role'],
+  artifacts: ArtifactSpec[],
+) {
+  const r = await shellDistribute(ctx, node, await bundleFor(ctx, c, node, false, artifacts), {
+    scope: 'global',
+    streamStep: STEPS.clusterJoin,
+    timeoutMs: 600_000,
+  });
+  if (r.outcome === 'failed') throw new Error(r.error ?? 'the bundle failed');
+  await ctx.store.putRecords(INSTALLED_COLLECTION, [
+    {
+      key: installedKey(c.metadata.name, node.metadata.name),
+      value: {
+        distribution: c.spec.distribution,
+        version: c.spec.version,
+        role,
+        at: new Date().toISOString(),
+      },
+    },
+  ]);
+  return r;
 }
 
 /** Runs the bundle's undo on a node over global scope (what the manager's leave hook and `undo` call). */
@@ -168,24 +200,9 @@ export function clusterJoinStep(): Step {
           message: `Strata's registry lacks ${missing.join(', ')}: push them (scripts/build/kubernetes.sh, then "strata registry push /var/cache/strata/kubernetes/${c.spec.version} --name kubernetes --version ${c.spec.version}"; Debian packages with scripts/registry/debian-packages.sh)`,
           recheckAfterMs: 60_000,
         };
-      const r = await shellDistribute(ctx, node, await bundleFor(ctx, c, node, false, artifacts), {
-        scope: 'global',
-        streamStep: STEPS.clusterJoin,
-        timeoutMs: 600_000,
+      const r = await installOn(ctx, c, node, role, artifacts).catch((e: Error) => {
+        throw new Error(`cluster "${c.metadata.name}" on "${node.metadata.name}": ${e.message}`);
       });
-      if (r.outcome === 'failed')
-        throw new Error(`cluster "${c.metadata.name}" on "${node.metadata.name}": ${r.error}`);
-      await ctx.store.putRecords(INSTALLED_COLLECTION, [
-        {
-          key: installedKey(c.metadata.name, node.metadata.name),
-          value: {
-            distribution: c.spec.distribution,
-            version: c.spec.version,
-            role,
-            at: new Date().toISOString(),
-          },
-        },
-      ]);
       ctx.record(
         'ClusterInstalled',
         `${c.spec.distribution} ${c.spec.version} installed as ${role}: ${r.outcome}`,
