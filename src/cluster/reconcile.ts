@@ -195,6 +195,9 @@ function setCondition(
   return prev ? list.map((x) => (x === prev ? next : x)) : [...list, next];
 }
 
+/** How long leaving waits for an API server that does not answer before it goes without the drain. */
+export const UNREACHABLE_TIMEOUT_MS = 600_000;
+
 export interface ReconcileHooks extends UpgradeOptions {
   /** Undoes what Strata installed on a member that left (the step's uninstall over SSH). */
   uninstall?(c: ClusterResource, node: NodeResource): Promise<void>;
@@ -389,7 +392,7 @@ export async function reconcileCluster(
   for (const n of await ctx.resources.list<NodeResource>('Node'))
     if (n.status?.cluster?.cluster === name) listed.add(n.metadata.name);
   const forced = c.metadata.annotations?.[FORCE_LEAVE_ANNOTATION] === 'true';
-  const bound = hooks.unreachableTimeoutMs ?? 600_000;
+  const bound = hooks.unreachableTimeoutMs ?? UNREACHABLE_TIMEOUT_MS;
   const waiting: Record<string, string> = {};
   const leftBehind: string[] = [];
   for (const leaver of [...listed].filter((n) => !memberNames.has(n))) {

@@ -20,7 +20,8 @@ import { shellDistribute } from '../shell/client.ts';
 import type { ArtifactSpec } from '../shell/distributable.ts';
 import { clusterBundle, neededArtifacts } from './bundle.ts';
 import type { ClusterResource } from './kind.ts';
-import { INSTALLED_COLLECTION, installedKey } from './protocol.ts';
+import type { ClusterClient } from './kube.ts';
+import { FORCE_LEAVE_ANNOTATION, INSTALLED_COLLECTION, installedKey } from './protocol.ts';
 import {
   adminClient,
   type ClusterContext,
@@ -31,6 +32,7 @@ import {
   type NodeClusterStatus,
   storedPki,
   storedToken,
+  UNREACHABLE_TIMEOUT_MS,
 } from './reconcile.ts';
 
 type Ctx = ClusterContext;
@@ -131,6 +133,34 @@ export async function uninstall(ctx: Ctx, c: ClusterResource, node: NodeResource
   await ctx.store.deleteRecords(INSTALLED_COLLECTION, [installedKey(c.metadata.name, node.metadata.name)]);
 }
 
+/**
+ * Whether the undo can drain the node: the API server answers. While it does not, the undo fails (the
+ * engine retries it) for up to UNREACHABLE_TIMEOUT_MS from its first failure, then (or at once, with the
+ * Cluster's force-leave annotation) goes on without the drain and says what stays behind.
+ */
+async function drainable(ctx: StepContext, c: ClusterResource, client: ClusterClient): Promise<boolean> {
+  const down = await client.ready().then(
+    () => undefined,
+    (e: Error) => e.message,
+  );
+  if (!down) return true;
+  const step = ctx.node.status?.step;
+  const since = step?.name === STEPS.clusterJoin && step.from === 6 ? step.startedAt : undefined;
+  const until = Date.parse(since ?? new Date().toISOString()) + UNREACHABLE_TIMEOUT_MS;
+  const forced = c.metadata.annotations?.[FORCE_LEAVE_ANNOTATION] === 'true';
+  if (!forced && Date.now() < until)
+    throw new Error(
+      `${down}: Node ${kubeNodeName(ctx.node)} cannot be drained; retrying until ${new Date(until).toISOString()}, then it leaves without the drain (now: "strata annotate cluster ${c.metadata.name} ${FORCE_LEAVE_ANNOTATION}=true")`,
+    );
+  ctx.record(
+    'ClusterLeft',
+    `left cluster "${c.metadata.name}" without a drain (the API server at ${client.server} does not answer${forced ? ` and ${FORCE_LEAVE_ANNOTATION}=true is set` : ''}); left behind: its Node object ${kubeNodeName(ctx.node)} in the cluster's datastore`,
+    undefined,
+    'Warning',
+  );
+  return false;
+}
+
 export function clusterJoinStep(): Step {
   return {
     name: STEPS.clusterJoin,
@@ -223,7 +253,7 @@ export function clusterJoinStep(): Step {
         : (await clustersOf(ctx, node))[0];
       if (c) {
         const client = await adminClient(ctx, c).catch(() => undefined);
-        if (client) await client.drainAndDelete(kubeNodeName(node));
+        if (client && (await drainable(ctx, c, client))) await client.drainAndDelete(kubeNodeName(node));
         if (
           await ctx.store.getRecord(INSTALLED_COLLECTION, installedKey(c.metadata.name, node.metadata.name))
         )

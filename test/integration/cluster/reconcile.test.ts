@@ -19,7 +19,9 @@ import {
   storedPki,
   storedToken,
 } from '../../../src/cluster/reconcile.ts';
+import { clusterJoinStep } from '../../../src/cluster/step.ts';
 import type { NodeResource } from '../../../src/core/kinds/node.ts';
+import type { StepContext } from '../../../src/core/ladder/step.ts';
 import { StoreRefs } from '../../../src/registry/store.ts';
 import { freePort } from '../../helpers/services.ts';
 import { suiteCleanup } from '../../helpers/strata.ts';
@@ -220,6 +222,43 @@ describe('cluster reconcile without an API server', () => {
       left.message,
       /^left cluster "gone" without a drain \(the API server at https:\/\/127\.0\.0\.1:\d+ did not answer for 2 s\); left behind: its Node object w in the cluster's datastore$/,
     );
+
+    // The step's undo (a node's target lowered below 6) is bounded the same way: it fails, saying until
+    // when, while its first failure is recent, and goes on without the drain after the bound.
+    await h.apply('Node', 'u', {}, { role: 'other' });
+    const undoAfter = async (failingSinceMs: number) => {
+      const u = await h.resources.patchStatus<NodeResource['status'] & object>('Node', 'u', (s) => ({
+        ...s,
+        state: 6,
+        cluster: { cluster: 'gone', role: 'worker', nodeName: 'u', readyAt: new Date().toISOString() },
+        step: {
+          name: 'cluster.join',
+          from: 6,
+          attempts: 2,
+          startedAt: new Date(Date.now() - failingSinceMs).toISOString(),
+        },
+      }));
+      const recorded: { reason: string; message: string; type?: string }[] = [];
+      await clusterJoinStep().undo!({
+        ...h,
+        node: u as unknown as NodeResource,
+        record: (reason: string, message: string, _d?: unknown, type?: string) =>
+          void recorded.push({ reason, message, ...(type ? { type } : {}) }),
+      } as unknown as StepContext);
+      return recorded;
+    };
+    await assert.rejects(
+      undoAfter(60_000),
+      /ECONNREFUSED.*: Node u cannot be drained; retrying until \S+, then it leaves without the drain \(now: "strata annotate cluster gone strata\.dev\/force-leave=true"\)$/,
+    );
+    const recorded = await undoAfter(11 * 60_000);
+    assert.equal(recorded[0]?.type, 'Warning');
+    assert.match(
+      recorded[0]!.message,
+      /without a drain .*left behind: its Node object u in the cluster's datastore/,
+    );
+    assert.equal((await h.resources.get<NodeResource>('Node', 'u'))!.status!.cluster, undefined);
+    await h.resources.delete('Node', 'u');
 
     // The Cluster is deleted: it waits for cp to be drained, until forced.
     await h.resources.delete('Cluster', 'gone');
