@@ -2,11 +2,15 @@
  * What the `cluster.join` step pushes to a node: a distributable (see src/shell/distributable.ts) holding
  * the distribution's check/apply/undo scripts (scripts/<distribution>/), a `cluster.env` with the plan, and
  * the node's credentials: on a control-plane node the cluster's PKI and the kubeconfigs of the control
- * plane's own components, on every node the kubelet's bootstrap kubeconfig carrying the join token (a
- * k3s node gets the token as K3S_TOKEN instead). Key files are marked secret so the shell layer never
+ * plane's own components, on every node the kubelet's bootstrap kubeconfig carrying the join token. On
+ * k3s an agent joins with the join token in k3s's secure format (`K10<CA hash>::<id>.<secret>`: k3s
+ * accepts bootstrap tokens for agents, and the hash lets the agent check the server's CA before it sends
+ * them), while servers use a server token derived from the cluster CA's key: k3s refuses a bootstrap
+ * token as the server token, encrypts its datastore's bootstrap data with it, and it must never change. Key files are marked secret so the shell layer never
  * logs them. Binaries and Debian packages travel as registry artifacts, each checked by digest on the
  * node. Pure: the artifact references are looked up by the step.
  */
+import { createHmac, X509Certificate } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { ArtifactSpec, BundleFile, Distributable } from '../shell/distributable.ts';
@@ -39,6 +43,20 @@ export function neededArtifacts(
     else debs.push('etcd-server');
   }
   return { binaries, debs };
+}
+
+/**
+ * k3s's secure token for an agent: `K10`, the SHA-256 of the cluster CA's DER (its fingerprint: what k3s
+ * checks a custom CA by), `::`, and the bootstrap token.
+ */
+export function k3sAgentToken(pki: Pick<ClusterPki, 'ca'>, bootstrapToken: string): string {
+  const hash = new X509Certificate(pki.ca.cert).fingerprint256.replace(/:/g, '').toLowerCase();
+  return `K10${hash}::${bootstrapToken}`;
+}
+
+/** k3s's server token: stable for the cluster's life (k3s encrypts its bootstrap data with it), secret. */
+export function k3sServerToken(pki: Pick<ClusterPki, 'ca'>, cluster: string): string {
+  return createHmac('sha256', pki.ca.key).update(`strata k3s server token ${cluster}`).digest('hex');
 }
 
 const q = (v: string) => `'${v.replace(/'/g, `'\\''`)}'`;
@@ -94,8 +112,11 @@ export function clusterBundle(b: BundleInput, undoOnly = false): Distributable {
     const p = b.pki;
     files.push({ name: 'ca.crt', content: p.ca.cert, mode: 0o644 });
     const token = `${b.token.id}.${b.token.secret}`;
-    if (dist === 'k3s') files.push(secret('join-token', `${token}\n`));
-    else
+    if (dist === 'k3s') {
+      files.push(secret('join-token', `${k3sAgentToken(p, token)}\n`));
+      if (b.role === 'control-plane')
+        files.push(secret('server-token', `${k3sServerToken(p, b.cluster.metadata.name)}\n`));
+    } else
       files.push(
         secret(
           'bootstrap-kubelet.conf',

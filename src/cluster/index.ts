@@ -16,10 +16,13 @@ import { clusterJoinStep } from './step.ts';
 export * from './kind.ts';
 export * from './kube.ts';
 export * from './manager.ts';
+export * from './manifests.ts';
 export * from './pki.ts';
 export * from './protocol.ts';
 export * from './reconcile.ts';
 export * from './step.ts';
+export * from './upgrade.ts';
+export * from './versions.ts';
 
 export const KUBECONFIG_PATH = '/api/v1/clusters/:name/kubeconfig';
 

@@ -6,11 +6,13 @@
  * Every check names the field and the fix, because people write these by hand.
  */
 import { z } from 'zod';
+import { registerAdmission } from '../core/resources/admission.ts';
 import type { FieldIssue } from '../core/resources/errors.ts';
 import { cidr, duration, ipToInt, labels, parseCidr } from '../core/resources/fields.ts';
 import { registerKind } from '../core/resources/kinds.ts';
 import type { Condition, Resource } from '../core/resources/types.ts';
 import { CLUSTER_FINALIZER } from './protocol.ts';
+import { admitVersions } from './versions.ts';
 
 const selector = (what: string, example: string) =>
   z
@@ -37,7 +39,7 @@ export const clusterSpec = z
       .regex(/^v1\.\d{1,2}\.\d{1,3}$/, { message: 'expected a Kubernetes version like v1.34.4' })
       .default('v1.34.4')
       .describe(
-        "Kubernetes version, like v1.34.4: the tag the binaries are pulled by from Strata's registry (kubernetes/kubelet:v1.34.4 and so on).",
+        "Kubernetes version, like v1.34.4: the tag the binaries are pulled by from Strata's registry (kubernetes/kubelet:v1.34.4 and so on). Changing it upgrades the members one node at a time, control plane first; a version the registry lacks, or one skipping a minor version, is refused.",
       ),
     controlPlane: z
       .object({
@@ -80,7 +82,17 @@ export const clusterSpec = z
       .enum(['bridge', 'kube-router'], { message: 'expected cni "bridge" or "kube-router"' })
       .default('bridge')
       .describe(
-        "The pod network. bridge: a CNI bridge on each node's pod subnet, routed to the other nodes' pod subnets over their overlay addresses (k3s: its own flannel). kube-router: Strata sets up none and turns k3s's flannel off; the kube-router DaemonSet is not applied yet.",
+        "The pod network. bridge: a CNI bridge on each node's pod subnet, routed to the other nodes' pod subnets over their overlay addresses (k3s: its own flannel). kube-router: Strata applies the kube-router DaemonSet (routing, network policy, service proxy) with its image from Strata's registry (spec.registry), and turns k3s's flannel off.",
+      ),
+    registry: z
+      .string()
+      .regex(/^[A-Za-z0-9.-]{1,253}(:\d{1,5})?$/, {
+        message:
+          "expected Strata's registry as image names start with it, HOST or HOST:PORT like 10.77.0.1:7420",
+      })
+      .optional()
+      .describe(
+        "Strata's registry as the nodes' containerd names images from it (HOST:PORT, like 10.77.0.1:7420): where the images Strata applies (kube-router's) are pulled from. Needed with cni: kube-router.",
       ),
     datastore: z
       .enum(['etcd', 'kine'], { message: 'expected datastore "etcd" or "kine"' })
@@ -126,6 +138,25 @@ export interface ClusterNodeStatus {
   /** `Ready` from the Node object's Ready condition, `Leaving` while it is drained, `NotRegistered`. */
   state: 'Ready' | 'NotReady' | 'NotRegistered' | 'Leaving';
   kubeletVersion?: string;
+  /** Leaving: since when it waits for an API server that does not answer. */
+  since?: string;
+}
+
+/** A rolling upgrade to `spec.version`, one member at a time (upgrade.ts). */
+export interface ClusterUpgradeStatus {
+  /** The version being rolled out. */
+  to: string;
+  /** Upgrading: the next node is started; Checking: `node` was upgraded and its health is awaited;
+   * Failed: `node` failed and the rollout stopped; Done: every member runs `to`. */
+  phase: 'Upgrading' | 'Checking' | 'Failed' | 'Done';
+  node?: string;
+  /** When `node`'s upgrade finished (Checking) or failed. */
+  since?: string;
+  /** Members upgraded in this rollout, in order. */
+  done: string[];
+  message?: string;
+  /** The retry annotation's value last acted on. */
+  retriedFor?: string;
 }
 
 export interface ClusterStatus {
@@ -143,6 +174,7 @@ export interface ClusterStatus {
   /** The rotate annotation's value last acted on. */
   rotatedFor?: string;
   problems?: string[];
+  upgrade?: ClusterUpgradeStatus;
   observedGeneration?: number;
 }
 
@@ -193,8 +225,17 @@ function validateCluster(r: Resource, at: (p: string) => FieldIssue): FieldIssue
       'spec.datastore',
       'kine keeps its data in one SQLite file, so three control-plane nodes cannot share it: use datastore: etcd or controlPlane.count: 1',
     );
+  if (s.cni === 'kube-router' && !s.registry)
+    add(
+      'spec.registry',
+      "is needed with cni: kube-router: its DaemonSet's image comes from Strata's registry; set it to the HOST:PORT the nodes pull images by, like 10.77.0.1:7420",
+    );
   return out;
 }
+
+registerAdmission('Cluster', (items, _view, _limits, before) =>
+  admitVersions(items as unknown as ClusterResource[], before),
+);
 
 const cond = (r: Resource, type: string) =>
   (r.status as ClusterStatus | undefined)?.conditions?.find((c) => c.type === type);

@@ -3,18 +3,25 @@
  * `reconcileCluster` (PKI, join token, manifests, Node states, leavers). While a cluster's API server
  * answers, the manager keeps one watch on its Nodes (client-node's Watch), so a Node turning Ready
  * re-runs the reconcile and pokes the ladder engine for that member at once instead of at the next resync;
- * while the API server is not up, or Nodes are not Ready yet, the cluster is re-queued every few seconds.
- * A Node changing in Strata (labels: joining or leaving a Cluster) re-queues every Cluster.
+ * while the API server is not up, Nodes are not Ready yet, or an upgraded node's health is awaited, the
+ * cluster is re-queued every few seconds. A Node changing in Strata (labels: joining or leaving a Cluster)
+ * re-queues every Cluster (the controller's `resyncOn`). Rolling upgrades run the member's bundle at the
+ * new version over SSH (upgrade.ts); tests and other callers may give their own `upgrade`.
  */
 import { Watch } from '@kubernetes/client-node';
 import { controller } from '../core/ladder/controller.ts';
 import type { ManagerContext, Stoppable } from '../core/layer.ts';
 import type { ClusterResource } from './kind.ts';
 import type { ClusterClient } from './kube.ts';
-import { reconcileCluster } from './reconcile.ts';
+import { membersOf, type ReconcileHooks, reconcileCluster } from './reconcile.ts';
 import { uninstall } from './step.ts';
+import { upgradeOverShell } from './upgrade.ts';
 
-export interface ClusterManagerOptions {
+export interface ClusterManagerOptions
+  extends Pick<
+    ReconcileHooks,
+    'upgrade' | 'healthTimeoutMs' | 'unreachableTimeoutMs' | 'abandonedUninstallMs'
+  > {
   resyncMs?: number;
   /** How soon a cluster that is not settled is looked at again. Default 3 s. */
   pollMs?: number;
@@ -58,9 +65,17 @@ export async function startClusterManager(
     // A Node's change can move it into or out of a cluster.
     resyncOn: ['Node'],
     async reconcile(name) {
+      const { resyncMs: _r, pollMs: _p, ...bounds } = opts;
       const r = await reconcileCluster(ctx, name, {
         uninstall: (c: ClusterResource, node) => uninstall(ctx, c, node),
+        upgrade: async (c, node) => {
+          const role = (await membersOf(ctx, c)).find(
+            (m) => m.node.metadata.name === node.metadata.name,
+          )?.role;
+          await upgradeOverShell(ctx, c, node, role ?? 'worker');
+        },
         poke: (node) => ctx.engine.poke(node),
+        ...bounds,
       });
       if (r.client) await watchNodes(name, r.client);
       else {

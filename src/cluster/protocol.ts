@@ -25,6 +25,14 @@ export const CLUSTER_FINALIZER = 'strata.dev/cluster';
 /** Set to a new value (a date, a counter) to rotate the cluster's join token now. */
 export const ROTATE_TOKEN_ANNOTATION = 'strata.dev/rotate-join-token';
 
+/** Set to a new value to start a stopped rolling upgrade again, from the node it stopped at. */
+export const RETRY_UPGRADE_ANNOTATION = 'strata.dev/retry-upgrade';
+/**
+ * Set to `true` to let members leave (and a deleted Cluster go) now, without the drain, when the API
+ * server does not answer; without it Strata waits up to a bound (the manager's `unreachableTimeoutMs`).
+ */
+export const FORCE_LEAVE_ANNOTATION = 'strata.dev/force-leave';
+
 /** Server-side apply field manager: every object Strata applies is owned by it. */
 export const FIELD_MANAGER = 'strata';
 /** The group a Strata bootstrap token authenticates into (bound to node bootstrapping by RBAC). */

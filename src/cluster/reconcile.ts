@@ -21,7 +21,7 @@ import {
   renderKubeconfig,
   tokenDue,
 } from './kube.ts';
-import { bootstrapRbac } from './manifests.ts';
+import { bootstrapRbac, kubeRouter } from './manifests.ts';
 import {
   apiserverNames,
   type ClusterPki,
@@ -33,6 +33,7 @@ import {
 import {
   BOOTSTRAP_GROUP,
   CLUSTER_FINALIZER,
+  FORCE_LEAVE_ANNOTATION,
   INSTALLED_COLLECTION,
   installedKey,
   pkiSecretKey,
@@ -41,6 +42,7 @@ import {
   tokenSecretKey,
 } from './protocol.ts';
 import './status.ts';
+import { rollout, type UpgradeOptions } from './upgrade.ts';
 
 export type { NodeClusterStatus } from './status.ts';
 
@@ -193,11 +195,39 @@ function setCondition(
   return prev ? list.map((x) => (x === prev ? next : x)) : [...list, next];
 }
 
-export interface ReconcileHooks {
+/** How long leaving waits for an API server that does not answer before it goes without the drain. */
+export const UNREACHABLE_TIMEOUT_MS = 600_000;
+
+export interface ReconcileHooks extends UpgradeOptions {
   /** Undoes what Strata installed on a member that left (the step's uninstall over SSH). */
   uninstall?(c: ClusterResource, node: NodeResource): Promise<void>;
   /** A member's Node changed: let the ladder engine re-check it. */
   poke?(node: string): void;
+  /**
+   * How long a member that leaves (or every member of a deleted Cluster) waits for an API server that
+   * does not answer before it leaves without the drain. Default 10 min.
+   */
+  unreachableTimeoutMs?: number;
+  /** How long the uninstall of a member that leaves without the drain may take. Default 2 min. */
+  abandonedUninstallMs?: number;
+}
+
+/** `p`, or an error saying what did not finish in `ms`. The work itself is not stopped: it is bounded. */
+function within<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
+  let t: NodeJS.Timeout | undefined;
+  return Promise.race([
+    p,
+    new Promise<never>((_, reject) => {
+      t = setTimeout(
+        () =>
+          reject(
+            new Error(`${what} did not finish in ${ms < 1000 ? `${ms} ms` : `${Math.round(ms / 1000)} s`}`),
+          ),
+        ms,
+      );
+      t.unref();
+    }),
+  ]).finally(() => clearTimeout(t));
 }
 
 export interface ReconcileResult {
@@ -214,11 +244,24 @@ async function memberLeft(
   name: string,
   client: ClusterClient | undefined,
   hooks: ReconcileHooks,
-): Promise<void> {
+  /** Why it leaves without the drain (the API server did not answer), or undefined for a normal leave. */
+  abandoned?: string,
+): Promise<string | undefined> {
   const kubeName = node ? kubeNodeName(node) : name;
   const evicted = client ? await client.drainAndDelete(kubeName) : 0;
   const installed = await ctx.store.getRecord(INSTALLED_COLLECTION, installedKey(c.metadata.name, name));
-  if (node && installed) await hooks.uninstall?.(c, node);
+  const behind: string[] = abandoned ? [`its Node object ${kubeName} in the cluster's datastore`] : [];
+  if (node && installed) {
+    if (!abandoned) await hooks.uninstall?.(c, node);
+    else
+      await within(
+        hooks.uninstall?.(c, node) ?? Promise.resolve(),
+        hooks.abandonedUninstallMs ?? 120_000,
+        'the uninstall',
+      ).catch((e: Error) =>
+        behind.push(`Kubernetes installed on ${name} (its uninstall failed: ${e.message}; reprovision it)`),
+      );
+  }
   await ctx.store.deleteRecords(INSTALLED_COLLECTION, [installedKey(c.metadata.name, name)]);
   if (node)
     await ctx.resources.patchStatus<NodeStatus>('Node', name, (s) => {
@@ -232,9 +275,17 @@ async function memberLeft(
     source: 'cluster-manager',
     step: 'cluster.join',
     reason: 'ClusterLeft',
-    message: `left cluster "${c.metadata.name}": drained (${evicted} pod(s) evicted), Node ${kubeName} deleted${installed ? ', Kubernetes uninstalled' : ''}`,
+    ...(abandoned
+      ? {
+          type: 'Warning' as const,
+          message: `left cluster "${c.metadata.name}" without a drain (${abandoned}); left behind: ${behind.join('; ')}`,
+        }
+      : {
+          message: `left cluster "${c.metadata.name}": drained (${evicted} pod(s) evicted), Node ${kubeName} deleted${installed ? ', Kubernetes uninstalled' : ''}`,
+        }),
   });
   hooks.poke?.(name);
+  return abandoned ? `${name}: ${behind.join('; ')}` : undefined;
 }
 
 export async function reconcileCluster(
@@ -309,7 +360,11 @@ export async function reconcileCluster(
       );
       await client.ready();
       version = await client.version();
-      await client.apply([...bootstrapRbac(), bootstrapTokenSecret(token, BOOTSTRAP_GROUP)]);
+      await client.apply([
+        ...bootstrapRbac(),
+        bootstrapTokenSecret(token, BOOTSTRAP_GROUP),
+        ...(c.spec.cni === 'kube-router' && !deleting ? kubeRouter(c.spec, endpoint) : []),
+      ]);
       for (const id of token.retired)
         await client.deleteIfPresent({
           apiVersion: 'v1',
@@ -330,22 +385,58 @@ export async function reconcileCluster(
     }
   }
 
-  // Leavers: nodes that carry this cluster's section or were listed, and are members no more.
+  // Leavers: nodes that carry this cluster's section or were listed, and are members no more. While the
+  // API server does not answer they wait (it must drain them), but only so long: then, or when forced,
+  // they leave without the drain and the timeline says what was left behind.
   const listed = new Set(Object.keys(st.nodes ?? {}));
   for (const n of await ctx.resources.list<NodeResource>('Node'))
     if (n.status?.cluster?.cluster === name) listed.add(n.metadata.name);
+  const forced = c.metadata.annotations?.[FORCE_LEAVE_ANNOTATION] === 'true';
+  const bound = hooks.unreachableTimeoutMs ?? UNREACHABLE_TIMEOUT_MS;
+  const waiting: Record<string, string> = {};
+  const leftBehind: string[] = [];
   for (const leaver of [...listed].filter((n) => !memberNames.has(n))) {
+    let abandoned: string | undefined;
     if (!client && endpoint) {
-      problems.push(`${leaver} left but the API server is not reachable to drain it; retrying`);
-      continue;
+      const since =
+        (deleting ? c.metadata.deletionTimestamp : st.nodes?.[leaver]?.since) ?? new Date().toISOString();
+      const waited = Date.now() - Date.parse(since);
+      if (!forced && waited < bound) {
+        waiting[leaver] = since;
+        continue;
+      }
+      abandoned = forced
+        ? `the API server at ${endpoint} does not answer and ${FORCE_LEAVE_ANNOTATION}=true is set`
+        : `the API server at ${endpoint} did not answer for ${Math.round(bound / 1000)} s`;
     }
     const node = await ctx.resources.get<NodeResource>('Node', leaver);
     try {
-      await memberLeft(ctx, c, node, leaver, client, hooks);
+      const behind = await memberLeft(ctx, c, node, leaver, client, hooks, abandoned);
+      if (behind) leftBehind.push(behind);
     } catch (e) {
       problems.push(`${leaver} is leaving: ${(e as Error).message}`);
     }
   }
+  const waitingFor = Object.keys(waiting);
+  let waitMessage: string | undefined;
+  if (waitingFor.length) {
+    const until = new Date(
+      Math.min(...Object.values(waiting).map((t) => Date.parse(t))) + bound,
+    ).toISOString();
+    waitMessage = `${waitingFor.join(', ')} ${deleting ? 'must leave the deleted Cluster' : 'left'} but the API server does not answer, so ${waitingFor.length > 1 ? 'they' : 'it'} cannot be drained; waiting until ${until}, then ${waitingFor.length > 1 ? 'they leave' : 'it leaves'} without the drain (now: "strata annotate cluster ${name} ${FORCE_LEAVE_ANNOTATION}=true"), leaving behind ${waitingFor.length > 1 ? 'their' : 'its'} Node object(s) in the cluster's datastore`;
+  }
+  if (leftBehind.length)
+    ctx.hub.record({
+      kind: 'Cluster',
+      name,
+      source: 'cluster-manager',
+      type: 'Warning',
+      reason: 'LeftWithoutDrain',
+      message: `member(s) left without a drain; left behind: ${leftBehind.join(' | ')}`,
+    });
+
+  // The rolling upgrade to spec.version, one node at a time (upgrade.ts).
+  const roll = client && !deleting ? await rollout(ctx, c, st, members, kubeNodes, hooks) : undefined;
 
   const nodes: Record<string, ClusterNodeStatus> = {};
   for (const m of members) {
@@ -356,10 +447,13 @@ export async function reconcileCluster(
       ...(k?.kubeletVersion ? { kubeletVersion: k.kubeletVersion } : {}),
     };
   }
+  for (const [who, since] of Object.entries(waiting))
+    nodes[who] = { role: st.nodes?.[who]?.role ?? 'worker', state: 'Leaving', since };
   for (const p of problems) {
     const who = p.split(' ')[0]!;
-    if (!nodes[who]) nodes[who] = { role: 'worker', state: 'Leaving' };
+    if (!nodes[who]) nodes[who] = { role: st.nodes?.[who]?.role ?? 'worker', state: 'Leaving' };
   }
+  if (waitMessage) problems.push(waitMessage);
   const readyCount = Object.values(nodes).filter((n) => n.state === 'Ready').length;
   const cps = members.filter((m) => m.role === 'control-plane').length;
   if (!deleting && cps !== c.spec.controlPlane.count)
@@ -373,6 +467,15 @@ export async function reconcileCluster(
     'Nodes',
     `${readyCount}/${members.length} member Node(s) Ready`,
   );
+  if (roll) conditions = setCondition(conditions, 'Upgraded', roll.ok, roll.reason, roll.message);
+  if (waitingFor.length || conditions.some((x) => x.type === 'Drained'))
+    conditions = setCondition(
+      conditions,
+      'Drained',
+      !waitingFor.length,
+      waitingFor.length ? 'APIServerUnreachable' : 'Drained',
+      waitMessage ?? 'no member waits to be drained',
+    );
   const apiUp = conditions.find((x) => x.type === 'APIServerReady')?.status === 'True';
   const next: ClusterStatus = {
     phase: !apiUp ? 'Pending' : readyCount === members.length && !problems.length ? 'Ready' : 'Degraded',
@@ -387,6 +490,7 @@ export async function reconcileCluster(
       ? { rotatedFor: c.metadata.annotations[ROTATE_TOKEN_ANNOTATION] }
       : {}),
     ...(problems.length ? { problems } : {}),
+    ...((roll?.upgrade ?? st.upgrade) ? { upgrade: roll?.upgrade ?? st.upgrade } : {}),
     ...(c.metadata.generation !== undefined ? { observedGeneration: c.metadata.generation } : {}),
   };
   if (!isDeepStrictEqual(next, st))
@@ -401,7 +505,7 @@ export async function reconcileCluster(
     await ctx.resources.removeFinalizer('Cluster', name, CLUSTER_FINALIZER);
   }
   return {
-    again: !apiUp || readyCount < members.length || problems.length > 0,
+    again: !apiUp || readyCount < members.length || problems.length > 0 || !!roll?.again,
     ...(client ? { client } : {}),
   };
 }

@@ -20,7 +20,8 @@ import { shellDistribute } from '../shell/client.ts';
 import type { ArtifactSpec } from '../shell/distributable.ts';
 import { clusterBundle, neededArtifacts } from './bundle.ts';
 import type { ClusterResource } from './kind.ts';
-import { INSTALLED_COLLECTION, installedKey } from './protocol.ts';
+import type { ClusterClient } from './kube.ts';
+import { FORCE_LEAVE_ANNOTATION, INSTALLED_COLLECTION, installedKey } from './protocol.ts';
 import {
   adminClient,
   type ClusterContext,
@@ -31,12 +32,13 @@ import {
   type NodeClusterStatus,
   storedPki,
   storedToken,
+  UNREACHABLE_TIMEOUT_MS,
 } from './reconcile.ts';
 
 type Ctx = ClusterContext;
 
 /** The registry artifacts a node's bundle needs, and the names of those Strata's registry lacks. */
-async function artifactsFor(
+export async function artifactsFor(
   ctx: Ctx,
   c: ClusterResource,
   role: NodeClusterStatus['role'],
@@ -87,6 +89,38 @@ async function bundleFor(
   );
 }
 
+/**
+ * Pushes a member's bundle with `artifacts` over global scope (the scripts install, or upgrade to the
+ * Cluster's spec.version, and restart what changed) and records what is installed there. Throws with the
+ * bundle's error when it failed.
+ */
+export async function installOn(
+  ctx: Ctx,
+  c: ClusterResource,
+  node: NodeResource,
+  role: NodeClusterStatus['role'],
+  artifacts: ArtifactSpec[],
+) {
+  const r = await shellDistribute(ctx, node, await bundleFor(ctx, c, node, false, artifacts), {
+    scope: 'global',
+    streamStep: STEPS.clusterJoin,
+    timeoutMs: 600_000,
+  });
+  if (r.outcome === 'failed') throw new Error(r.error ?? 'the bundle failed');
+  await ctx.store.putRecords(INSTALLED_COLLECTION, [
+    {
+      key: installedKey(c.metadata.name, node.metadata.name),
+      value: {
+        distribution: c.spec.distribution,
+        version: c.spec.version,
+        role,
+        at: new Date().toISOString(),
+      },
+    },
+  ]);
+  return r;
+}
+
 /** Runs the bundle's undo on a node over global scope (what the manager's leave hook and `undo` call). */
 export async function uninstall(ctx: Ctx, c: ClusterResource, node: NodeResource): Promise<void> {
   const r = await shellDistribute(ctx, node, await bundleFor(ctx, c, node, true), {
@@ -97,6 +131,34 @@ export async function uninstall(ctx: Ctx, c: ClusterResource, node: NodeResource
   if (r.outcome === 'failed')
     throw new Error(`cluster "${c.metadata.name}": undo on "${node.metadata.name}": ${r.error}`);
   await ctx.store.deleteRecords(INSTALLED_COLLECTION, [installedKey(c.metadata.name, node.metadata.name)]);
+}
+
+/**
+ * Whether the undo can drain the node: the API server answers. While it does not, the undo fails (the
+ * engine retries it) for up to UNREACHABLE_TIMEOUT_MS from its first failure, then (or at once, with the
+ * Cluster's force-leave annotation) goes on without the drain and says what stays behind.
+ */
+async function drainable(ctx: StepContext, c: ClusterResource, client: ClusterClient): Promise<boolean> {
+  const down = await client.ready().then(
+    () => undefined,
+    (e: Error) => e.message,
+  );
+  if (!down) return true;
+  const step = ctx.node.status?.step;
+  const since = step?.name === STEPS.clusterJoin && step.from === 6 ? step.startedAt : undefined;
+  const until = Date.parse(since ?? new Date().toISOString()) + UNREACHABLE_TIMEOUT_MS;
+  const forced = c.metadata.annotations?.[FORCE_LEAVE_ANNOTATION] === 'true';
+  if (!forced && Date.now() < until)
+    throw new Error(
+      `${down}: Node ${kubeNodeName(ctx.node)} cannot be drained; retrying until ${new Date(until).toISOString()}, then it leaves without the drain (now: "strata annotate cluster ${c.metadata.name} ${FORCE_LEAVE_ANNOTATION}=true")`,
+    );
+  ctx.record(
+    'ClusterLeft',
+    `left cluster "${c.metadata.name}" without a drain (the API server at ${client.server} does not answer${forced ? ` and ${FORCE_LEAVE_ANNOTATION}=true is set` : ''}); left behind: its Node object ${kubeNodeName(ctx.node)} in the cluster's datastore`,
+    undefined,
+    'Warning',
+  );
+  return false;
 }
 
 export function clusterJoinStep(): Step {
@@ -168,24 +230,9 @@ export function clusterJoinStep(): Step {
           message: `Strata's registry lacks ${missing.join(', ')}: push them (scripts/build/kubernetes.sh, then "strata registry push /var/cache/strata/kubernetes/${c.spec.version} --name kubernetes --version ${c.spec.version}"; Debian packages with scripts/registry/debian-packages.sh)`,
           recheckAfterMs: 60_000,
         };
-      const r = await shellDistribute(ctx, node, await bundleFor(ctx, c, node, false, artifacts), {
-        scope: 'global',
-        streamStep: STEPS.clusterJoin,
-        timeoutMs: 600_000,
+      const r = await installOn(ctx, c, node, role, artifacts).catch((e: Error) => {
+        throw new Error(`cluster "${c.metadata.name}" on "${node.metadata.name}": ${e.message}`);
       });
-      if (r.outcome === 'failed')
-        throw new Error(`cluster "${c.metadata.name}" on "${node.metadata.name}": ${r.error}`);
-      await ctx.store.putRecords(INSTALLED_COLLECTION, [
-        {
-          key: installedKey(c.metadata.name, node.metadata.name),
-          value: {
-            distribution: c.spec.distribution,
-            version: c.spec.version,
-            role,
-            at: new Date().toISOString(),
-          },
-        },
-      ]);
       ctx.record(
         'ClusterInstalled',
         `${c.spec.distribution} ${c.spec.version} installed as ${role}: ${r.outcome}`,
@@ -206,7 +253,7 @@ export function clusterJoinStep(): Step {
         : (await clustersOf(ctx, node))[0];
       if (c) {
         const client = await adminClient(ctx, c).catch(() => undefined);
-        if (client) await client.drainAndDelete(kubeNodeName(node));
+        if (client && (await drainable(ctx, c, client))) await client.drainAndDelete(kubeNodeName(node));
         if (
           await ctx.store.getRecord(INSTALLED_COLLECTION, installedKey(c.metadata.name, node.metadata.name))
         )

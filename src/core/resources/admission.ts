@@ -19,7 +19,21 @@ export interface Limits {
 /** Objects of a kind as the write would leave them (stored ones overlaid with the batch). */
 export type View = (kind: string) => Promise<Resource[]>;
 
-export type AdmissionCheck = (items: Resource[], view: View, limits: Limits) => Promise<FieldIssue[]>;
+/**
+ * The store as it is before the write: an object's stored version (to tell a change from a create, e.g.
+ * a Cluster's spec.version being raised) and records (e.g. the registry's references).
+ */
+export interface Before {
+  get(kind: string, name: string): Promise<Resource | undefined>;
+  records(collection: string): Promise<{ key: string; value: unknown }[]>;
+}
+
+export type AdmissionCheck = (
+  items: Resource[],
+  view: View,
+  limits: Limits,
+  before: Before,
+) => Promise<FieldIssue[]>;
 
 /** Names of the objects that still use `target` (e.g. the nodes on a network). */
 export type UsersOf = (target: Resource, list: View) => Promise<string[]>;
@@ -36,7 +50,12 @@ export function registerUsers(kind: string, fn: UsersOf): void {
 }
 
 /** Runs the checks of every kind in the batch; returns every issue found. */
-export async function admit(batch: Resource[], list: View, limits: Limits): Promise<FieldIssue[]> {
+export async function admit(
+  batch: Resource[],
+  list: View,
+  limits: Limits,
+  before: Before = { get: async () => undefined, records: async () => [] },
+): Promise<FieldIssue[]> {
   const cache = new Map<string, Promise<Resource[]>>();
   const view: View = (kind) => {
     let v = cache.get(kind);
@@ -51,7 +70,7 @@ export async function admit(batch: Resource[], list: View, limits: Limits): Prom
   };
   const issues: FieldIssue[] = [];
   for (const [kind, items] of Map.groupBy(batch, (r) => r.kind)) {
-    for (const check of checks.get(kind) ?? []) issues.push(...(await check(items, view, limits)));
+    for (const check of checks.get(kind) ?? []) issues.push(...(await check(items, view, limits, before)));
   }
   return issues;
 }

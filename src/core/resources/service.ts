@@ -192,7 +192,10 @@ export class ResourceService {
 
   /** Refuses a batch that breaks integrity across resources, with every problem named (422 Invalid). */
   async #admit(batch: Resource[]): Promise<void> {
-    const issues = await admit(batch, (kind) => this.store.list(kind), this.limits);
+    const issues = await admit(batch, (kind) => this.store.list(kind), this.limits, {
+      get: (kind, name) => this.store.get(kind, name),
+      records: (collection) => this.store.listRecords(collection),
+    });
     if (issues.length) throw invalid(issues);
   }
 

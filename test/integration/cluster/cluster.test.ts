@@ -14,14 +14,24 @@
  *   controller-manager approves and signs, then the Node created with the issued certificate), kwok makes
  *   it Ready, and the ladder engine marks the Strata Node state 6;
  * - `strata kubeconfig` output works with the real `kubectl get nodes`;
+ * - with `cni: kube-router`, kube-router's DaemonSet, RBAC and ConfigMap are server-side applied and the
+ *   DaemonSet runs a pod on every node, its image named from Strata's registry;
+ * - raising spec.version to one Strata's registry lacks, or past a minor version, is refused naming
+ *   spec.version; to one it has, the members are upgraded one at a time, control plane first, each
+ *   checked healthy (Node Ready at the new kubelet version) before the next; a node whose upgrade fails,
+ *   then one that does not come back at the new version, stops the rollout with the rest untouched,
+ *   until a retry annotation carries on;
  * - a node taken out of the Cluster is drained (its pod evicted), its Node deleted, and it drops to 5;
  * - a rotated join token and a corrupted kubeconfig each give a clear error.
- * The kubelet itself never runs on the host: it rewrites machine-wide kernel settings.
+ * The kubelet itself never runs on the host: it rewrites machine-wide kernel settings. So the upgrade over
+ * SSH is played by `kubeletUpgrade` below, which does what a restarted kubelet of the new version does
+ * (its Node reports the new version, with the node's own credentials), fails on purpose, or does nothing;
+ * the API server stays at v1.34.4 (the one version built here).
  */
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { generateKeyPairSync } from 'node:crypto';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { promisify } from 'node:util';
@@ -30,20 +40,25 @@ import forge from 'node-forge';
 import { parse, stringify } from 'yaml';
 import { clusterBundle } from '../../../src/cluster/bundle.ts';
 import {
+  addKubeconfigRoute,
   ClusterClient,
   type ClusterResource,
   type ClusterStatus,
   clusterLayer,
+  KUBE_ROUTER_VERSION,
   type NodeClusterStatus,
   parseKubeconfig,
   pkiSecretKey,
+  RETRY_UPGRADE_ANNOTATION,
   ROTATE_TOKEN_ANNOTATION,
   SECRETS,
+  startClusterManager,
   storedPki,
   storedToken,
   verifyJoinToken,
 } from '../../../src/cluster/index.ts';
 import type { NodeResource } from '../../../src/core/kinds/node.ts';
+import { registryLayer } from '../../../src/registry/index.ts';
 import { applyDocs, startManagers } from '../../helpers/platform.ts';
 import { freePort } from '../../helpers/services.ts';
 import { runCli, suiteCleanup, tempDir, waitFor } from '../../helpers/strata.ts';
@@ -56,7 +71,13 @@ const TOKEN = `${PREFIX}admin-token`;
 const CLUSTER = 'host';
 
 /** The kubelet's TLS bootstrap, as the kubelet does it: a CSR with the join token, then its own Node. */
-async function joinAsKubelet(server: string, caPem: string, bootstrapKubeconfig: string, node: string) {
+async function joinAsKubelet(
+  server: string,
+  caPem: string,
+  bootstrapKubeconfig: string,
+  node: string,
+  kubeletVersion: string,
+) {
   const boot = ClusterClient.fromKubeconfig(bootstrapKubeconfig, `${node}'s bootstrap kubeconfig`);
   const { privateKey, publicKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
   const keyPem = privateKey.export({ type: 'pkcs8', format: 'pem' }).toString();
@@ -103,7 +124,30 @@ async function joinAsKubelet(server: string, caPem: string, bootstrapKubeconfig:
       labels: { 'kubernetes.io/hostname': node, type: 'kwok' },
     },
   } as KubernetesObject);
+  await reportVersion(asNode, node, kubeletVersion);
   return asNode;
+}
+
+/** What a kubelet does on start: report its version in its Node's status (kwok keeps what it finds). */
+async function reportVersion(asNode: ClusterClient, node: string, kubeletVersion: string): Promise<void> {
+  await waitFor(
+    `${node}'s status written by kwok`,
+    async () => {
+      const n = await asNode.core.readNode({ name: node });
+      if (!n.status?.nodeInfo) return false;
+      n.status.nodeInfo.kubeletVersion = kubeletVersion;
+      // A conflict with kwok's heartbeat: read again and retry.
+      return asNode.core.replaceNodeStatus({ name: node, body: n }).then(
+        () => true,
+        (e: { code?: number }) => {
+          if (e.code === 409) return false;
+          throw e;
+        },
+      );
+    },
+    30_000,
+    200,
+  );
 }
 
 describe('a Cluster on a real control plane (kwok nodes)', { skip, timeout: 600_000 }, () => {
@@ -111,12 +155,46 @@ describe('a Cluster on a real control plane (kwok nodes)', { skip, timeout: 600_
 
   it('climbs nodes to state 6, hands out a kubeconfig kubectl takes, drains leavers, and explains bad credentials', async () => {
     const dataDir = tempDir(cleanup, PREFIX);
-    const p = await startManagers(cleanup, [clusterLayer], PREFIX, dataDir);
+    // The upgrade over SSH, played as described at the top; every call is recorded with what the Nodes
+    // reported at that moment, to show the order and the health check between nodes.
+    const kubelets = new Map<string, ClusterClient>();
+    const upgrades: { node: string; versions: Record<string, string | undefined> }[] = [];
+    let failNext: 'script' | 'silent' | undefined;
+    const kubeletUpgrade = async (c: ClusterResource, node: NodeResource) => {
+      const versions = Object.fromEntries(
+        (await admin.nodes()).map((n) => [n.name, n.kubeletVersion] as const),
+      );
+      upgrades.push({ node: node.metadata.name, versions });
+      if (node.metadata.name === 'w1' && failNext) {
+        const how = failNext;
+        failNext = how === 'script' ? 'silent' : undefined;
+        if (how === 'script') throw new Error('apply.sh exited 1 (the test made it fail)');
+        return; // the kubelet "did not restart": it keeps reporting the old version
+      }
+      await reportVersion(kubelets.get(node.metadata.name)!, node.metadata.name, c.spec.version);
+    };
+    const p = await startManagers(
+      cleanup,
+      [
+        registryLayer,
+        {
+          ...clusterLayer,
+          async manager(ctx) {
+            addKubeconfigRoute(ctx);
+            return startClusterManager(ctx, { upgrade: kubeletUpgrade, healthTimeoutMs: 2000 });
+          },
+        },
+      ],
+      PREFIX,
+      dataDir,
+    );
     const api = `http://${p.address!.host}:${p.address!.port}`;
+    const registryHost = `${p.address!.host}:${p.address!.port}`;
     const port = await freePort();
     const status = async () =>
       ((await p.resources.get<ClusterResource>('Cluster', CLUSTER))?.status ?? {}) as ClusterStatus;
     const cond = async (type: string) => (await status()).conditions?.find((c) => c.type === type);
+    let admin!: ClusterClient;
 
     await applyDocs(p, TOKEN, [
       {
@@ -127,6 +205,8 @@ describe('a Cluster on a real control plane (kwok nodes)', { skip, timeout: 600_
           controlPlane: { selector: { matchLabels: { role: 'cp' } } },
           workers: { selector: { matchLabels: { role: 'worker' } } },
           endpoint: { host: '127.0.0.1', port },
+          cni: 'kube-router',
+          registry: registryHost,
         },
       },
     ]);
@@ -188,7 +268,7 @@ describe('a Cluster on a real control plane (kwok nodes)', { skip, timeout: 600_
       throw new Error(`${(e as Error).message}\n${cp.logs()}`);
     });
     assert.equal((await status()).serverVersion, 'v1.34.4');
-    const admin = ClusterClient.fromKubeconfig(readFileSync(join(cp.dir, 'pki', 'admin.conf'), 'utf8'));
+    admin = ClusterClient.fromKubeconfig(readFileSync(join(cp.dir, 'pki', 'admin.conf'), 'utf8'));
     // Applied by server-side apply with field manager strata.
     const { KubernetesObjectApi } = await import('@kubernetes/client-node');
     const objects = KubernetesObjectApi.makeApiClient(admin.kc);
@@ -207,9 +287,10 @@ describe('a Cluster on a real control plane (kwok nodes)', { skip, timeout: 600_
       const conf = bundleOf(name, role === 'cp' ? 'control-plane' : 'worker').files.find(
         (f) => f.name === 'bootstrap-kubelet.conf',
       )!.content;
-      await joinAsKubelet(cp.server, pki.ca.cert, conf, name).catch((e: Error) => {
+      const asNode = await joinAsKubelet(cp.server, pki.ca.cert, conf, name, 'v1.34.4').catch((e: Error) => {
         throw new Error(`${e.message}\n${cp.logs()}`);
       });
+      kubelets.set(name, asNode);
     }
     for (const name of Object.keys(nodes))
       await waitFor(
@@ -251,6 +332,142 @@ describe('a Cluster on a real control plane (kwok nodes)', { skip, timeout: 600_
     writeFileSync(kcFile, kc.stdout, { mode: 0o600 });
     const kubectl = await run(bin('kubectl'), ['--kubeconfig', kcFile, 'get', 'nodes', '-o', 'name']);
     assert.deepEqual(kubectl.stdout.trim().split('\n').sort(), ['node/cp1', 'node/w1', 'node/w2']);
+
+    // kube-router: applied by server-side apply, valid to the API server, its DaemonSet on every node.
+    const ds = (await objects.read({
+      apiVersion: 'apps/v1',
+      kind: 'DaemonSet',
+      metadata: { name: 'kube-router', namespace: 'kube-system' },
+    })) as KubernetesObject & {
+      spec: { template: { spec: { containers: { image: string }[] } } };
+    };
+    assert.deepEqual(
+      ds.metadata?.managedFields?.filter((f) => f.manager === 'strata').map((f) => f.operation),
+      ['Apply'],
+    );
+    assert.equal(
+      ds.spec.template.spec.containers[0]!.image,
+      `${registryHost}/strata/kube-router:${KUBE_ROUTER_VERSION}`,
+    );
+    await waitFor(
+      'a kube-router pod Running on each of the 3 nodes',
+      async () => {
+        const pods = (
+          await admin.core.listNamespacedPod({
+            namespace: 'kube-system',
+            labelSelector: 'k8s-app=kube-router',
+          })
+        ).items.filter((x) => x.status?.phase === 'Running');
+        return (
+          pods
+            .map((x) => x.spec?.nodeName)
+            .sort()
+            .join() === 'cp1,w1,w2'
+        );
+      },
+      60_000,
+      500,
+    );
+
+    // Upgrades. Strata's registry holds v1.35.0 (stand-in files: the host never runs them), not v1.35.1.
+    const bundleDir = join(tempDir(cleanup, 'strata-k8s-v1.35.0-'), 'v1.35.0');
+    mkdirSync(bundleDir);
+    for (const b of ['kubelet', 'kubectl', 'kube-apiserver', 'kube-controller-manager', 'kube-scheduler'])
+      writeFileSync(join(bundleDir, b), `stand-in for ${b} v1.35.0\n`);
+    const pushed = await runCli(
+      ['registry', 'push', bundleDir, '--name', 'kubernetes', '--version', 'v1.35.0'],
+      { server: api, token: TOKEN },
+    );
+    assert.equal(pushed.code, 0, pushed.stderr);
+    const setVersion = async (version: string, annotations: Record<string, string> = {}) => {
+      const c = (await p.resources.mustGet('Cluster', CLUSTER)) as unknown as ClusterResource;
+      return applyDocs(p, TOKEN, [
+        {
+          apiVersion: 'strata.dev/v1alpha1',
+          kind: 'Cluster',
+          metadata: { name: CLUSTER, annotations },
+          spec: { ...c.spec, version },
+        },
+      ]);
+    };
+    await assert.rejects(
+      setVersion('v1.35.1'),
+      /spec\.version.*v1\.35\.1 is not in Strata's registry \(no kubernetes\/kubelet:v1\.35\.1.*push it .*or keep a version it has \(v1\.35\.0\)/,
+    );
+    await assert.rejects(
+      setVersion('v1.36.0'),
+      /spec\.version.*v1\.36\.0 skips v1\.35: Kubernetes is upgraded one minor version at a time/,
+    );
+    const kubeVersions = async () =>
+      Object.fromEntries((await admin.nodes()).map((n) => [n.name, n.kubeletVersion] as const));
+    assert.deepEqual(await kubeVersions(), { cp1: 'v1.34.4', w1: 'v1.34.4', w2: 'v1.34.4' });
+    const upgradedCond = async (reason: string) =>
+      waitFor(
+        `Upgraded=${reason}`,
+        async () => {
+          const c = await cond('Upgraded');
+          return c?.reason === reason ? c : undefined;
+        },
+        60_000,
+        250,
+      );
+
+    // 1. w1's upgrade script fails: cp1 (control plane, first) is done, w1 stopped the rollout, w2 untouched.
+    failNext = 'script';
+    await setVersion('v1.35.0');
+    let stopped = await upgradedCond('UpgradeFailed');
+    assert.equal(stopped.status, 'False');
+    assert.match(
+      stopped.message ?? '',
+      /^the upgrade of w1 to v1\.35\.0 failed: apply\.sh exited 1 .*strata\.dev\/retry-upgrade/,
+    );
+    assert.deepEqual(
+      upgrades.map((u) => u.node),
+      ['cp1', 'w1'],
+    );
+    assert.equal(upgrades[1]!.versions.cp1, 'v1.35.0', 'cp1 was healthy at v1.35.0 before w1 began');
+    await new Promise((r) => setTimeout(r, 1000));
+    assert.deepEqual(await kubeVersions(), { cp1: 'v1.35.0', w1: 'v1.34.4', w2: 'v1.34.4' });
+    assert.equal(upgrades.length, 2, 'nothing more is upgraded while stopped');
+
+    // 2. Retried, w1 "does not come back" at v1.35.0: the health check times out and stops it again.
+    await setVersion('v1.35.0', { [RETRY_UPGRADE_ANNOTATION]: '1' });
+    stopped = await waitFor(
+      'the second stop',
+      async () => {
+        const c = await cond('Upgraded');
+        return c?.reason === 'UpgradeFailed' && c.message?.includes('did not come back') ? c : undefined;
+      },
+      60_000,
+      250,
+    );
+    assert.match(
+      stopped.message ?? '',
+      /^w1 did not come back Ready at v1\.35\.0 within 2 s \(its Node is Ready with kubelet v1\.34\.4\)/,
+    );
+    assert.deepEqual(
+      upgrades.map((u) => u.node),
+      ['cp1', 'w1', 'w1'],
+    );
+    assert.equal((await kubeVersions()).w2, 'v1.34.4');
+
+    // 3. Retried again: w1 then w2, and the rollout is done.
+    await setVersion('v1.35.0', { [RETRY_UPGRADE_ANNOTATION]: '2' });
+    const done = await upgradedCond('UpToDate');
+    assert.equal(done.status, 'True');
+    assert.deepEqual(
+      upgrades.map((u) => u.node),
+      ['cp1', 'w1', 'w1', 'w1', 'w2'],
+    );
+    assert.equal(upgrades[4]!.versions.w1, 'v1.35.0', 'w1 was healthy before w2 began');
+    assert.deepEqual(await kubeVersions(), { cp1: 'v1.35.0', w1: 'v1.35.0', w2: 'v1.35.0' });
+    assert.deepEqual((await status()).upgrade?.done, ['cp1', 'w1', 'w2']);
+    await p.hub.flush();
+    const timeline = await runCli(['events', 'node', 'w1', '-o', 'json'], { server: api, token: TOKEN });
+    assert.deepEqual(
+      [...timeline.stdout.matchAll(/"reason":\s*"(Upgrade\w*)"/g)].map((m) => m[1]),
+      ['UpgradeStarted', 'UpgradeFailed', 'UpgradeStarted', 'UpgradeFailed', 'UpgradeStarted', 'Upgraded'],
+    );
 
     // w2 leaves the Cluster: its pod is evicted, its Node deleted, and it drops back to state 5.
     await waitFor(
