@@ -22,7 +22,14 @@ import { LabNetwork } from '../../../src/lab/network.ts';
 import { bmcEmulatorBin, type Sushy, startSushy, startVbmc } from '../../helpers/bmc.ts';
 import { defineVm, type LibvirtVm, libvirtSkipReason, startPrivateLibvirt } from '../../helpers/libvirt.ts';
 import { currentNetns } from '../../helpers/netns.ts';
-import { type StrataServer, startStrata, suiteCleanup, tempDir, waitFor } from '../../helpers/strata.ts';
+import {
+  type CliFollower,
+  type StrataServer,
+  startStrata,
+  suiteCleanup,
+  tempDir,
+  waitFor,
+} from '../../helpers/strata.ts';
 
 // biome-ignore lint/suspicious/noExplicitAny: tests read status fields directly
 type Any = any;
@@ -52,6 +59,9 @@ describe('real VMs behind BMC emulators (sushy-emulator + libvirt, virtualbmc)',
   let rf: LibvirtVm;
   let ipmi: LibvirtVm;
   let virsh: (...args: string[]) => string;
+  /** `strata get nodes -w` from before the apply (the README's walkthrough prints what it showed). */
+  let watch: CliFollower | undefined;
+  let applyOut = '';
 
   const get = async (name: string): Promise<Any> => (await s.api('GET', `/api/v1/nodes/${name}`)).json;
   const events = async (name: string): Promise<Any[]> =>
@@ -134,6 +144,7 @@ describe('real VMs behind BMC emulators (sushy-emulator + libvirt, virtualbmc)',
     // Both machines are powered off and applied at once, so they boot side by side.
     assert.equal(virsh('domstate', rf.name).trim(), 'shut off');
     assert.equal(virsh('domstate', ipmi.name).trim(), 'shut off');
+    if (FULL) watch = s.follow(['get', 'nodes', '-w']);
     const applied = await s.cli(['apply', '-f', '-'], {
       stdin: JSON.stringify([
         ...labSegment({
@@ -147,6 +158,7 @@ describe('real VMs behind BMC emulators (sushy-emulator + libvirt, virtualbmc)',
       ]),
     });
     assert.equal(applied.code, 0, applied.stderr);
+    applyOut = applied.stdout;
   });
 
   it('Redfish: a node without MACs is enrolled from its BMC, booted once to the network, and its firmware network-boots through Strata (state 2)', {
@@ -208,8 +220,10 @@ describe('real VMs behind BMC emulators (sushy-emulator + libvirt, virtualbmc)',
   it('Redfish, full (STRATA_BMC_VM_FULL=1): state 4, then a power cycle through Redfish boots the disk', {
     skip: FULL ? false : 'opt-in: STRATA_BMC_VM_FULL=1 (an install under TCG takes minutes; see the README)',
     timeout: 35 * MIN,
-  }, async () => {
+  }, async (ctx) => {
+    const began = Date.now();
     await atLeast('rf-vm', 4, 30 * MIN);
+    ctx.diagnostic(`rf-vm: state 4 ${((Date.now() - began) / 1000).toFixed(0)} s after this test began`);
     let log = await timeline('rf-vm');
     const completed = (await events('rf-vm')).filter((e) => e.reason === 'StepCompleted').map((e) => e.step);
     assert.deepEqual(completed, ['hardware.power', 'boot.firmware', 'boot.ipxe', 'install.os'], log);
@@ -255,5 +269,12 @@ describe('real VMs behind BMC emulators (sushy-emulator + libvirt, virtualbmc)',
       `no second install\n${log}`,
     );
     assert.equal((await get('rf-vm')).status.state, 4);
+    ctx.diagnostic(
+      `power cycle to SSH on the installed system: ${((Date.now() - cycledAt) / 1000).toFixed(0)} s`,
+    );
+    // What a user watching saw: the rows of `strata get nodes -w` for the Redfish machine.
+    const rows = watch!.stdout();
+    assert.match(rows, /^rf-vm\s+4\s+4\s+Ready/m, rows);
+    ctx.diagnostic(`strata apply:\n${applyOut}\nstrata get nodes -w:\n${rows}`);
   });
 });
