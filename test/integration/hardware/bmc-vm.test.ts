@@ -22,14 +22,8 @@ import { LabNetwork } from '../../../src/lab/network.ts';
 import { bmcEmulatorBin, type Sushy, startSushy, startVbmc } from '../../helpers/bmc.ts';
 import { defineVm, type LibvirtVm, libvirtSkipReason, startPrivateLibvirt } from '../../helpers/libvirt.ts';
 import { currentNetns } from '../../helpers/netns.ts';
-import {
-  type CliFollower,
-  type StrataServer,
-  startStrata,
-  suiteCleanup,
-  tempDir,
-  waitFor,
-} from '../../helpers/strata.ts';
+import type { CliFollower } from '../../helpers/strata.ts';
+import { type StrataServer, startStrata, suiteCleanup, tempDir, waitFor } from '../../helpers/strata.ts';
 
 // biome-ignore lint/suspicious/noExplicitAny: tests read status fields directly
 type Any = any;
