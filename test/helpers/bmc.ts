@@ -189,7 +189,7 @@ export interface IpmiSim {
 /**
  * OpenIPMI's `ipmi_sim` (Debian `openipmi`): a real IPMI 2.0 LAN server (RMCP+, lanplus) on 127.0.0.1.
  * Its chassis is a small shell script that keeps the power and boot device in files and logs what it is
- * told: no machine sits behind it (virtualbmc with a libvirt VM would be one; see the README).
+ * told: no machine sits behind it (bmc-vm.test.ts puts virtualbmc in front of a real VM).
  */
 export async function startIpmiSim(t: Cleanup, o: { user: string; password: string }): Promise<IpmiSim> {
   const dir = tempDir(t, 'strata-ipmisim-');

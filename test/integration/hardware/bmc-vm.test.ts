@@ -209,6 +209,8 @@ describe('real VMs behind BMC emulators (sushy-emulator + libvirt, virtualbmc)',
     const off = await s.cli(['power', 'ipmi-vm', 'off-force']);
     assert.equal(off.code, 0, off.stderr);
     await waitFor('the IPMI VM off', () => virsh('domstate', ipmi.name).trim() === 'shut off', 60_000, 1000);
+    // ipmitool got the password through its environment: it is in no event and in no line the server logged.
+    assert.doesNotMatch(log + s.stdout() + s.stderr(), new RegExp(PASSWORD));
   });
 
   it('Redfish, full (STRATA_BMC_VM_FULL=1): state 4, then a power cycle through Redfish boots the disk', {
