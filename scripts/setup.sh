@@ -20,6 +20,11 @@ PACKAGES=(
   # BMC power control: the IPMI provider runs ipmitool (lanplus); the BMC tests build sushy-tools in a venv
   # (scripts/tools/bmc-emulators.sh), run OpenIPMI's ipmi_sim as the IPMI BMC, make certificates with openssl
   ipmitool openipmi python3-venv openssl
+  # real VMs behind the BMC emulators: the tests run a private libvirtd (test/helpers/libvirt.ts) for
+  # sushy-emulator's libvirt driver and virtualbmc, which import python3-libvirt. Not libvirt-daemon-system:
+  # it would bring libvirt's `default` network (virbr0 and a dnsmasq DHCP server on the machine's own
+  # network) and enable the system daemons; nothing here starts or enables any libvirt service.
+  libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients python3-libvirt
   # container images (the registry's /v2/): umoci and gcc (static pause) build them from busybox-static
   # (scripts/build/images.sh); skopeo, containerd, runc and the CNI plugins are the clients the tests drive
   skopeo umoci containerd runc containernetworking-plugins gcc libc6-dev
@@ -75,6 +80,11 @@ if [ "${#missing[@]}" -gt 0 ]; then
     done
   fi
 fi
+
+# libvirtd (even the tests' private one) refuses to start without the QEMU user its package was built for;
+# libvirt-daemon-system would create it, with the services and the default network this setup avoids.
+getent passwd libvirt-qemu >/dev/null ||
+  useradd --system --user-group --no-create-home --home-dir /var/lib/libvirt --shell /usr/sbin/nologin libvirt-qemu
 
 # iPXE for boot media: Debian's current ipxe package (its EFI build runs a script from the stick)
 bash "$(dirname "$0")/media-ipxe.sh"

@@ -7,7 +7,7 @@
  * Node per VM, so the VMs climb the same ladder as real machines. Ownership of the machine-wide namespace
  * (owner.ts) keeps two Strata instances from tearing down each other's lab.
  */
-export { labLayer } from './layer.ts';
+export { labLayer, labSegment, publishLabArtifacts } from './layer.ts';
 export { DEFAULT_LAB_NETNS, labNetns } from './owner.ts';
 export type { LabDownReply, LabOwnerInfo, LabUpRequest, LabVmInfo } from './protocol.ts';
 export { subjects } from './protocol.ts';

@@ -52,6 +52,19 @@ function publishArtifact(src: string, dest: string): void {
   }
 }
 
+/**
+ * Builds the lab's installer and Debian image (cached machine-wide) and publishes them under
+ * `<dataDir>/artifacts/lab/`, where the lab Profile (labSegment) names them.
+ */
+export async function publishLabArtifacts(dataDir: string, log?: (line: string) => void): Promise<void> {
+  const { paths } = await buildInstallMedia(log ? { log } : {});
+  const art = join(dataDir, 'artifacts', 'lab');
+  mkdirSync(art, { recursive: true });
+  publishArtifact(paths.kernel, join(art, 'vmlinuz'));
+  publishArtifact(paths.initramfs, join(art, 'installer.cpio.gz'));
+  publishArtifact(paths.osImage, join(art, 'debian-bookworm-amd64.tar.zst'));
+}
+
 export function labLayer(): Layer {
   const vms = new Map<string, QemuVm>();
   const firmwareOf = new Map<string, 'bios' | 'uefi'>();
@@ -89,12 +102,7 @@ export function labLayer(): Layer {
     const netns = labNetns();
     await claim(ctx, netns);
     try {
-      const { paths } = await buildInstallMedia({ log: (l) => ctx.log.info('lab assets', { step: l }) });
-      const art = join(ctx.dataDir, 'artifacts', 'lab');
-      mkdirSync(art, { recursive: true });
-      publishArtifact(paths.kernel, join(art, 'vmlinuz'));
-      publishArtifact(paths.initramfs, join(art, 'installer.cpio.gz'));
-      publishArtifact(paths.osImage, join(art, 'debian-bookworm-amd64.tar.zst'));
+      await publishLabArtifacts(ctx.dataDir, (l) => ctx.log.info('lab assets', { step: l }));
       if (!network)
         network = await LabNetwork.create({
           name: netns,
@@ -248,21 +256,33 @@ export function labLayer(): Layer {
   };
 }
 
-function labResources(vms: LabVmInfo[], targetState: number): Resource[] {
-  const meta = (name: string) => ({ name, labels: { 'strata.dev/lab': 'true' } });
+/**
+ * The lab segment's Network and Profile: the bridge `br0` of namespace `namespace` at 10.213.0.1/24
+ * (src/lab/network.ts) with Strata's DHCP, DNS, TFTP and HTTP, and the Debian install of the lab's cached
+ * installer and image (published under `artifacts/lab/`) for the nodes labelled `labels`. `strata lab up`
+ * applies them for its VMs; the BMC emulator tests apply them for machines of their own.
+ */
+export function labSegment(o: {
+  namespace: string;
+  network: string;
+  profile: string;
+  labels: Record<string, string>;
+  zone: string;
+}): Resource[] {
+  const meta = (name: string) => ({ name, labels: o.labels });
   return [
     {
       apiVersion: API_VERSION,
       kind: 'Network',
-      metadata: meta('lab'),
+      metadata: meta(o.network),
       spec: {
         interface: 'br0',
-        namespace: labNetns(),
+        namespace: o.namespace,
         subnet: '10.213.0.0/24',
         serverAddress: '10.213.0.1',
         gateway: '10.213.0.1',
         pool: { start: '10.213.0.100', end: '10.213.0.199' },
-        dns: { zone: 'lab.strata', forwarders: [], enabled: true, port: 53 },
+        dns: { zone: o.zone, forwarders: [], enabled: true, port: 53 },
         dhcp: { mode: 'full', leaseTime: '1h', port: 67, proxyPort: 4011 },
         tftp: { enabled: true, port: 69 },
         boot: { unknownNodes: 'discover', httpPort: 7421, uefiBinary: 'ipxe.efi' },
@@ -271,9 +291,9 @@ function labResources(vms: LabVmInfo[], targetState: number): Resource[] {
     {
       apiVersion: API_VERSION,
       kind: 'Profile',
-      metadata: meta('lab-debian'),
+      metadata: meta(o.profile),
       spec: {
-        selector: { matchLabels: { 'strata.dev/lab': 'true' } },
+        selector: { matchLabels: o.labels },
         priority: 100,
         os: { family: 'debian', release: 'bookworm' },
         kernel: 'lab/vmlinuz',
@@ -289,6 +309,19 @@ function labResources(vms: LabVmInfo[], targetState: number): Resource[] {
         vars: {},
       },
     },
+  ];
+}
+
+function labResources(vms: LabVmInfo[], targetState: number): Resource[] {
+  const labels = { 'strata.dev/lab': 'true' };
+  return [
+    ...labSegment({
+      namespace: labNetns(),
+      network: 'lab',
+      profile: 'lab-debian',
+      labels,
+      zone: 'lab.strata',
+    }),
     ...vms.map((v) => ({
       apiVersion: API_VERSION,
       kind: 'Node',

@@ -2,14 +2,15 @@
  * BMC emulators for the hardware tests: sushy-tools' `sushy-emulator` (a real Redfish service) from the
  * machine-wide venv that scripts/tools/bmc-emulators.sh builds, behind HTTPS with a certificate made for
  * the test (its SHA-256 fingerprint is what a Node pins) and HTTP basic auth from a bcrypt htpasswd file.
- * It uses sushy's own fake systems driver, not libvirt (see the README's "BMC emulators" section for why
- * and what that leaves unrun). Also a deliberately broken HTTPS server for the two failures sushy cannot
+ * It runs with sushy's own fake systems driver (no machine behind it), or with its libvirt driver in front
+ * of the VMs of a private libvirtd (test/helpers/libvirt.ts). virtualbmc (`vbmcd`/`vbmc`, IPMI) from the
+ * same venv fronts a libvirt domain the same way. Also a deliberately broken HTTPS server for the two failures sushy cannot
  * be made to show, a BMC answering 500 and a BMC that hangs: `brokenBmcHttpsServer`, named as such.
  * Everything listens on 127.0.0.1 on free ports and is stopped in the suite's `after`.
  */
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { X509Certificate } from 'node:crypto';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:https';
 import { join } from 'node:path';
 import type { Cleanup } from './services.ts';
@@ -88,11 +89,14 @@ export interface FakeSystem {
   nics: { mac: string }[];
 }
 
-/** sushy-emulator with its fake driver, HTTPS and basic auth (`user`/`password`). */
+/**
+ * sushy-emulator with HTTPS and basic auth (`user`/`password`): its fake driver with `systems`, or its
+ * libvirt driver on `libvirtUri` (every domain there is a system).
+ */
 export async function startSushy(
   t: Cleanup,
   bin: string,
-  o: { user: string; password: string; systems: FakeSystem[] },
+  o: { user: string; password: string } & ({ systems: FakeSystem[] } | { libvirtUri: string }),
 ): Promise<Sushy> {
   const dir = tempDir(t, 'strata-sushy-');
   const tls = selfSignedCert(dir);
@@ -115,8 +119,12 @@ export async function startSushy(
     `SUSHY_EMULATOR_SSL_CERT = ${JSON.stringify(join(dir, 'sushy.crt'))}`,
     `SUSHY_EMULATOR_SSL_KEY = ${JSON.stringify(join(dir, 'sushy.key'))}`,
     `SUSHY_EMULATOR_AUTH_FILE = ${JSON.stringify(join(dir, 'htpasswd'))}`,
-    `SUSHY_EMULATOR_FAKE_DRIVER = True`,
-    `SUSHY_EMULATOR_FAKE_SYSTEMS = ${JSON.stringify(o.systems.map((s) => ({ ...s, external_notifier: false })))}`,
+    ...('systems' in o
+      ? [
+          `SUSHY_EMULATOR_FAKE_DRIVER = True`,
+          `SUSHY_EMULATOR_FAKE_SYSTEMS = ${JSON.stringify(o.systems.map((s) => ({ ...s, external_notifier: false })))}`,
+        ]
+      : [`SUSHY_EMULATOR_LIBVIRT_URI = ${JSON.stringify(o.libvirtUri)}`]),
     `SUSHY_EMULATOR_VMEDIA_VERIFY_SSL = False`,
   ].join('\n');
   writeFileSync(
@@ -181,7 +189,7 @@ export interface IpmiSim {
 /**
  * OpenIPMI's `ipmi_sim` (Debian `openipmi`): a real IPMI 2.0 LAN server (RMCP+, lanplus) on 127.0.0.1.
  * Its chassis is a small shell script that keeps the power and boot device in files and logs what it is
- * told: no machine sits behind it (virtualbmc with a libvirt VM would be one; see the README).
+ * told: no machine sits behind it (bmc-vm.test.ts puts virtualbmc in front of a real VM).
  */
 export async function startIpmiSim(t: Cleanup, o: { user: string; password: string }): Promise<IpmiSim> {
   const dir = tempDir(t, 'strata-ipmisim-');
@@ -286,4 +294,89 @@ export async function startIpmiSim(t: Cleanup, o: { user: string; password: stri
       }
     },
   };
+}
+
+/**
+ * virtualbmc: `vbmcd` with a private config (its own server port, config dir and log), and one IPMI BMC
+ * (`vbmc add` + `vbmc start`) on 127.0.0.1 in front of libvirt domain `domain`. Stopped in `t.after`.
+ */
+export async function startVbmc(
+  t: Cleanup,
+  bin: string,
+  o: { libvirtUri: string; domain: string; user: string; password: string },
+): Promise<{ address: string; log(): string }> {
+  const dir = tempDir(t, 'strata-vbmc-');
+  const conf = join(dir, 'virtualbmc.conf');
+  mkdirSync(join(dir, 'bmcs'));
+  writeFileSync(
+    conf,
+    [
+      '[default]',
+      `config_dir = ${join(dir, 'bmcs')}`,
+      `pid_file = ${join(dir, 'vbmcd.pid')}`,
+      `server_port = ${await freePort()}`,
+      '[log]',
+      `logfile = ${join(dir, 'vbmcd.log')}`,
+      'debug = true',
+      '',
+    ].join('\n'),
+  );
+  const env = { ...process.env, VIRTUALBMC_CONFIG: conf };
+  const daemon = spawn(join(bin, 'vbmcd'), ['--foreground'], { stdio: 'ignore', env });
+  const vbmc = (...args: string[]) =>
+    execFileSync(join(bin, 'vbmc'), args, { env, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+  const log = () => {
+    try {
+      return readFileSync(join(dir, 'vbmcd.log'), 'utf8');
+    } catch {
+      return '';
+    }
+  };
+  t.after(async () => {
+    if (daemon.exitCode !== null) return;
+    try {
+      vbmc('stop', o.domain);
+    } catch {
+      // not started
+    }
+    daemon.kill('SIGTERM');
+    await new Promise((r) => daemon.once('exit', r));
+  });
+  await waitFor(
+    'vbmcd answering',
+    () => {
+      if (daemon.exitCode !== null) throw new Error(`vbmcd exited ${daemon.exitCode}: ${log().slice(-600)}`);
+      try {
+        vbmc('list');
+        return true;
+      } catch {
+        return false;
+      }
+    },
+    30_000,
+    300,
+  );
+  const port = await freePort();
+  vbmc(
+    'add',
+    o.domain,
+    '--address',
+    '127.0.0.1',
+    '--port',
+    String(port),
+    '--username',
+    o.user,
+    '--password',
+    o.password,
+    '--libvirt-uri',
+    o.libvirtUri,
+  );
+  vbmc('start', o.domain);
+  await waitFor(
+    `vbmc for ${o.domain} running`,
+    () => /\brunning\b/.test(vbmc('show', o.domain)),
+    30_000,
+    300,
+  );
+  return { address: `127.0.0.1:${port}`, log };
 }
