@@ -276,6 +276,14 @@ registerKind({
       wide: true,
       value: (r) => (r.status as ClusterStatus | undefined)?.endpoint ?? '-',
     },
+    {
+      header: 'UPGRADE',
+      wide: true,
+      value: (r) => {
+        const u = (r.status as ClusterStatus | undefined)?.upgrade;
+        return u ? `${u.phase} ${u.to}${u.node && u.phase !== 'Done' ? ` (${u.node})` : ''}` : '-';
+      },
+    },
     { header: 'MESSAGE', wide: true, value: (r) => cond(r, 'APIServerReady')?.message ?? '' },
   ],
 });

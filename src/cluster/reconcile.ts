@@ -4,7 +4,9 @@
  * secrets, made or renewed here), where its API server is, and, once that answers `/readyz`, what Strata
  * applies into it (the join token's Secret, bootstrap RBAC) and what its Nodes say. Members that left are
  * drained, their Node objects deleted and what Strata installed on them undone; then they drop back to
- * state 5. The status says all of it in words; secrets never reach it.
+ * state 5. When the API server does not answer, leaving waits a bounded time (or until forced) and then
+ * goes on without the drain, saying what stayed behind. With the API server up, a changed spec.version is
+ * rolled out node by node (upgrade.ts). The status says all of it in words; secrets never reach it.
  */
 import { isDeepStrictEqual } from 'node:util';
 import type { NodeResource, NodeStatus } from '../core/kinds/node.ts';
@@ -478,7 +480,11 @@ export async function reconcileCluster(
     );
   const apiUp = conditions.find((x) => x.type === 'APIServerReady')?.status === 'True';
   const next: ClusterStatus = {
-    phase: !apiUp ? 'Pending' : readyCount === members.length && !problems.length ? 'Ready' : 'Degraded',
+    phase: !apiUp
+      ? 'Pending'
+      : readyCount === members.length && !problems.length && roll?.reason !== 'UpgradeFailed'
+        ? 'Ready'
+        : 'Degraded',
     ...(endpoint ? { endpoint } : {}),
     ...(version ? { serverVersion: version } : st.serverVersion ? { serverVersion: st.serverVersion } : {}),
     nodes,

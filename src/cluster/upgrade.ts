@@ -191,7 +191,8 @@ export async function rollout(
     `upgrading ${next.role} from ${k.kubeletVersion ?? 'unknown'} to ${to} (${position})`,
   );
   try {
-    await opts.upgrade!(c, next.node);
+    if (!opts.upgrade) throw new Error('this manager has no way to run an upgrade');
+    await opts.upgrade(c, next.node);
   } catch (e) {
     const message = `the upgrade of ${nodeName} to ${to} failed: ${(e as Error).message}; the rollout stopped there and the nodes after it stay on their version: fix it, then "strata annotate cluster ${name} ${RETRY_UPGRADE_ANNOTATION}=$(date +%s)"`;
     event(nodeName, 'UpgradeFailed', message, true);

@@ -5,7 +5,7 @@
  * node bundles: key files marked secret, and no CA key or admin credential on a worker.
  */
 import assert from 'node:assert/strict';
-import { X509Certificate } from 'node:crypto';
+import { createHash, X509Certificate } from 'node:crypto';
 import { before, describe, it } from 'node:test';
 import { parse, stringify } from 'yaml';
 import { clusterBundle } from '../../../src/cluster/bundle.ts';
@@ -100,18 +100,21 @@ describe('cluster credentials', () => {
     );
   });
 
+  /** A first control-plane node's bundle input (the role is given per call). */
+  const inputFor = (c: ClusterResource, token: ReturnType<typeof newJoinToken>) => ({
+    cluster: c,
+    node: 'n1',
+    address: '10.77.0.1',
+    endpoint: 'https://10.77.0.1:6443',
+    firstServer: true,
+    pki,
+    token,
+    artifacts: [],
+  });
+
   it('gives a control-plane node the PKI and a worker only the CA and its bootstrap kubeconfig, keys marked secret', () => {
     const token = newJoinToken(3600);
-    const input = {
-      cluster,
-      node: 'n1',
-      address: '10.77.0.1',
-      endpoint: 'https://10.77.0.1:6443',
-      firstServer: true,
-      pki,
-      token,
-      artifacts: [],
-    };
+    const input = inputFor(cluster, token);
     const cp = clusterBundle({ ...input, role: 'control-plane' });
     const worker = clusterBundle({ ...input, role: 'worker', node: 'n2', firstServer: false });
     const names = (b: typeof cp) => b.files.map((f) => f.name).sort();
@@ -139,5 +142,37 @@ describe('cluster credentials', () => {
       new RegExp(`token: ${token.id}\\.${token.secret}`),
     );
     assert.deepEqual(clusterBundle({ ...input, role: 'worker' }, true).manifest.scripts, { undo: 'undo.sh' });
+  });
+
+  it('gives k3s agents the join token in the secure format and only servers the stable server token', () => {
+    const token = newJoinToken(3600);
+    const k3s = { ...cluster, spec: { ...cluster.spec, distribution: 'k3s' as const } };
+    const input = inputFor(k3s, token);
+    const file = (b: ReturnType<typeof clusterBundle>, name: string) => b.files.find((f) => f.name === name);
+    const server = clusterBundle({ ...input, role: 'control-plane' });
+    const agent = clusterBundle({ ...input, role: 'worker', node: 'n2', firstServer: false });
+    // K10, the SHA-256 of the CA's DER (what k3s checks a custom CA by), then the bootstrap token.
+    const der = new X509Certificate(pki.ca.cert).raw;
+    const hash = createHash('sha256').update(der).digest('hex');
+    assert.equal(file(agent, 'join-token')?.content, `K10${hash}::${token.id}.${token.secret}\n`);
+    assert.equal(file(agent, 'join-token')?.secret, true);
+    assert.equal(file(agent, 'server-token'), undefined, 'an agent never gets the server token');
+    const serverToken = file(server, 'server-token');
+    assert.equal(serverToken?.secret, true);
+    assert.match(serverToken!.content, /^[0-9a-f]{64}\n$/);
+    assert.doesNotMatch(
+      serverToken!.content,
+      /\./,
+      'not in the bootstrap-token format k3s refuses for servers',
+    );
+    // Stable across join-token rotations (k3s encrypts its datastore with it), distinct per cluster.
+    const rotated = clusterBundle({ ...input, role: 'control-plane', token: newJoinToken(3600, token) });
+    assert.equal(file(rotated, 'server-token')?.content, serverToken!.content);
+    const other = clusterBundle({
+      ...input,
+      role: 'control-plane',
+      cluster: { ...k3s, metadata: { ...k3s.metadata, name: 'other' } },
+    });
+    assert.notEqual(file(other, 'server-token')?.content, serverToken!.content);
   });
 });

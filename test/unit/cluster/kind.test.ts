@@ -52,6 +52,14 @@ describe('Cluster kind', () => {
       /^spec\.distribution: expected one of "kubernetes", "k3s"/,
     );
     bad(
+      { controlPlane: CP, cni: 'kube-router' },
+      /^spec\.registry: is needed with cni: kube-router: .*like 10\.77\.0\.1:7420/,
+    );
+    bad(
+      { controlPlane: CP, cni: 'kube-router', registry: 'http://10.77.0.1:7420' },
+      /^spec\.registry: expected Strata's registry as image names start with it, HOST or HOST:PORT/,
+    );
+    bad(
       { controlPlane: CP, version: '1.34' },
       /^spec\.version: expected a Kubernetes version like v1\.34\.4/,
     );
