@@ -1,8 +1,8 @@
 /**
  * SQLite store on node:sqlite (no native addon to rebuild). WAL with synchronous=NORMAL: a commit is in
  * the WAL file (the kernel's page cache) before the call returns, so `kill -9` of the process at any moment
- * loses nothing acknowledged; the WAL is fsynced at each checkpoint (every ~1,000 pages, ~4 MiB), not per
- * commit. What a power cut or kernel crash can lose is the transactions committed since the last
+ * loses nothing acknowledged; the WAL is fsynced at each checkpoint (about every second, by a checkpointer
+ * thread, checkpointer.ts, so its fsyncs never hold the event loop), not per commit. What a power cut or kernel crash can lose is the transactions committed since the last
  * checkpoint (the database stays consistent: they roll back whole, never half-written); a lease handed out
  * in that window may be handed out again after the restart, as with Kea's memfile. FULL cost an fsync per
  * commit (~2 ms here against 0.06 ms, on the one event loop that answers the API; BENCHMARKS.md). Each
@@ -23,6 +23,7 @@ import { randomUUID } from 'node:crypto';
 import { chmodSync, closeSync, existsSync, mkdirSync, openSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { DatabaseSync, type StatementSync } from 'node:sqlite';
+import { Worker } from 'node:worker_threads';
 import { alreadyExists, conflict, notFound, StrataError } from '../resources/errors.ts';
 import type { Resource, StrataEvent } from '../resources/types.ts';
 import { hasIndex, INDEX_VERSION, INDEXED_KINDS, indexEntries } from './indexes.ts';
@@ -81,6 +82,35 @@ function drain<T>(steps: Generator<void, T>): T {
   }
 }
 
+/**
+ * Turns SQLite's automatic checkpoint off on `db` and starts the thread that checkpoints instead. If the
+ * thread cannot start, the automatic one stays on (correct, only slower on a busy disk).
+ */
+function startCheckpointer(path: string, db: DatabaseSync): Checkpointer | undefined {
+  let worker: Worker;
+  try {
+    worker = new Worker(new URL('./checkpointer.ts', import.meta.url), { workerData: { path } });
+  } catch {
+    return undefined;
+  }
+  db.exec('PRAGMA wal_autocheckpoint=0');
+  const exited = new Promise<void>((resolve) =>
+    worker.once('exit', () => {
+      // Should it end early, the automatic checkpoint comes back, so the WAL never grows without bound.
+      if (db.isOpen) db.exec('PRAGMA wal_autocheckpoint=1000');
+      resolve();
+    }),
+  );
+  worker.once('error', () => {}); // it exits after an error; 'exit' above handles both
+  worker.unref();
+  return { worker, exited };
+}
+
+interface Checkpointer {
+  worker: Worker;
+  exited: Promise<void>;
+}
+
 /** `fn` as work of a single step. */
 // biome-ignore lint/correctness/useYield: a step that never gives a turn, for the same transaction code
 function* oneStep<T>(fn: () => T): Generator<void, T> {
@@ -97,6 +127,7 @@ export class SqliteStore implements Store {
   readonly #every: number;
   /** Set while a sliced operation holds the database across turns of the event loop (see #sliced). */
   readonly #gate: Gate;
+  #checkpointer: Checkpointer | undefined;
 
   constructor(path: string, opts: { changeLogKeep?: number } = {}) {
     this.#path = path;
@@ -115,6 +146,7 @@ export class SqliteStore implements Store {
       'PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA busy_timeout=5000; PRAGMA foreign_keys=ON; PRAGMA secure_delete=ON;',
     );
     this.#migrate();
+    if (path !== ':memory:') this.#checkpointer = startCheckpointer(path, this.#db);
     const p = (sql: string) => this.#db.prepare(sql);
     this.#stmts = {
       get: p('SELECT * FROM resources WHERE kind = ? AND name = ?'),
@@ -500,6 +532,12 @@ export class SqliteStore implements Store {
 
   async close(): Promise<void> {
     while (this.#gate.busy) await this.#gate.busy;
+    const checkpointer = this.#checkpointer;
+    this.#checkpointer = undefined;
+    if (checkpointer) {
+      checkpointer.worker.postMessage('stop');
+      await checkpointer.exited;
+    }
     if (this.#db.isOpen) this.#db.close();
   }
 }
