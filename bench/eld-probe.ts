@@ -46,6 +46,9 @@ if (dir) {
       h.reset();
       stalls = [];
       maxCpuMs = 0;
+      // The gap in progress began before the reset (start-up): it is not counted either.
+      last = process.hrtime.bigint();
+      lastCpu = threadCpuMs();
       rmSync(reset, { force: true });
     }
     writeFileSync(

@@ -331,8 +331,24 @@ export class SqliteStore implements Store {
   }
 
   async list(kind: string, opts?: ListOptions): Promise<Resource[]> {
-    // One read transaction, so a list sliced across turns of the loop is still one snapshot.
-    return this.#sliced(this.#read(this.#list(kind, opts)));
+    // Read a slice at a time by name, letting other operations run between slices (a list of 10,000 Nodes
+    // that held the database would hold every API request behind it): not one snapshot, but each object
+    // once, as committed at some moment of the list. listVersioned is the snapshot.
+    return this.#interleaved(this.#list(kind, opts));
+  }
+
+  /** Runs `steps` in slices like #sliced, but lets other operations run between the slices. */
+  async #interleaved<T>(steps: Generator<void, T>): Promise<T> {
+    for (;;) {
+      while (this.#gate.busy) await this.#gate.busy;
+      const since = performance.now();
+      for (;;) {
+        const r = steps.next();
+        if (r.done) return r.value;
+        if (performance.now() - since >= SLICE_MS) break;
+      }
+      await new Promise<void>((done) => setImmediate(done));
+    }
   }
 
   /** A read transaction around `steps` (not started yet). */

@@ -309,9 +309,10 @@ for (const driver of drivers) {
           if (done) break;
           turns++;
           reads.push(
-            Promise.all([store.get('Bulk', `b-${n - 1}`), store.list('Bulk', { limit: n + 1 })]).then(
-              ([z, all]) => [z !== undefined, all.length],
-            ),
+            Promise.all([
+              store.get('Bulk', `b-${n - 1}`),
+              store.listVersioned('Bulk', { limit: n + 1 }),
+            ]).then(([z, all]) => [z !== undefined, all.items.length]),
           );
         }
         await settled;
@@ -327,15 +328,28 @@ for (const driver of drivers) {
 
       const written = await during(store.write(ops(false)));
       assert.ok(written.turns > 0, `the loop got a turn during a write of ${n} objects`);
-      // A list is one snapshot: all of the write or none (a get is a read of its own, maybe earlier).
+      // A versioned list is one snapshot: all of the write or none (a get is a read of its own).
       for (const [, count] of written.reads)
         assert.ok(count === 0 || count === n, `a list during the write saw ${count} of ${n}`);
       const t0 = performance.now();
-      const listed = await during(store.list('Bulk'));
+      const listed = await during(store.listVersioned('Bulk'));
       // A list that lasted a few slices (8 ms each) gave a turn; a fast one may end before a 1 ms timer is
       // due (PostgreSQL's is one round trip, waiting on a socket).
       if (performance.now() - t0 > 30)
         assert.ok(listed.turns > 0, `the loop got a turn during a list of ${n} objects`);
+      // A plain list lets other operations run between its slices (a get is answered before it ends), and
+      // still sees each object once.
+      const order: string[] = [];
+      const t1 = performance.now();
+      const plain = store.list('Bulk').then((all) => {
+        order.push('list');
+        return all;
+      });
+      await new Promise((r) => setTimeout(r, 1));
+      await store.get('Bulk', 'b-0').then(() => order.push('get'));
+      const all = await plain;
+      assert.equal(new Set(all.map((r) => r.metadata.name)).size, n);
+      if (performance.now() - t1 > 30) assert.deepEqual(order, ['get', 'list']);
       assert.equal((await store.list('Bulk')).length, n);
       await store.write(
         Array.from({ length: n }, (_, i) => ({ op: 'delete' as const, kind: 'Bulk', name: `b-${i}` })),
