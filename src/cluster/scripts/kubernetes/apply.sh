@@ -44,11 +44,16 @@ for b in $bins; do
   put "$art/$b" "/usr/local/bin/$b" 0755
 done
 
-# --- containerd: the CRI, systemd cgroups, the sandbox image Strata's registry serves --------------------
+# --- containerd: the CRI, systemd cgroups, the sandbox image and every image from Strata's registry ----------
+# Debian's CNI plugins live in /usr/lib/cni. Images named $IMAGE_REGISTRY/... are pulled through the
+# site's local registry (containerd-hosts.toml, a hosts.toml mirror entry).
 cat >"$here/containerd.toml" <<TOML
 version = 2
 [plugins."io.containerd.grpc.v1.cri"]
   sandbox_image = "$SANDBOX_IMAGE"
+[plugins."io.containerd.grpc.v1.cri".cni]
+  bin_dir = "/usr/lib/cni"
+  conf_dir = "/etc/cni/net.d"
 [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc]
   runtime_type = "io.containerd.runc.v2"
 [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc.options]
@@ -57,8 +62,11 @@ version = 2
   config_path = "/etc/containerd/certs.d"
 TOML
 put "$here/containerd.toml" /etc/containerd/config.toml 0644
+if [ -f "$here/containerd-hosts.toml" ]; then
+  put "$here/containerd-hosts.toml" "/etc/containerd/certs.d/$IMAGE_REGISTRY/hosts.toml" 0644
+fi
 systemctl enable containerd >/dev/null 2>&1
-case "$changed" in *containerd*) systemctl restart containerd ;; *) systemctl start containerd ;; esac
+case "$changed" in *config.toml*) systemctl restart containerd ;; *) systemctl start containerd ;; esac
 
 # --- PKI and kubeconfigs ----------------------------------------------------------------------------------
 install -d -m 0755 /etc/kubernetes /etc/kubernetes/pki
@@ -170,9 +178,11 @@ done
 
 # --- the pod network: the CNI bridge on this node's pod subnet (allocated by the controller-manager) ---------
 if [ "$CNI" = bridge ]; then
+  # The kubelet's client certificate comes from the CSR the controller-manager signs, then the Node gets
+  # its pod subnet: under emulation (no KVM) a fresh control plane takes minutes to get there.
   i=0
   cidr=""
-  while [ "$i" -lt 60 ]; do
+  while [ "$i" -lt 240 ]; do
     if [ -f /etc/kubernetes/kubelet.conf ]; then
       cidr=$(kubectl --kubeconfig=/etc/kubernetes/kubelet.conf get node "$NODE_NAME" -o 'jsonpath={.spec.podCIDR}' 2>/dev/null || true)
       [ -n "$cidr" ] && break
@@ -180,22 +190,46 @@ if [ "$CNI" = bridge ]; then
     sleep 2
     i=$((i + 1))
   done
-  [ -n "$cidr" ] || { echo "Node $NODE_NAME got no pod subnet in 120 s: is the controller-manager running (--allocate-node-cidrs)?" >&2; exit 1; }
+  [ -f /etc/kubernetes/kubelet.conf ] || { echo "the kubelet did not join in 480 s (no client certificate): see journalctl -u kubelet; on a control plane, the API server and controller-manager (journalctl -u kube-apiserver -u kube-controller-manager)" >&2; exit 1; }
+  [ -n "$cidr" ] || { echo "Node $NODE_NAME got no pod subnet in 480 s: is the controller-manager running (--allocate-node-cidrs)?" >&2; exit 1; }
+  # The bridge's gateway address (the subnet's first address) is made here, before any pod, so the routes
+  # to other nodes' pods can use it as their source: replies then come back through the tunnel too.
+  gw=$(echo "$cidr" | awk -F'[./]' '{printf "%s.%s.%s.%s", $1, $2, $3, $4 + 1}')
+  plen=${cidr#*/}
+  ip link show cni0 >/dev/null 2>&1 || ip link add cni0 type bridge
+  ip addr replace "$gw/$plen" dev cni0
+  ip link set cni0 up
   cat >"$here/10-strata-bridge.conflist" <<JSON
 {"cniVersion": "1.0.0", "name": "strata", "plugins": [
-  {"type": "bridge", "bridge": "cni0", "isGateway": true, "ipMasq": true,
-   "ipam": {"type": "host-local", "ranges": [[{"subnet": "$cidr"}]], "routes": [{"dst": "0.0.0.0/0"}]}},
+  {"type": "bridge", "bridge": "cni0", "isGateway": true, "ipMasq": true, "mtu": 1260,
+   "ipam": {"type": "host-local", "ranges": [[{"subnet": "$cidr", "gateway": "$gw"}]], "routes": [{"dst": "0.0.0.0/0"}]}},
   {"type": "portmap", "capabilities": {"portMappings": true}}]}
 JSON
   put "$here/10-strata-bridge.conflist" /etc/cni/net.d/10-strata-bridge.conflist 0644
-  # Routes to the other nodes' pod subnets over their overlay addresses (what kube-router would announce).
+  # Other nodes' pod subnets are reached through an IPIP tunnel whose outer packets go between the nodes'
+  # overlay addresses (their InternalIP), so pod traffic crosses the overlay as any node traffic does; a
+  # small service keeps the routes current as nodes join and leave (what kube-router would announce).
+  cat >"$here/strata-pod-routes" <<SH
+#!/bin/sh
+# Routes to the other nodes' pod subnets through tunl0 over their overlay addresses (installed by Strata).
+modprobe ipip
+ip link set tunl0 mtu 1280 up
+while :; do
   kubectl --kubeconfig=/etc/kubernetes/kubelet.conf get nodes \
     -o 'jsonpath={range .items[*]}{.spec.podCIDR} {.status.addresses[?(@.type=="InternalIP")].address}{"\n"}{end}' 2>/dev/null |
     while read -r net via; do
-      if [ -n "$net" ] && [ -n "$via" ] && [ "$net" != "$cidr" ]; then
-        ip route replace "$net" via "$via" 2>/dev/null || true
+      if [ -n "\$net" ] && [ -n "\$via" ] && [ "\$net" != "$cidr" ]; then
+        ip route replace "\$net" via "\$via" dev tunl0 onlink src "$gw"
       fi
     done
+  sleep 10
+done
+SH
+  put "$here/strata-pod-routes" /usr/local/lib/strata/pod-routes 0755
+  unit strata-pod-routes "routes to other nodes' pod subnets" /usr/local/lib/strata/pod-routes
+  systemctl daemon-reload
+  systemctl enable strata-pod-routes >/dev/null 2>&1
+  case "$changed" in *pod-routes*) systemctl restart strata-pod-routes ;; *) systemctl start strata-pod-routes ;; esac
 else
   echo "cni $CNI: kube-router runs as a DaemonSet from the image Strata's registry serves; its manifest is applied by the cluster manager" >&2
 fi
