@@ -295,7 +295,7 @@ export class ClusterClient {
           timeout: timeoutMs,
           ...(process.env.STRATA_OVERLAY_NETNS
             ? {
-                agent: false,
+                // No agent (not `agent: false`, which makes a fresh one): createConnection then dials.
                 createConnection: (
                   o: { host?: string | null; port?: number | string | null },
                   cb: (e: Error | null, s: import('node:stream').Duplex) => void,

@@ -70,12 +70,24 @@ export async function dialOverlayTls(
   host: string,
   port: number,
   tls: Omit<ConnectionOptions, 'socket' | 'host' | 'port'>,
+  handshakeMs = 15_000,
 ): Promise<TLSSocket> {
   const raw = await dialOverlay(host, port);
   const s = tlsConnect({ ...tls, socket: raw, host });
   await new Promise<void>((resolve, reject) => {
-    s.once('secureConnect', resolve);
+    // A handshake that hangs is given up, never left open: a slow server must not collect half-open
+    // connections from retries.
+    const timer = setTimeout(() => {
+      s.destroy();
+      raw.destroy();
+      reject(new Error(`TLS handshake with ${host}:${port} timed out after ${handshakeMs} ms`));
+    }, handshakeMs);
+    s.once('secureConnect', () => {
+      clearTimeout(timer);
+      resolve();
+    });
     s.once('error', (e) => {
+      clearTimeout(timer);
       raw.destroy();
       reject(e);
     });

@@ -111,7 +111,8 @@ if [ "$ROLE" = control-plane ]; then
     systemctl disable --now etcd >/dev/null 2>&1 || true
     unit strata-etcd "etcd for Kubernetes" /usr/bin/etcd --name "$NODE_NAME" --data-dir /var/lib/strata-etcd \
       --listen-client-urls http://127.0.0.1:2379 --advertise-client-urls http://127.0.0.1:2379 \
-      --listen-peer-urls http://127.0.0.1:2380
+      --listen-peer-urls http://127.0.0.1:2380 --initial-advertise-peer-urls http://127.0.0.1:2380 \
+      --initial-cluster "$NODE_NAME=http://127.0.0.1:2380"
   fi
   unit kube-apiserver "Kubernetes API server" /usr/local/bin/kube-apiserver \
     --advertise-address="$ADDRESS" --bind-address=0.0.0.0 --secure-port=6443 \
@@ -163,18 +164,32 @@ unit kubelet "Kubernetes node agent" /usr/local/bin/kubelet --config=/var/lib/ku
   --cert-dir=/var/lib/kubelet/pki --hostname-override="$NODE_NAME" --node-ip="$ADDRESS"
 
 systemctl daemon-reload
-services="kubelet"
+# start NAME...: enables and (re)starts units, restarting those whose files changed.
+start() {
+  for s in "$@"; do
+    systemctl enable "$s" >/dev/null 2>&1
+    case "$changed" in
+      *"$s"* | */usr/local/bin/*) systemctl restart "$s" ;;
+      *) systemctl start "$s" ;;
+    esac
+  done
+}
 if [ "$ROLE" = control-plane ]; then
-  if [ "$DATASTORE" = kine ]; then services="strata-kine $services"; else services="strata-etcd $services"; fi
-  services="$services kube-apiserver kube-controller-manager kube-scheduler"
+  if [ "$DATASTORE" = kine ]; then start strata-kine; else start strata-etcd; fi
+  start kube-apiserver
+  # The API server first, alone, until it is ready: its start-up (RBAC bootstrap roles, priority levels)
+  # must finish within its own deadline, and under emulation every client's TLS handshake competes for the
+  # same CPU. Then the controllers and the kubelet.
+  i=0
+  until kubectl --kubeconfig=/etc/kubernetes/admin.conf --request-timeout=20s get --raw /readyz >/dev/null 2>&1; do
+    i=$((i + 1))
+    [ "$i" -lt 60 ] || { echo "kube-apiserver not ready in 10 min: journalctl -u kube-apiserver" >&2; exit 1; }
+    sleep 10
+  done
+  echo "kube-apiserver ready"
+  start kube-controller-manager kube-scheduler
 fi
-for s in $services; do
-  systemctl enable "$s" >/dev/null 2>&1
-  case "$changed" in
-    *"$s"* | */usr/local/bin/*) systemctl restart "$s" ;;
-    *) systemctl start "$s" ;;
-  esac
-done
+start kubelet
 
 # --- the pod network: the CNI bridge on this node's pod subnet (allocated by the controller-manager) ---------
 if [ "$CNI" = bridge ]; then
@@ -182,16 +197,16 @@ if [ "$CNI" = bridge ]; then
   # its pod subnet: under emulation (no KVM) a fresh control plane takes minutes to get there.
   i=0
   cidr=""
-  while [ "$i" -lt 240 ]; do
+  while [ "$i" -lt 60 ]; do
     if [ -f /etc/kubernetes/kubelet.conf ]; then
-      cidr=$(kubectl --kubeconfig=/etc/kubernetes/kubelet.conf get node "$NODE_NAME" -o 'jsonpath={.spec.podCIDR}' 2>/dev/null || true)
+      cidr=$(kubectl --kubeconfig=/etc/kubernetes/kubelet.conf --request-timeout=20s get node "$NODE_NAME" -o 'jsonpath={.spec.podCIDR}' 2>/dev/null || true)
       [ -n "$cidr" ] && break
     fi
-    sleep 2
+    sleep 8
     i=$((i + 1))
   done
-  [ -f /etc/kubernetes/kubelet.conf ] || { echo "the kubelet did not join in 480 s (no client certificate): see journalctl -u kubelet; on a control plane, the API server and controller-manager (journalctl -u kube-apiserver -u kube-controller-manager)" >&2; exit 1; }
-  [ -n "$cidr" ] || { echo "Node $NODE_NAME got no pod subnet in 480 s: is the controller-manager running (--allocate-node-cidrs)?" >&2; exit 1; }
+  [ -f /etc/kubernetes/kubelet.conf ] || { echo "the kubelet did not join in 8 min (no client certificate): see journalctl -u kubelet; on a control plane, the API server and controller-manager (journalctl -u kube-apiserver -u kube-controller-manager)" >&2; exit 1; }
+  [ -n "$cidr" ] || { echo "Node $NODE_NAME got no pod subnet in 8 min: is the controller-manager running (--allocate-node-cidrs)?" >&2; exit 1; }
   # The bridge's gateway address (the subnet's first address) is made here, before any pod, so the routes
   # to other nodes' pods can use it as their source: replies then come back through the tunnel too.
   gw=$(echo "$cidr" | awk -F'[./]' '{printf "%s.%s.%s.%s", $1, $2, $3, $4 + 1}')
