@@ -3,7 +3,9 @@
  * the RBAC that kubelet TLS bootstrapping needs (as kubeadm sets it up), bound to the group Strata's join
  * tokens authenticate into. A joining kubelet authenticates with the token, may create a
  * CertificateSigningRequest, has it approved by the controller-manager's CSR approver, and later renews
- * its own client certificate as `system:nodes`. Pure data: no I/O.
+ * its own client certificate as `system:nodes`. Nodes may also list Nodes (the Node authorizer lets a kubelet
+ * read only its own): each node's pod-route service (scripts/kubernetes/apply.sh) reads the other nodes'
+ * pod subnets and overlay addresses with its kubelet's credentials. Pure data: no I/O.
  */
 import type { KubernetesObject } from '@kubernetes/client-node';
 import { BOOTSTRAP_GROUP, FIELD_MANAGER, MANAGED_BY_LABEL } from './protocol.ts';
@@ -15,6 +17,8 @@ const binding = (name: string, role: string, group: string): KubernetesObject & 
   roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: role },
   subjects: [{ apiGroup: 'rbac.authorization.k8s.io', kind: 'Group', name: group }],
 });
+
+const NODE_LISTER = 'strata:node-lister';
 
 export function bootstrapRbac(): KubernetesObject[] {
   return [
@@ -32,5 +36,13 @@ export function bootstrapRbac(): KubernetesObject[] {
       'system:certificates.k8s.io:certificatesigningrequests:selfnodeclient',
       'system:nodes',
     ),
+    // Every node routes to the other nodes' pod subnets: it lists Nodes (read-only).
+    {
+      apiVersion: 'rbac.authorization.k8s.io/v1',
+      kind: 'ClusterRole',
+      metadata: { name: NODE_LISTER, labels: { [MANAGED_BY_LABEL]: FIELD_MANAGER } },
+      rules: [{ apiGroups: [''], resources: ['nodes'], verbs: ['get', 'list', 'watch'] }],
+    },
+    binding(NODE_LISTER, NODE_LISTER, 'system:nodes'),
   ];
 }

@@ -247,7 +247,12 @@ describe('lab: two blank VMs become a real Kubernetes cluster (state 6)', {
     await waitFor(
       `the pod answering from ${other}`,
       async () => {
-        const r = await strata.cli(['ssh', other, '--', `busybox wget -T 5 -qO- http://${pod!.ip}:8080/`]);
+        const r = await strata.cli([
+          'ssh',
+          other,
+          '--',
+          `timeout 10 busybox wget -qO- http://${pod!.ip}:8080/`,
+        ]);
         body = r.stdout;
         return r.code === 0;
       },
