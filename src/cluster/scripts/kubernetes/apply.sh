@@ -132,17 +132,21 @@ if [ "$ROLE" = control-plane ]; then
     --service-account-key-file=/etc/kubernetes/pki/sa.pub \
     --service-account-signing-key-file=/etc/kubernetes/pki/sa.key \
     --service-cluster-ip-range="$SERVICE_CIDR"
+  # Leader election with room to spare: with the defaults (renew within 10 s) a controller-manager on a
+  # slow machine (no KVM) loses its lease, exits and starts over every minute or two, and CSRs it approved
+  # are never signed.
+  leader="--leader-elect-lease-duration=60s --leader-elect-renew-deadline=45s --leader-elect-retry-period=10s"
   unit kube-controller-manager "Kubernetes controller manager" /usr/local/bin/kube-controller-manager \
     --kubeconfig=/etc/kubernetes/controller-manager.conf --authentication-kubeconfig=/etc/kubernetes/controller-manager.conf \
     --authorization-kubeconfig=/etc/kubernetes/controller-manager.conf --bind-address=127.0.0.1 \
-    --leader-elect=true --use-service-account-credentials=true \
+    --leader-elect=true "$leader" --use-service-account-credentials=true \
     --controllers='*,bootstrapsigner,tokencleaner,-cloud-node-lifecycle' \
     --allocate-node-cidrs=true --cluster-cidr="$POD_CIDR" --node-cidr-mask-size=24 --service-cluster-ip-range="$SERVICE_CIDR" \
     --cluster-signing-cert-file=/etc/kubernetes/pki/ca.crt --cluster-signing-key-file=/etc/kubernetes/pki/ca.key \
     --root-ca-file=/etc/kubernetes/pki/ca.crt --service-account-private-key-file=/etc/kubernetes/pki/sa.key
   unit kube-scheduler "Kubernetes scheduler" /usr/local/bin/kube-scheduler \
     --kubeconfig=/etc/kubernetes/scheduler.conf --authentication-kubeconfig=/etc/kubernetes/scheduler.conf \
-    --authorization-kubeconfig=/etc/kubernetes/scheduler.conf --bind-address=127.0.0.1 --leader-elect=true
+    --authorization-kubeconfig=/etc/kubernetes/scheduler.conf --bind-address=127.0.0.1 --leader-elect=true "$leader"
 fi
 
 cat >"$here/kubelet-config.yaml" <<YAML
