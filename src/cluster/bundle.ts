@@ -13,6 +13,7 @@
 import { createHmac, X509Certificate } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { containerdHostsToml } from '../registry/containerd.ts';
 import type { ArtifactSpec, BundleFile, Distributable } from '../shell/distributable.ts';
 import type { ClusterResource } from './kind.ts';
 import { type JoinToken, renderKubeconfig } from './kube.ts';
@@ -21,8 +22,38 @@ import type { Member } from './reconcile.ts';
 
 const SCRIPTS = join(import.meta.dirname, 'scripts');
 
-/** The sandbox (pause) image containerd is told to use; the lab imports a locally built one under it. */
-export const SANDBOX_IMAGE = 'registry.k8s.io/pause:3.10';
+/**
+ * The name a cluster's images give Strata's registry (`strata.registry/strata/web:1.35.0`). containerd on
+ * every node resolves it through a `hosts.toml` (src/registry/containerd.ts) to the site's local registry
+ * (`/registry/v2/`, a pull-through mirror of the global registry), so one image name works on every site.
+ */
+export const IMAGE_REGISTRY = 'strata.registry';
+
+/**
+ * The sandbox (pause) image containerd is told to use: scripts/build/images.sh builds it, and
+ * `strata registry push-image $(bash scripts/build/images.sh)` puts it in Strata's registry.
+ */
+export const SANDBOX_IMAGE = `${IMAGE_REGISTRY}/strata/pause:1.0`;
+
+/**
+ * The Debian packages of an upstream Kubernetes node: containerd, runc, the CNI plugins, and what they
+ * need that a minimal Debian lacks (iptables for the bridge plugin's masquerading, and its libraries),
+ * as `scripts/registry/debian-packages.sh containerd runc containernetworking-plugins` pushes them.
+ */
+const NODE_DEBS = [
+  'containerd',
+  'runc',
+  'containernetworking-plugins',
+  'iptables',
+  'libip4tc2',
+  'libip6tc2',
+  'libxtables12',
+  'libmnl0',
+  'libnftnl11',
+  'libnfnetlink0',
+  'libnetfilter-conntrack3',
+  'netbase',
+];
 
 /** The artifacts a node needs: registry names (`kubernetes/kubelet`) and Debian packages. */
 export function neededArtifacts(
@@ -32,7 +63,7 @@ export function neededArtifacts(
   if (c.spec.distribution === 'k3s')
     return { binaries: ['k3s/k3s', 'k3s/install.sh', 'k3s/k3s-airgap-images-amd64.tar.zst'], debs: [] };
   const binaries = ['kubernetes/kubelet', 'kubernetes/kubectl'];
-  const debs = ['containerd', 'runc', 'containernetworking-plugins'];
+  const debs = [...NODE_DEBS];
   if (role === 'control-plane') {
     binaries.push(
       'kubernetes/kube-apiserver',
@@ -72,6 +103,8 @@ export interface BundleInput {
   pki: ClusterPki;
   token: JoinToken;
   artifacts: ArtifactSpec[];
+  /** The site's local registry as the node reaches it (`http://10.213.0.1:7421`): containerd's mirror. */
+  registryMirror?: string;
 }
 
 export function clusterBundle(b: BundleInput, undoOnly = false): Distributable {
@@ -89,6 +122,7 @@ export function clusterBundle(b: BundleInput, undoOnly = false): Distributable {
     CNI: c.cni,
     DATASTORE: c.datastore,
     SANDBOX_IMAGE,
+    IMAGE_REGISTRY,
     FIRST_SERVER: b.firstServer ? 'yes' : 'no',
   };
   const files: BundleFile[] = [
@@ -111,6 +145,14 @@ export function clusterBundle(b: BundleInput, undoOnly = false): Distributable {
     });
     const p = b.pki;
     files.push({ name: 'ca.crt', content: p.ca.cert, mode: 0o644 });
+    if (dist === 'kubernetes' && b.registryMirror) {
+      const hosts = containerdHostsToml({
+        registry: IMAGE_REGISTRY,
+        server: `http://${IMAGE_REGISTRY}`,
+        mirrors: [b.registryMirror],
+      });
+      files.push({ name: 'containerd-hosts.toml', content: hosts.content, mode: 0o644 });
+    }
     const token = `${b.token.id}.${b.token.secret}`;
     if (dist === 'k3s') {
       files.push(secret('join-token', `${k3sAgentToken(p, token)}\n`));

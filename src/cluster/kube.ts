@@ -17,6 +17,7 @@ import {
   VersionApi,
 } from '@kubernetes/client-node';
 import { parse, stringify } from 'yaml';
+import { dialOverlayTls } from '../overlay/dial.ts';
 import { FIELD_MANAGER, MANAGED_BY_LABEL } from './protocol.ts';
 
 // --- join tokens ----------------------------------------------------------------------------------
@@ -217,6 +218,41 @@ export function apiError(e: unknown, doing: string): Error {
   return new Error(`${doing}: ${msg}`);
 }
 
+const tlsOf = (c: Credentials) => ({
+  ca: c.caPem,
+  ...(c.certPem ? { cert: c.certPem, key: c.keyPem } : {}),
+});
+
+/**
+ * A KubeConfig whose connections go through the overlay's namespace (src/overlay/dial.ts), used when
+ * Strata's overlay endpoint runs in another network namespace (STRATA_OVERLAY_NETNS): the API server's
+ * overlay address is reachable only from there.
+ */
+class OverlayKubeConfig extends KubeConfig {
+  private readonly creds: Credentials;
+  constructor(creds: Credentials) {
+    super();
+    this.creds = creds;
+  }
+  override createDispatcherOptions(
+    ...args: Parameters<KubeConfig['createDispatcherOptions']>
+  ): ReturnType<KubeConfig['createDispatcherOptions']> {
+    const base = super.createDispatcherOptions(...args);
+    if (base.type !== 'agent') return base;
+    const tls = tlsOf(this.creds);
+    const connect = (
+      o: { hostname: string; port: string },
+      cb: (e: Error | null, s: import('node:net').Socket | null) => void,
+    ) => {
+      dialOverlayTls(o.hostname.replace(/^\[|\]$/g, ''), Number(o.port || 443), tls).then(
+        (s) => cb(null, s),
+        (e: Error) => cb(e, null),
+      );
+    };
+    return { ...base, connect } as unknown as ReturnType<KubeConfig['createDispatcherOptions']>;
+  }
+}
+
 export class ClusterClient {
   readonly kc: KubeConfig;
   readonly server: string;
@@ -224,7 +260,7 @@ export class ClusterClient {
   constructor(creds: Credentials, name = 'cluster') {
     this.server = creds.server;
     this.creds = creds;
-    const kc = new KubeConfig();
+    const kc = process.env.STRATA_OVERLAY_NETNS ? new OverlayKubeConfig(creds) : new KubeConfig();
     kc.loadFromOptions({
       clusters: [{ name, server: creds.server, caData: b64(creds.caPem), skipTLSVerify: false }],
       users: [
@@ -257,6 +293,21 @@ export class ClusterClient {
           ...(c.certPem ? { cert: c.certPem, key: c.keyPem } : {}),
           ...(c.token ? { headers: { authorization: `Bearer ${c.token}` } } : {}),
           timeout: timeoutMs,
+          ...(process.env.STRATA_OVERLAY_NETNS
+            ? {
+                // No agent (not `agent: false`, which makes a fresh one): createConnection then dials.
+                createConnection: (
+                  o: { host?: string | null; port?: number | string | null },
+                  cb: (e: Error | null, s: import('node:stream').Duplex) => void,
+                ) => {
+                  dialOverlayTls(String(o.host), Number(o.port || 443), tlsOf(c)).then(
+                    (s) => cb(null, s),
+                    (e: Error) => cb(e, undefined as unknown as import('node:stream').Duplex),
+                  );
+                  return undefined;
+                },
+              }
+            : {}),
         },
         (res) => {
           let body = '';

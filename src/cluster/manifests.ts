@@ -7,7 +7,9 @@
  * network): its ServiceAccount and RBAC, a ConfigMap with the CNI configuration and a kubeconfig, and a
  * DaemonSet whose image comes from Strata's registry. The clusters Strata makes run no kube-proxy, so
  * kube-router runs its service proxy too and reaches the API server at the cluster's endpoint (not the
- * `kubernetes` Service, which only a service proxy makes reachable). Pure data: no I/O.
+ * `kubernetes` Service, which only a service proxy makes reachable). Nodes may also list Nodes (the Node
+ * authorizer lets a kubelet read only its own): each node's pod-route service (scripts/kubernetes/apply.sh)
+ * reads the other nodes' pod subnets and overlay addresses with its kubelet's credentials. Pure data: no I/O.
  */
 import type { KubernetesObject } from '@kubernetes/client-node';
 import type { ClusterSpec } from './kind.ts';
@@ -20,6 +22,8 @@ const binding = (name: string, role: string, group: string): KubernetesObject & 
   roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: role },
   subjects: [{ apiGroup: 'rbac.authorization.k8s.io', kind: 'Group', name: group }],
 });
+
+const NODE_LISTER = 'strata:node-lister';
 
 export function bootstrapRbac(): KubernetesObject[] {
   return [
@@ -37,6 +41,14 @@ export function bootstrapRbac(): KubernetesObject[] {
       'system:certificates.k8s.io:certificatesigningrequests:selfnodeclient',
       'system:nodes',
     ),
+    // Every node routes to the other nodes' pod subnets: it lists Nodes (read-only).
+    {
+      apiVersion: 'rbac.authorization.k8s.io/v1',
+      kind: 'ClusterRole',
+      metadata: { name: NODE_LISTER, labels: { [MANAGED_BY_LABEL]: FIELD_MANAGER } },
+      rules: [{ apiGroups: [''], resources: ['nodes'], verbs: ['get', 'list', 'watch'] }],
+    },
+    binding(NODE_LISTER, NODE_LISTER, 'system:nodes'),
   ];
 }
 

@@ -16,7 +16,7 @@ import { type Step, type StepContext, setStatusSection } from '../core/ladder/st
 import { STEPS } from '../ladder.ts';
 import { debianArtifacts } from '../overlay/step.ts';
 import { StoreRefs } from '../registry/store.ts';
-import { shellDistribute } from '../shell/client.ts';
+import { localRegistryUrl, shellDistribute } from '../shell/client.ts';
 import type { ArtifactSpec } from '../shell/distributable.ts';
 import { clusterBundle, neededArtifacts } from './bundle.ts';
 import type { ClusterResource } from './kind.ts';
@@ -73,6 +73,7 @@ async function bundleFor(
   const token = await storedToken(ctx, c.metadata.name);
   if (!token) throw new Error(`cluster "${c.metadata.name}" has no join token yet`);
   const firstCp = members.find((x) => x.role === 'control-plane')?.node.metadata.name;
+  const registry = await localRegistryUrl(ctx, node);
   return clusterBundle(
     {
       cluster: c,
@@ -84,6 +85,7 @@ async function bundleFor(
       pki: await storedPki(ctx, c.metadata.name),
       token,
       artifacts,
+      ...(registry ? { registryMirror: new URL(registry).origin } : {}),
     },
     undoOnly,
   );

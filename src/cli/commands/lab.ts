@@ -87,9 +87,21 @@ export function registerLabCommands(program: Command): void {
         .argParser(wholeNumber('a percentage', 0, 50))
         .default(0),
     )
+    .addOption(
+      new Option('--memory <MiB>', 'memory of each VM in MiB (a Kubernetes node wants 2048)')
+        .argParser(wholeNumber('a size in MiB', 256, 16384))
+        .default(1024),
+    )
     .action(
       async (
-        o: { nodes: number; firmware: string; target: number; wait: boolean; loss: number },
+        o: {
+          nodes: number;
+          firmware: string;
+          target: number;
+          wait: boolean;
+          loss: number;
+          memory: number;
+        },
         cmd: Command,
       ) => {
         const api = client(cmd);
@@ -125,6 +137,7 @@ export function registerLabCommands(program: Command): void {
               nodes: o.nodes,
               firmware: o.firmware,
               targetState: o.target,
+              memoryMiB: o.memory,
               ...(o.loss ? { lossPercent: o.loss } : {}),
             }),
             'application/json',

@@ -35,6 +35,10 @@ describe('strata lab up: bad arguments are refused before any work', () => {
       /'--target <state>' argument 'high' is invalid\. expected a ladder state from 1 to 9/,
     ],
     [['--wait=perhaps'], /'--wait \[bool\]' argument 'perhaps' is invalid\. expected true or false/],
+    [
+      ['--memory', '128'],
+      /'--memory <MiB>' argument '128' is invalid\. expected a size in MiB from 256 to 16384/,
+    ],
     [['--loss', '60'], /'--loss <percent>' argument '60' is invalid\. expected a percentage from 0 to 50/],
   ];
   for (const [args, message] of cases) {

@@ -12,7 +12,9 @@ systemctl is-active --quiet kubelet || exit 1
 [ -f /etc/kubernetes/kubelet.conf ] || exit 1
 cmp -s "$here/ca.crt" /etc/kubernetes/pki/ca.crt || exit 1
 if [ "$ROLE" = control-plane ]; then
-  curl -fsS --max-time 5 --cacert /etc/kubernetes/pki/ca.crt \
-    --cert /etc/kubernetes/pki/apiserver-kubelet-client.crt --key /etc/kubernetes/pki/apiserver-kubelet-client.key \
-    https://127.0.0.1:6443/readyz >/dev/null || exit 1
+  kubectl --kubeconfig=/etc/kubernetes/admin.conf --request-timeout=5s get --raw /readyz >/dev/null 2>&1 || exit 1
+fi
+if [ "$CNI" = bridge ]; then
+  [ -f /etc/cni/net.d/10-strata-bridge.conflist ] || exit 1
+  systemctl is-active --quiet strata-pod-routes || exit 1
 fi

@@ -7,7 +7,7 @@ set -u
 here=$(cd "$(dirname "$0")" && pwd)
 # shellcheck source=/dev/null
 . "$here/cluster.env"
-for s in kubelet kube-scheduler kube-controller-manager kube-apiserver strata-etcd strata-kine; do
+for s in strata-pod-routes kubelet kube-scheduler kube-controller-manager kube-apiserver strata-etcd strata-kine; do
   systemctl disable --now "$s" >/dev/null 2>&1 || true
   rm -f "/etc/systemd/system/$s.service"
 done
@@ -20,6 +20,8 @@ fi
 rm -f /usr/local/bin/kubelet /usr/local/bin/kubectl /usr/local/bin/kube-apiserver /usr/local/bin/kube-controller-manager \
   /usr/local/bin/kube-scheduler /usr/local/bin/kine
 rm -rf /etc/kubernetes /var/lib/kubelet /var/lib/strata-etcd /var/lib/strata-kine /etc/cni/net.d/10-strata-bridge.conflist
-rm -f /etc/sysctl.d/90-strata-kubernetes.conf
+rm -f /etc/sysctl.d/90-strata-kubernetes.conf /usr/local/lib/strata/pod-routes
+rm -rf "/etc/containerd/certs.d/${IMAGE_REGISTRY:-strata.registry}"
+ip route show dev tunl0 2>/dev/null | while read -r net _; do ip route del "$net" dev tunl0 2>/dev/null || true; done
 ip link delete cni0 2>/dev/null || true
 exit 0
