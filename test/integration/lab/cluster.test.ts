@@ -1,6 +1,6 @@
 /**
- * State 6 on real kubelets (opt-in: STRATA_LAB_STATE6=1; not in the default suite, it takes most of an
- * hour on 2 cores without KVM). Two 2 GB lab VMs with blank disks climb through Strata alone: installed
+ * State 6 on real kubelets (opt-in: STRATA_LAB_STATE6=1; not in the default suite: 13-20 min
+ * on 2 cores without KVM). Two 2 GB lab VMs with blank disks climb through Strata alone: installed
  * (4), on the lab's Nebula overlay (5), then one Kubernetes cluster (6) from examples/cluster.yaml: lab-1
  * runs etcd, kube-apiserver, controller-manager, scheduler, a kubelet and containerd; lab-2 a kubelet and
  * containerd. Everything the nodes install comes from Strata's registry: the Kubernetes binaries built by
@@ -37,7 +37,7 @@ const K8S = `/var/cache/strata/kubernetes/${VERSION}`;
 const avail = netnsAvailable();
 const skip =
   process.env.STRATA_LAB_STATE6 !== '1'
-    ? 'opt-in: set STRATA_LAB_STATE6=1 (two 2 GB lab VMs to a real Kubernetes cluster, most of an hour)'
+    ? 'opt-in: set STRATA_LAB_STATE6=1 (two 2 GB lab VMs to a real Kubernetes cluster, 13-20 min)'
     : !avail.ok
       ? avail.reason
       : !existsSync('/usr/bin/qemu-system-x86_64')
