@@ -211,6 +211,30 @@ export function freePort(): Promise<number> {
   });
 }
 
+/**
+ * `n` different free ports: every listener stays open until all are chosen, so two calls cannot get the
+ * same port back (separate freePort() calls can, once the first is closed again).
+ */
+export async function freePorts(n: number): Promise<number[]> {
+  const servers = await Promise.all(
+    Array.from(
+      { length: n },
+      () =>
+        new Promise<ReturnType<typeof createServer>>((resolve, reject) => {
+          const srv = createServer();
+          srv.once('error', reject);
+          srv.listen(0, '127.0.0.1', () => resolve(srv));
+        }),
+    ),
+  );
+  const ports = servers.map((srv) => {
+    const addr = srv.address();
+    return typeof addr === 'object' && addr ? addr.port : 0;
+  });
+  await Promise.all(servers.map((srv) => new Promise((r) => srv.close(r))));
+  return ports;
+}
+
 /** True once something accepts connections on the port; false if `alive()` turns false or time runs out. */
 async function waitForPort(port: number, timeoutMs: number, alive: () => boolean): Promise<boolean> {
   const deadline = Date.now() + timeoutMs;

@@ -551,6 +551,9 @@ export class SqliteStore implements Store {
     const checkpointer = this.#checkpointer;
     this.#checkpointer = undefined;
     if (checkpointer) {
+      // Unref'd so it never keeps a process alive; while close waits for it, it must (else a process with
+      // nothing else left would exit mid-close, with close's promise unsettled).
+      checkpointer.worker.ref();
       checkpointer.worker.postMessage('stop');
       await checkpointer.exited;
     }

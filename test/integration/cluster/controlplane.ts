@@ -14,7 +14,7 @@ import { accessSync, constants, mkdirSync, readFileSync, writeFileSync } from 'n
 import { join } from 'node:path';
 import { ClusterClient } from '../../../src/cluster/kube.ts';
 import type { Distributable } from '../../../src/shell/distributable.ts';
-import { type Cleanup, freePort } from '../../helpers/services.ts';
+import { type Cleanup, freePorts } from '../../helpers/services.ts';
 import { tempDir } from '../../helpers/strata.ts';
 
 export const K8S_VERSION = 'v1.34.4';
@@ -101,12 +101,12 @@ export async function startControlPlane(
       .split('\n')
       .map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 2, -1)]),
   ) as Record<string, string>;
-  const [etcdPort, peerPort, cmPort, schedPort, kwokPort] = [
-    await freePort(),
-    await freePort(),
-    await freePort(),
-    await freePort(),
-    await freePort(),
+  const [etcdPort, peerPort, cmPort, schedPort, kwokPort] = (await freePorts(5)) as [
+    number,
+    number,
+    number,
+    number,
+    number,
   ];
   const procs: Proc[] = [];
   const stop = async () => {

@@ -161,7 +161,16 @@ describe('real VMs behind BMC emulators (sushy-emulator + libvirt, virtualbmc)',
     await atLeast('rf-vm', 2, 7 * MIN);
     const n = await get('rf-vm');
     assert.deepEqual(n.spec.macAddresses, [rf.mac], 'enrolled with the MAC libvirt gave the VM');
-    const evs = await events('rf-vm');
+    // Timeline events are written in batches: the step's completion can land a moment after the state.
+    let evs: Any[] = [];
+    await waitFor(
+      'the firmware step completed on the timeline',
+      async () => {
+        evs = await events('rf-vm');
+        return evs.some((e) => e.reason === 'StepCompleted' && e.step === 'boot.firmware');
+      },
+      30_000,
+    ).catch(() => {});
     const log = evs.map((e) => `${e.reason}: ${e.message}`).join('\n');
     assert.ok(
       evs.some((e) => e.reason === 'EnrolledFromBmc'),
