@@ -125,7 +125,8 @@ async function zerotierAuthorize(
 
 /**
  * ZeroTier: Strata's own host (`spec.zerotier.strataMember`) authorised at the controller with the
- * reserved address, once per member id and address (the record remembers what was sent).
+ * reserved address, once per member id and address (the record remembers what was sent). Called once per
+ * plan, before its members: by pushPlan and by the step's action.
  */
 async function authorizeStrataMember(ctx: Ctx, plan: OverlayPlan, zt: ZerotierOptions): Promise<void> {
   const self = plan.strataMember;
@@ -164,7 +165,6 @@ async function pushMember(ctx: Ctx, plan: OverlayPlan, node: NodeResource, force
       throw new Error(
         `overlay "${plan.overlay}" on "${m.node}": the zerotier scripts reported no MEMBER_ID (zerotier-cli info)`,
       );
-    await authorizeStrataMember(ctx, plan, overlay.spec.zerotier!);
     await zerotierAuthorize(ctx, plan.overlay, overlay.spec.zerotier!, m.node, memberId, m.address);
   }
   await ctx.store.putRecords(PUSHED_COLLECTION, [
@@ -361,6 +361,7 @@ export function overlayJoinStep(deps: OverlayStepDeps = {}): Step {
             message: `overlay "${o.metadata.name}" has no plan for this node yet: ${plan.problems.join('; ') || 'no address'}`,
             recheckAfterMs: 10_000,
           };
+        if (o.spec.zerotier) await authorizeStrataMember(ctx, plan, o.spec.zerotier);
         await pushMember(ctx, plan, node, true);
       }
       return { status: 'done', message: 'overlay configured on the node' };
