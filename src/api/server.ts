@@ -149,7 +149,6 @@ function unsupported(got: string, accepted: string[]): StrataError {
   );
 }
 
-/** An integer query parameter of at least `min`, or absent. */
 /** What a long response may hold in memory for a slow client before it waits for the client to read. */
 const RESPONSE_BUFFER = 16 << 20;
 
@@ -173,6 +172,7 @@ async function writable(res: ServerResponse): Promise<boolean> {
   return !res.destroyed;
 }
 
+/** An integer query parameter of at least `min`, or absent. */
 function intParam(query: URLSearchParams, name: string, min: number): number | undefined {
   const v = query.get(name);
   if (v === null || v === '') return undefined;
