@@ -43,6 +43,12 @@ export interface PrivateLibvirt {
   virsh(...args: string[]): string;
   /** libvirtd's own log so far. */
   log(): string;
+  /**
+   * Destroys and undefines every domain, then stops libvirtd (also done in `t.after`). A test whose
+   * namespace another process tears down (the lab's, by `strata lab down`) calls it first: what runs in
+   * that namespace is the test's, and the test ends it.
+   */
+  stop(): Promise<void>;
 }
 
 /** Starts libvirtd inside `netns` with everything private to `dir`; stopped in `t.after`. */
@@ -107,7 +113,7 @@ export async function startPrivateLibvirt(t: Cleanup, netns: string): Promise<Pr
       encoding: 'utf8',
       stdio: ['ignore', 'pipe', 'pipe'],
     });
-  t.after(async () => {
+  const stop = async () => {
     if (child.exitCode === null) {
       for (const name of virsh('list', '--all', '--name').split('\n').filter(Boolean)) {
         try {
@@ -124,7 +130,8 @@ export async function startPrivateLibvirt(t: Cleanup, netns: string): Promise<Pr
       child.kill('SIGTERM');
       await new Promise((r) => child.once('exit', r));
     }
-  });
+  };
+  t.after(stop);
   await waitFor(
     `libvirtd in ${netns} (log: ${log.slice(-400)})`,
     () => {
@@ -139,7 +146,7 @@ export async function startPrivateLibvirt(t: Cleanup, netns: string): Promise<Pr
     30_000,
     200,
   );
-  return { uri, dir, virsh, log: () => log };
+  return { uri, dir, virsh, log: () => log, stop };
 }
 
 export interface LibvirtVm {

@@ -289,17 +289,22 @@ export class LadderEngine {
     const startedAt = prev?.startedAt ?? now();
     if (!prev)
       this.#event(node, 'StepStarted', `${step.description} (state ${state} → ${state + 1})`, step.name);
-    await this.#setStatus(name, (s) => ({
-      ...s,
-      phase: 'Provisioning',
-      step: {
-        name: step.name,
-        from: state,
-        startedAt,
-        attempts,
-        ...(prev?.lastError ? { lastError: prev.lastError } : {}),
-      },
-    }));
+    // Re-checking a step that is waiting (for the machine, an install's next report, a peer) is not new
+    // progress: the node stays Waiting, so a watcher sees a row when something changes, not two per
+    // re-check (an install under TCG re-checks hundreds of times).
+    const recheck = node.status?.phase === 'Waiting' && prev?.name === step.name && prev.attempts === 0;
+    if (!recheck)
+      await this.#setStatus(name, (s) => ({
+        ...s,
+        phase: 'Provisioning',
+        step: {
+          name: step.name,
+          from: state,
+          startedAt,
+          attempts,
+          ...(prev?.lastError ? { lastError: prev.lastError } : {}),
+        },
+      }));
     try {
       const outcome = await withTimeout(step.action(ctx), step.timeoutMs ?? 600_000, ac);
       stepRuns.inc({ step: step.name, result: outcome.status });

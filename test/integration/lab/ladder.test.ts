@@ -1,7 +1,12 @@
 /**
  * The proof that Strata works: `strata lab up` makes QEMU VMs with blank disks and nothing but firmware,
  * and they climb to state 4 (Debian installed, SSH reachable) through Strata's own DHCP, TFTP and HTTP —
- * a BIOS VM, a UEFI VM, and one powered off in the middle of its install that recovers when powered on.
+ * a BIOS VM and a UEFI VM. Beside them a third machine sits on the same wire behind a BMC, as a rack's
+ * servers do: a VM of a private libvirtd in the lab's namespace, fronted by sushy-tools' Redfish emulator
+ * (test/helpers/libvirt.ts, bmc.ts), its disk blank and its boot order the disk only. Applied without
+ * MACs, it is enrolled from its BMC, booted once to the network and powered on through Redfish; powered
+ * off through Redfish in the middle of its install, it is installed when powered on again; at state 4 a
+ * Redfish power cycle boots its disk, not the installer (PXE-once).
  * Then the BIOS and the UEFI VM climb on to state 5 on a Nebula overlay (the README's path: Debian
  * packages into the registry from the machine's mirror, `strata apply -f examples/overlay.yaml`, target 5),
  * Strata reaches them in global scope, and Debian's nats-server, delivered as a distributable from the
@@ -14,11 +19,27 @@
  */
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { before, describe, it } from 'node:test';
+import { bmcEmulatorBin, type Sushy, startSushy } from '../../helpers/bmc.ts';
+import {
+  defineVm,
+  type LibvirtVm,
+  libvirtSkipReason,
+  type PrivateLibvirt,
+  startPrivateLibvirt,
+} from '../../helpers/libvirt.ts';
 import { currentNetns, netnsAvailable } from '../../helpers/netns.ts';
-import { REPO as ROOT, type StrataServer, startStrata, suiteCleanup, waitFor } from '../../helpers/strata.ts';
+import {
+  type CliFollower,
+  REPO as ROOT,
+  type StrataServer,
+  startStrata,
+  suiteCleanup,
+  waitFor,
+} from '../../helpers/strata.ts';
 
 const avail = netnsAvailable();
 const qemu = existsSync('/usr/bin/qemu-system-x86_64');
@@ -29,6 +50,11 @@ const skip = !avail.ok
     : false;
 const MIN = 60_000;
 const VMS = ['lab-1', 'lab-2'];
+/** The machine behind the Redfish emulator (a Node applied without MACs), and its BMC's password. */
+const RF = 'rf-vm';
+const BMC_PASSWORD = 'Lab-bmc-s3cret-hid';
+const emu = skip || libvirtSkipReason() ? {} : bmcEmulatorBin();
+const rfSkip = skip || (libvirtSkipReason() ?? emu.skip ?? false);
 /**
  * STRATA_LAB_LOSS=10 runs the same climb on a lossy wire: 10 % of the frames on the lab bridge dropped each
  * way (`strata lab up --loss 10`, nftables in the bridge family). Not in the default suite (it is slower);
@@ -115,6 +141,17 @@ describe('lab: blank VMs climb to state 4, then 5, through Strata alone', { skip
   const node = async (name: string) => (await strata.api('GET', `/api/v1/nodes/${name}`)).json as NodeJson;
   const events = async (name: string) =>
     ((await strata.api('GET', `/api/v1/nodes/${name}/events`)).json as { items: EventJson[] }).items;
+  const timeline = async (name: string) =>
+    (await events(name)).map((e) => `${e.reason}: ${e.message}`).join('\n');
+  /** The lab VMs, and the Redfish machine when this machine can run libvirt and sushy-tools. */
+  const installed = () => (rfSkip ? VMS : [...VMS, RF]);
+  let libvirt: PrivateLibvirt | undefined;
+  let rf: LibvirtVm;
+  let sushy: Sushy;
+  /** `strata get nodes -w` from before the Redfish machine was applied. */
+  let watch: CliFollower;
+  let cycledAt = 0;
+  let serialAtCycle = 0;
 
   before(async () => {
     strata = await startStrata(t, {
@@ -136,11 +173,11 @@ describe('lab: blank VMs climb to state 4, then 5, through Strata alone', { skip
     assert.ok(out !== undefined);
   });
 
-  it('lab up: three VMs with blank disks become Nodes with the lab hardware provider', {
+  it('lab up: two VMs with blank disks become Nodes with the lab hardware provider', {
     timeout: 30 * MIN,
   }, async () => {
     const r = await strata.cli(
-      ['lab', 'up', '--nodes', '3', '--firmware', 'mixed', '--no-wait', '--loss', LOSS],
+      ['lab', 'up', '--nodes', '2', '--firmware', 'mixed', '--no-wait', '--loss', LOSS],
       {
         timeoutMs: 30 * MIN,
         env: { STRATA_LAB_NETNS: NETNS },
@@ -150,45 +187,103 @@ describe('lab: blank VMs climb to state 4, then 5, through Strata alone', { skip
     assert.match(r.stdout, /lab-1\s+\S+\s+bios/);
     assert.match(r.stdout, /lab-2\s+\S+\s+uefi/);
     const g = await strata.cli(['get', 'nodes', '-o', 'wide']);
-    for (const n of ['lab-1', 'lab-2', 'lab-3']) assert.match(g.stdout, new RegExp(`${n}\\s.*\\blab\\b`));
+    for (const n of VMS) assert.match(g.stdout, new RegExp(`${n}\\s.*\\blab\\b`));
   });
 
-  it('a VM powered off mid-install is installed when it is powered on again', {
+  it('a machine behind a Redfish BMC on the same wire, applied without MACs, is powered on through its BMC', {
+    skip: rfSkip,
+    timeout: 5 * MIN,
+  }, async () => {
+    libvirt = await startPrivateLibvirt(t, NETNS);
+    rf = defineVm(libvirt, {
+      name: `stlab-${process.pid}-rf`,
+      uuid: randomUUID(),
+      mac: '52:54:00:b3:10:01',
+      bridge: 'br0',
+    });
+    sushy = await startSushy(t, emu.bin!, { user: 'admin', password: BMC_PASSWORD, libvirtUri: libvirt.uri });
+    const secret = await strata.cli(['bmc', 'secret', 'lab-bmc', '--username', 'admin'], {
+      stdin: `${BMC_PASSWORD}\n`,
+    });
+    assert.equal(secret.code, 0, secret.stderr);
+    assert.equal(libvirt.virsh('domstate', rf.name).trim(), 'shut off');
+    watch = strata.follow(['get', 'nodes', '-w']);
+    const manifest = {
+      apiVersion: 'strata.dev/v1alpha1',
+      kind: 'Node',
+      // The lab's label: the lab Profile selects it, and `lab down` removes it with the lab.
+      metadata: { name: RF, labels: { 'strata.dev/lab': 'true' } },
+      spec: {
+        targetState: 4,
+        network: 'lab',
+        providers: { hardware: 'redfish', boot: 'network' },
+        reprovision: false,
+        bmc: {
+          protocol: 'redfish',
+          address: sushy.url,
+          credentialsSecret: 'lab-bmc',
+          systemId: rf.uuid,
+          fingerprint: sushy.tls.fingerprint,
+        },
+      },
+    };
+    const applied = await strata.cli(['apply', '-f', '-'], { stdin: JSON.stringify(manifest) });
+    assert.equal(applied.code, 0, applied.stderr);
+    await waitFor(
+      `${RF} enrolled and powered on`,
+      async () =>
+        ((await node(RF)) as NodeJson & { spec?: { macAddresses?: string[] } }).spec?.macAddresses?.[0] ===
+          rf.mac && libvirt!.virsh('domstate', rf.name).trim() === 'running',
+      3 * MIN,
+      2000,
+    );
+    // The BMC put the NIC first in the machine's boot order (libvirt's domain, as sushy left it).
+    const xml = libvirt.virsh('dumpxml', '--inactive', rf.name);
+    assert.match(xml, /<interface type='bridge'>[\s\S]*?<boot order='1'\/>[\s\S]*?<\/interface>/);
+  });
+
+  it('powered off through Redfish mid-install, the machine is installed when powered on again', {
+    skip: rfSkip,
     timeout: 20 * MIN,
   }, async () => {
     await waitFor(
-      'lab-3 writing its disk',
-      async () => (await events('lab-3')).some((e) => e.reason === 'InstallDownload'),
+      `${RF} writing its disk`,
+      async () => (await events(RF)).some((e) => e.reason === 'InstallDownload'),
       12 * MIN,
       2000,
-    );
-    const off = await strata.cli(['power', 'lab-3', 'off']);
+    ).catch(async (e) => {
+      throw new Error(`${(e as Error).message}\ntimeline:\n${await timeline(RF)}`);
+    });
+    const off = await strata.cli(['power', RF, 'off-force']);
     assert.equal(off.code, 0, off.stderr);
     assert.match(off.stdout, /power off/);
+    assert.equal(libvirt!.virsh('domstate', rf.name).trim(), 'shut off');
     await new Promise((r) => setTimeout(r, 5000));
-    const on = await strata.cli(['power', 'lab-3', 'on']);
+    const on = await strata.cli(['power', RF, 'on']);
     assert.equal(on.code, 0, on.stderr);
     // The step is re-checked and done again from the start: a second install begins.
     await waitFor(
-      'lab-3 reinstalling',
-      async () => (await events('lab-3')).filter((e) => e.reason === 'InstallPartition').length >= 2,
+      `${RF} reinstalling`,
+      async () => (await events(RF)).filter((e) => e.reason === 'InstallPartition').length >= 2,
       8 * MIN,
       2000,
     );
   });
 
-  it('BIOS and UEFI VMs reach state 4: Debian installed, booted from disk, SSH with the managed key', {
+  it('BIOS, UEFI and Redfish machines reach state 4: Debian installed, booted from disk, SSH with the managed key', {
     timeout: 35 * MIN,
   }, async () => {
-    for (const name of ['lab-1', 'lab-2', 'lab-3']) {
+    for (const name of installed()) {
       await waitFor(
         `${name} at state 4`,
         async () => (await node(name)).status?.state === 4,
         30 * MIN - (Date.now() - started) + 5 * MIN,
         5000,
-      );
+      ).catch(async (e) => {
+        throw new Error(`${(e as Error).message}\ntimeline:\n${await timeline(name)}`);
+      });
     }
-    for (const name of ['lab-1', 'lab-2', 'lab-3']) {
+    for (const name of installed()) {
       const ev = await events(name);
       const completed = ev.filter((e) => e.reason === 'StepCompleted').map((e) => e.step);
       assert.deepEqual(
@@ -221,6 +316,30 @@ describe('lab: blank VMs climb to state 4, then 5, through Strata alone', { skip
       );
       // PXE-once: exactly one finished install per node, then local boot.
       assert.equal(ev.filter((e) => e.reason === 'InstallRebooting').length, 1, `${name} installed once`);
+      if (name === RF) {
+        const log = ev.map((e) => `${e.reason}: ${e.message}`).join('\n');
+        assert.ok(
+          ev.some((e) => e.reason === 'EnrolledFromBmc'),
+          log,
+        );
+        assert.match(log, /BmcCall: PATCH \/redfish\/v1\/Systems\/\S+ → 20\d in \d+ ms/);
+        assert.match(log, /BmcCall: POST \S+ComputerSystem\.Reset → 20\d in \d+ ms/);
+        // sushy's libvirt driver keeps the override Continuous (it ignores BootSourceOverrideEnabled): said so.
+        assert.match(
+          log,
+          /BmcWarning: pxe-once: the BMC reports BootSourceOverrideEnabled Continuous after Strata asked for Once/,
+        );
+        assert.doesNotMatch(log + strata.stdout() + strata.stderr(), new RegExp(BMC_PASSWORD));
+      }
+    }
+    if (!rfSkip) {
+      // PXE-once behind a BMC: a power cycle through Redfish. Checked after the overlay tests (it reboots
+      // under TCG meanwhile).
+      serialAtCycle = rf.serial().length;
+      cycledAt = Date.now();
+      const cycle = await strata.cli(['power', RF, 'cycle']);
+      assert.equal(cycle.code, 0, cycle.stderr);
+      assert.match(cycle.stdout, /power on/);
     }
     const r = await strata.cli([
       '--data-dir',
@@ -313,6 +432,49 @@ describe('lab: blank VMs climb to state 4, then 5, through Strata alone', { skip
     assert.match(probe.stdout, /"server_id"/);
     assert.match(probe.stdout, /^INFO \{/m, 'the NATS client port answers on the overlay address');
   });
+  it('after the Redfish power cycle, the machine boots its disk, not the installer', {
+    skip: rfSkip,
+    timeout: 15 * MIN,
+  }, async (ctx) => {
+    // The machine network-boots (sushy keeps Pxe first), and Strata's boot script sends it to its disk.
+    await waitFor(
+      'the local-disk boot script on the console',
+      () => /boots from its local disk/.test(rf.serial().slice(serialAtCycle)),
+      5 * MIN,
+      2000,
+    );
+    const ssh = await waitFor(
+      'the installed system back over SSH',
+      async () => {
+        const r = await strata.cli([
+          '--data-dir',
+          strata.dataDir,
+          'ssh',
+          RF,
+          '--',
+          'cut -d. -f1 /proc/uptime; cat /root/strata-post-reboot.txt',
+        ]);
+        return r.code === 0 ? r : undefined;
+      },
+      10 * MIN,
+      10_000,
+    );
+    const uptime = Number(ssh.stdout.split('\n')[0]);
+    assert.ok(uptime * 1000 < Date.now() - cycledAt + 5000, `booted after the cycle (uptime ${uptime} s)`);
+    assert.match(ssh.stdout, /post-reboot: /);
+    const ev = await events(RF);
+    assert.equal(
+      ev.filter((e) => e.reason === 'InstallRebooting').length,
+      1,
+      `no second install\n${await timeline(RF)}`,
+    );
+    assert.equal((await node(RF)).status?.state, 4);
+    // What a user watching saw: the rows of `strata get nodes -w` for the Redfish machine.
+    const rows = watch.stdout();
+    assert.match(rows, new RegExp(`^${RF}\\s+4\\s+4\\s+Ready`, 'm'), rows);
+    ctx.diagnostic(`strata get nodes -w:\n${rows}`);
+  });
+
   it('on a lossy wire, the bridge really dropped frames', {
     skip: LOSS === '0' ? 'no --loss' : false,
   }, () => {
@@ -332,6 +494,8 @@ describe('lab: blank VMs climb to state 4, then 5, through Strata alone', { skip
   });
 
   it('lab down leaves no VM, process, namespace or file behind', async () => {
+    // The Redfish machine's libvirtd runs in the lab's namespace but is this test's: it ends it first.
+    await libvirt?.stop();
     const r = await strata.cli(['lab', 'down'], { env: { STRATA_LAB_NETNS: NETNS } });
     assert.equal(r.code, 0, r.stderr);
     const netns = execFileSync('ip', ['netns', 'list'], { encoding: 'utf8' });
@@ -344,6 +508,6 @@ describe('lab: blank VMs climb to state 4, then 5, through Strata alone', { skip
     assert.ok(!existsSync(join(strata.dataDir, 'lab', NETNS)), 'no lab state left (disks, logs, sockets)');
     assert.ok(!existsSync(join(strata.dataDir, 'artifacts', 'lab')), 'no lab artifacts left');
     const g = await strata.cli(['get', 'nodes', '-o', 'name']);
-    assert.doesNotMatch(g.stdout, /lab-/);
+    assert.doesNotMatch(g.stdout, /lab-|rf-vm/);
   });
 });
