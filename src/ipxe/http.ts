@@ -71,6 +71,15 @@ const requests = counter('strata_http_boot_requests_total', 'HTTP boot requests,
 ]);
 const bytesServed = counter('strata_http_boot_bytes_total', 'HTTP boot body bytes sent, by kind', ['kind']);
 
+/**
+ * Counts one finished request. The handler counts its own; a server whose other processes answer too
+ * (src/boot/http-cores.ts) counts theirs from the summaries they send, so /metrics shows them all.
+ */
+export function countBootFetch(f: Pick<FetchSummary, 'kind' | 'status' | 'bytes'>): void {
+  requests.inc({ kind: f.kind, status: String(f.status) });
+  if (f.bytes) bytesServed.inc({ kind: f.kind }, f.bytes);
+}
+
 export function createBootHttpHandler(opts: BootHttpOptions): RequestHandler {
   const prefix = opts.artifactsPrefix ?? '/artifacts/';
   if (!prefix.startsWith('/') || !prefix.endsWith('/'))
@@ -98,8 +107,7 @@ export function createBootHttpHandler(opts: BootHttpOptions): RequestHandler {
 
     res.once('close', () => {
       const status = res.statusCode;
-      requests.inc({ kind, status: String(status) });
-      if (track.bytes) bytesServed.inc({ kind }, track.bytes);
+      countBootFetch({ kind, status, bytes: track.bytes });
       if (!opts.onFetch) return;
       const summary: FetchSummary = {
         remoteAddress,
