@@ -15,8 +15,8 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { PROCESS_HEADER } from '../../../src/boot/http-cores.ts';
 import { serveHttp } from '../../../src/boot/http.ts';
+import { PROCESS_HEADER } from '../../../src/boot/http-cores.ts';
 import {
   type BootConfig,
   type BootReport,
