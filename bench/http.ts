@@ -1,11 +1,11 @@
 /**
- * HTTP benchmark: Strata's HTTP boot handler (src/ipxe/http.ts, as the boot worker serves it) against
- * nginx serving the same directory, both in one namespace, loaded by wrk from a client namespace:
- * one client downloading a large artifact back to back, CLIENTS clients downloading it at once, and
- * small requests (iPXE scripts: Strata answers `/boot/ipxe?mac=…` through its resolver, nginx a static
- * file of the same size) over keep-alive. Rounds are interleaved; medians are reported. With --workers N
- * (default: one per core) Strata's handler also runs as N processes on one port (SO_REUSEPORT), what
- * every core gives it against nginx's worker per core; --workers 1 leaves that side out.
+ * HTTP benchmark: the boot worker's HTTP server (src/boot/http.ts, `serveHttp` as a segment's worker runs
+ * it) against nginx serving the same directory, both in one namespace, loaded by wrk from a client
+ * namespace: one client downloading a large artifact back to back, CLIENTS clients downloading it at
+ * once, and small requests (iPXE scripts: Strata answers `/boot/ipxe?mac=…` through its resolver, nginx a
+ * static file of the same size) over keep-alive. Rounds are interleaved; medians are reported. The worker
+ * runs alone (spec.boot.httpProcesses 1, as before) and with --workers N processes (default: one per
+ * core, the worker's default) sharing the port with SO_REUSEPORT; --workers 1 leaves that side out.
  *
  *   node bench/http.ts [--size-mib 50] [--clients 200] [--seconds 5] [--rounds 3] [--workers N] [--write]
  */
@@ -158,7 +158,7 @@ if (import.meta.main) {
       command: `node bench/http.ts ${argv}`.trim(),
       rows,
       notes: [
-        `wrk (2 threads) runs ${values.seconds} s per case from a client namespace, on the same two cores as the servers; median of ${values.rounds} interleaved rounds. nginx: worker_processes auto, sendfile, no access log. Strata: bench/serve.ts, the boot worker's handler (src/ipxe/http.ts) on one \`node:http\` server, and (rows "in N processes") the same handler in N processes sharing the port with SO_REUSEPORT.`,
+        `wrk (2 threads) runs ${values.seconds} s per case from a client namespace, on the same two cores as the servers; median of ${values.rounds} interleaved rounds. nginx: worker_processes auto, sendfile, no access log. Strata: bench/serve.ts, the boot worker's own HTTP server (src/boot/http.ts) alone (httpProcesses 1), and (rows "in N processes") with httpProcesses N: N processes sharing the port with SO_REUSEPORT, script decisions and fetch reports going to the worker over IPC.`,
       ],
     },
     write,

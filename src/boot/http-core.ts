@@ -7,7 +7,7 @@
 import { Agent, createServer, type IncomingMessage, request, type ServerResponse } from 'node:http';
 import { createLogger } from '../core/log.ts';
 import { type BootScriptResult, createBootHttpHandler, type FetchSummary } from '../ipxe/http.ts';
-import { CLIENT_HEADER, type FromCore, PROCESS_HEADER, type ToCore } from './http-cores.ts';
+import { batcher, CLIENT_HEADER, type FromCore, PROCESS_HEADER, type ToCore } from './http-cores.ts';
 
 process.on('disconnect', () => process.exit(0));
 if (!process.send) {
@@ -20,20 +20,10 @@ const send = (m: FromCore, then?: () => void) => {
   if (process.connected) process.send!(m, undefined, undefined, () => then?.());
 };
 
-/** Fetch summaries are sent in batches: one IPC message per request would cost more than the request. */
-const FLUSH_MS = 20;
-const FLUSH_AT = 256;
-let batch: FetchSummary[] = [];
-const flush = () => {
-  if (!batch.length) return;
-  send({ t: 'fetches', list: batch });
-  batch = [];
-};
-const onFetch = (f: FetchSummary) => {
-  batch.push(f);
-  if (batch.length === 1) setTimeout(flush, FLUSH_MS);
-  else if (batch.length >= FLUSH_AT) flush();
-};
+const onFetch = batcher<FetchSummary>((list) => send({ t: 'fetches', list }));
+const askScript = batcher<Extract<FromCore, { t: 'scripts' }>['list'][number]>((list) =>
+  send({ t: 'scripts', list }),
+);
 
 /** Script decisions waiting on the worker (which always answers: its own request times out at 15 s). */
 const waiting = new Map<number, (r: BootScriptResult | Error) => void>();
@@ -43,10 +33,12 @@ let prefixes: string[] = [];
 process.on('message', (m: ToCore) => {
   if (m.t === 'start') start(m);
   else if (m.t === 'prefixes') prefixes = m.prefixes;
-  else if (m.t === 'script') {
-    const w = waiting.get(m.id);
-    waiting.delete(m.id);
-    w?.(m.result ?? new Error(m.error ?? 'no answer from the boot worker'));
+  else if (m.t === 'scripts') {
+    for (const a of m.list) {
+      const w = waiting.get(a.id);
+      waiting.delete(a.id);
+      w?.(a.result ?? new Error(a.error ?? 'no answer from the boot worker'));
+    }
   }
 });
 send({ t: 'hello' });
@@ -62,7 +54,7 @@ function start(m: Extract<ToCore, { t: 'start' }>): void {
       new Promise((resolve, reject) => {
         const id = nextId++;
         waiting.set(id, (r) => (r instanceof Error ? reject(r) : resolve(r)));
-        send({ t: 'script', id, mac: q.mac, remoteAddress: q.remoteAddress, query: q.params.toString() });
+        askScript({ id, mac: q.mac, remoteAddress: q.remoteAddress, query: q.params.toString() });
       }),
   });
   const agent = new Agent({ keepAlive: true });

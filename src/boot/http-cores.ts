@@ -38,7 +38,7 @@ export type ToCore =
       prefixes: string[];
     }
   | { t: 'prefixes'; prefixes: string[] }
-  | { t: 'script'; id: number; result?: BootScriptResult; error?: string };
+  | { t: 'scripts'; list: { id: number; result?: BootScriptResult; error?: string }[] };
 
 /** Process → worker. */
 export type FromCore =
@@ -46,8 +46,25 @@ export type FromCore =
   | { t: 'hello' }
   | { t: 'ready' }
   | { t: 'failed'; message: string }
-  | { t: 'script'; id: number; mac: string; remoteAddress: string; query: string }
+  | { t: 'scripts'; list: { id: number; mac: string; remoteAddress: string; query: string }[] }
   | { t: 'fetches'; list: FetchSummary[] };
+
+/**
+ * Collects items and passes them on as one list at the end of this turn of the event loop: under load a
+ * turn handles many requests, and one IPC message per request would cost as much as the request itself.
+ */
+export function batcher<T>(flush: (items: T[]) => void): (item: T) => void {
+  let items: T[] = [];
+  return (item) => {
+    if (!items.length)
+      setImmediate(() => {
+        const out = items;
+        items = [];
+        flush(out);
+      });
+    items.push(item);
+  };
+}
 
 /**
  * How many processes serve a segment's HTTP: spec.boot.httpProcesses, else STRATA_BOOT_HTTP_PROCESSES,
@@ -109,7 +126,13 @@ export async function startHttpCores(o: HttpCoresOptions): Promise<HttpCores> {
   const send = (c: ChildProcess, m: ToCore) => {
     if (c.connected) c.send(m, undefined, undefined, () => {});
   };
-  const onMessage = (c: ChildProcess, index: number, m: FromCore, started: () => void) => {
+  const onMessage = (
+    c: ChildProcess,
+    index: number,
+    m: FromCore,
+    started: () => void,
+    answer: (a: Extract<ToCore, { t: 'scripts' }>['list'][number]) => void,
+  ) => {
     switch (m.t) {
       case 'hello':
         return send(c, {
@@ -127,16 +150,14 @@ export async function startHttpCores(o: HttpCoresOptions): Promise<HttpCores> {
       case 'failed':
         o.log.warn('boot HTTP process cannot listen', { index, error: m.message });
         return started();
-      case 'script':
-        o.resolveScript({
-          mac: m.mac,
-          remoteAddress: m.remoteAddress,
-          params: new URLSearchParams(m.query),
-        }).then(
-          (result) => send(c, { t: 'script', id: m.id, result }),
-          (err: unknown) =>
-            send(c, { t: 'script', id: m.id, error: err instanceof Error ? err.message : String(err) }),
-        );
+      case 'scripts':
+        for (const q of m.list) {
+          const params = new URLSearchParams(q.query);
+          o.resolveScript({ mac: q.mac, remoteAddress: q.remoteAddress, params }).then(
+            (result) => answer({ id: q.id, result }),
+            (err: unknown) => answer({ id: q.id, error: err instanceof Error ? err.message : String(err) }),
+          );
+        }
         return;
       case 'fetches':
         for (const f of m.list) o.onFetch(f);
@@ -149,7 +170,10 @@ export async function startHttpCores(o: HttpCoresOptions): Promise<HttpCores> {
     const c = fork(CORE_MAIN, [], { execArgv: [], stdio: ['ignore', 'ignore', 'inherit', 'ipc'] });
     const at = Date.now();
     children.add(c);
-    c.on('message', (m: FromCore) => onMessage(c, index, m, resolve));
+    const answer = batcher<Extract<ToCore, { t: 'scripts' }>['list'][number]>((list) =>
+      send(c, { t: 'scripts', list }),
+    );
+    c.on('message', (m: FromCore) => onMessage(c, index, m, resolve, answer));
     c.on('error', (err) => o.log.warn('boot HTTP process', { index, err }));
     c.once('exit', (code, signal) => {
       children.delete(c);
