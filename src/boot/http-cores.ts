@@ -1,12 +1,15 @@
 /**
- * The segment's HTTP server on every core. Node serves HTTP on one core per process, so besides the
- * worker's own server `count - 1` more processes (http-core.ts) listen on the same address and port with
- * SO_REUSEPORT, and the kernel spreads the connections over them all. Whichever process takes a connection,
- * the answer is the same: what needs no decision (artifacts, refusals, 404s) each process answers itself
- * with the same handler; what needs the worker goes to the worker — a script decision and every fetch
- * summary (for the Node's timeline and /metrics, batched) over the IPC channel, and whole requests under
- * the worker's own prefixes (/registry/, the installer's relays) proxied over a unix socket in a directory
- * only this user can enter, with the client's address in a header the processes set themselves.
+ * The segment's HTTP server on every core. Node serves HTTP on one core per process, so `count` processes
+ * (http-core.ts) listen on the worker's address and port with SO_REUSEPORT and the kernel spreads the
+ * connections over them. The worker itself then only decides: it does not take connections once they all
+ * listen (see serveHttp), because a process waiting on the worker for a script would otherwise wait behind
+ * the worker's own HTTP work — measured, that made 2 processes slower than 1 for scripts (BENCHMARKS.md).
+ * Whichever process takes a connection, the answer is the same: what needs no decision (artifacts,
+ * refusals, 404s) each answers itself with the same handler; what needs the worker goes to the worker — a
+ * script decision and every fetch summary (for the Node's timeline and /metrics) over the IPC channel,
+ * batched per event-loop turn, and whole requests under the worker's own prefixes (/registry/, the
+ * installer's relays) proxied over a unix socket in a directory only this user can enter, with the
+ * client's address in a header the processes set themselves.
  * The processes live exactly as long as the worker: each exits when its IPC channel closes, however the
  * worker ended (stopped, crashed, killed with -9), so none is ever left holding the segment's port.
  */
@@ -19,7 +22,7 @@ import { join } from 'node:path';
 import type { Logger } from '../core/log.ts';
 import type { BootScriptResolver, BootScriptResult, FetchSummary } from '../ipxe/http.ts';
 
-/** Response header naming the process that took the connection: 0 is the worker, 1… the others. */
+/** Response header naming the process that took the connection: 1…, or 0 for the worker itself. */
 export const PROCESS_HEADER = 'strata-http-process';
 /** Request header carrying the client's address on a proxied request (set by the process, never passed). */
 export const CLIENT_HEADER = 'strata-client-address';
@@ -83,8 +86,8 @@ export function httpProcessCount(boot: { httpProcesses?: number | undefined }, e
 }
 
 export interface HttpCoresOptions {
-  /** Processes besides the worker's own server. */
-  extra: number;
+  /** Processes to start. */
+  count: number;
   artifacts: string;
   host: string;
   port: number;
@@ -95,6 +98,8 @@ export interface HttpCoresOptions {
   onFetch(f: FetchSummary): void;
   /** Answers a proxied request; `remote` is the client's address. */
   route(req: IncomingMessage, res: ServerResponse, remote: string): void;
+  /** How many processes listen now: called on every change. */
+  onServing(listening: number): void;
   log: Logger;
 }
 
@@ -120,6 +125,7 @@ export async function startHttpCores(o: HttpCoresOptions): Promise<HttpCores> {
   let prefixes = o.prefixes;
   let stopping = false;
   const children = new Set<ChildProcess>();
+  const listening = new Set<ChildProcess>();
   const timers = new Set<NodeJS.Timeout>();
   const starting: Promise<void>[] = [];
 
@@ -146,6 +152,8 @@ export async function startHttpCores(o: HttpCoresOptions): Promise<HttpCores> {
         });
       case 'ready':
         o.log.debug('boot HTTP process listening', { index, pid: c.pid });
+        listening.add(c);
+        o.onServing(listening.size);
         return started();
       case 'failed':
         o.log.warn('boot HTTP process cannot listen', { index, error: m.message });
@@ -177,6 +185,7 @@ export async function startHttpCores(o: HttpCoresOptions): Promise<HttpCores> {
     c.on('error', (err) => o.log.warn('boot HTTP process', { index, err }));
     c.once('exit', (code, signal) => {
       children.delete(c);
+      if (listening.delete(c) && !stopping) o.onServing(listening.size);
       resolve();
       if (stopping) return;
       const next = Date.now() - at > 60_000 ? 0 : failures + 1;
@@ -190,7 +199,7 @@ export async function startHttpCores(o: HttpCoresOptions): Promise<HttpCores> {
     });
     return promise;
   };
-  for (let i = 1; i <= o.extra; i++) starting.push(launch(i, 0));
+  for (let i = 1; i <= o.count; i++) starting.push(launch(i, 0));
 
   return {
     ready: Promise.all(starting).then(() => {}),

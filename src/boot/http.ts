@@ -2,8 +2,8 @@
  * The segment's HTTP server: iPXE scripts (decided by the manager, src/ipxe/http.ts serves them) and
  * artifacts, the segment's local registry cache under `/registry/`, and the paths its configuration names
  * (`BootConfig.relays`: the installer's calls) relayed as they are to the manager that serves them, so the
- * worker holds no install state and knows no install path. It runs on every core (http-cores.ts): the
- * worker's server and `spec.boot.httpProcesses - 1` more processes share the port.
+ * worker holds no install state and knows no install path. It runs on every core (http-cores.ts):
+ * `spec.boot.httpProcesses` processes share the port and the worker decides for them.
  */
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import { readBody } from '../core/http.ts';
@@ -79,13 +79,28 @@ export async function serveHttp(
   });
   const host = seg.spec.serverAddress;
   const port = seg.spec.boot.httpPort;
-  await listen(http, { port, host, ...(count > 1 ? { reusePort: true } : {}) });
+  const publicOpts = { port, host, ...(count > 1 ? { reusePort: true } : {}) };
+  await listen(http, publicOpts);
   const workerPrefixes = () => [REGISTRY_PREFIX, ...relays.map((r) => r.prefix)];
+  // With more processes the worker serves the port only until they all listen, and again if none does:
+  // connections it already holds finish with it. (Closing a SO_REUSEPORT listener resets what waits in
+  // its own accept queue at that instant: a worker's start or a crash of every process, not a steady state.)
+  let serving = true;
+  let stopped = false;
+  const onServing = (n: number) => {
+    if (n === count && serving) {
+      serving = false;
+      http.close();
+    } else if (n === 0 && !serving && !stopped) {
+      serving = true;
+      listen(http, publicOpts).catch((err) => log.error('boot HTTP: cannot take the port back', { err }));
+    }
+  };
   let cores: HttpCores | undefined;
   if (count > 1) {
     try {
       cores = await startHttpCores({
-        extra: count - 1,
+        count,
         artifacts: seg.artifacts,
         host,
         port,
@@ -95,6 +110,7 @@ export async function serveHttp(
           countBootFetch(f);
           onFetch(f);
         },
+        onServing,
         route,
         log,
       });
@@ -103,13 +119,14 @@ export async function serveHttp(
     }
   }
   return {
-    // Not awaited by the worker: its own server answers everything until the others join.
+    // Not awaited by the worker: its own server answers everything until the others listen.
     ready: cores?.ready ?? Promise.resolve(),
     update(next) {
       relays = next.relays;
       cores?.setPrefixes(workerPrefixes());
     },
     stop: async () => {
+      stopped = true;
       http.closeAllConnections();
       await Promise.all([cores?.stop(), new Promise<void>((r) => http.close(() => r()))]);
     },

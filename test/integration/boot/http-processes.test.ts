@@ -7,7 +7,7 @@
  * process may outlive the server: neither after stop() nor after the worker is killed with -9.
  */
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { request } from 'node:http';
@@ -75,15 +75,15 @@ function freePort(): Promise<number> {
   });
 }
 
-/** Asks until both processes answered; returns their answers, process 0's first. */
+/** Asks until both processes answered; returns their answers, process 1's first. */
 async function fromBoth(port: number, path: string, o?: Parameters<typeof ask>[2]): Promise<Answer[]> {
   const seen = new Map<string, Answer>();
   for (let i = 0; i < 200 && seen.size < 2; i++) {
     const a = await ask(port, path, o);
     if (!seen.has(a.process)) seen.set(a.process, a);
   }
-  assert.deepEqual([...seen.keys()].sort(), ['0', '1'], `both processes answer ${path}`);
-  return [seen.get('0')!, seen.get('1')!];
+  assert.deepEqual([...seen.keys()].sort(), ['1', '2'], `both processes answer ${path}`);
+  return [seen.get('1')!, seen.get('2')!];
 }
 
 /** What must not depend on the process: status, body, and the headers a client acts on. */
@@ -218,6 +218,33 @@ describe('boot HTTP in 2 processes on one port', () => {
         ['127.0.0.1', '/artifacts/debian/vmlinuz', 'artifact', 206, 100],
       );
     }
+  });
+
+  it('the worker takes the port back when no process listens, and hands it over again', async () => {
+    const pids = execFileSync('pgrep', ['-P', String(process.pid), '-f', 'http-core.ts'], {
+      encoding: 'utf8',
+    })
+      .split('\n')
+      .filter(Boolean)
+      .map(Number);
+    assert.equal(pids.length, 2);
+    for (const pid of pids) process.kill(pid, 'SIGKILL');
+    await waitFor(
+      'the worker answering',
+      async () => (await ask(port, '/nothing')).process === '0',
+      3000,
+      20,
+    );
+    const script = await ask(port, '/boot/ipxe?mac=52:54:00:12:34:56&arch=arm64');
+    assert.deepEqual([script.process, script.status], ['0', 200]);
+    // Restarted (after 0.5 s), they listen again and the worker lets go.
+    await waitFor(
+      'the processes back',
+      async () => (await ask(port, '/nothing')).process !== '0',
+      10_000,
+      50,
+    );
+    await fromBoth(port, '/nothing');
   });
 
   it('no process outlives stop()', async () => {
