@@ -58,6 +58,12 @@ export interface BootHttpOptions {
   artifactsPrefix?: string;
   resolveScript: BootScriptResolver;
   onFetch?: (summary: FetchSummary) => void;
+  /**
+   * Bytes read from an artifact at a time; default 1 MiB. Node has no sendfile: every byte goes through
+   * a buffer, and fs streams' 64 KiB reads made a download take many more trips through JS (1 MiB read
+   * ~1.5–2× faster on loopback, BENCHMARKS.md) for up to 1 MiB more memory per download in flight.
+   */
+  artifactReadBytes?: number;
   /** Cache-Control max-age for artifacts in seconds (content-addressed stores can use a year); default 0. */
   artifactMaxAgeSeconds?: number;
   logger?: Logger;
@@ -85,7 +91,9 @@ export function createBootHttpHandler(opts: BootHttpOptions): RequestHandler {
   if (!prefix.startsWith('/') || !prefix.endsWith('/'))
     throw new Error('artifactsPrefix must start and end with /');
   const log = opts.logger ?? silentLogger;
-  const sendOpts: send.SendOptions = {
+  // send passes the options it does not know on to fs.createReadStream, highWaterMark among them.
+  const sendOpts: send.SendOptions & { highWaterMark: number } = {
+    highWaterMark: opts.artifactReadBytes ?? 1 << 20,
     root: opts.artifactsDir,
     dotfiles: 'ignore',
     index: false,
