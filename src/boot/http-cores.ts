@@ -69,14 +69,17 @@ export function batcher<T>(flush: (items: T[]) => void): (item: T) => void {
   };
 }
 
+/** The default's ceiling: a boot segment's HTTP does not need more, and each process costs ~50 MB. */
+const MAX_DEFAULT_PROCESSES = 8;
+
 /**
  * How many processes serve a segment's HTTP: spec.boot.httpProcesses, else STRATA_BOOT_HTTP_PROCESSES,
- * else one per core.
+ * else one per core (at most 8).
  */
 export function httpProcessCount(boot: { httpProcesses?: number | undefined }, env = process.env): number {
   if (boot.httpProcesses !== undefined) return boot.httpProcesses;
   const text = env.STRATA_BOOT_HTTP_PROCESSES;
-  if (text === undefined || text === '') return availableParallelism();
+  if (text === undefined || text === '') return Math.min(availableParallelism(), MAX_DEFAULT_PROCESSES);
   const n = Number(text);
   if (!Number.isInteger(n) || n < 1 || n > 64)
     throw new Error(

@@ -103,7 +103,7 @@ export const networkSpec = z
           .describe('HTTP port boot scripts and artifacts are served on at serverAddress.'),
         /**
          * Processes serving HTTP (SO_REUSEPORT on one port): absent = STRATA_BOOT_HTTP_PROCESSES, else one
-         * per core. 1 = the worker alone, as before.
+         * per core (at most 8). 1 = the worker alone, as before.
          */
         httpProcesses: z
           .number()
@@ -112,7 +112,7 @@ export const networkSpec = z
           .max(64)
           .optional()
           .describe(
-            'Processes serving boot HTTP on one port (SO_REUSEPORT); default STRATA_BOOT_HTTP_PROCESSES or one per core; 1 = the worker alone.',
+            'Processes serving boot HTTP on one port (SO_REUSEPORT); default STRATA_BOOT_HTTP_PROCESSES or one per core (at most 8); 1 = the worker alone.',
           ),
         uefiBinary: z
           .enum(['ipxe.efi', 'snponly.efi'])
