@@ -9,8 +9,7 @@
  * decisions through `strata up`).
  */
 import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { serveHttp } from '../src/boot/http.ts';
 import { type BootConfig, type BootScriptRequest, subjects } from '../src/boot/protocol.ts';
 import { networkSpec } from '../src/core/kinds/network.ts';
@@ -35,7 +34,8 @@ if (mode === 'tftp') {
   await transport.serve(subjects.script, async (q: BootScriptRequest) => ({
     script: `#!ipxe\nchain /artifacts/kernel?mac=${q.mac}\n`,
   }));
-  const dataDir = mkdtempSync(join(tmpdir(), 'strata-bench-serve-'));
+  // Beside ROOT (the benchmark's scratch directory), so it goes with it however this process ends.
+  const dataDir = mkdtempSync(join(dirname(root), 'serve-'));
   const parsed = networkSpec.parse({
     interface: 'lo',
     subnet: '10.68.0.0/24',

@@ -259,11 +259,18 @@ describe('boot HTTP in 2 processes on one port', () => {
 it('no process outlives a worker killed with -9', async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'strata-http-kill-'));
   t.after(() => rmSync(dir, { recursive: true, force: true }));
+  mkdirSync(join(dir, 'artifacts'));
   const port = await freePort();
   const node = process.execPath;
-  const parent = spawn(node, [join(REPO, 'bench/serve.ts'), 'http', dir, String(port), '2'], {
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
+  // TMPDIR: the socket directory a killed worker cannot remove goes with the test's own.
+  const parent = spawn(
+    node,
+    [join(REPO, 'bench/serve.ts'), 'http', join(dir, 'artifacts'), String(port), '2'],
+    {
+      stdio: ['ignore', 'pipe', 'inherit'],
+      env: { ...process.env, TMPDIR: dir },
+    },
+  );
   t.after(() => parent.kill('SIGKILL'));
   let out = '';
   parent.stdout!.on('data', (b: Buffer) => {
