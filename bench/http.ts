@@ -1,13 +1,16 @@
 /**
- * HTTP benchmark: Strata's HTTP boot handler (src/ipxe/http.ts, as the boot worker serves it) against
- * nginx serving the same directory, both in one namespace, loaded by wrk from a client namespace:
- * one client downloading a large artifact back to back, CLIENTS clients downloading it at once, and
- * small requests (iPXE scripts: Strata answers `/boot/ipxe?mac=…` through its resolver, nginx a static
- * file of the same size) over keep-alive. Rounds are interleaved; medians are reported. With --workers N
- * (default: one per core) Strata's handler also runs as N processes on one port (SO_REUSEPORT), what
- * every core gives it against nginx's worker per core; --workers 1 leaves that side out.
+ * HTTP benchmark: the boot worker's HTTP server (src/boot/http.ts, `serveHttp` as a segment's worker runs
+ * it) against nginx serving the same directory, both in one namespace, loaded by wrk from a client
+ * namespace: one client downloading a large artifact back to back, CLIENTS clients downloading it at
+ * once, and small requests (iPXE scripts: Strata answers `/boot/ipxe?mac=…` through its resolver, nginx a
+ * static file of the same size) over keep-alive. Rounds are interleaved; medians are reported. The worker
+ * runs alone (spec.boot.httpProcesses 1, as before) and with --workers N processes (default: one per
+ * core, the worker's default) sharing the port with SO_REUSEPORT; --workers 1 leaves that side out.
+ * --base DIR adds a "before" side: DIR's own bench/serve.ts (a checkout of an earlier commit, e.g. from
+ * `git archive`, with node_modules beside it), one process, in the same interleaved rounds.
  *
- *   node bench/http.ts [--size-mib 50] [--clients 200] [--seconds 5] [--rounds 3] [--workers N] [--write]
+ *   node bench/http.ts [--size-mib 50] [--clients 200] [--seconds 5] [--rounds 3] [--workers N]
+ *                      [--base DIR] [--write]
  */
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, writeFileSync } from 'node:fs';
@@ -27,6 +30,7 @@ const {
   seconds: '5',
   rounds: '3',
   workers: String(availableParallelism()),
+  base: '',
 });
 
 const UNITS: Record<string, number> = { B: 1, KB: 2 ** 10, MB: 2 ** 20, GB: 2 ** 30 };
@@ -62,6 +66,8 @@ export async function runHttp(o: {
   seconds: number;
   rounds: number;
   workers: number;
+  /** A checkout whose bench/serve.ts is measured as "before". */
+  base?: string;
 }) {
   if (!have('wrk')) throw new Error('wrk missing: bash scripts/setup.sh installs it');
   return withScratch('http', async ({ set, dir }) => {
@@ -83,11 +89,16 @@ export async function runHttp(o: {
       strata: 'http://10.68.0.1:8081',
       nginx: 'http://10.68.0.1:8082',
       multi: 'http://10.68.0.1:8083',
+      base: 'http://10.68.0.1:8084',
     };
     const sides: (keyof typeof base)[] = ['strata', 'nginx'];
     if (o.workers > 1) {
       await strataServe(set, srv, 'http', join(root, 'artifacts'), 8083, undefined, o.workers);
       sides.push('multi');
+    }
+    if (o.base) {
+      await strataServe(set, srv, 'http', join(root, 'artifacts'), 8084, o.base);
+      sides.push('base');
     }
     const cases = [
       {
@@ -137,6 +148,7 @@ export async function runHttp(o: {
       };
       return [
         row('strata', c.what),
+        ...(sides.includes('base') ? [row('base', `${c.what}, before (${o.base})`)] : []),
         ...(sides.includes('multi') ? [row('multi', `${c.what}, Strata in ${o.workers} processes`)] : []),
       ];
     });
@@ -150,6 +162,7 @@ if (import.meta.main) {
     seconds: Number(values.seconds),
     rounds: Number(values.rounds),
     workers: Number(values.workers),
+    ...(values.base ? { base: values.base } : {}),
   });
   publish(
     {
@@ -158,7 +171,7 @@ if (import.meta.main) {
       command: `node bench/http.ts ${argv}`.trim(),
       rows,
       notes: [
-        `wrk (2 threads) runs ${values.seconds} s per case from a client namespace, on the same two cores as the servers; median of ${values.rounds} interleaved rounds. nginx: worker_processes auto, sendfile, no access log. Strata: bench/serve.ts, the boot worker's handler (src/ipxe/http.ts) on one \`node:http\` server, and (rows "in N processes") the same handler in N processes sharing the port with SO_REUSEPORT.`,
+        `wrk (2 threads) runs ${values.seconds} s per case from a client namespace, on the same two cores as the servers; median of ${values.rounds} interleaved rounds. nginx: worker_processes auto, sendfile, no access log. Strata: bench/serve.ts, the boot worker's own HTTP server (src/boot/http.ts) alone (httpProcesses 1), and (rows "in N processes") with httpProcesses N: N processes sharing the port with SO_REUSEPORT, script decisions and fetch reports going to the worker over IPC.`,
       ],
     },
     write,

@@ -7,7 +7,7 @@
  */
 import { execFileSync } from 'node:child_process';
 import { chmodSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { currentNetns, type NetnsSet } from '../test/helpers/netns.ts';
 import { REPO, sleep } from './lib.ts';
 
@@ -152,7 +152,7 @@ export async function tftpdHpa(set: NetnsSet, ns: string, root: string, port = 6
   await listening(ns, 'udp', port, 'in.tftpd', s.stderr);
 }
 
-/** Strata's TFTP server or HTTP boot handler alone (bench/serve.ts). */
+/** Strata's TFTP server or the boot worker's HTTP server alone (bench/serve.ts). */
 export async function strataServe(
   set: NetnsSet,
   ns: string,
@@ -166,6 +166,8 @@ export async function strataServe(
   const s = spawnIn(set, ns, NODE, args, {
     ...process.env,
     STRATA_LOG_LEVEL: 'error',
+    // The boot HTTP server's socket directory, in the benchmark's scratch: its SIGKILL cleans nothing up.
+    TMPDIR: dirname(root),
   });
   await listening(ns, mode === 'tftp' ? 'udp' : 'tcp', port, `strata ${mode}`, s.stderr);
   return s.child.pid!;

@@ -1,16 +1,20 @@
 /**
- * Strata's TFTP server or HTTP boot handler on its own, as benchmarks run them inside a namespace:
+ * Strata's TFTP server or the boot worker's HTTP server on its own, as benchmarks run them inside a namespace:
  *   node bench/serve.ts tftp ROOT PORT        (src/tftp/server.ts with a DirectorySource)
- *   node bench/serve.ts http ROOT PORT [N]    (src/ipxe/http.ts: /boot/ipxe?mac=… and /artifacts/…)
- * Prints `ready` once listening. The script resolver answers a fixed chain script, so the figure is the
- * serving path's, not a decision's (the boot storm measures decisions through `strata up`). With N > 1
- * the HTTP handler runs in N processes listening on one port with SO_REUSEPORT (the kernel spreads the
- * connections), to measure what every core gives against nginx's worker per core.
+ *   node bench/serve.ts http ROOT PORT [N]    (src/boot/http.ts: /boot/ipxe?mac=… and /artifacts/…)
+ * Prints `ready` once listening. HTTP is the boot worker's own server (`serveHttp`, as a segment's worker
+ * runs it) in N processes sharing the port (spec.boot.httpProcesses; 1 = the worker alone), over an
+ * in-process transport whose script subject answers a fixed chain script, so the figure is the serving
+ * path's — the IPC from the other processes included — not a decision's (the boot storm measures
+ * decisions through `strata up`).
  */
-import { type ChildProcess, fork } from 'node:child_process';
-import { once } from 'node:events';
-import { createServer } from 'node:http';
-import { createBootHttpHandler } from '../src/ipxe/http.ts';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { serveHttp } from '../src/boot/http.ts';
+import { type BootConfig, type BootScriptRequest, subjects } from '../src/boot/protocol.ts';
+import { networkSpec } from '../src/core/kinds/network.ts';
+import { createLogger } from '../src/core/log.ts';
+import { InprocTransport } from '../src/core/transport/inproc.ts';
 import { TftpServer } from '../src/tftp/server.ts';
 import { DirectorySource } from '../src/tftp/source.ts';
 
@@ -21,31 +25,47 @@ if (!root || !portText || (mode !== 'tftp' && mode !== 'http') || !(workers >= 1
   process.exit(2);
 }
 const port = Number(portText);
-const children: ChildProcess[] = [];
+let stop = async () => {};
 if (mode === 'tftp') {
   const server = new TftpServer({ source: new DirectorySource(root), port, address: '0.0.0.0' });
   await server.start();
-} else if (workers > 1) {
-  for (let i = 0; i < workers; i++) {
-    const child = fork(import.meta.filename, ['http', root, portText, '1'], {
-      env: { ...process.env, STRATA_BENCH_REUSEPORT: '1' },
-      stdio: ['ignore', 'pipe', 'inherit', 'ipc'],
-    });
-    children.push(child);
-    await once(child.stdout!, 'data');
-  }
 } else {
-  const handler = createBootHttpHandler({
-    artifactsDir: root,
-    resolveScript: async ({ mac }) => ({ script: `#!ipxe\nchain /artifacts/kernel?mac=${mac}\n` }),
+  const transport = new InprocTransport();
+  await transport.serve(subjects.script, async (q: BootScriptRequest) => ({
+    script: `#!ipxe\nchain /artifacts/kernel?mac=${q.mac}\n`,
+  }));
+  // Beside ROOT (the benchmark's scratch directory), so it goes with it however this process ends.
+  const dataDir = mkdtempSync(join(dirname(root), 'serve-'));
+  const parsed = networkSpec.parse({
+    interface: 'lo',
+    subnet: '10.68.0.0/24',
+    serverAddress: '10.68.0.1',
+    boot: { httpPort: port, httpProcesses: workers },
   });
-  const reusePort = process.env.STRATA_BENCH_REUSEPORT === '1';
-  // A worker of a multi-process server goes with its parent, however the parent ended.
-  process.on('disconnect', () => process.exit(0));
-  await new Promise<void>((r) => createServer(handler).listen({ port, host: '0.0.0.0', reusePort }, r));
+  const spec = { ...parsed, serverAddress: '0.0.0.0' };
+  const cfg: BootConfig = { network: 'bench', spec, reservations: [], knownMacs: [], hosts: [], relays: [] };
+  const http = await serveHttp(
+    {
+      network: 'bench',
+      spec,
+      transport,
+      log: createLogger({ component: 'bench-serve' }),
+      dataDir,
+      httpBase: `http://10.68.0.1:${port}`,
+      artifacts: root,
+      ipxeDir: join(root, 'ipxe'),
+      report: () => {},
+    },
+    cfg,
+  );
+  await http.ready;
+  stop = async () => {
+    await http.stop();
+    rmSync(dataDir, { recursive: true, force: true });
+  };
 }
 process.on('SIGTERM', () => {
-  for (const c of children) c.kill('SIGTERM');
-  process.exit(0); // a clean exit, so --cpu-prof writes its profile
+  // A clean exit, so --cpu-prof writes its profile; the other HTTP processes leave with their channel.
+  void stop().finally(() => process.exit(0));
 });
 process.stdout.write('ready\n');

@@ -2,12 +2,19 @@
  * The segment's HTTP server: iPXE scripts (decided by the manager, src/ipxe/http.ts serves them) and
  * artifacts, the segment's local registry cache under `/registry/`, and the paths its configuration names
  * (`BootConfig.relays`: the installer's calls) relayed as they are to the manager that serves them, so the
- * worker holds no install state and knows no install path.
+ * worker holds no install state and knows no install path. It runs on every core (http-cores.ts):
+ * `spec.boot.httpProcesses` processes share the port and the worker decides for them.
  */
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import { readBody } from '../core/http.ts';
-import { createBootHttpHandler } from '../ipxe/http.ts';
+import {
+  type BootScriptResolver,
+  countBootFetch,
+  createBootHttpHandler,
+  type FetchSummary,
+} from '../ipxe/http.ts';
 import { startLocalRegistry } from '../registry/local.ts';
+import { type HttpCores, httpProcessCount, listen, PROCESS_HEADER, startHttpCores } from './http-cores.ts';
 import {
   type BootConfig,
   type HttpRelay,
@@ -17,63 +24,112 @@ import {
 } from './protocol.ts';
 import type { Segment, SegmentServer } from './segment.ts';
 
-export async function serveHttp(seg: Segment, first: BootConfig): Promise<SegmentServer> {
+const REGISTRY_PREFIX = '/registry/';
+
+/** The server, and `ready` once its other processes listen too (the worker's own serves from the start). */
+export async function serveHttp(
+  seg: Segment,
+  first: BootConfig,
+): Promise<SegmentServer & { ready: Promise<void> }> {
   const { transport, log, network } = seg;
   let relays = first.relays;
-  const boot = createBootHttpHandler({
-    artifactsDir: seg.artifacts,
-    logger: log,
-    resolveScript: (q) =>
-      transport.request(
-        subjects.script,
-        {
-          network,
-          mac: q.mac,
-          remoteAddress: q.remoteAddress,
-          baseUrl: seg.httpBase,
-          ...(q.params.get('arch') ? { arch: q.params.get('arch')! } : {}),
-          // Boot media (src/media) carry the site's enrolment token and the Node they were made for.
-          ...(q.params.has('token') ? { token: q.params.get('token')! } : {}),
-          ...(q.params.get('node') ? { node: q.params.get('node')! } : {}),
-        },
-        { timeout: 15_000 },
-      ),
-    onFetch: (f) => {
-      if (f.kind === 'other') return;
-      seg.report({
-        kind: 'http',
+  const count = httpProcessCount(seg.spec.boot);
+  const resolveScript: BootScriptResolver = (q) =>
+    transport.request(
+      subjects.script,
+      {
         network,
-        ip: f.remoteAddress.replace(/^::ffff:/, ''),
-        path: f.path,
-        what: f.kind,
-        status: f.status,
-        bytes: f.bytes,
-        durationMs: Math.round(f.durationMs),
-        ...(f.mac ? { mac: f.mac } : {}),
-      });
-    },
-  });
+        mac: q.mac,
+        remoteAddress: q.remoteAddress,
+        baseUrl: seg.httpBase,
+        ...(q.params.get('arch') ? { arch: q.params.get('arch')! } : {}),
+        // Boot media (src/media) carry the site's enrolment token and the Node they were made for.
+        ...(q.params.has('token') ? { token: q.params.get('token')! } : {}),
+        ...(q.params.get('node') ? { node: q.params.get('node')! } : {}),
+      },
+      { timeout: 15_000 },
+    );
+  const onFetch = (f: FetchSummary) => {
+    if (f.kind === 'other') return;
+    seg.report({
+      kind: 'http',
+      network,
+      ip: f.remoteAddress.replace(/^::ffff:/, ''),
+      path: f.path,
+      what: f.kind,
+      status: f.status,
+      bytes: f.bytes,
+      durationMs: Math.round(f.durationMs),
+      ...(f.mac ? { mac: f.mac } : {}),
+    });
+  };
+  const boot = createBootHttpHandler({ artifactsDir: seg.artifacts, logger: log, resolveScript, onFetch });
   const registry = await startLocalRegistry({ dataDir: seg.dataDir, network, transport, log });
-  const http = createServer((req, res) => {
-    if (req.url?.startsWith('/registry/')) return registry.handle(req, res);
+  /** Every route; `remote` is the client's address (another process passes it with a proxied request). */
+  const route = (req: IncomingMessage, res: ServerResponse, remote: string) => {
+    if (req.url?.startsWith(REGISTRY_PREFIX)) return registry.handle(req, res);
     // Paths the configuration names (the installer's calls) go to the manager that serves them.
     const relay = relays.find((x) => req.url?.startsWith(x.prefix));
     if (!relay) return boot(req, res);
-    void relayHttp(seg, relay, req, res);
+    void relayHttp(seg, relay, req, res, remote);
+  };
+  const http = createServer((req, res) => {
+    if (count > 1) res.setHeader(PROCESS_HEADER, '0');
+    route(req, res, req.socket.remoteAddress ?? '');
   });
-  await new Promise<void>((resolve, reject) => {
-    http.once('error', reject);
-    http.listen(seg.spec.boot.httpPort, seg.spec.serverAddress, () => resolve());
-  });
+  const host = seg.spec.serverAddress;
+  const port = seg.spec.boot.httpPort;
+  const publicOpts = { port, host, ...(count > 1 ? { reusePort: true } : {}) };
+  await listen(http, publicOpts);
+  const workerPrefixes = () => [REGISTRY_PREFIX, ...relays.map((r) => r.prefix)];
+  // With more processes the worker serves the port only until they all listen, and again if none does:
+  // connections it already holds finish with it. (Closing a SO_REUSEPORT listener resets what waits in
+  // its own accept queue at that instant: a worker's start or a crash of every process, not a steady state.)
+  let serving = true;
+  let stopped = false;
+  const onServing = (n: number) => {
+    if (n === count && serving) {
+      serving = false;
+      http.close();
+    } else if (n === 0 && !serving && !stopped) {
+      serving = true;
+      listen(http, publicOpts).catch((err) => log.error('boot HTTP: cannot take the port back', { err }));
+    }
+  };
+  let cores: HttpCores | undefined;
+  if (count > 1) {
+    try {
+      cores = await startHttpCores({
+        count,
+        artifacts: seg.artifacts,
+        host,
+        port,
+        prefixes: workerPrefixes(),
+        resolveScript,
+        onFetch: (f) => {
+          countBootFetch(f);
+          onFetch(f);
+        },
+        onServing,
+        route,
+        log,
+      });
+    } catch (err) {
+      log.warn('boot HTTP served by the worker alone: cannot start its other processes', { err });
+    }
+  }
   return {
+    // Not awaited by the worker: its own server answers everything until the others listen.
+    ready: cores?.ready ?? Promise.resolve(),
     update(next) {
       relays = next.relays;
+      cores?.setPrefixes(workerPrefixes());
     },
-    stop: () =>
-      new Promise<void>((r) => {
-        http.closeAllConnections();
-        http.close(() => r());
-      }),
+    stop: async () => {
+      stopped = true;
+      http.closeAllConnections();
+      await Promise.all([cores?.stop(), new Promise<void>((r) => http.close(() => r()))]);
+    },
   };
 }
 
@@ -83,6 +139,7 @@ async function relayHttp(
   relay: HttpRelay,
   req: IncomingMessage,
   res: ServerResponse,
+  remote: string,
 ): Promise<void> {
   try {
     const r = await seg.transport.request<HttpRelayRequest, HttpRelayResponse>(
@@ -93,7 +150,7 @@ async function relayHttp(
         path: req.url!,
         ...(req.headers.authorization ? { authorization: req.headers.authorization } : {}),
         body: await readBody(req, 1 << 20),
-        remoteAddress: (req.socket.remoteAddress ?? '').replace(/^::ffff:/, ''),
+        remoteAddress: remote.replace(/^::ffff:/, ''),
       },
       { timeout: 30_000 },
     );

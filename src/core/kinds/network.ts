@@ -101,6 +101,19 @@ export const networkSpec = z
           .max(65535)
           .default(7421)
           .describe('HTTP port boot scripts and artifacts are served on at serverAddress.'),
+        /**
+         * Processes serving HTTP (SO_REUSEPORT on one port): absent = STRATA_BOOT_HTTP_PROCESSES, else one
+         * per core (at most 8). 1 = the worker alone, as before.
+         */
+        httpProcesses: z
+          .number()
+          .int()
+          .min(1)
+          .max(64)
+          .optional()
+          .describe(
+            'Processes serving boot HTTP on one port (SO_REUSEPORT); default STRATA_BOOT_HTTP_PROCESSES or one per core (at most 8); 1 = the worker alone.',
+          ),
         uefiBinary: z
           .enum(['ipxe.efi', 'snponly.efi'])
           .default('ipxe.efi')

@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { netnsAvailable } from '../../helpers/netns.ts';
 import { suiteCleanup, waitFor } from '../../helpers/strata.ts';
-import { loadAddress, namespacePids, perfdhcp, strataWithNetwork, udhcpc } from './segment.ts';
+import { commandLine, loadAddress, namespacePids, perfdhcp, strataWithNetwork, udhcpc } from './segment.ts';
 
 const avail = netnsAvailable();
 const sleep = (ms: number) => new Promise((res) => setTimeout(res, ms));
@@ -37,7 +37,13 @@ describe('boot worker lifecycle', { skip: avail.ok ? false : avail.reason }, () 
       clients: ['c1', 'load'],
       pool: [10, 250],
     });
-    assert.equal(namespacePids(seg.bridgeNs).length, 1, 'one boot worker in the segment namespace');
+    // One boot worker, and beside it only its HTTP processes (src/boot/http-cores.ts).
+    const procs = namespacePids(seg.bridgeNs).map(commandLine);
+    assert.equal(procs.filter((c) => c.includes('src/boot/main.ts')).length, 1, `one boot worker: ${procs}`);
+    assert.ok(
+      procs.every((c) => /src\/boot\/(main|http-core)\.ts/.test(c)),
+      `nothing else: ${procs}`,
+    );
     // A burst of 4-way exchanges (200 MACs, fewer than the pool) keeps lease batches in flight while
     // strata stops.
     loadAddress(set, seg, seg.clients.load!);

@@ -6,6 +6,7 @@
  */
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { createNetns, currentNetns, type NetnsSet } from '../../helpers/netns.ts';
 import type { Cleanup } from '../../helpers/services.ts';
 import { type StrataServer, startStrata } from '../../helpers/strata.ts';
@@ -116,6 +117,15 @@ export function namespacePids(ns: string): number[] {
     .split('\n')
     .map((l) => Number(l.trim()))
     .filter((n) => n > 0);
+}
+
+/** A process's command line, arguments joined by spaces ('' once it is gone). */
+export function commandLine(pid: number): string {
+  try {
+    return readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').join(' ').trim();
+  } catch {
+    return '';
+  }
 }
 
 export interface BootSetup {
