@@ -11,9 +11,8 @@ import { execFileSync, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { request } from 'node:http';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { serveHttp } from '../../../src/boot/http.ts';
 import { PROCESS_HEADER } from '../../../src/boot/http-cores.ts';
@@ -28,9 +27,8 @@ import type { SegmentServer } from '../../../src/boot/segment.ts';
 import { networkSpec } from '../../../src/core/kinds/network.ts';
 import { silentLogger } from '../../../src/core/log.ts';
 import { InprocTransport } from '../../../src/core/transport/inproc.ts';
-import { waitFor } from '../../helpers/strata.ts';
-
-const REPO = resolve(import.meta.dirname, '../../..');
+import { freePort } from '../../helpers/services.ts';
+import { REPO, waitFor } from '../../helpers/strata.ts';
 
 interface Answer {
   process: string;
@@ -63,15 +61,6 @@ function ask(
     );
     req.on('error', fail);
     req.end(o.body);
-  });
-}
-
-function freePort(): Promise<number> {
-  return new Promise((r) => {
-    const s = createServer().listen(0, '127.0.0.1', () => {
-      const { port } = s.address() as { port: number };
-      s.close(() => r(port));
-    });
   });
 }
 

@@ -82,20 +82,18 @@ describe('a real VM behind an IPMI BMC emulator (virtualbmc + libvirt)', { skip,
     });
     assert.equal(secret.code, 0, secret.stderr);
     const labels = { 'strata.dev/bmc-vm': 'true' };
-    const nodes = [
-      {
-        apiVersion: 'strata.dev/v1alpha1',
-        kind: 'Node',
-        metadata: { name: 'ipmi-vm', labels },
-        spec: {
-          targetState: 2,
-          network: 'bmc-lab',
-          macAddresses: [ipmi.mac],
-          providers: { hardware: 'ipmi', boot: 'network' },
-          bmc: { protocol: 'ipmi', address: vbmc.address, credentialsSecret: 'vm-bmc' },
-        },
+    const node = {
+      apiVersion: 'strata.dev/v1alpha1',
+      kind: 'Node',
+      metadata: { name: 'ipmi-vm', labels },
+      spec: {
+        targetState: 2,
+        network: 'bmc-lab',
+        macAddresses: [ipmi.mac],
+        providers: { hardware: 'ipmi', boot: 'network' },
+        bmc: { protocol: 'ipmi', address: vbmc.address, credentialsSecret: 'vm-bmc' },
       },
-    ];
+    };
     assert.equal(virsh('domstate', ipmi.name).trim(), 'shut off');
     const applied = await s.cli(['apply', '-f', '-'], {
       stdin: JSON.stringify([
@@ -106,7 +104,7 @@ describe('a real VM behind an IPMI BMC emulator (virtualbmc + libvirt)', { skip,
           labels,
           zone: 'bmc.strata',
         }),
-        ...nodes,
+        node,
       ]),
     });
     assert.equal(applied.code, 0, applied.stderr);

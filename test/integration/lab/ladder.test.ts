@@ -144,7 +144,7 @@ describe('lab: blank VMs climb to state 4, then 5, through Strata alone', { skip
   const timeline = async (name: string) =>
     (await events(name)).map((e) => `${e.reason}: ${e.message}`).join('\n');
   /** The lab VMs, and the Redfish machine when this machine can run libvirt and sushy-tools. */
-  const installed = () => (rfSkip ? VMS : [...VMS, RF]);
+  const installed = rfSkip ? VMS : [...VMS, RF];
   let libvirt: PrivateLibvirt | undefined;
   let rf: LibvirtVm;
   let sushy: Sushy;
@@ -273,7 +273,7 @@ describe('lab: blank VMs climb to state 4, then 5, through Strata alone', { skip
   it('BIOS, UEFI and Redfish machines reach state 4: Debian installed, booted from disk, SSH with the managed key', {
     timeout: 35 * MIN,
   }, async () => {
-    for (const name of installed()) {
+    for (const name of installed) {
       await waitFor(
         `${name} at state 4`,
         async () => (await node(name)).status?.state === 4,
@@ -283,7 +283,7 @@ describe('lab: blank VMs climb to state 4, then 5, through Strata alone', { skip
         throw new Error(`${(e as Error).message}\ntimeline:\n${await timeline(name)}`);
       });
     }
-    for (const name of installed()) {
+    for (const name of installed) {
       const ev = await events(name);
       const completed = ev.filter((e) => e.reason === 'StepCompleted').map((e) => e.step);
       assert.deepEqual(
