@@ -80,8 +80,18 @@ export interface ConfigFanOut {
   stop(): void;
 }
 
+/**
+ * Lease writes of one network within this long make one rebuild: in a boot storm every batch of leases
+ * names Nodes, and a rebuild reads every Node and lease of the network, so DNS names lag a lease by up
+ * to this much instead of the manager rebuilding back to back.
+ */
+export const LEASE_COALESCE_MS = 250;
+
 /** Publishes placements and per-network configurations as they change (see the module comment). */
-export async function startConfigFanOut(ctx: ManagerContext): Promise<ConfigFanOut> {
+export async function startConfigFanOut(
+  ctx: ManagerContext,
+  opts: { leaseCoalesceMs?: number } = {},
+): Promise<ConfigFanOut> {
   const sent = new Map<string, { json: string; at: number }>();
   let sentPlacements: string | undefined;
   const loop = controller(ctx, {
@@ -157,11 +167,21 @@ export async function startConfigFanOut(ctx: ManagerContext): Promise<ConfigFanO
     for (const name of new Set(affected)) loop.enqueue(name!);
   });
   await loop.start();
+  /** Networks whose Nodes' leases changed since the last coalesced rebuild. */
+  const leased = new Set<string>();
+  let leaseTimer: NodeJS.Timeout | undefined;
   return {
     leasesChanged: (network, macs) => {
-      if (macs.some((m) => nodeMacs.has(m))) loop.enqueue(network);
+      if (!macs.some((m) => nodeMacs.has(m))) return;
+      leased.add(network);
+      leaseTimer ??= setTimeout(() => {
+        leaseTimer = undefined;
+        for (const n of leased) loop.enqueue(n);
+        leased.clear();
+      }, opts.leaseCoalesceMs ?? LEASE_COALESCE_MS).unref();
     },
     stop() {
+      clearTimeout(leaseTimer);
       off();
       loop.stop();
     },

@@ -2,7 +2,7 @@
  * The boot config fan-out on the core controller (src/boot/config.ts), on a real store, hub and
  * transport: a change rebuilds and re-sends only the networks it touches. A node's MAC change reaches its
  * own network's worker only; a status write (most Node writes) reaches none; a node moving between
- * networks reaches both; a lease write of a node's MAC refreshes that network's DNS names, a lease of a
+ * networks reaches both; a lease write of a node's MAC refreshes that network's DNS names (a burst of them once), a lease of a
  * machine no node names refreshes nothing.
  */
 import assert from 'node:assert/strict';
@@ -73,7 +73,7 @@ describe('boot config fan-out', () => {
     const got: Record<string, BootConfig[]> = { a: [], b: [] };
     for (const n of ['a', 'b'])
       await transport.subscribe<BootConfig>(subjects.configChanged(n), (c) => void got[n]!.push(c));
-    const fanOut = await startConfigFanOut(ctx);
+    const fanOut = await startConfigFanOut(ctx, { leaseCoalesceMs: 20 });
     t.after(async () => {
       fanOut.stop();
       await hub.flush();
@@ -126,8 +126,11 @@ describe('boot config fan-out', () => {
         value: { ip: '10.9.2.100', mac: '52:54:00:00:00:02', state: 'bound', expiresAt: Date.now() + 60_000 },
       },
     ]);
-    fanOut.leasesChanged('b', ['52:54:00:00:00:02']);
+    const readsAtLease = leaseReads;
+    // A burst of lease writes (a boot storm's batches) makes one rebuild.
+    for (let i = 0; i < 5; i++) fanOut.leasesChanged('b', ['52:54:00:00:00:02']);
     const lease = await settle();
+    assert.equal(leaseReads - readsAtLease, 1, 'five lease writes within the window, one rebuild');
     assert.equal(lease.a.length, 0);
     assert.deepEqual(lease.b.at(-1)!.hosts, [{ name: 'n1', ipv4: '10.9.2.100' }]);
 
