@@ -2,7 +2,8 @@
  * DHCP benchmark: perfdhcp (Kea's load generator, full DORA exchanges from many MACs) against Strata's
  * DHCP server alone (src/dhcp), Strata through `strata up` (the boot worker, leases made durable through
  * the manager's store before the ACK) and Kea 2.2 (memfile), each on a bridge in a namespace of its own:
- * the highest rate with < 1 % drops along a ramp, and REQUEST→ACK latency at a fixed rate, interleaved.
+ * the highest rate with < 1 % drops along a ramp, and REQUEST→ACK latency at a fixed rate, interleaved,
+ * after a warm-up exchange per server that is not counted.
  * --base DIR adds DIR's own `bin/strata up` (a checkout of an earlier commit, e.g. from `git archive`,
  * with node_modules beside it) as "before", in the same interleaved runs.
  *
@@ -177,6 +178,9 @@ export async function runDhcp(o: {
       set.addr(t.client, 'eth0', '10.66.0.2/16');
       await t.start(set, srv, join(dir, t.name), cleanup);
     }
+    // A warm-up exchange per server, not counted: the first seconds after a start (JIT, the worker's HTTP
+    // processes forking, the store's first writes) say nothing about the rate it holds.
+    for (const t of targets) await perfdhcp(set, t.client, o.rates[0]!, o.clients, 2);
     // Rate ramp, interleaved.
     const best = new Map<string, { rate: number; load: Load }>();
     const alive = new Set(targets.map((t) => t.name));
