@@ -4,7 +4,8 @@
  * (`placements`). The fan-out runs on the core's `controller` (keyed queue, backoff, resync) with one key
  * per Network, so a change rebuilds only the networks it touches: a Node's change enqueues the network it
  * left and the one it joined, and only when a field the workers see changed (status writes, the bulk of
- * Node changes, enqueue nothing); a lease write enqueues its network (DNS names follow leases). A rebuilt
+ * Node changes, enqueue nothing); a lease write of a Node's MAC enqueues its network (DNS names follow leases;
+ * the leases of machines no Node names change nothing a worker holds). A rebuilt
  * configuration is published only when it differs from the last one sent, or that one is old (a worker
  * that missed a message catches up at the next resync); a store outage retries with backoff.
  */
@@ -25,12 +26,16 @@ export async function buildConfig(ctx: ManagerContext, name: string): Promise<Bo
   const nodes = (await ctx.resources.list<NodeResource>('Node')).filter(
     (n) => nodeNetwork(n, networks)?.metadata.name === name,
   );
-  const leases = (await ctx.store.listRecords(leaseCollection(name)))
-    .map((r) => r.value as Lease)
-    .filter((l) => l.state === 'bound');
+  // A node without a fixed address is named by its bound lease: one pass over the leases, not one per node.
+  const leased = new Map<string, string>();
+  if (nodes.some((n) => !n.spec.ipAddress))
+    for (const r of await ctx.store.listRecords(leaseCollection(name))) {
+      const l = r.value as Lease;
+      if (l.state === 'bound' && !leased.has(l.mac)) leased.set(l.mac, l.ip);
+    }
   const hosts = new Map<string, string>();
   for (const n of nodes) {
-    const ip = n.spec.ipAddress ?? leases.find((l) => n.spec.macAddresses.includes(l.mac))?.ip;
+    const ip = n.spec.ipAddress ?? n.spec.macAddresses.map((m) => leased.get(m)).find((x) => x !== undefined);
     if (ip) hosts.set(n.metadata.name, ip);
   }
   return {
@@ -67,13 +72,26 @@ export function configFields(n: NodeResource): string {
 }
 
 export interface ConfigFanOut {
-  /** Leases of `network` were written: its DNS names may have changed. */
-  leasesChanged(network: string): void;
+  /**
+   * Leases of `network` were written: its DNS names change only if one of them is a Node's MAC. A lease of
+   * a machine no Node names (most of a busy segment's) rebuilds nothing: a rebuild reads every lease.
+   */
+  leasesChanged(network: string, macs: readonly string[]): void;
   stop(): void;
 }
 
+/**
+ * Lease writes of one network within this long make one rebuild: in a boot storm every batch of leases
+ * names Nodes, and a rebuild reads every Node and lease of the network, so DNS names lag a lease by up
+ * to this much instead of the manager rebuilding back to back.
+ */
+export const LEASE_COALESCE_MS = 250;
+
 /** Publishes placements and per-network configurations as they change (see the module comment). */
-export async function startConfigFanOut(ctx: ManagerContext): Promise<ConfigFanOut> {
+export async function startConfigFanOut(
+  ctx: ManagerContext,
+  opts: { leaseCoalesceMs?: number } = {},
+): Promise<ConfigFanOut> {
   const sent = new Map<string, { json: string; at: number }>();
   let sentPlacements: string | undefined;
   const loop = controller(ctx, {
@@ -106,20 +124,37 @@ export async function startConfigFanOut(ctx: ManagerContext): Promise<ConfigFanO
       })
       .catch((err) => ctx.log.warn('boot workers not told of a change', { err }));
   /** Per node: the network it names (undefined: the only one) and its config fields, as last seen. */
-  const seen = new Map<string, { network: string | undefined; fields: string }>();
-  for (const n of await ctx.resources.list<NodeResource>('Node'))
-    seen.set(n.metadata.name, { network: n.spec.network, fields: configFields(n) });
+  const seen = new Map<string, { network: string | undefined; fields: string; macs: string[] }>();
+  /** How many Nodes name each MAC: the leases that can change a DNS name. */
+  const nodeMacs = new Map<string, number>();
+  const countMacs = (macs: readonly string[], by: 1 | -1) => {
+    for (const m of macs) {
+      const c = (nodeMacs.get(m) ?? 0) + by;
+      if (c > 0) nodeMacs.set(m, c);
+      else nodeMacs.delete(m);
+    }
+  };
+  const remember = (n: NodeResource, fields: string) => {
+    const before = seen.get(n.metadata.name);
+    if (before) countMacs(before.macs, -1);
+    const macs = [...n.spec.macAddresses];
+    countMacs(macs, 1);
+    seen.set(n.metadata.name, { network: n.spec.network, fields, macs });
+  };
+  for (const n of await ctx.resources.list<NodeResource>('Node')) remember(n, configFields(n));
   const off = ctx.hub.onChange((ev) => {
     // A new or changed Network can move the nodes that name none (they boot on the only Network).
     if (ev.object.kind === 'Network') return enqueueAll();
     if (ev.object.kind !== 'Node') return;
     const n = ev.object as unknown as NodeResource;
     const before = seen.get(n.metadata.name);
-    if (ev.type === 'DELETED') seen.delete(n.metadata.name);
-    else {
+    if (ev.type === 'DELETED') {
+      if (before) countMacs(before.macs, -1);
+      seen.delete(n.metadata.name);
+    } else {
       const fields = configFields(n);
       if (before?.fields === fields) return; // a status write or a field no worker sees
-      seen.set(n.metadata.name, { network: n.spec.network, fields });
+      remember(n, fields);
     }
     // The network it left and the one it joins; one that names none may be on the only Network.
     const affected =
@@ -132,9 +167,21 @@ export async function startConfigFanOut(ctx: ManagerContext): Promise<ConfigFanO
     for (const name of new Set(affected)) loop.enqueue(name!);
   });
   await loop.start();
+  /** Networks whose Nodes' leases changed since the last coalesced rebuild. */
+  const leased = new Set<string>();
+  let leaseTimer: NodeJS.Timeout | undefined;
   return {
-    leasesChanged: (network) => loop.enqueue(network),
+    leasesChanged: (network, macs) => {
+      if (!macs.some((m) => nodeMacs.has(m))) return;
+      leased.add(network);
+      leaseTimer ??= setTimeout(() => {
+        leaseTimer = undefined;
+        for (const n of leased) loop.enqueue(n);
+        leased.clear();
+      }, opts.leaseCoalesceMs ?? LEASE_COALESCE_MS).unref();
+    },
     stop() {
+      clearTimeout(leaseTimer);
       off();
       loop.stop();
     },

@@ -11,6 +11,7 @@ import { defaultBootPolicy } from '../dhcp/pxe.ts';
 import { DhcpServer } from '../dhcp/server.ts';
 import { UdpTransport } from '../dhcp/transport.ts';
 import type { BootPolicy, ExchangeEvent, Lease } from '../dhcp/types.ts';
+import { dhcpReportMatters } from './decide.ts';
 import { type BootConfig, subjects } from './protocol.ts';
 import type { Segment, SegmentServer } from './segment.ts';
 
@@ -42,6 +43,7 @@ export async function serveDhcp(seg: Segment, first: BootConfig): Promise<Segmen
       if (exhausted) log.warn('DHCP pool exhausted: a client got no address', { mac: e.mac });
       seg.report({ kind: 'pool', network, exhausted, mac: e.mac });
     }
+    if (!dhcpReportMatters(e)) return;
     seg.report({
       kind: 'dhcp',
       network,

@@ -50,7 +50,10 @@ export async function startBootManager(ctx: ManagerContext): Promise<() => Promi
             value: l.hostname ? { ...l, hostname: cleanText(l.hostname, 64) } : l,
           })),
         );
-        fanOut.leasesChanged(q.network);
+        fanOut.leasesChanged(
+          q.network,
+          q.leases.map((l) => l.mac),
+        );
         return { ok: true };
       },
     ),

@@ -14,6 +14,7 @@ import {
   afterDhcpAck,
   afterHttpFetch,
   type DhcpReport,
+  dhcpReportMatters,
   discoveredName,
   discoveredNode,
   discoveredOn,
@@ -67,6 +68,7 @@ export async function onReport(ctx: ManagerContext, report: BootReport): Promise
 }
 
 async function onDhcp(ctx: ManagerContext, r: DhcpReport): Promise<void> {
+  if (!dhcpReportMatters(r)) return;
   let node = await nodeByMac(ctx, r.mac);
   if (!node && r.isPXE && r.type === 'DISCOVER') {
     const net = await ctx.resources.get<NetworkResource>('Network', r.network);

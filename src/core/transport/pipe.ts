@@ -20,6 +20,9 @@
  *   (a StrataError keeps status and reason, as over NATS), or a notification `{op, ...}` (no reply).
  *   Lines that are not such objects are dropped and counted (`strata_transport_pipe_malformed_total`).
  *   Writes are not flow-controlled: the traffic is control-plane sized, and a slow reader only buffers.
+ *   The lines of one turn of the event loop go out in one write: a boot worker in a DHCP burst sends a
+ *   report per exchange, and a write per line (a syscall each: stdout to a pipe writes synchronously)
+ *   was most of its time after the replies themselves. A child's stdout is flushed at exit.
  * - For a unix socket, pass the socket as both `readable` and `writable`.
  */
 
@@ -88,6 +91,9 @@ class Peer {
   #partial = '';
   #skipping = false;
   #ended = false;
+  /** Lines waiting for the end of this turn of the event loop, written as one. */
+  #out: string[] = [];
+  #flushing = false;
 
   constructor(
     r: Readable,
@@ -110,6 +116,8 @@ class Peer {
     r.on('error', (e) => this.end(`read error: ${e.message}`));
     w.on('close', () => this.end('stream closed'));
     w.on('error', (e) => this.end(`write error: ${e.message}`));
+    // stdout to a pipe writes synchronously: what a child said before process.exit() still reaches its parent.
+    if (w === process.stdout) process.once('exit', () => this.#flush());
   }
 
   get isEnded(): boolean {
@@ -161,6 +169,7 @@ class Peer {
     this.#ended = true;
     for (const p of this.#pending.values()) p.reject(new Error(`pipe transport closed: ${why}`));
     this.#pending.clear();
+    this.#flush();
     if (this.#writable !== process.stdout && this.#writable !== process.stderr) this.#writable.end();
     // A socket is both ends: ending it is enough, and destroying it would drop what is still queued.
     if ((this.#readable as unknown) !== this.#writable) this.#readable.destroy();
@@ -172,7 +181,20 @@ class Peer {
   #send(msg: Msg): void {
     const line = `${JSON.stringify(msg)}\n`;
     if (this.#ended || this.#writable.destroyed || this.#writable.writableEnded) return;
-    this.#writable.write(line);
+    this.#out.push(line);
+    if (this.#flushing) return;
+    this.#flushing = true;
+    setImmediate(() => this.#flush());
+  }
+
+  /** Writes the lines queued so far in one write. */
+  #flush(): void {
+    this.#flushing = false;
+    if (this.#out.length === 0) return;
+    const data = this.#out.length === 1 ? this.#out[0]! : this.#out.join('');
+    this.#out = [];
+    if (this.#writable.destroyed || this.#writable.writableEnded) return;
+    this.#writable.write(data);
   }
 
   #onData(chunk: Buffer | string): void {

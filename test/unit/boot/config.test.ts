@@ -2,7 +2,8 @@
  * The boot config fan-out on the core controller (src/boot/config.ts), on a real store, hub and
  * transport: a change rebuilds and re-sends only the networks it touches. A node's MAC change reaches its
  * own network's worker only; a status write (most Node writes) reaches none; a node moving between
- * networks reaches both; a lease write refreshes that network's DNS names.
+ * networks reaches both; a lease write of a node's MAC refreshes that network's DNS names (a burst of them once), a lease of a
+ * machine no node names refreshes nothing.
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
@@ -44,8 +45,21 @@ describe('boot config fan-out', () => {
     const hub = new EventHub(store, silentLogger);
     const resources = new ResourceService(store, hub);
     const transport = new InprocTransport();
+    /** How often a rebuild read a network's leases (every lease of it: the cost a stranger must not cause). */
+    let leaseReads = 0;
+    const counted = new Proxy(store, {
+      get(target, prop, receiver) {
+        if (prop === 'listRecords')
+          return (collection: string) => {
+            if (collection === leaseCollection('b')) leaseReads++;
+            return target.listRecords(collection);
+          };
+        const v = Reflect.get(target, prop, receiver);
+        return typeof v === 'function' ? v.bind(target) : v;
+      },
+    });
     const ctx = {
-      store,
+      store: counted,
       hub,
       resources,
       transport,
@@ -59,7 +73,7 @@ describe('boot config fan-out', () => {
     const got: Record<string, BootConfig[]> = { a: [], b: [] };
     for (const n of ['a', 'b'])
       await transport.subscribe<BootConfig>(subjects.configChanged(n), (c) => void got[n]!.push(c));
-    const fanOut = await startConfigFanOut(ctx);
+    const fanOut = await startConfigFanOut(ctx, { leaseCoalesceMs: 20 });
     t.after(async () => {
       fanOut.stop();
       await hub.flush();
@@ -112,9 +126,36 @@ describe('boot config fan-out', () => {
         value: { ip: '10.9.2.100', mac: '52:54:00:00:00:02', state: 'bound', expiresAt: Date.now() + 60_000 },
       },
     ]);
-    fanOut.leasesChanged('b');
+    const readsAtLease = leaseReads;
+    // A burst of lease writes (a boot storm's batches) makes one rebuild.
+    for (let i = 0; i < 5; i++) fanOut.leasesChanged('b', ['52:54:00:00:00:02']);
     const lease = await settle();
+    assert.equal(leaseReads - readsAtLease, 1, 'five lease writes within the window, one rebuild');
     assert.equal(lease.a.length, 0);
     assert.deepEqual(lease.b.at(-1)!.hosts, [{ name: 'n1', ipv4: '10.9.2.100' }]);
+
+    // Leases of machines no Node names (most of a busy segment's): no rebuild, nothing sent.
+    await store.putRecords(leaseCollection('b'), [
+      {
+        key: '10.9.2.101',
+        value: { ip: '10.9.2.101', mac: '52:54:00:00:00:99', state: 'bound', expiresAt: Date.now() + 60_000 },
+      },
+    ]);
+    const readsBefore = leaseReads;
+    for (let i = 0; i < 5; i++) fanOut.leasesChanged('b', ['52:54:00:00:00:99']);
+    const stranger = await settle();
+    assert.deepEqual([stranger.a.length, stranger.b.length], [0, 0]);
+    assert.equal(leaseReads, readsBefore, "a stranger's lease does not make the network's leases be read");
+
+    // Once n1 no longer names that MAC, its leases rebuild nothing either.
+    const n1b = (await resources.get('Node', 'n1'))!;
+    await resources.update({ ...n1b, spec: { ...n1b.spec, macAddresses: ['52:54:00:00:00:01'] } });
+    const dropped = await settle();
+    assert.deepEqual(dropped.b.at(-1)!.knownMacs, ['52:54:00:00:00:01']);
+    const readsThen = leaseReads;
+    fanOut.leasesChanged('b', ['52:54:00:00:00:02']);
+    const after = await settle();
+    assert.deepEqual([after.a.length, after.b.length], [0, 0]);
+    assert.equal(leaseReads, readsThen);
   });
 });

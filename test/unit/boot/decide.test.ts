@@ -11,6 +11,7 @@ import {
   afterHttpFetch,
   type DhcpReport,
   decideScript,
+  dhcpReportMatters,
   discoveredNode,
   discoveredOn,
   discoveryCapRefusal,
@@ -177,6 +178,18 @@ describe('boot media', () => {
       mediaRefusal({ ...req, token: 'valid', madeFor: 'n2' }),
       'boot media made for node n2 refused: 52:54:00:00:00:01 belongs to n1',
     );
+  });
+});
+
+describe('DHCP reports', () => {
+  it('the worker sends what the manager acts on: ACK, NAK and a firmware DISCOVER; not OFFERs or silence', () => {
+    assert.equal(dhcpReportMatters(dhcp({ type: 'REQUEST', reply: 'ACK', isPXE: false })), true);
+    assert.equal(dhcpReportMatters(dhcp({ type: 'REQUEST', reply: 'NAK', isPXE: false })), true);
+    assert.equal(dhcpReportMatters(dhcp({ type: 'DISCOVER', reply: 'OFFER', isPXE: true })), true);
+    assert.equal(dhcpReportMatters(dhcp({ type: 'DISCOVER', reply: null, isPXE: true })), true);
+    assert.equal(dhcpReportMatters(dhcp({ type: 'DISCOVER', reply: 'OFFER', isPXE: false })), false);
+    assert.equal(dhcpReportMatters(dhcp({ type: 'REQUEST', reply: null, isPXE: true })), false);
+    assert.equal(dhcpReportMatters(dhcp({ type: 'INFORM', reply: null, isPXE: false })), false);
   });
 });
 
