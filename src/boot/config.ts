@@ -4,7 +4,8 @@
  * (`placements`). The fan-out runs on the core's `controller` (keyed queue, backoff, resync) with one key
  * per Network, so a change rebuilds only the networks it touches: a Node's change enqueues the network it
  * left and the one it joined, and only when a field the workers see changed (status writes, the bulk of
- * Node changes, enqueue nothing); a lease write enqueues its network (DNS names follow leases). A rebuilt
+ * Node changes, enqueue nothing); lease writes enqueue their network at most once a second (DNS names
+ * follow leases; a boot storm writes a batch every few milliseconds). A rebuilt
  * configuration is published only when it differs from the last one sent, or that one is old (a worker
  * that missed a message catches up at the next resync); a store outage retries with backoff.
  */
@@ -19,18 +20,34 @@ import { type BootConfig, type Lease, type NetworkPlacement, subjects } from './
 /** Every Network's configuration is rebuilt this often, and re-sent when the last send is older than half. */
 export const CONFIG_RESYNC_MS = 60_000;
 
+/**
+ * A network's lease writes rebuild its configuration at most this often: DNS names follow leases within
+ * a second, and a boot storm (a lease batch every few milliseconds) does not rebuild every node's entry
+ * once per batch.
+ */
+export const LEASE_REBUILD_MS = 1000;
+
 export async function buildConfig(ctx: ManagerContext, name: string): Promise<BootConfig> {
   const net = await ctx.resources.mustGet('Network', name);
   const networks = await ctx.resources.list<NetworkResource>('Network');
   const nodes = (await ctx.resources.list<NodeResource>('Node')).filter(
     (n) => nodeNetwork(n, networks)?.metadata.name === name,
   );
-  const leases = (await ctx.store.listRecords(leaseCollection(name)))
-    .map((r) => r.value as Lease)
-    .filter((l) => l.state === 'bound');
+  // Each MAC's first bound lease, with its place in the list: one pass over the leases, not one per node
+  // (thousands of each in a boot storm made this the manager's busiest work).
+  const leased = new Map<string, { ip: string; at: number }>();
+  for (const [at, r] of (await ctx.store.listRecords(leaseCollection(name))).entries()) {
+    const l = r.value as Lease;
+    if (l.state === 'bound' && !leased.has(l.mac)) leased.set(l.mac, { ip: l.ip, at });
+  }
   const hosts = new Map<string, string>();
   for (const n of nodes) {
-    const ip = n.spec.ipAddress ?? leases.find((l) => n.spec.macAddresses.includes(l.mac))?.ip;
+    let first: { ip: string; at: number } | undefined;
+    for (const mac of n.spec.macAddresses) {
+      const l = leased.get(mac);
+      if (l && (!first || l.at < first.at)) first = l;
+    }
+    const ip = n.spec.ipAddress ?? first?.ip;
     if (ip) hosts.set(n.metadata.name, ip);
   }
   return {
@@ -73,7 +90,10 @@ export interface ConfigFanOut {
 }
 
 /** Publishes placements and per-network configurations as they change (see the module comment). */
-export async function startConfigFanOut(ctx: ManagerContext): Promise<ConfigFanOut> {
+export async function startConfigFanOut(
+  ctx: ManagerContext,
+  o: { leaseRebuildMs?: number } = {},
+): Promise<ConfigFanOut> {
   const sent = new Map<string, { json: string; at: number }>();
   let sentPlacements: string | undefined;
   const loop = controller(ctx, {
@@ -132,10 +152,20 @@ export async function startConfigFanOut(ctx: ManagerContext): Promise<ConfigFanO
     for (const name of new Set(affected)) loop.enqueue(name!);
   });
   await loop.start();
+  /** Per network, the rebuild its lease writes asked for, due at most LEASE_REBUILD_MS after the first. */
+  const leaseRebuilds = new Map<string, NodeJS.Timeout>();
   return {
-    leasesChanged: (network) => loop.enqueue(network),
+    leasesChanged(network) {
+      if (leaseRebuilds.has(network)) return;
+      const t = setTimeout(() => {
+        leaseRebuilds.delete(network);
+        loop.enqueue(network);
+      }, o.leaseRebuildMs ?? LEASE_REBUILD_MS);
+      leaseRebuilds.set(network, t);
+    },
     stop() {
       off();
+      for (const t of leaseRebuilds.values()) clearTimeout(t);
       loop.stop();
     },
   };

@@ -2,7 +2,8 @@
  * The boot config fan-out on the core controller (src/boot/config.ts), on a real store, hub and
  * transport: a change rebuilds and re-sends only the networks it touches. A node's MAC change reaches its
  * own network's worker only; a status write (most Node writes) reaches none; a node moving between
- * networks reaches both; a lease write refreshes that network's DNS names.
+ * networks reaches both; a lease write refreshes that network's DNS names, and a burst of them (a boot
+ * storm) rebuilds the network once, not once per write.
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
@@ -38,20 +39,30 @@ const network = (name: string, third: number) =>
     pool: { start: `10.9.${third}.100`, end: `10.9.${third}.200` },
   });
 
+/** A store, hub, resources and transport in memory, closed after the test. */
+function context(t: { after(fn: () => Promise<void>): void }) {
+  const store = new SqliteStore(':memory:');
+  const hub = new EventHub(store, silentLogger);
+  const resources = new ResourceService(store, hub);
+  const transport = new InprocTransport();
+  const ctx = {
+    store,
+    hub,
+    resources,
+    transport,
+    log: silentLogger,
+    layers: [],
+  } as unknown as ManagerContext;
+  t.after(async () => {
+    await hub.flush();
+    await store.close();
+  });
+  return { ctx, store, resources, transport };
+}
+
 describe('boot config fan-out', () => {
   it('re-sends only the networks a change touches', async (t) => {
-    const store = new SqliteStore(':memory:');
-    const hub = new EventHub(store, silentLogger);
-    const resources = new ResourceService(store, hub);
-    const transport = new InprocTransport();
-    const ctx = {
-      store,
-      hub,
-      resources,
-      transport,
-      log: silentLogger,
-      layers: [],
-    } as unknown as ManagerContext;
+    const { ctx, store, resources, transport } = context(t);
     await resources.create(network('a', 1));
     await resources.create(network('b', 2));
     await resources.create(doc('Node', 'n1', { macAddresses: ['52:54:00:00:00:01'], network: 'a' }));
@@ -59,12 +70,8 @@ describe('boot config fan-out', () => {
     const got: Record<string, BootConfig[]> = { a: [], b: [] };
     for (const n of ['a', 'b'])
       await transport.subscribe<BootConfig>(subjects.configChanged(n), (c) => void got[n]!.push(c));
-    const fanOut = await startConfigFanOut(ctx);
-    t.after(async () => {
-      fanOut.stop();
-      await hub.flush();
-      await store.close();
-    });
+    const fanOut = await startConfigFanOut(ctx, { leaseRebuildMs: 20 });
+    t.after(() => fanOut.stop());
     /** Waits until nothing more is sent for a while, then returns and clears what each network got. */
     const settle = async () => {
       let before = -1;
@@ -116,5 +123,34 @@ describe('boot config fan-out', () => {
     const lease = await settle();
     assert.equal(lease.a.length, 0);
     assert.deepEqual(lease.b.at(-1)!.hosts, [{ name: 'n1', ipv4: '10.9.2.100' }]);
+  });
+
+  it('rebuilds a network once for a burst of lease writes, with every lease in its DNS names', async (t) => {
+    const { ctx, store, resources, transport } = context(t);
+    await resources.create(network('a', 1));
+    const macs = Array.from({ length: 40 }, (_, i) => `52:54:00:00:01:${i.toString(16).padStart(2, '0')}`);
+    for (const [i, mac] of macs.entries())
+      await resources.create(doc('Node', `n${i}`, { macAddresses: [mac], network: 'a' }));
+    const got: BootConfig[] = [];
+    await transport.subscribe<BootConfig>(subjects.configChanged('a'), (c) => void got.push(c));
+    const fanOut = await startConfigFanOut(ctx, { leaseRebuildMs: 300 });
+    t.after(() => fanOut.stop());
+    while (got.length === 0) await sleep(20);
+    got.splice(0);
+    // One write per lease, as a storm's batches come: each tells the fan-out.
+    for (const [i, mac] of macs.entries()) {
+      const ip = `10.9.1.${100 + i}`;
+      await store.putRecords(leaseCollection('a'), [
+        { key: ip, value: { ip, mac, state: 'bound', expiresAt: Date.now() + 60_000 } },
+      ]);
+      fanOut.leasesChanged('a');
+    }
+    await sleep(700);
+    assert.equal(got.length, 1, 'one rebuild for the burst');
+    assert.equal(got[0]!.hosts.length, 40);
+    assert.deepEqual(
+      got[0]!.hosts.find((h) => h.name === 'n7'),
+      { name: 'n7', ipv4: '10.9.1.107' },
+    );
   });
 });
