@@ -15,8 +15,8 @@
  * drops DHCP replies and stalls transfers while it copies gigabytes. `--base DIR` adds a third side,
  * `strata up` from DIR (a checkout of an earlier commit with node_modules beside it:
  * `git archive C | tar -x -C DIR && ln -s $PWD/node_modules DIR/`), in the same interleaved rounds.
- * `--prof DIR`: every process of this tree's `strata up` (manager, boot worker, its HTTP processes) writes
- * a CPU profile into DIR when it exits (`node bench/stalls.ts` or DevTools read them).
+ * `--prof DIR`: every process of `strata up` (manager, boot worker, its HTTP processes) writes a CPU
+ * profile into DIR (DIR/base for `--base`'s) when it exits (DevTools or speedscope read them).
  * `--write` replaces this run's rows in BENCHMARKS.md and keeps the others (a 5,000-machine run with
  * smaller artifacts is its own command).
  *
@@ -92,7 +92,9 @@ async function strataSide(
     env: {
       STRATA_HOST_NETNS: currentNetns(),
       STRATA_LOG_LEVEL: 'warn',
-      ...(opts.prof && !base ? { NODE_OPTIONS: `--cpu-prof --cpu-prof-dir=${opts.prof}` } : {}),
+      ...(opts.prof
+        ? { NODE_OPTIONS: `--cpu-prof --cpu-prof-dir=${base ? join(opts.prof, 'base') : opts.prof}` }
+        : {}),
     },
     readyTimeoutMs: 60_000,
     ...(base ? { bin: join(base, 'bin/strata') } : {}),
