@@ -16,6 +16,7 @@
  */
 import { createSocket, type Socket } from 'node:dgram';
 import { request } from 'node:http';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import {
   decode,
   encode,
@@ -50,6 +51,13 @@ export interface Storm {
   /** One message per failed phase, for the log. */
   examples: Partial<Record<Phase, string>>;
   retries: number;
+  /** NAKs answered by starting over from DISCOVER. */
+  naks: number;
+  /**
+   * This process's worst event-loop delay: a simulator that stalls for seconds answers OFFERs late and
+   * reads ACKs late, and its machines fail for that, not for the server.
+   */
+  stallMs: number;
 }
 
 class PhaseError extends Error {
@@ -101,14 +109,19 @@ function onReply(msg: Buffer): void {
   });
 }
 let retries = 0;
+let naks = 0;
 
-/** Sends `packet` until a reply of `want` type arrives: 4 tries, 4, 8, 16 and 32 s apart, as the PXE spec's firmware. */
+/**
+ * Sends `packet` until a reply of `want` type (or a NAK to a REQUEST) arrives: 4 tries, 4, 8, 16 and 32 s
+ * apart, as the PXE spec's firmware.
+ */
 async function exchange(xid: number, packet: Buffer, want: number): Promise<Reply> {
   for (const wait of [4000, 8000, 16000, 32000]) {
     const reply = new Promise<Reply | undefined>((resolve) => {
       const t = setTimeout(() => resolve(undefined), wait);
       waiting.set(xid, (r) => {
-        if (r.type !== want) return;
+        // A NAK ends a REQUEST's wait too: the client starts over (see dhcp()).
+        if (r.type !== want && !(want === 5 && r.type === 6)) return;
         clearTimeout(t);
         resolve(r);
       });
@@ -125,8 +138,12 @@ async function exchange(xid: number, packet: Buffer, want: number): Promise<Repl
   throw new PhaseError(want === 2 ? 'no OFFER' : 'no ACK', `no DHCP reply of type ${want}`);
 }
 
+/**
+ * DISCOVER, OFFER, REQUEST, ACK. A NAK starts it over from DISCOVER, as RFC 2131 (4.4.1) has clients do:
+ * dnsmasq offers without holding the address, so machines whose MACs hash alike can be offered the same
+ * one, and all but the first are NAKed ("address in use") and must ask again. Four NAKs in a row fail.
+ */
 async function dhcp(mac: string, ipxe: boolean): Promise<Reply> {
-  const xid = (Math.random() * 2 ** 32) >>> 0;
   const chaddr = macFromString(mac);
   const common: [number, Uint8Array][] = [
     [Opt.CLIENT_ARCH, Uint8Array.of(0, 0)],
@@ -134,15 +151,21 @@ async function dhcp(mac: string, ipxe: boolean): Promise<Reply> {
     [Opt.PARAM_REQUEST_LIST, Uint8Array.of(1, 3, 6, 54, 66, 67)],
     ...(ipxe ? [[Opt.USER_CLASS, strBytes('iPXE')] as [number, Uint8Array]] : []),
   ];
-  const f = { op: 1, xid, flags: FLAG_BROADCAST, chaddr };
-  const offer = await exchange(xid, encode(f, [[Opt.MESSAGE_TYPE, Uint8Array.of(1)], ...common]), 2);
-  const req = encode(f, [
-    [Opt.MESSAGE_TYPE, Uint8Array.of(3)],
-    [Opt.REQUESTED_IP, ipBytes(offer.yiaddr)],
-    [Opt.SERVER_ID, ipBytes(offer.server)],
-    ...common,
-  ]);
-  return exchange(xid, req, 5);
+  for (let attempt = 1; ; attempt++) {
+    const xid = (Math.random() * 2 ** 32) >>> 0;
+    const f = { op: 1, xid, flags: FLAG_BROADCAST, chaddr };
+    const offer = await exchange(xid, encode(f, [[Opt.MESSAGE_TYPE, Uint8Array.of(1)], ...common]), 2);
+    const req = encode(f, [
+      [Opt.MESSAGE_TYPE, Uint8Array.of(3)],
+      [Opt.REQUESTED_IP, ipBytes(offer.yiaddr)],
+      [Opt.SERVER_ID, ipBytes(offer.server)],
+      ...common,
+    ]);
+    const ack = await exchange(xid, req, 5);
+    if (ack.type === 5) return ack;
+    naks++;
+    if (attempt === 4) throw new PhaseError('no ACK', `NAK to ${attempt} REQUESTs in a row`);
+  }
 }
 
 function http(method: string, url: string, localAddress: string, body?: string, token?: string) {
@@ -246,6 +269,8 @@ if (import.meta.main) {
   const machines = Number(process.argv[2]);
   const macOffset = Number(process.argv[3] ?? 0);
   await openDhcp();
+  const loop = monitorEventLoopDelay({ resolution: 20 });
+  loop.enable();
   const lateMs = Math.max(0, now() - startAt);
   const failed: Partial<Record<Phase, number>> = {};
   const examples: Partial<Record<Phase, string>> = {};
@@ -268,6 +293,8 @@ if (import.meta.main) {
     failed,
     examples,
     retries,
+    naks,
+    stallMs: loop.max / 1e6,
   };
   process.stdout.write(`${JSON.stringify(out)}\n`);
   sock?.close();

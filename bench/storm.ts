@@ -180,6 +180,8 @@ interface Merged {
   failed: Partial<Record<Phase, number>>;
   lateMs: number;
   retries: number;
+  naks: number;
+  stallMs: number;
 }
 
 /** The machines spread over `clients` processes (disjoint MAC ranges), powering on from one common start. */
@@ -211,7 +213,11 @@ async function storm(set: NetnsSet, ns: string, machines: number, spread: number
     failed,
     lateMs: Math.max(...outs.map((o) => o.lateMs)),
     retries: outs.reduce((a, o) => a + o.retries, 0),
+    naks: outs.reduce((a, o) => a + o.naks, 0),
+    stallMs: Math.max(...outs.map((o) => o.stallMs)),
   };
+  console.error(`storm: the client processes' worst event-loop delay ${fmt(m.stallMs)} ms`);
+  if (m.naks) console.error(`storm: ${fmt(m.naks)} NAKs, each answered by a new DISCOVER`);
   if (m.lateMs > 0) console.error(`storm: a client process was ${fmt(m.lateMs)} ms late for the start`);
   return m;
 }
@@ -240,12 +246,16 @@ export async function runStorm(o: {
       sides.push(['peer', await peerSide(s, o)]);
       const res = new Samples();
       const failed = new Map<string, Partial<Record<Phase, number>>>();
+      const naks = new Map<string, number>();
+      const stall = new Map<string, number>();
       for (let round = 0; round < o.rounds; round++) {
         for (const [side, cli] of sides) {
           await res.measure(`storm ${n} ${side}`, async () => {
             const r = await storm(s.set, cli, n, o.spread, o.clients);
             res.add(`storm ${n} ${side} slowest`, r.slowestMs, { load1: 0, stealPct: 0, busyPct: 0 });
             res.add(`storm ${n} ${side} median`, r.medianMs, { load1: 0, stealPct: 0, busyPct: 0 });
+            naks.set(side, (naks.get(side) ?? 0) + r.naks);
+            stall.set(side, Math.max(stall.get(side) ?? 0, r.stallMs));
             const f = failed.get(side) ?? {};
             for (const [p, k] of Object.entries(r.failed) as [Phase, number][]) f[p] = (f[p] ?? 0) + k;
             failed.set(side, f);
@@ -256,7 +266,9 @@ export async function runStorm(o: {
       const s1 = (side: string, what: string) => fmt(res.median(`storm ${n} ${side}${what}`) / 1000, 1);
       const cell = (side: string) => {
         const f = failures(failed.get(side) ?? {});
-        const times = `slowest machine ${s1(side, ' slowest')} s, median ${s1(side, ' median')} s`;
+        const nak = naks.get(side) ? `, ${fmt(naks.get(side)!)} DHCP NAKs answered by a new DISCOVER` : '';
+        const sim = `, simulator stalled up to ${fmt((stall.get(side) ?? 0) / 1000, 1)} s`;
+        const times = `slowest machine ${s1(side, ' slowest')} s, median ${s1(side, ' median')} s${nak}${sim}`;
         return f
           ? `${f} of ${fmt(n * o.rounds)} machines failed; the rest done in ${s1(side, '')} s (${times})`
           : `${s1(side, '')} s (${times})`;
@@ -308,7 +320,7 @@ if (import.meta.main) {
       // A run of N machines replaces every earlier row of N machines, whatever its sizes.
       merge: (what) => what.replace(/ machines.*/, ''),
       notes: [
-        `Each simulated machine (bench/storm-client.ts; the machines spread over --clients Node processes in one client namespace, one per core unless the command says otherwise, each a disjoint range of MACs, all from one common start) does PXE DHCP, TFTP of undionly.kpxe (blksize 1432, no windowsize, as PXE ROMs ask), DHCP as iPXE, its script over HTTP, the kernel and initramfs (sizes in the row) over HTTP, then a report-in (Strata: an install event with the script's token, on the Node's timeline; peer: a POST nginx answers 204). All done: from the common start to the last report-in; slowest and median: machines' own times from power-on. A machine that fails is counted by the phase it failed in: no OFFER or no ACK (no DHCP answer through the firmware's four tries, 60 s), TFTP (no progress for 10 s), script, HTTP, report.`,
+        `Each simulated machine (bench/storm-client.ts; the machines spread over --clients Node processes in one client namespace, one per core unless the command says otherwise, each a disjoint range of MACs, all from one common start) does PXE DHCP, TFTP of undionly.kpxe (blksize 1432, no windowsize, as PXE ROMs ask), DHCP as iPXE, its script over HTTP, the kernel and initramfs (sizes in the row) over HTTP, then a report-in (Strata: an install event with the script's token, on the Node's timeline; peer: a POST nginx answers 204). All done: from the common start to the last report-in; slowest and median: machines' own times from power-on. A machine that fails is counted by the phase it failed in: no OFFER or no ACK (no DHCP answer through the firmware's four tries, 60 s, or four NAKs in a row; a NAK starts DHCP over from DISCOVER, as RFC 2131 has clients do), TFTP (no progress for 10 s), script, HTTP, report. "Simulator stalled": the client processes' worst event-loop delay; a stall of seconds means machines failed or were slow for the simulator, not the server.`,
         'Strata makes a decision per machine (declared Node, lease recorded, script with an install token); dnsmasq + nginx hand every machine the same static script, the lower bound. dnsmasq runs as an admin would for a storm of this size: pool and `dhcp-lease-max` larger than the fleet (its default is 1,000 leases), `tftp-max` 5,000 (default 50 concurrent transfers), `no-ping` (Strata does not ping either), its lease file written as it always is. Rows from separate commands (e.g. 5,000 machines with smaller artifacts) are kept when another command writes; each command line above names its run.',
       ],
     },
