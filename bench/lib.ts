@@ -143,11 +143,13 @@ export function ratio(strata: number, peer: number, higherIsBetter: boolean): st
   return `${(higherIsBetter ? strata / peer : peer / strata).toFixed(2)}×`;
 }
 
-export function table(rows: Row[]): string {
+/** The table, after `kept`: rows of earlier runs, as their cells. */
+export function table(rows: Row[], kept: string[][] = []): string {
   const lines = [
     '| what | Strata | peer | Strata/peer (>1 = Strata better) | load, steal |',
     '|---|---|---|---|---|',
   ];
+  for (const cells of kept) lines.push(`| ${cells.join(' | ')} |`);
   for (const r of rows)
     lines.push(`| ${r.what} | ${r.strata} | ${r.peer} | ${r.ratio} | ${loadText(r.load)} |`);
   return lines.join('\n');
@@ -161,15 +163,32 @@ export interface Report {
   rows: Row[];
   /** Paragraphs after the table: method, caveats. */
   notes?: string[];
+  /**
+   * Keep the section's rows from earlier commands that this run did not measure, with the lines naming
+   * those commands, so runs of different sizes write one table: a row's key is `merge(first cell)`, and
+   * this run's rows replace the earlier ones of the same key.
+   */
+  merge?: (what: string) => string;
 }
 
-export function render(r: Report): string {
+/** The line naming a run: its command, when, on what machine, under what load. */
+function runLine(command: string): string {
+  return `\`${command}\` on ${new Date().toISOString().slice(0, 16).replace('T', ' ')} UTC; ${machine()}; load before the run ${loadAverage().toFixed(2)}.`;
+}
+
+export function render(
+  r: Report,
+  earlier: { runs: string[]; rows: string[][] } = { runs: [], rows: [] },
+): string {
+  const key = r.merge ?? ((w: string) => w);
+  const mine = new Set(r.rows.map((x) => key(x.what)));
+  const kept = earlier.rows.filter((x) => !mine.has(key(x[0]!)));
+  const runs = kept.length ? earlier.runs.filter((l) => !l.startsWith(`\`${r.command}\` on `)) : [];
   return [
     `### ${r.title}`,
     '',
-    `\`${r.command}\` on ${new Date().toISOString().slice(0, 16).replace('T', ' ')} UTC; ${machine()}; load before the run ${loadAverage().toFixed(2)}.`,
-    '',
-    table(r.rows),
+    ...[...runs, runLine(r.command)].flatMap((l) => [l, '']),
+    table(r.rows, kept),
     '',
     ...(r.notes ?? []).flatMap((n) => [n, '']),
   ].join('\n');
@@ -177,15 +196,15 @@ export function render(r: Report): string {
 
 /** Prints the report and, when `write`, replaces its section of BENCHMARKS.md (appending it the first time). */
 export function publish(r: Report, write: boolean): void {
-  const text = render(r);
-  console.log(text);
-  if (!write) return;
   const begin = `<!-- bench:${r.name}:begin -->`;
   const end = `<!-- bench:${r.name}:end -->`;
   const doc = existsSync(BENCHMARKS_MD) ? readFileSync(BENCHMARKS_MD, 'utf8') : '# Benchmarks\n';
-  const block = `${begin}\n${text.trimEnd()}\n${end}`;
   const i = doc.indexOf(begin);
   const j = doc.indexOf(end);
+  const text = render(r, write && r.merge && i >= 0 && j > i ? earlier(doc.slice(i, j)) : undefined);
+  console.log(text);
+  if (!write) return;
+  const block = `${begin}\n${text.trimEnd()}\n${end}`;
   const next =
     i >= 0 && j > i ? doc.slice(0, i) + block + doc.slice(j + end.length) : `${doc.trimEnd()}\n\n${block}\n`;
   writeFileSync(BENCHMARKS_MD, next);
@@ -193,6 +212,15 @@ export function publish(r: Report, write: boolean): void {
   execFileSync(join(REPO, 'node_modules/.bin/biome'), ['format', '--write', BENCHMARKS_MD], {
     stdio: 'ignore',
   });
+}
+
+/** A written section's run lines and table rows (as cells, the header and separator left out). */
+export function earlier(section: string): { runs: string[]; rows: string[][] } {
+  const lines = section.split('\n');
+  const rows = lines
+    .filter((l) => l.startsWith('| ') && !/^\| what\s/.test(l) && !/^\|[\s|-]+\|$/.test(l))
+    .map((l) => l.split(' | ').map((c) => c.replace(/^\|\s*|\s*\|$/g, '').trim()));
+  return { runs: lines.filter((l) => /^`[^`]+` on \d{4}-/.test(l)), rows };
 }
 
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));

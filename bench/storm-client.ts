@@ -6,13 +6,17 @@
  * to `strata.url`/install/<node>/events with the script's install token, or to `/report` without one).
  * TFTP and HTTP leave from the machine's leased address: the namespace routes the pool to itself
  * (`ip route add local POOL dev lo`), so each machine has its own source address as real ones do.
- *   node bench/storm-client.ts MACHINES MAC_OFFSET [SPREAD_S]
- * Machines power on at random moments within SPREAD_S seconds (default 0: all at once), as a rack's
+ *   node bench/storm-client.ts MACHINES MAC_OFFSET [SPREAD_S] [START_AT]
+ * Simulates machines MAC_OFFSET … MAC_OFFSET + MACHINES - 1 (bench/storm.ts runs several of these
+ * processes, each on a range of its own, so one process's event loop does not limit the storm). Machines
+ * power on at random moments within SPREAD_S seconds of START_AT (epoch ms; default now), as a rack's
  * machines finish their self-tests at different times.
- * Prints one JSON line: {wallMs, slowestMs, medianMs, failed, errors, retries}.
+ * Prints one JSON line (a `Storm` below): each machine's own time and when it was done, and the failed
+ * ones counted by the phase they failed in.
  */
-import { createSocket } from 'node:dgram';
+import { createSocket, type Socket } from 'node:dgram';
 import { request } from 'node:http';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import {
   decode,
   encode,
@@ -27,14 +31,65 @@ import {
 import { benchMac } from './lib.ts';
 import { tftpFetch } from './tftp-client.ts';
 
-const machines = Number(process.argv[2]);
-const macOffset = Number(process.argv[3] ?? 0);
+const now = () => performance.timeOrigin + performance.now();
 const spreadMs = Number(process.argv[4] ?? 0) * 1000;
+const startAt = Number(process.argv[5] ?? now());
+
+/** Where a machine can fail, in boot order: what a reader needs to see which side limits a storm. */
+export const PHASES = ['no OFFER', 'no ACK', 'TFTP', 'script', 'HTTP', 'report'] as const;
+export type Phase = (typeof PHASES)[number];
+
+/** What one client process prints. */
+export interface Storm {
+  /** The common start (epoch ms) and how late this process was for it. */
+  startAt: number;
+  lateMs: number;
+  /** Per booted machine: its own time from power-on to report-in, and when it was done (epoch ms). */
+  ms: number[];
+  doneAt: number[];
+  failed: Partial<Record<Phase, number>>;
+  /** One message per failed phase, for the log. */
+  examples: Partial<Record<Phase, string>>;
+  retries: number;
+  /** NAKs answered by starting over from DISCOVER. */
+  naks: number;
+  /**
+   * This process's worst event-loop delay: a simulator that stalls for seconds answers OFFERs late and
+   * reads ACKs late, and its machines fail for that, not for the server.
+   */
+  stallMs: number;
+}
+
+class PhaseError extends Error {
+  readonly phase: Phase;
+  constructor(phase: Phase, message: string) {
+    super(message);
+    this.phase = phase;
+  }
+}
 
 type Reply = { type: number; yiaddr: number; siaddr: number; server: number; file: string };
 const waiting = new Map<number, (r: Reply) => void>();
-const sock = createSocket({ type: 'udp4', reuseAddr: true });
-sock.on('message', (msg) => {
+let sock: Socket | undefined;
+
+/** Opens the machines' DHCP socket (port 68, every reply to the waiting exchange of its xid). */
+async function openDhcp(): Promise<void> {
+  const s = createSocket({ type: 'udp4', reuseAddr: true });
+  sock = s;
+  s.on('message', onReply);
+  await new Promise<void>((r) => s.bind(68, '0.0.0.0', r));
+  s.setBroadcast(true);
+  // Every client process's socket gets every broadcast reply (SO_REUSEADDR): a burst of a few thousand
+  // must not overflow the default 208 KiB while the process is busy downloading, or the simulator, not
+  // the server, loses the replies. 4 MiB is the usual rmem_max.
+  try {
+    s.setRecvBufferSize(4 * 2 ** 20);
+  } catch {
+    /* capped by net.core.rmem_max: keep the default */
+  }
+}
+
+function onReply(msg: Buffer): void {
   let p: ReturnType<typeof decode>;
   try {
     p = decode(msg);
@@ -52,23 +107,26 @@ sock.on('message', (msg) => {
     server: sid ? Buffer.from(sid).readUInt32BE(0) : p.siaddr,
     file: (opt67 ? Buffer.from(opt67).toString('latin1') : p.file).replace(/\0.*$/s, ''),
   });
-});
-await new Promise<void>((r) => sock.bind(68, '0.0.0.0', r));
-sock.setBroadcast(true);
+}
 let retries = 0;
+let naks = 0;
 
-/** Sends `packet` until a reply of `want` type arrives: 4 tries, 4, 8, 16 and 32 s apart, as the PXE spec's firmware. */
+/**
+ * Sends `packet` until a reply of `want` type (or a NAK to a REQUEST) arrives: 4 tries, 4, 8, 16 and 32 s
+ * apart, as the PXE spec's firmware.
+ */
 async function exchange(xid: number, packet: Buffer, want: number): Promise<Reply> {
   for (const wait of [4000, 8000, 16000, 32000]) {
     const reply = new Promise<Reply | undefined>((resolve) => {
       const t = setTimeout(() => resolve(undefined), wait);
       waiting.set(xid, (r) => {
-        if (r.type !== want) return;
+        // A NAK ends a REQUEST's wait too: the client starts over (see dhcp()).
+        if (r.type !== want && !(want === 5 && r.type === 6)) return;
         clearTimeout(t);
         resolve(r);
       });
     });
-    sock.send(packet, 67, '255.255.255.255');
+    sock?.send(packet, 67, '255.255.255.255');
     const r = await reply;
     if (r) {
       waiting.delete(xid);
@@ -77,11 +135,15 @@ async function exchange(xid: number, packet: Buffer, want: number): Promise<Repl
     retries++;
   }
   waiting.delete(xid);
-  throw new Error(`no DHCP reply of type ${want}`);
+  throw new PhaseError(want === 2 ? 'no OFFER' : 'no ACK', `no DHCP reply of type ${want}`);
 }
 
+/**
+ * DISCOVER, OFFER, REQUEST, ACK. A NAK starts it over from DISCOVER, as RFC 2131 (4.4.1) has clients do:
+ * dnsmasq offers without holding the address, so machines whose MACs hash alike can be offered the same
+ * one, and all but the first are NAKed ("address in use") and must ask again. Four NAKs in a row fail.
+ */
 async function dhcp(mac: string, ipxe: boolean): Promise<Reply> {
-  const xid = (Math.random() * 2 ** 32) >>> 0;
   const chaddr = macFromString(mac);
   const common: [number, Uint8Array][] = [
     [Opt.CLIENT_ARCH, Uint8Array.of(0, 0)],
@@ -89,15 +151,21 @@ async function dhcp(mac: string, ipxe: boolean): Promise<Reply> {
     [Opt.PARAM_REQUEST_LIST, Uint8Array.of(1, 3, 6, 54, 66, 67)],
     ...(ipxe ? [[Opt.USER_CLASS, strBytes('iPXE')] as [number, Uint8Array]] : []),
   ];
-  const f = { op: 1, xid, flags: FLAG_BROADCAST, chaddr };
-  const offer = await exchange(xid, encode(f, [[Opt.MESSAGE_TYPE, Uint8Array.of(1)], ...common]), 2);
-  const req = encode(f, [
-    [Opt.MESSAGE_TYPE, Uint8Array.of(3)],
-    [Opt.REQUESTED_IP, ipBytes(offer.yiaddr)],
-    [Opt.SERVER_ID, ipBytes(offer.server)],
-    ...common,
-  ]);
-  return exchange(xid, req, 5);
+  for (let attempt = 1; ; attempt++) {
+    const xid = (Math.random() * 2 ** 32) >>> 0;
+    const f = { op: 1, xid, flags: FLAG_BROADCAST, chaddr };
+    const offer = await exchange(xid, encode(f, [[Opt.MESSAGE_TYPE, Uint8Array.of(1)], ...common]), 2);
+    const req = encode(f, [
+      [Opt.MESSAGE_TYPE, Uint8Array.of(3)],
+      [Opt.REQUESTED_IP, ipBytes(offer.yiaddr)],
+      [Opt.SERVER_ID, ipBytes(offer.server)],
+      ...common,
+    ]);
+    const ack = await exchange(xid, req, 5);
+    if (ack.type === 5) return ack;
+    naks++;
+    if (attempt === 4) throw new PhaseError('no ACK', `NAK to ${attempt} REQUESTs in a row`);
+  }
 }
 
 function http(method: string, url: string, localAddress: string, body?: string, token?: string) {
@@ -131,75 +199,104 @@ function http(method: string, url: string, localAddress: string, body?: string, 
   });
 }
 
-async function machine(i: number): Promise<number> {
-  if (spreadMs) await new Promise((r) => setTimeout(r, Math.random() * spreadMs));
+/** `fn`, its failure (other than a DHCP one) counted as `phase`. */
+async function phase<T>(p: Phase, fn: () => Promise<T>): Promise<T> {
+  try {
+    return await fn();
+  } catch (e) {
+    if (e instanceof PhaseError) throw e;
+    throw new PhaseError(p, e instanceof Error ? e.message : String(e));
+  }
+}
+
+async function machine(i: number): Promise<{ ms: number; doneAt: number }> {
+  const wait = startAt + Math.random() * spreadMs - now();
+  if (wait > 0) await new Promise((r) => setTimeout(r, wait));
   const t0 = performance.now();
   const mac = benchMac(i);
   const first = await dhcp(mac, false);
   const ip = intToIp(first.yiaddr);
-  const tftp = await tftpFetch({
-    host: intToIp(first.siaddr || first.server),
-    port: 69,
-    file: first.file,
-    blksize: 1432,
-    windowsize: 0,
-    localAddress: ip,
-  });
-  if (!tftp.ok) throw new Error(`tftp ${first.file} failed`);
+  const tftp = await phase('TFTP', () =>
+    tftpFetch({
+      host: intToIp(first.siaddr || first.server),
+      port: 69,
+      file: first.file,
+      blksize: 1432,
+      windowsize: 0,
+      localAddress: ip,
+    }),
+  );
+  if (!tftp.ok) throw new PhaseError('TFTP', `tftp ${first.file} failed`);
   const second = await dhcp(mac, true);
   // iPXE expands `${netX/mac}` (the interface it last opened; older scripts said `${net0/mac}`) to the MAC.
   const scriptUrl = second.file.replace(/\$\{net[0-9X]\/mac\}/, mac);
-  let script = await http('GET', scriptUrl, intToIp(second.yiaddr));
-  // Strata refuses a script until the lease is recorded; iPXE's error script retries, so do we.
-  for (let n = 0; script.status !== 200 && n < 20; n++) {
-    retries++;
-    await new Promise((r) => setTimeout(r, 500));
-    script = await http('GET', scriptUrl, intToIp(second.yiaddr));
-  }
-  if (script.status !== 200) throw new Error(`script ${script.status}: ${script.text.slice(0, 200)}`);
+  const script = await phase('script', async () => {
+    let r = await http('GET', scriptUrl, intToIp(second.yiaddr));
+    // Strata refuses a script until the lease is recorded; iPXE's error script retries, so do we.
+    for (let n = 0; r.status !== 200 && n < 20; n++) {
+      retries++;
+      await new Promise((res) => setTimeout(res, 500));
+      r = await http('GET', scriptUrl, intToIp(second.yiaddr));
+    }
+    if (r.status !== 200) throw new Error(`script ${r.status}: ${r.text.slice(0, 200)}`);
+    return r;
+  });
   const base = new URL(scriptUrl);
   const urls = [...script.text.matchAll(/^(?:kernel|initrd)(?:\s+--name\s+\S+)?\s+(\S+)/gm)].map((m) =>
     new URL(m[1]!, base).toString(),
   );
-  if (urls.length < 2) throw new Error(`script names no kernel and initrd: ${script.text.slice(0, 300)}`);
+  if (urls.length < 2)
+    throw new PhaseError('script', `script names no kernel and initrd: ${script.text.slice(0, 300)}`);
   for (const u of urls) {
-    const r = await http('GET', u, ip);
-    if (r.status !== 200) throw new Error(`GET ${u}: ${r.status}`);
+    const r = await phase('HTTP', () => http('GET', u, ip));
+    if (r.status !== 200) throw new PhaseError('HTTP', `GET ${u}: ${r.status}`);
   }
   const token = /strata\.token=(\S+)/.exec(script.text)?.[1];
   const node = /strata\.node=(\S+)/.exec(script.text)?.[1];
   const strataUrl = /strata\.url=(\S+)/.exec(script.text)?.[1];
   const event = JSON.stringify({ step: 'bench', message: 'report-in', status: 'running' });
-  const report =
+  const report = await phase('report', () =>
     token && node && strataUrl
-      ? await http('POST', `${strataUrl}/install/${node}/events`, ip, event, token)
-      : await http('POST', new URL('/report', base).toString(), ip, event);
-  if (report.status >= 300) throw new Error(`report-in: ${report.status} ${report.text.slice(0, 200)}`);
-  return performance.now() - t0;
+      ? http('POST', `${strataUrl}/install/${node}/events`, ip, event, token)
+      : http('POST', new URL('/report', base).toString(), ip, event),
+  );
+  if (report.status >= 300)
+    throw new PhaseError('report', `report-in: ${report.status} ${report.text.slice(0, 200)}`);
+  return { ms: performance.now() - t0, doneAt: now() };
 }
 
-const t0 = performance.now();
-const errors = new Map<string, number>();
-const results = await Promise.all(
-  Array.from({ length: machines }, (_, i) =>
-    machine(macOffset + i).catch((e: unknown) => {
-      const m = (e instanceof Error ? e.message : String(e)).slice(0, 120);
-      errors.set(m, (errors.get(m) ?? 0) + 1);
-      return undefined;
-    }),
-  ),
-);
-const wallMs = performance.now() - t0;
-const ok = results.filter((x): x is number => x !== undefined).sort((a, b) => a - b);
-process.stdout.write(
-  `${JSON.stringify({
-    wallMs,
-    slowestMs: ok.at(-1) ?? Number.NaN,
-    medianMs: ok[Math.floor(ok.length / 2)] ?? Number.NaN,
-    failed: machines - ok.length,
-    errors: Object.fromEntries(errors),
+if (import.meta.main) {
+  const machines = Number(process.argv[2]);
+  const macOffset = Number(process.argv[3] ?? 0);
+  await openDhcp();
+  const loop = monitorEventLoopDelay({ resolution: 20 });
+  loop.enable();
+  const lateMs = Math.max(0, now() - startAt);
+  const failed: Partial<Record<Phase, number>> = {};
+  const examples: Partial<Record<Phase, string>> = {};
+  const results = await Promise.all(
+    Array.from({ length: machines }, (_, i) =>
+      machine(macOffset + i).catch((e: unknown) => {
+        const p: Phase = e instanceof PhaseError ? e.phase : 'report';
+        failed[p] = (failed[p] ?? 0) + 1;
+        examples[p] ??= (e instanceof Error ? e.message : String(e)).slice(0, 160);
+        return undefined;
+      }),
+    ),
+  );
+  const ok = results.filter((x) => x !== undefined);
+  const out: Storm = {
+    startAt,
+    lateMs,
+    ms: ok.map((r) => r.ms),
+    doneAt: ok.map((r) => r.doneAt),
+    failed,
+    examples,
     retries,
-  })}\n`,
-);
-sock.close();
-process.exit(0);
+    naks,
+    stallMs: loop.max / 1e6,
+  };
+  process.stdout.write(`${JSON.stringify(out)}\n`);
+  sock?.close();
+  process.exit(0);
+}

@@ -6,7 +6,19 @@
  * same files and one static script: they decide nothing per machine, so they are the lower bound. The two
  * run on segments of their own and are measured in turn, `--rounds` times.
  *
- *   node bench/storm.ts [--machines 100] [--spread 10] [--kernel-mib 8] [--initrd-mib 20] [--rounds 1] [--write]
+ *   node bench/storm.ts [--machines 100] [--spread 10] [--kernel-mib 8] [--initrd-mib 20] [--rounds 1]
+ *                       [--clients K] [--base DIR] [--prof DIR] [--write]
+ *
+ * `--clients`: how many client processes simulate the machines (default one per core), each a disjoint
+ * range of MACs, all powering on from one common start; their results are merged (all done = the last
+ * machine's report-in from that start). One process for thousands of machines is itself the limit: it
+ * drops DHCP replies and stalls transfers while it copies gigabytes. `--base DIR` adds a third side,
+ * `strata up` from DIR (a checkout of an earlier commit with node_modules beside it:
+ * `git archive C | tar -x -C DIR && ln -s $PWD/node_modules DIR/`), in the same interleaved rounds.
+ * `--prof DIR`: every process of `strata up` (manager, boot worker, its HTTP processes) writes a CPU
+ * profile into DIR (DIR/base for `--base`'s) when it exits (DevTools or speedscope read them).
+ * `--write` replaces this run's rows in BENCHMARKS.md and keeps the others (a 5,000-machine run with
+ * smaller artifacts is its own command).
  *
  * `--spread`: the machines power on at random moments within this many seconds (self-tests end at different
  * times); 0 sends every first DISCOVER in the same millisecond. A machine whose DHCP goes unanswered
@@ -14,6 +26,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { copyFileSync, mkdirSync, writeFileSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { currentNetns, type NetnsSet } from '../test/helpers/netns.ts';
 import { startStrata } from '../test/helpers/strata.ts';
@@ -30,6 +43,7 @@ import {
   withScratch,
 } from './lib.ts';
 import { listening, nginx } from './peers.ts';
+import { PHASES, type Phase, type Storm } from './storm-client.ts';
 
 const { opts, write, argv } = benchArgs('node bench/storm.ts (options in the comment above)', {
   machines: '100',
@@ -37,6 +51,9 @@ const { opts, write, argv } = benchArgs('node bench/storm.ts (options in the com
   'kernel-mib': '8',
   'initrd-mib': '20',
   rounds: '1',
+  clients: String(availableParallelism()),
+  base: '',
+  prof: '',
 });
 
 const IPXE = '/usr/lib/ipxe/undionly.kpxe';
@@ -61,11 +78,26 @@ function files(dir: string, o: { kernelMib: number; initrdMib: number }) {
   writeFileSync(join(dir, 'initrd.img'), randomBytes(o.initrdMib * 2 ** 20));
 }
 
-async function strataSide(s: Scratch, machines: number, o: { kernelMib: number; initrdMib: number }) {
-  const { srv, cli } = segment(s.set, 'ss', '10.71');
+/** `strata up` (this tree's, or `base`'s) serving a segment of its own with `machines` declared Nodes. */
+async function strataSide(
+  s: Scratch,
+  machines: number,
+  o: { kernelMib: number; initrdMib: number },
+  short: string,
+  prefix: string,
+  base?: string,
+) {
+  const { srv, cli } = segment(s.set, short, prefix);
   const strata = await startStrata(s.cleanup, {
-    env: { STRATA_HOST_NETNS: currentNetns(), STRATA_LOG_LEVEL: 'warn' },
+    env: {
+      STRATA_HOST_NETNS: currentNetns(),
+      STRATA_LOG_LEVEL: 'warn',
+      ...(opts.prof
+        ? { NODE_OPTIONS: `--cpu-prof --cpu-prof-dir=${base ? join(opts.prof, 'base') : opts.prof}` }
+        : {}),
+    },
     readyTimeoutMs: 60_000,
+    ...(base ? { bin: join(base, 'bin/strata') } : {}),
   });
   files(join(strata.dataDir, 'artifacts', 'bench'), o);
   const manifest = `apiVersion: strata.dev/v1alpha1
@@ -74,9 +106,9 @@ metadata: {name: bench}
 spec:
   interface: br0
   namespace: ${srv}
-  subnet: 10.71.0.0/16
-  serverAddress: 10.71.0.1
-  pool: {start: 10.71.128.1, end: 10.71.255.254}
+  subnet: ${prefix}.0.0/16
+  serverAddress: ${prefix}.0.1
+  pool: {start: ${prefix}.128.1, end: ${prefix}.255.254}
   dns: {enabled: false}
   boot: {unknownNodes: ignore}
 ---
@@ -91,19 +123,17 @@ spec:
 ${nodesManifest(machines, 4, { network: 'bench', providers: { hardware: 'none' } })}
 `;
   const r = await strata.api('POST', '/api/v1/apply', manifest, { contentType: 'application/yaml' });
+  // Nodes are applied in one request; the profile's decision needs them all known before the storm.
   if (r.status >= 300) throw new Error(`strata apply: ${r.status} ${r.text.slice(0, 500)}`);
   await listening(srv, 'tcp', 7421, 'strata boot worker (HTTP)', () => strata.stderr());
   await listening(srv, 'udp', 69, 'strata boot worker (TFTP)', () => strata.stderr());
   return cli;
 }
 
-async function peerSide(s: Scratch) {
+async function peerSide(s: Scratch, o: { kernelMib: number; initrdMib: number }) {
   const { srv, cli } = segment(s.set, 'sp', '10.72');
   const root = join(s.dir, 'peer');
-  files(join(root, 'artifacts'), {
-    kernelMib: Number(opts['kernel-mib']),
-    initrdMib: Number(opts['initrd-mib']),
-  });
+  files(join(root, 'artifacts'), o);
   mkdirSync(join(root, 'boot'), { recursive: true });
   writeFileSync(
     join(root, 'boot', 'ipxe'),
@@ -121,6 +151,7 @@ async function peerSide(s: Scratch) {
     `--pid-file=${join(s.dir, 'dnsmasq-storm.pid')}`,
     `--dhcp-leasefile=${join(s.dir, 'dnsmasq-storm.leases')}`,
     '--dhcp-range=10.72.128.1,10.72.255.254,255.255.0.0,1h',
+    // Default 1,000 leases: the 1,001st machine would get no OFFER.
     '--dhcp-lease-max=1000000',
     '--dhcp-authoritative',
     // Every pool address answers ping here (the client namespace owns the pool), and Strata does not
@@ -131,32 +162,71 @@ async function peerSide(s: Scratch) {
     '--dhcp-boot=tag:ipxe,http://10.72.0.1:8090/boot/ipxe',
     '--enable-tftp',
     `--tftp-root=${root}`,
+    // Default 50 concurrent transfers: a storm's machines would queue behind them (fds allow far more).
     '--tftp-max=5000',
+    // Routine per-packet logging off, as Strata's is at STRATA_LOG_LEVEL=warn.
+    '--quiet-dhcp',
+    '--quiet-tftp',
   ]);
   await listening(srv, 'udp', 69, 'dnsmasq (TFTP)', () => '');
   await listening(srv, 'udp', 67, 'dnsmasq (DHCP)', () => '');
   return cli;
 }
 
-async function storm(set: NetnsSet, ns: string, machines: number, spread: number) {
-  const r = await set.exec(
-    ns,
-    process.execPath,
-    [join(REPO, 'bench/storm-client.ts'), String(machines), '0', String(spread)],
-    {
-      timeoutMs: 900_000,
-    },
+interface Merged {
+  wallMs: number;
+  slowestMs: number;
+  medianMs: number;
+  failed: Partial<Record<Phase, number>>;
+  lateMs: number;
+  retries: number;
+  naks: number;
+  stallMs: number;
+}
+
+/** The machines spread over `clients` processes (disjoint MAC ranges), powering on from one common start. */
+async function storm(set: NetnsSet, ns: string, machines: number, spread: number, clients: number) {
+  const k = Math.max(1, Math.min(clients, machines));
+  // Far enough ahead for every process to start and bind; a late one is reported, not hidden.
+  const startAt = Date.now() + 2000 + 300 * k;
+  const outs = await Promise.all(
+    Array.from({ length: k }, async (_, j) => {
+      const from = Math.floor((j * machines) / k);
+      const to = Math.floor(((j + 1) * machines) / k);
+      const args = [join(REPO, 'bench/storm-client.ts'), String(to - from), String(from), String(spread)];
+      const r = await set.exec(ns, process.execPath, [...args, String(startAt)], { timeoutMs: 1_800_000 });
+      if (r.code !== 0) throw new Error(`storm client exit ${r.code}: ${r.stderr.slice(0, 800)}`);
+      return JSON.parse(r.stdout) as Storm;
+    }),
   );
-  if (r.code !== 0) throw new Error(`storm client exit ${r.code}: ${r.stderr.slice(0, 800)}`);
-  const out = JSON.parse(r.stdout) as {
-    wallMs: number;
-    slowestMs: number;
-    failed: number;
-    errors: Record<string, number>;
-    retries: number;
+  const ms = outs.flatMap((o) => o.ms).sort((a, b) => a - b);
+  const failed: Partial<Record<Phase, number>> = {};
+  for (const o of outs)
+    for (const [p, n] of Object.entries(o.failed) as [Phase, number][]) {
+      failed[p] = (failed[p] ?? 0) + n;
+      console.error(`storm: ${n} failed at ${p}, e.g. ${o.examples[p]}`);
+    }
+  const m: Merged = {
+    wallMs: Math.max(...outs.flatMap((o) => o.doneAt)) - startAt,
+    slowestMs: ms.at(-1) ?? Number.NaN,
+    medianMs: ms[Math.floor(ms.length / 2)] ?? Number.NaN,
+    failed,
+    lateMs: Math.max(...outs.map((o) => o.lateMs)),
+    retries: outs.reduce((a, o) => a + o.retries, 0),
+    naks: outs.reduce((a, o) => a + o.naks, 0),
+    stallMs: Math.max(...outs.map((o) => o.stallMs)),
   };
-  if (out.failed) console.error(`storm: ${out.failed} machines failed: ${JSON.stringify(out.errors)}`);
-  return out;
+  console.error(`storm: the client processes' worst event-loop delay ${fmt(m.stallMs)} ms`);
+  if (m.naks) console.error(`storm: ${fmt(m.naks)} NAKs, each answered by a new DISCOVER`);
+  if (m.lateMs > 0) console.error(`storm: a client process was ${fmt(m.lateMs)} ms late for the start`);
+  return m;
+}
+
+/** `12 (no ACK 10, TFTP 2)`, causes in boot order. */
+function failures(f: Partial<Record<Phase, number>>): string {
+  const parts = PHASES.filter((p) => f[p]).map((p) => `${p} ${fmt(f[p]!)}`);
+  const total = PHASES.reduce((a, p) => a + (f[p] ?? 0), 0);
+  return total ? `${fmt(total)} (${parts.join(', ')})` : '';
 }
 
 export async function runStorm(o: {
@@ -165,39 +235,67 @@ export async function runStorm(o: {
   kernelMib: number;
   initrdMib: number;
   rounds: number;
+  clients: number;
+  base?: string;
 }) {
   const rows: Row[] = [];
   for (const n of o.machines) {
     await withScratch('storm', async (s) => {
-      const strataCli = await strataSide(s, n, o);
-      const peerCli = await peerSide(s);
+      const sides: [string, string][] = [['strata', await strataSide(s, n, o, 'ss', '10.71')]];
+      if (o.base) sides.push(['base', await strataSide(s, n, o, 'sb', '10.73', o.base)]);
+      sides.push(['peer', await peerSide(s, o)]);
       const res = new Samples();
-      const failed = new Map<string, number>();
+      const failed = new Map<string, Partial<Record<Phase, number>>>();
+      const naks = new Map<string, number>();
+      const stall = new Map<string, number>();
       for (let round = 0; round < o.rounds; round++) {
-        for (const [side, cli] of [
-          ['strata', strataCli],
-          ['peer', peerCli],
-        ] as const) {
+        for (const [side, cli] of sides) {
           await res.measure(`storm ${n} ${side}`, async () => {
-            const r = await storm(s.set, cli, n, o.spread);
+            const r = await storm(s.set, cli, n, o.spread, o.clients);
             res.add(`storm ${n} ${side} slowest`, r.slowestMs, { load1: 0, stealPct: 0, busyPct: 0 });
-            failed.set(side, (failed.get(side) ?? 0) + r.failed);
+            res.add(`storm ${n} ${side} median`, r.medianMs, { load1: 0, stealPct: 0, busyPct: 0 });
+            naks.set(side, (naks.get(side) ?? 0) + r.naks);
+            stall.set(side, Math.max(stall.get(side) ?? 0, r.stallMs));
+            const f = failed.get(side) ?? {};
+            for (const [p, k] of Object.entries(r.failed) as [Phase, number][]) f[p] = (f[p] ?? 0) + k;
+            failed.set(side, f);
             return r.wallMs;
           });
         }
       }
-      const cell = (side: string) =>
-        failed.get(side)
-          ? `${failed.get(side)} of ${fmt(n * o.rounds)} machines failed (${fmt(res.median(`storm ${n} ${side}`) / 1000, 1)} s)`
-          : `${fmt(res.median(`storm ${n} ${side}`) / 1000, 1)} s (slowest machine ${fmt(res.median(`storm ${n} ${side} slowest`) / 1000, 1)} s)`;
-      const anyFailed = Boolean(failed.get('strata') || failed.get('peer'));
+      const s1 = (side: string, what: string) => fmt(res.median(`storm ${n} ${side}${what}`) / 1000, 1);
+      const cell = (side: string) => {
+        const f = failures(failed.get(side) ?? {});
+        const nak = naks.get(side) ? `, ${fmt(naks.get(side)!)} DHCP NAKs answered by a new DISCOVER` : '';
+        const sim = `, simulator stalled up to ${fmt((stall.get(side) ?? 0) / 1000, 1)} s`;
+        const times = `slowest machine ${s1(side, ' slowest')} s, median ${s1(side, ' median')} s${nak}${sim}`;
+        return f
+          ? `${f} of ${fmt(n * o.rounds)} machines failed; the rest done in ${s1(side, '')} s (${times})`
+          : `${s1(side, '')} s (${times})`;
+      };
+      const ok = (side: string) => !failures(failed.get(side) ?? {});
+      const what = `${fmt(n)} machines (${o.kernelMib} + ${o.initrdMib} MiB each) powering on within ${o.spread} s: all done`;
       rows.push({
-        what: `${fmt(n)} machines powering on within ${o.spread} s: all done`,
+        what,
         strata: cell('strata'),
         peer: `dnsmasq + nginx ${cell('peer')}`,
-        ratio: anyFailed ? '—' : ratio(res.median(`storm ${n} strata`), res.median(`storm ${n} peer`), false),
+        ratio:
+          ok('strata') && ok('peer')
+            ? ratio(res.median(`storm ${n} strata`), res.median(`storm ${n} peer`), false)
+            : '—',
         load: res.load(`storm ${n} strata`, `storm ${n} peer`),
       });
+      if (o.base)
+        rows.push({
+          what: `${what}, Strata before (${o.base})`,
+          strata: cell('strata'),
+          peer: `Strata before ${cell('base')}`,
+          ratio:
+            ok('strata') && ok('base')
+              ? ratio(res.median(`storm ${n} strata`), res.median(`storm ${n} base`), false)
+              : '—',
+          load: res.load(`storm ${n} strata`, `storm ${n} base`),
+        });
     });
   }
   return rows;
@@ -210,6 +308,8 @@ if (import.meta.main) {
     kernelMib: Number(opts['kernel-mib']),
     initrdMib: Number(opts['initrd-mib']),
     rounds: Number(opts.rounds),
+    clients: Number(opts.clients),
+    ...(opts.base ? { base: opts.base } : {}),
   });
   publish(
     {
@@ -217,8 +317,11 @@ if (import.meta.main) {
       title: 'Boot storm: N machines powering on within seconds of each other',
       command: `node bench/storm.ts ${argv}`.trim(),
       rows,
+      // A run of N machines replaces every earlier row of N machines, whatever its sizes.
+      merge: (what) => what.replace(/ machines.*/, ''),
       notes: [
-        `Each simulated machine (bench/storm-client.ts, one Node process for all of them in a client namespace) does PXE DHCP, TFTP of undionly.kpxe (blksize 1432, no windowsize, as PXE ROMs ask), DHCP as iPXE, its script over HTTP, a ${opts['kernel-mib']} MiB kernel and a ${opts['initrd-mib']} MiB initramfs over HTTP, then a report-in (Strata: an install event with the script's token, on the Node's timeline; peer: a POST nginx answers 204). Time until all are done; the slowest machine's own time. Strata makes a decision per machine (declared Node, lease recorded, script with an install token); dnsmasq + nginx hand every machine the same static script, the lower bound.`,
+        `Each simulated machine (bench/storm-client.ts; the machines spread over --clients Node processes in one client namespace, one per core unless the command says otherwise, each a disjoint range of MACs, all from one common start) does PXE DHCP, TFTP of undionly.kpxe (blksize 1432, no windowsize, as PXE ROMs ask), DHCP as iPXE, its script over HTTP, the kernel and initramfs (sizes in the row) over HTTP, then a report-in (Strata: an install event with the script's token, on the Node's timeline; peer: a POST nginx answers 204). All done: from the common start to the last report-in; slowest and median: machines' own times from power-on. A machine that fails is counted by the phase it failed in: no OFFER or no ACK (no DHCP answer through the firmware's four tries, 60 s, or four NAKs in a row; a NAK starts DHCP over from DISCOVER, as RFC 2131 has clients do), TFTP (no progress for 10 s), script, HTTP, report. "Simulator stalled": the client processes' worst event-loop delay; a stall of seconds means machines failed or were slow for the simulator, not the server.`,
+        'Strata makes a decision per machine (declared Node, lease recorded, script with an install token); dnsmasq + nginx hand every machine the same static script, the lower bound. dnsmasq runs as an admin would for a storm of this size: pool and `dhcp-lease-max` larger than the fleet (its default is 1,000 leases), `tftp-max` 5,000 (default 50 concurrent transfers), `no-ping` (Strata does not ping either), its lease file written as it always is. Rows from separate commands (e.g. 5,000 machines with smaller artifacts) are kept when another command writes; each command line above names its run.',
       ],
     },
     write,

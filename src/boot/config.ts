@@ -26,16 +26,23 @@ export async function buildConfig(ctx: ManagerContext, name: string): Promise<Bo
   const nodes = (await ctx.resources.list<NodeResource>('Node')).filter(
     (n) => nodeNetwork(n, networks)?.metadata.name === name,
   );
-  // A node without a fixed address is named by its bound lease: one pass over the leases, not one per node.
-  const leased = new Map<string, string>();
+  // Each MAC's first bound lease, with its place in the list: one pass over the leases, not one per node
+  // (thousands of each in a boot storm made this the manager's busiest work); none when every node has a
+  // fixed address.
+  const leased = new Map<string, { ip: string; at: number }>();
   if (nodes.some((n) => !n.spec.ipAddress))
-    for (const r of await ctx.store.listRecords(leaseCollection(name))) {
+    for (const [at, r] of (await ctx.store.listRecords(leaseCollection(name))).entries()) {
       const l = r.value as Lease;
-      if (l.state === 'bound' && !leased.has(l.mac)) leased.set(l.mac, l.ip);
+      if (l.state === 'bound' && !leased.has(l.mac)) leased.set(l.mac, { ip: l.ip, at });
     }
   const hosts = new Map<string, string>();
   for (const n of nodes) {
-    const ip = n.spec.ipAddress ?? n.spec.macAddresses.map((m) => leased.get(m)).find((x) => x !== undefined);
+    let first: { ip: string; at: number } | undefined;
+    for (const mac of n.spec.macAddresses) {
+      const l = leased.get(mac);
+      if (l && (!first || l.at < first.at)) first = l;
+    }
+    const ip = n.spec.ipAddress ?? first?.ip;
     if (ip) hosts.set(n.metadata.name, ip);
   }
   return {

@@ -39,6 +39,27 @@ const network = (name: string, third: number) =>
     pool: { start: `10.9.${third}.100`, end: `10.9.${third}.200` },
   });
 
+/** A store, hub, resources and transport in memory, closed after the test. */
+function context(t: { after(fn: () => Promise<void>): void }) {
+  const store = new SqliteStore(':memory:');
+  const hub = new EventHub(store, silentLogger);
+  const resources = new ResourceService(store, hub);
+  const transport = new InprocTransport();
+  const ctx = {
+    store,
+    hub,
+    resources,
+    transport,
+    log: silentLogger,
+    layers: [],
+  } as unknown as ManagerContext;
+  t.after(async () => {
+    await hub.flush();
+    await store.close();
+  });
+  return { ctx, store, resources, transport };
+}
+
 describe('boot config fan-out', () => {
   it('re-sends only the networks a change touches', async (t) => {
     const store = new SqliteStore(':memory:');
@@ -157,5 +178,34 @@ describe('boot config fan-out', () => {
     const after = await settle();
     assert.deepEqual([after.a.length, after.b.length], [0, 0]);
     assert.equal(leaseReads, readsThen);
+  });
+
+  it('rebuilds a network once for a burst of lease writes, with every lease in its DNS names', async (t) => {
+    const { ctx, store, resources, transport } = context(t);
+    await resources.create(network('a', 1));
+    const macs = Array.from({ length: 40 }, (_, i) => `52:54:00:00:01:${i.toString(16).padStart(2, '0')}`);
+    for (const [i, mac] of macs.entries())
+      await resources.create(doc('Node', `n${i}`, { macAddresses: [mac], network: 'a' }));
+    const got: BootConfig[] = [];
+    await transport.subscribe<BootConfig>(subjects.configChanged('a'), (c) => void got.push(c));
+    const fanOut = await startConfigFanOut(ctx, { leaseCoalesceMs: 300 });
+    t.after(async () => fanOut.stop());
+    while (got.length === 0) await sleep(20);
+    got.splice(0);
+    for (const [i, mac] of macs.entries()) {
+      const ip = `10.9.1.${100 + i}`;
+      await store.putRecords(leaseCollection('a'), [
+        { key: ip, value: { ip, mac, state: 'bound', expiresAt: Date.now() + 60_000 } },
+      ]);
+    }
+    // A storm's batches, each telling the fan-out, as the manager does per batch.
+    for (const mac of macs) fanOut.leasesChanged('a', [mac]);
+    await sleep(900);
+    assert.equal(got.length, 1, 'one rebuild for the burst');
+    assert.equal(got[0]!.hosts.length, 40);
+    assert.deepEqual(
+      got[0]!.hosts.find((h) => h.name === 'n7'),
+      { name: 'n7', ipv4: '10.9.1.107' },
+    );
   });
 });
