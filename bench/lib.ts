@@ -203,16 +203,21 @@ export function fmt(n: number, digits = 0): string {
     : '—';
 }
 
-/** Parses `--name value` options (each with its default) and `--write`; `--help` prints the usage. */
-export function benchArgs<K extends string>(
+/**
+ * Parses `--name value` options (each with its default), `--write` and the boolean `flags` (e.g.
+ * `--smoke`); `--help` prints the usage.
+ */
+export function benchArgs<K extends string, F extends string = never>(
   usage: string,
   defaults: Record<K, string>,
-): { opts: Record<K, string>; write: boolean; argv: string } {
+  flags: readonly F[] = [],
+): { opts: Record<K, string>; flags: Record<F, boolean>; write: boolean; argv: string } {
   const options: Record<string, { type: 'string' | 'boolean'; default?: string | boolean }> = {
     write: { type: 'boolean', default: false },
     help: { type: 'boolean', default: false },
   };
   for (const [k, v] of Object.entries(defaults)) options[k] = { type: 'string', default: v as string };
+  for (const f of flags) options[f] = { type: 'boolean', default: false };
   const { values } = parseArgs({ options });
   if (values.help) {
     console.log(usage);
@@ -220,6 +225,7 @@ export function benchArgs<K extends string>(
   }
   return {
     opts: values as Record<K, string>,
+    flags: Object.fromEntries(flags.map((f) => [f, values[f] === true])) as Record<F, boolean>,
     write: values.write === true,
     argv: process.argv.slice(2).join(' '),
   };
