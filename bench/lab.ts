@@ -167,6 +167,9 @@ function peerFiles(dir: string, media: Media, sshPublicKey: string) {
     '--dhcp-range=10.213.0.100,10.213.0.199,255.255.255.0,1h',
     `--dhcp-option=option:router,${SERVER}`,
     '--dhcp-authoritative',
+    // Strata offers without pinging the address first; so does the peer (as in bench/storm.ts).
+    '--no-ping',
+    `--log-facility=${join(dir, 'dnsmasq.log')}`,
     // The chain: PXE firmware gets iPXE over TFTP, iPXE (user class "iPXE") gets the script over HTTP.
     '--dhcp-userclass=set:ipxe,iPXE',
     '--dhcp-match=set:efi64,option:client-arch,7',
@@ -317,8 +320,9 @@ async function peerSide(
   const byMac = new Map(vms.map((v) => [v.mac.toLowerCase(), v.name]));
   const sshTo = new Map<string, string>();
   for (const vm of vms) {
-    times.get(vm.name)!.power = Date.now();
     await vm.powerOn();
+    // After QMP's answer, as Strata's StepCompleted of hardware.power follows its provider's answer.
+    times.get(vm.name)!.power = Date.now();
   }
   const deadline = Date.now() + timeoutMs;
   let seen = 0;
