@@ -8,6 +8,7 @@
  * the other.
  *
  *   node bench/lab.ts [--vms 1,3] [--memory-mib 1024] [--timeout-min 30] [--write]
+ *   node bench/lab.ts --vms 1 --sides peer   # one side only, to debug it (no --write)
  *   node bench/lab.ts --smoke     # no VM: both sides serve the same iPXE, kernel and initramfs bytes
  *
  * Each VM count writes its own section (`lab-1`, `lab-3`), so they can be measured in separate runs.
@@ -61,8 +62,8 @@ import {
 import { listening, nginxConf } from './peers.ts';
 
 const { opts, flags, write, argv } = benchArgs(
-  'node bench/lab.ts [--vms 1,3] [--memory-mib 1024] [--timeout-min 30] [--smoke] [--write]',
-  { vms: '1,3', 'memory-mib': '1024', 'timeout-min': '30' },
+  'node bench/lab.ts [--vms 1,3] [--memory-mib 1024] [--timeout-min 30] [--sides strata,peer] [--smoke] [--write]',
+  { vms: '1,3', 'memory-mib': '1024', 'timeout-min': '30', sides: 'strata,peer' },
   ['smoke'],
 );
 
@@ -248,7 +249,16 @@ async function strataSide(cleanup: Cleanup, n: number, memoryMiB: number, timeou
     await sleep(2000);
   }
   const times = new Map<string, Times>();
-  for (const name of names) times.set(name, await strataTimes(strata, name));
+  for (const name of names) {
+    times.set(name, await strataTimes(strata, name));
+    if (!times.get(name)!.state4) {
+      const tl = (await strata.api('GET', `/api/v1/nodes/${name}/events`)).json as {
+        items: { reason: string; message: string }[];
+      };
+      const last = tl.items.slice(-40).map((e) => `${e.reason}: ${e.message}`);
+      console.error(`${name} did not reach state 4; its timeline's last events:\n${last.join('\n')}`);
+    }
+  }
   const down = await strata.api('POST', '/api/v1/lab/down');
   if (down.status !== 200) console.error(`lab down: ${down.status} ${down.text.slice(0, 300)}`);
   await strata.stop();
@@ -361,7 +371,13 @@ async function peerSide(
     }
     await sleep(1000);
   }
-  for (const vm of vms) await vm.destroy().catch(() => {});
+  for (const vm of vms) {
+    if (!times.get(vm.name)!.state4)
+      console.error(
+        `${vm.name} did not reach state 4; its console's last lines:\n${vm.serialLines.slice(-40).join('\n')}`,
+      );
+    await vm.destroy().catch(() => {});
+  }
   await labDown({ name, stateDir, purge: true });
   return times;
 }
@@ -401,19 +417,27 @@ function cell(xs: number[]): string {
   return missed ? `${s}; ${missed} of ${xs.length} did not reach it` : s;
 }
 
-async function runLab(n: number, media: Media, memoryMiB: number, timeoutMs: number): Promise<Row[]> {
+async function runLab(
+  n: number,
+  media: Media,
+  memoryMiB: number,
+  timeoutMs: number,
+  sides: string[],
+): Promise<Row[]> {
   return withScratch('lab', async (s) => {
     const res = new Samples();
     const strata = new Map<string, Times>();
     const peer = new Map<string, Times>();
-    await res.measure(`lab ${n} strata`, async () => {
-      for (const [k, v] of await strataSide(s.cleanup, n, memoryMiB, timeoutMs)) strata.set(k, v);
-      return n;
-    });
-    await res.measure(`lab ${n} peer`, async () => {
-      for (const [k, v] of await peerSide(s.cleanup, s.dir, media, n, memoryMiB, timeoutMs)) peer.set(k, v);
-      return n;
-    });
+    if (sides.includes('strata'))
+      await res.measure(`lab ${n} strata`, async () => {
+        for (const [k, v] of await strataSide(s.cleanup, n, memoryMiB, timeoutMs)) strata.set(k, v);
+        return n;
+      });
+    if (sides.includes('peer'))
+      await res.measure(`lab ${n} peer`, async () => {
+        for (const [k, v] of await peerSide(s.cleanup, s.dir, media, n, memoryMiB, timeoutMs)) peer.set(k, v);
+        return n;
+      });
     console.error(JSON.stringify({ strata: Object.fromEntries(strata), peer: Object.fromEntries(peer) }));
     const load = res.load(`lab ${n} strata`, `lab ${n} peer`);
     const vms = n === 1 ? '1 VM' : `${n} VMs at once`;
@@ -601,11 +625,15 @@ if (import.meta.main) {
     );
     process.exit(rows.every((r) => !/DIFFERENT/.test(r.strata + r.peer)) ? 0 : 1);
   }
+  const sides = opts.sides.split(',');
+  if (sides.some((x) => x !== 'strata' && x !== 'peer'))
+    throw new Error(`--sides: expected strata, peer or both, got ${opts.sides}`);
+  if (write && sides.length !== 2) throw new Error('--write: only a run of both sides goes in BENCHMARKS.md');
   const media = await labMedia();
   const memoryMiB = Number(opts['memory-mib']);
   const timeoutMs = Number(opts['timeout-min']) * 60_000;
   for (const n of opts.vms.split(',').map(Number)) {
-    const rows = await runLab(n, media, memoryMiB, timeoutMs);
+    const rows = await runLab(n, media, memoryMiB, timeoutMs, sides);
     publish(
       {
         name: `lab-${n}`,
