@@ -151,7 +151,7 @@ function peerFiles(dir: string, media: Media, sshPublicKey: string) {
     location ~ ^/install/[^/]+/config$ { default_type text/plain; try_files /install/config =404; }
     location ~ ^/install/[^/]+/scripts/(pre-reboot|post-reboot)$ { default_type text/plain; try_files /install/$1 =404; }
     location ~ ^/install/[^/]+/(events|hostkey|installed)$ { return 204; }`,
-      "log_format lab '$msec $remote_addr $request_method $uri $status';",
+      "log_format lab '$msec $remote_addr $request_method $request_uri $status';",
     ),
   );
   const leases = join(dir, 'dnsmasq.leases');
@@ -214,6 +214,26 @@ function execIn(ns: string, cmd: string, args: string[], timeoutMs: number) {
   });
 }
 
+/**
+ * Kills every process in lab namespace `name` (its VMs, dnsmasq, nginx, radvd: nothing else lives there)
+ * and deletes it; synchronous, so it also runs at exit after a signal (bench/lib.ts Cleanup).
+ */
+function removeNetns(name: string): void {
+  try {
+    const pids = execFileSync('ip', ['netns', 'pids', name], { encoding: 'utf8', stdio: 'pipe' });
+    for (const pid of pids.split('\n').filter(Boolean)) {
+      try {
+        process.kill(Number(pid), 'SIGKILL');
+      } catch {
+        /* gone already */
+      }
+    }
+    execFileSync('ip', ['netns', 'del', name], { stdio: 'ignore' });
+  } catch {
+    /* no such namespace: nothing to do */
+  }
+}
+
 // ------------------------------------------------------------------------------------------ Strata side
 
 interface EventJson {
@@ -229,10 +249,9 @@ async function strataSide(cleanup: Cleanup, n: number, memoryMiB: number, timeou
     env: { STRATA_HOST_NETNS: currentNetns(), STRATA_LAB_NETNS: netns, STRATA_LOG_LEVEL: 'warn' },
     readyTimeoutMs: 60_000,
   });
-  const labDir = join(strata.dataDir, 'lab');
-  cleanup.after(async () => {
+  cleanup.after(() => {
     // If `lab down` did not run (a failure, Ctrl-C): only this run's namespace, VMs and owner record.
-    await labDown({ name: netns, stateDir: labDir, purge: true });
+    removeNetns(netns);
     if (readLabOwner(netns)?.dataDir === resolve(strata.dataDir)) forgetLab(netns);
   });
   cleanup.after(() => strata.api('POST', '/api/v1/lab/down'));
@@ -306,7 +325,7 @@ async function peerSide(
 ) {
   const name = `stbp-${process.pid % 100000}`;
   const stateDir = join(dir, 'peer-lab');
-  cleanup.after(() => labDown({ name, stateDir, purge: true }));
+  cleanup.after(() => removeNetns(name));
   const network = await LabNetwork.create({ name, stateDir });
   const key = sshKey(dir);
   const files = peerFiles(join(dir, 'peer'), media, key.pub);

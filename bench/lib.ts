@@ -91,10 +91,14 @@ export function have(cmd: string): boolean {
   }
 }
 
-/** Functions run once, last registered first, at exit, on SIGINT/SIGTERM, or when `run()` is called. */
+/**
+ * Functions run once, last registered first, at exit, on SIGINT/SIGTERM, or when `run()` is called. A
+ * signal may end the process before an async run is through (test/helpers/netns.ts exits on it at once):
+ * the functions it has not reached yet then run at exit, synchronously, so a synchronous cleanup (kill,
+ * `ip netns del`, rm) always happens.
+ */
 export class Cleanup {
   readonly #fns: (() => unknown)[] = [];
-  #done = false;
   constructor() {
     process.once('exit', () => this.runSync());
     for (const sig of ['SIGINT', 'SIGTERM'] as const)
@@ -106,9 +110,7 @@ export class Cleanup {
     this.#fns.push(fn);
   }
   async run(): Promise<void> {
-    if (this.#done) return;
-    this.#done = true;
-    for (const fn of this.#fns.reverse()) {
+    for (let fn = this.#fns.pop(); fn; fn = this.#fns.pop()) {
       try {
         await fn();
       } catch {
@@ -117,9 +119,7 @@ export class Cleanup {
     }
   }
   runSync(): void {
-    if (this.#done) return;
-    this.#done = true;
-    for (const fn of this.#fns.reverse()) {
+    for (let fn = this.#fns.pop(); fn; fn = this.#fns.pop()) {
       try {
         fn();
       } catch {
