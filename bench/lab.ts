@@ -50,6 +50,7 @@ import {
   benchArgs,
   type Cleanup,
   fmt,
+  loadAverage,
   median,
   publish,
   type Row,
@@ -447,14 +448,28 @@ async function runLab(
     const res = new Samples();
     const strata = new Map<string, Times>();
     const peer = new Map<string, Times>();
+    // The sides run one after the other for many minutes: the load during each is sampled, not just at its end.
+    const during = { strata: Number.NaN, peer: Number.NaN };
+    const sampled = async (side: 'strata' | 'peer', fn: () => Promise<Map<string, Times>>) => {
+      const loads: number[] = [];
+      const timer = setInterval(() => loads.push(loadAverage()), 5000);
+      try {
+        return await fn();
+      } finally {
+        clearInterval(timer);
+        during[side] = loads.reduce((x, y) => x + y, 0) / loads.length;
+      }
+    };
     if (sides.includes('strata'))
       await res.measure(`lab ${n} strata`, async () => {
-        for (const [k, v] of await strataSide(s.cleanup, n, memoryMiB, timeoutMs)) strata.set(k, v);
+        const t = await sampled('strata', () => strataSide(s.cleanup, n, memoryMiB, timeoutMs));
+        for (const [k, v] of t) strata.set(k, v);
         return n;
       });
     if (sides.includes('peer'))
       await res.measure(`lab ${n} peer`, async () => {
-        for (const [k, v] of await peerSide(s.cleanup, s.dir, media, n, memoryMiB, timeoutMs)) peer.set(k, v);
+        const t = await sampled('peer', () => peerSide(s.cleanup, s.dir, media, n, memoryMiB, timeoutMs));
+        for (const [k, v] of t) peer.set(k, v);
         return n;
       });
     console.error(JSON.stringify({ strata: Object.fromEntries(strata), peer: Object.fromEntries(peer) }));
@@ -470,10 +485,11 @@ async function runLab(
       const a = secs(strata, k);
       const b = secs(peer, k);
       const all = a.every(Number.isFinite) && b.every(Number.isFinite);
+      const at = (l: number) => (k === 'state4' ? ` (mean load ${fmt(l, 1)} during the side)` : '');
       return {
         what: `${vms}: power-on → ${what}`,
-        strata: cell(a),
-        peer: `dnsmasq + nginx ${cell(b)}`,
+        strata: cell(a) + at(during.strata),
+        peer: `dnsmasq + nginx ${cell(b)}${at(during.peer)}`,
         ratio: all ? ratio(Math.max(...a), Math.max(...b), false) : '—',
         load,
       };
