@@ -24,6 +24,11 @@
  * runs Strata's own state-4 check command (`systemctl is-system-running --wait`), tried every second once
  * the installed system's report reached nginx, as Strata tries it once the report reaches Strata.
  * Strata's clock is the Node's timeline: StepCompleted of hardware.power, boot.ipxe and install.os.
+ *
+ * The sides run minutes apart on a shared machine, so the load is sampled every 5 s during each and its
+ * mean printed beside each side's state-4 time: compare them before reading the ratio. BIOS only: UEFI
+ * has no iPXE way to boot a local disk, so a static UEFI setup would need a GRUB EFI image that finds the
+ * installed disk (what Strata builds in src/boot/local-boot.ts).
  */
 import { execFile, execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
