@@ -91,10 +91,14 @@ export function have(cmd: string): boolean {
   }
 }
 
-/** Functions run once, last registered first, at exit, on SIGINT/SIGTERM, or when `run()` is called. */
+/**
+ * Functions run once, last registered first, at exit, on SIGINT/SIGTERM, or when `run()` is called. A
+ * signal may end the process before an async run is through (test/helpers/netns.ts exits on it at once):
+ * the functions it has not reached yet then run at exit, synchronously, so a synchronous cleanup (kill,
+ * `ip netns del`, rm) always happens.
+ */
 export class Cleanup {
   readonly #fns: (() => unknown)[] = [];
-  #done = false;
   constructor() {
     process.once('exit', () => this.runSync());
     for (const sig of ['SIGINT', 'SIGTERM'] as const)
@@ -106,9 +110,7 @@ export class Cleanup {
     this.#fns.push(fn);
   }
   async run(): Promise<void> {
-    if (this.#done) return;
-    this.#done = true;
-    for (const fn of this.#fns.reverse()) {
+    for (let fn = this.#fns.pop(); fn; fn = this.#fns.pop()) {
       try {
         await fn();
       } catch {
@@ -117,9 +119,7 @@ export class Cleanup {
     }
   }
   runSync(): void {
-    if (this.#done) return;
-    this.#done = true;
-    for (const fn of this.#fns.reverse()) {
+    for (let fn = this.#fns.pop(); fn; fn = this.#fns.pop()) {
       try {
         fn();
       } catch {
@@ -231,16 +231,21 @@ export function fmt(n: number, digits = 0): string {
     : '—';
 }
 
-/** Parses `--name value` options (each with its default) and `--write`; `--help` prints the usage. */
-export function benchArgs<K extends string>(
+/**
+ * Parses `--name value` options (each with its default), `--write` and the boolean `flags` (e.g.
+ * `--smoke`); `--help` prints the usage.
+ */
+export function benchArgs<K extends string, F extends string = never>(
   usage: string,
   defaults: Record<K, string>,
-): { opts: Record<K, string>; write: boolean; argv: string } {
+  flags: readonly F[] = [],
+): { opts: Record<K, string>; flags: Record<F, boolean>; write: boolean; argv: string } {
   const options: Record<string, { type: 'string' | 'boolean'; default?: string | boolean }> = {
     write: { type: 'boolean', default: false },
     help: { type: 'boolean', default: false },
   };
   for (const [k, v] of Object.entries(defaults)) options[k] = { type: 'string', default: v as string };
+  for (const f of flags) options[f] = { type: 'boolean', default: false };
   const { values } = parseArgs({ options });
   if (values.help) {
     console.log(usage);
@@ -248,6 +253,7 @@ export function benchArgs<K extends string>(
   }
   return {
     opts: values as Record<K, string>,
+    flags: Object.fromEntries(flags.map((f) => [f, values[f] === true])) as Record<F, boolean>,
     write: values.write === true,
     argv: process.argv.slice(2).join(' '),
   };

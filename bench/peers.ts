@@ -180,16 +180,12 @@ export function cpuSeconds(pid: number): number {
 }
 
 /**
- * nginx serving `root` on `port`: every core (worker_processes auto), sendfile, keep-alive, no access log,
- * as a distribution's default would after switching the log off.
+ * nginx's configuration for serving `root` on `port`: every core (worker_processes auto), sendfile,
+ * keep-alive, no access log, as a distribution's default would after switching the log off. `extra` goes
+ * into the server block, `http` into the http block (e.g. a log_format the server's access_log names).
  */
-export async function nginx(set: NetnsSet, ns: string, dir: string, root: string, port: number, extra = '') {
-  mkdirSync(dir, { recursive: true });
-  chmodSync(root, 0o755);
-  const conf = join(dir, 'nginx.conf');
-  writeFileSync(
-    conf,
-    `daemon off;
+export function nginxConf(dir: string, root: string, port: number, extra = '', http = ''): string {
+  return `daemon off;
 user root;
 worker_processes auto;
 pid ${join(dir, 'nginx.pid')};
@@ -206,14 +202,22 @@ http {
   fastcgi_temp_path ${dir}/fastcgi;
   uwsgi_temp_path ${dir}/uwsgi;
   scgi_temp_path ${dir}/scgi;
+  ${http}
   server {
     listen ${port} reuseport;
     root ${root};
     ${extra}
   }
 }
-`,
-  );
+`;
+}
+
+/** nginx (nginxConf) in namespace `ns`, a child of the set. */
+export async function nginx(set: NetnsSet, ns: string, dir: string, root: string, port: number, extra = '') {
+  mkdirSync(dir, { recursive: true });
+  chmodSync(root, 0o755);
+  const conf = join(dir, 'nginx.conf');
+  writeFileSync(conf, nginxConf(dir, root, port, extra));
   const s = spawnIn(set, ns, 'nginx', ['-c', conf, '-e', 'stderr']);
   await listening(ns, 'tcp', port, 'nginx', s.stderr);
 }

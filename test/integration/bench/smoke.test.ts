@@ -149,6 +149,21 @@ describe('benchmarks, smoke runs at tiny sizes', { skip: avail.reason }, () => {
     assert.doesNotMatch(row.join(' '), /failed/, `every machine booted on both sides: ${row}`);
   });
 
+  it('lab: Strata and dnsmasq + nginx hand out the same iPXE, kernel and initramfs bytes (no VM)', {
+    skip:
+      !(have('nginx') && have('dnsmasq') && have('busybox')) &&
+      'nginx, dnsmasq or busybox missing (scripts/setup.sh)',
+  }, async () => {
+    const r = await bench(['bench/lab.ts', '--smoke']);
+    assert.equal(r.code, 0, r.err);
+    for (const what of ['undionly.kpxe over TFTP', 'kernel over HTTP', 'installer initramfs over HTTP']) {
+      const [row] = rows(r.out, what);
+      assert.ok(row, `${what}: ${r.out}`);
+      assert.match(row[1]!, /^[\d,]+ bytes in [\d,]+ ms, same bytes$/, `Strata: ${row}`);
+      assert.match(row[2]!, /^dnsmasq \+ nginx [\d,]+ bytes in [\d,]+ ms, same bytes$/, `the peer: ${row}`);
+    }
+  });
+
   it('control plane: apply, list, get and the event-loop probe on SQLite and PostgreSQL', async () => {
     const dbs = (await postgresSkipReason()) ? 'sqlite' : 'sqlite,postgres';
     const r = await bench([
