@@ -255,11 +255,20 @@ async function machine(i: number): Promise<{ ms: number; doneAt: number }> {
   const node = /strata\.node=(\S+)/.exec(script.text)?.[1];
   const strataUrl = /strata\.url=(\S+)/.exec(script.text)?.[1];
   const event = JSON.stringify({ step: 'bench', message: 'report-in', status: 'running' });
-  const report = await phase('report', () =>
+  const send = () =>
     token && node && strataUrl
       ? http('POST', `${strataUrl}/install/${node}/events`, ip, event, token)
-      : http('POST', new URL('/report', base).toString(), ip, event),
-  );
+      : http('POST', new URL('/report', base).toString(), ip, event);
+  const report = await phase('report', async () => {
+    let r = await send();
+    // A 503 says "retry": the install agent sends an event again when it cannot tell it landed.
+    for (let n = 0; r.status === 503 && n < 5; n++) {
+      retries++;
+      await new Promise((res) => setTimeout(res, 1000));
+      r = await send();
+    }
+    return r;
+  });
   if (report.status >= 300)
     throw new PhaseError('report', `report-in: ${report.status} ${report.text.slice(0, 200)}`);
   return { ms: performance.now() - t0, doneAt: now() };
