@@ -2,7 +2,8 @@
  * The TFTP load generator: N clients fetch one file at once (RFC 1350, blksize of RFC 2348 and, when asked,
  * windowsize of RFC 7440), like N PXE ROMs fetching iPXE. One socket per transfer, spread over PROCS
  * processes (default 1) so that one event loop's queue does not add its own delay to every block.
- *   node bench/tftp-client.ts HOST PORT FILE CLIENTS BLKSIZE WINDOWSIZE [PROCS]
+ *   node bench/tftp-client.ts HOST PORT[,PORT…] FILE CLIENTS BLKSIZE WINDOWSIZE [PROCS]
+ * Several ports (one delay relay each) are shared out to the processes in turn.
  * WINDOWSIZE 0 sends no windowsize option (one block per round trip). Prints one JSON line:
  * {wallMs, medianMs, maxMs, failed, bytes, timeouts, outOfOrder}. A transfer that stalls for 1 s re-sends
  * its last ACK (or its request; counted in `timeouts`); after 10 such timeouts in a row it counts as failed.
@@ -124,9 +125,11 @@ if (import.meta.main && process.env.TFTP_CLIENT_CHILD) {
   process.send!('ready');
 } else if (import.meta.main) {
   const [host, portText, file, clientsText, blkText, winText, procsText = '1'] = process.argv.slice(2);
+  // PORT may be a list (one delay relay per process): process i uses the i-th, round robin.
+  const ports = portText!.split(',').map(Number);
   const o: TftpFetch = {
     host: host!,
-    port: Number(portText),
+    port: ports[0]!,
     file: file!,
     blksize: Number(blkText),
     windowsize: Number(winText),
@@ -143,7 +146,10 @@ if (import.meta.main && process.env.TFTP_CLIENT_CHILD) {
     const children = Array.from({ length: procs }, (_, i) => {
       const share = Math.floor(clients / procs) + (i < clients % procs ? 1 : 0);
       return fork(import.meta.filename, [], {
-        env: { ...process.env, TFTP_CLIENT_CHILD: JSON.stringify({ ...o, clients: share }) },
+        env: {
+          ...process.env,
+          TFTP_CLIENT_CHILD: JSON.stringify({ ...o, port: ports[i % ports.length], clients: share }),
+        },
       });
     });
     await Promise.all(children.map((c) => once(c, 'message')));

@@ -123,12 +123,17 @@ export async function runTftp(o: {
     const counts = new Map<string, { failed: number; timeouts: number; resent: number; drops: number }>();
     const relayStats = new Map<number, Relay>();
     for (const delay of o.delays) {
-      // One relay per server port (delay 0: straight to the server).
-      const target = new Map<number, { host: string; port: number; ask?: LineChannel['ask'] }>();
+      // Per server port, one relay per client process (delay 0: straight to the server): a relay is one
+      // event loop, and 100 transfers through one held every datagram ~10 ms longer than asked.
+      const target = new Map<number, { host: string; port: string; asks: LineChannel['ask'][] }>();
       for (const [i, port] of [6901, 6902, 69, 6904].entries()) {
-        if (delay === 0) target.set(port, { host: '10.67.0.1', port });
-        else {
-          const relayPort = 17000 + i;
+        if (delay === 0) {
+          target.set(port, { host: '10.67.0.1', port: String(port), asks: [] });
+          continue;
+        }
+        const relays = Array.from({ length: o.clientProcs }, (_, j) => 17000 + 100 * i + j);
+        const asks: LineChannel['ask'][] = [];
+        for (const relayPort of relays) {
           const relay = set.spawn(cli, process.execPath, [
             join(REPO, 'bench/udp-delay.ts'),
             String(relayPort),
@@ -139,8 +144,9 @@ export async function runTftp(o: {
           const channel = lineChannel(relay);
           await channel.next(); // ready
           cleanup.after(() => relay.kill('SIGKILL'));
-          target.set(port, { host: '127.0.0.1', port: relayPort, ask: channel.ask });
+          asks.push(channel.ask);
         }
+        target.set(port, { host: '127.0.0.1', port: relays.join(','), asks });
       }
       const late: Relay[] = [];
       for (let round = 0; round < o.rounds; round++) {
@@ -163,8 +169,10 @@ export async function runTftp(o: {
             c.resent += stats0 && stats1 ? stats1.retransmits - stats0.retransmits : Number.NaN;
             c.drops += udpDrops(cli) + udpDrops(srv) - drops0;
             counts.set(key, c);
-            const rl = await t.ask?.('stats');
-            if (rl) late.push(JSON.parse(rl) as Relay);
+            for (const ask of t.asks) {
+              const rl = await ask('stats');
+              if (rl) late.push(JSON.parse(rl) as Relay);
+            }
             return r.wallMs;
           });
         }
@@ -228,7 +236,7 @@ async function serverStats(s: Server): Promise<{ retransmits: number } | undefin
 async function fetchAll(
   set: NetnsSet,
   ns: string,
-  t: { host: string; port: number },
+  t: { host: string; port: string },
   windowsize: number,
   o: { clients: number; clientProcs: number; blksize: number },
 ) {
@@ -238,7 +246,7 @@ async function fetchAll(
     [
       join(REPO, 'bench/tftp-client.ts'),
       t.host,
-      String(t.port),
+      t.port,
       'undionly.kpxe',
       String(o.clients),
       String(o.blksize),
@@ -270,11 +278,11 @@ if (import.meta.main) {
   });
   const lateness = [...relay].map(
     ([d, r]) =>
-      `at +${2 * d} ms it held ${fmt(r.forwarded)} datagrams, each at most ${fmt(r.lateMaxMs, 1)} ms longer than asked (p50 ${fmt(r.lateP50Ms, 2)} ms, p99 ${fmt(r.lateP99Ms, 2)} ms; the worst case's figures)`,
+      `at +${2 * d} ms the relays held ${fmt(r.forwarded)} datagrams, each at most ${fmt(r.lateMaxMs, 1)} ms longer than asked (p50 ${fmt(r.lateP50Ms, 2)} ms, p99 ${fmt(r.lateP99Ms, 2)} ms; the worst case's figures)`,
   );
   const notes = [
     `Time until all ${values.clients} clients have the whole file (median of ${values.rounds} interleaved rounds), blksize ${values.blksize}. The clients run in ${values['client-procs']} Node processes (bench/tftp-client.ts) in a client namespace; the servers share a bridge namespace. tftpd-hpa and dnsmasq do not implement windowsize (RFC 7440), so they get the same requests without it. Counts in a cell are sums over its rounds (absent: none): "client timeouts", a client re-sent its ACK after 1 s without data; "resent", DATA or OACK packets the Strata server sent again after its retransmission timeout; "dropped", datagrams the kernel dropped for a full socket buffer in either namespace; "failed", a transfer made no progress for 10 s.`,
-    `Delay: this kernel has no netem, so bench/udp-delay.ts (one Node process per server, in the client namespace) holds every datagram for the given time in each direction, in one FIFO with one timer, with 4 MiB socket buffers${lateness.length ? `; ${lateness.join('; ')}` : ''}.`,
+    `Delay: this kernel has no netem, so bench/udp-delay.ts (per server, one Node process per client process, in the client namespace) holds every datagram for the given time in each direction, in one FIFO with one timer, with 4 MiB socket buffers${lateness.length ? `; ${lateness.join('; ')}` : ''}.`,
   ];
   const command = `node bench/tftp.ts ${argv}`.trim();
   // A run with --baseline also measured everything the plain run does: it writes both sections.

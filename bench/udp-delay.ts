@@ -2,7 +2,8 @@
  * A user-space UDP relay that adds a fixed delay each way, because this kernel has no netem (sch_netem is
  * missing; tc tbf cannot delay). Clients send to LISTEN (127.0.0.1:PORT); each client gets its own upstream
  * socket, so the server sees one peer per client and may answer from a new port (a TFTP transfer ID):
- * the relay follows the last port the server answered from. Replies reach the client from LISTEN.
+ * the relay follows the last port the server answered from, and sends a request (RRQ/WRQ) to TARGET_PORT
+ * again (a client port reused by a later transfer). Replies reach the client from LISTEN.
  *   node bench/udp-delay.ts PORT TARGET_IP TARGET_PORT ONE_WAY_MS
  * Every datagram waits the same time, so deadlines come in arrival order: one FIFO and one timer for its
  * head carry all transfers (no timer per datagram), and packet order is kept. Sockets get 4 MiB buffers so
@@ -86,6 +87,9 @@ front.on('message', (msg, from) => {
     peers.set(key, entry);
     p = entry;
   }
+  // A request (RRQ/WRQ) starts a new transfer at the server's listening port. Clients' ephemeral ports are
+  // reused from one run to the next, and the old transfer's port would swallow the new request.
+  if (msg.length >= 2 && (msg[1] === 1 || msg[1] === 2) && msg[0] === 0) p.tid = Number(targetPort);
   later(p.up, msg, p.tid, targetIp);
 });
 
