@@ -172,8 +172,9 @@ export async function strataServe(
     // The boot HTTP server's socket directory, in the benchmark's scratch: its SIGKILL cleans nothing up.
     TMPDIR: dirname(root),
   });
-  const { ask } = lineChannel(s.child);
+  const { ask, next } = lineChannel(s.child);
   await listening(ns, mode === 'tftp' ? 'udp' : 'tcp', port, `strata ${mode}`, s.stderr);
+  await next(); // its `ready`, so that it is not taken for the answer to the first question
   return { pid: s.child.pid!, ask };
 }
 

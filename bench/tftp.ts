@@ -230,7 +230,7 @@ export async function runTftp(o: {
 /** The Strata server's counters (undefined for the peers, and for a checkout whose serve.ts does not answer). */
 async function serverStats(s: Server): Promise<{ retransmits: number } | undefined> {
   const line = await s.strata?.ask('stats', 1000);
-  return line ? (JSON.parse(line) as { retransmits: number }) : undefined;
+  return line?.startsWith('{') ? (JSON.parse(line) as { retransmits: number }) : undefined;
 }
 
 async function fetchAll(
