@@ -7,10 +7,11 @@
  * A benchmark prints its table and, with `--write`, replaces its own section of BENCHMARKS.md (between
  * `<!-- bench:NAME:begin -->` and `<!-- bench:NAME:end -->`), so reruns of one benchmark leave the others.
  */
-import { execFileSync } from 'node:child_process';
+import { type ChildProcess, execFileSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, tmpdir, totalmem } from 'node:os';
 import { join, resolve } from 'node:path';
+import { createInterface } from 'node:readline';
 import { parseArgs } from 'node:util';
 import { createNetns, type NetnsSet } from '../test/helpers/netns.ts';
 
@@ -89,6 +90,48 @@ export function have(cmd: string): boolean {
   } catch {
     return false;
   }
+}
+
+/**
+ * A helper process that answers on its stdout. `next()` resolves with the next line it prints (e.g. its
+ * `ready`); `ask(cmd)` drops the lines nobody read, writes `cmd` as a line to its stdin and resolves with
+ * the next line, or undefined after `timeoutMs` (a helper that does not know the question, e.g. an older
+ * checkout's).
+ */
+export interface LineChannel {
+  next(): Promise<string>;
+  ask(cmd: string, timeoutMs?: number): Promise<string | undefined>;
+}
+
+export function lineChannel(child: ChildProcess): LineChannel {
+  const unread: string[] = [];
+  const waiting: ((line: string) => void)[] = [];
+  if (child.stdout)
+    createInterface({ input: child.stdout }).on('line', (l) => {
+      const w = waiting.shift();
+      if (w) w(l);
+      else unread.push(l);
+    });
+  const next = () =>
+    new Promise<string>((resolve) => (unread.length ? resolve(unread.shift()!) : waiting.push(resolve)));
+  return {
+    next,
+    ask: (cmd, timeoutMs = 2000) => {
+      unread.length = 0;
+      return new Promise((resolve) => {
+        const answer = (line: string) => {
+          clearTimeout(timer);
+          resolve(line);
+        };
+        const timer = setTimeout(() => {
+          waiting.splice(waiting.indexOf(answer), 1);
+          resolve(undefined);
+        }, timeoutMs);
+        waiting.push(answer);
+        child.stdin?.write(`${cmd}\n`);
+      });
+    },
+  };
 }
 
 /**

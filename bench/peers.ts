@@ -9,7 +9,7 @@ import { execFileSync } from 'node:child_process';
 import { chmodSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { currentNetns, type NetnsSet } from '../test/helpers/netns.ts';
-import { REPO, sleep } from './lib.ts';
+import { type LineChannel, lineChannel, REPO, sleep } from './lib.ts';
 
 const NODE = process.execPath;
 
@@ -152,7 +152,10 @@ export async function tftpdHpa(set: NetnsSet, ns: string, root: string, port = 6
   await listening(ns, 'udp', port, 'in.tftpd', s.stderr);
 }
 
-/** Strata's TFTP server or the boot worker's HTTP server alone (bench/serve.ts). */
+/**
+ * Strata's TFTP server or the boot worker's HTTP server alone (bench/serve.ts): its pid, and `ask` for its
+ * counters (`ask('stats')`, tftp mode; undefined from a checkout whose serve.ts does not answer).
+ */
 export async function strataServe(
   set: NetnsSet,
   ns: string,
@@ -161,7 +164,7 @@ export async function strataServe(
   port: number,
   repo = REPO,
   workers = 1,
-): Promise<number> {
+): Promise<{ pid: number; ask: LineChannel['ask'] }> {
   const args = [join(repo, 'bench/serve.ts'), mode, root, String(port), String(workers)];
   const s = spawnIn(set, ns, NODE, args, {
     ...process.env,
@@ -169,8 +172,10 @@ export async function strataServe(
     // The boot HTTP server's socket directory, in the benchmark's scratch: its SIGKILL cleans nothing up.
     TMPDIR: dirname(root),
   });
+  const { ask, next } = lineChannel(s.child);
   await listening(ns, mode === 'tftp' ? 'udp' : 'tcp', port, `strata ${mode}`, s.stderr);
-  return s.child.pid!;
+  await next(); // its `ready`, so that it is not taken for the answer to the first question
+  return { pid: s.child.pid!, ask };
 }
 
 /** CPU seconds (user + system) process `pid` has used so far. */

@@ -2,7 +2,8 @@
  * Strata's TFTP server or the boot worker's HTTP server on its own, as benchmarks run them inside a namespace:
  *   node bench/serve.ts tftp ROOT PORT        (src/tftp/server.ts with a DirectorySource)
  *   node bench/serve.ts http ROOT PORT [N]    (src/boot/http.ts: /boot/ipxe?mac=… and /artifacts/…)
- * Prints `ready` once listening. HTTP is the boot worker's own server (`serveHttp`, as a segment's worker
+ * Prints `ready` once listening; in tftp mode a line `stats` on stdin prints the server's counters so far
+ * (retransmits, duplicate ACKs, failed transfers) as one JSON line. HTTP is the boot worker's own server (`serveHttp`, as a segment's worker
  * runs it) in N processes sharing the port (spec.boot.httpProcesses; 1 = the worker alone), over an
  * in-process transport whose script subject answers a fixed chain script, so the figure is the serving
  * path's — the IPC from the other processes included — not a decision's (the boot storm measures
@@ -10,10 +11,12 @@
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { dirname, join } from 'node:path';
+import { createInterface } from 'node:readline';
 import { serveHttp } from '../src/boot/http.ts';
 import { type BootConfig, type BootScriptRequest, subjects } from '../src/boot/protocol.ts';
 import { networkSpec } from '../src/core/kinds/network.ts';
 import { createLogger } from '../src/core/log.ts';
+import { registry } from '../src/core/metrics.ts';
 import { InprocTransport } from '../src/core/transport/inproc.ts';
 import { TftpServer } from '../src/tftp/server.ts';
 import { DirectorySource } from '../src/tftp/source.ts';
@@ -29,6 +32,20 @@ let stop = async () => {};
 if (mode === 'tftp') {
   const server = new TftpServer({ source: new DirectorySource(root), port, address: '0.0.0.0' });
   await server.start();
+  // `stats` on stdin: the server's counters so far, as one JSON line (the benchmark takes differences).
+  createInterface({ input: process.stdin }).on('line', async (line) => {
+    if (line.trim() !== 'stats') return;
+    const value = async (name: string, labels: Record<string, string> = {}) =>
+      ((await registry.getSingleMetric(name)?.get())?.values ?? [])
+        .filter((v) => Object.entries(labels).every(([k, l]) => v.labels[k] === l))
+        .reduce((a, v) => a + v.value, 0);
+    const stats = {
+      retransmits: await value('strata_tftp_retransmits_total'),
+      duplicateAcks: await value('strata_tftp_duplicate_acks_total'),
+      failed: await value('strata_tftp_transfers_total', { result: 'error' }),
+    };
+    process.stdout.write(`${JSON.stringify(stats)}\n`);
+  });
 } else {
   const transport = new InprocTransport();
   await transport.serve(subjects.script, async (q: BootScriptRequest) => ({

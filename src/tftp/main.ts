@@ -2,7 +2,8 @@
  * Stand-alone entry for the read-only TFTP server, for trying it out and for tests against real clients:
  *
  *   node src/tftp/main.ts --root DIR [--root PREFIX=DIR ...] [--listen 127.0.0.1:6969]
- *                         [--max-blksize N] [--max-windowsize N] [--timeout-ms N] [--retries N]
+ *                         [--max-blksize N] [--max-windowsize N] [--timeout-ms N] [--min-timeout-ms N]
+ *                         [--retries N]
  *
  * `--root DIR` serves DIR at the top; `--root ipxe/=DIR` mounts DIR under the prefix `ipxe/`. One JSON log
  * line per finished transfer on stderr. Prints `listening ADDRESS:PORT` on stdout once bound (tests wait for
@@ -20,6 +21,7 @@ const { values } = parseArgs({
     'max-blksize': { type: 'string' },
     'max-windowsize': { type: 'string' },
     'timeout-ms': { type: 'string' },
+    'min-timeout-ms': { type: 'string' },
     retries: { type: 'string' },
   },
 });
@@ -54,6 +56,7 @@ const server = new TftpServer({
   maxBlksize: num(values['max-blksize']),
   maxWindowsize: num(values['max-windowsize']),
   timeoutMs: num(values['timeout-ms']),
+  minTimeoutMs: num(values['min-timeout-ms']),
   retries: num(values.retries),
   observer: {
     onTransfer: (s) => (s.ok ? log.info('transfer', { ...s }) : log.warn('transfer', { ...s })),

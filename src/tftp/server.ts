@@ -12,6 +12,12 @@
  *   client lost the next one: resend the window from there. A duplicate or stale ACK is ignored and NEVER
  *   triggers a send — retransmission happens only when our own timer fires, which is what prevents the
  *   Sorcerer's Apprentice storm. Retries are bounded; progress resets the count.
+ * - The retransmission timeout adapts to the round trip measured per transfer, as TCP's does (RFC 6298:
+ *   SRTT + 4·RTTVAR, Karn's rule: no sample from a window that was resent), between `minTimeoutMs` and
+ *   `timeoutMs`, and doubles on each timeout up to `timeoutMs`. A fixed 1 s made every lost packet on a
+ *   10 ms path cost 100 round trips; a client that negotiated `timeout` (RFC 2349) gets exactly that. Only
+ *   timeouts at the full `timeoutMs` count toward `retries`, so a silent client is given up no sooner than
+ *   before.
  * - Bytes come from an injected `FileSource` (see `source.ts`) through positional reads, one read per window,
  *   into a buffer the transfer owns and reuses; each DATA packet is sent as [4-byte header, data slice]
  *   (scatter/gather, no copy). A buffer that sends still queued in libuv point into is never refilled.
@@ -60,6 +66,8 @@ export interface TransferSummary {
   error?: string;
   /** Packets (DATA or OACK) sent again after a timeout. */
   retransmits: number;
+  /** Smoothed round trip (send of a window to its ACK), when one was measured. */
+  srttMs?: number;
 }
 
 export interface TransferObserver {
@@ -74,8 +82,16 @@ export interface TftpServerOptions {
   port?: number;
   observer?: TransferObserver;
   logger?: Logger;
-  /** Retransmission timeout when the client does not negotiate one (RFC 2349). Default 1000 ms. */
+  /**
+   * Retransmission timeout when the client does not negotiate one (RFC 2349), and the most the adaptive
+   * timeout grows to. Default 1000 ms.
+   */
   timeoutMs?: number;
+  /**
+   * Floor of the adaptive retransmission timeout. Default 200 ms (Linux TCP's): a lost packet costs about
+   * this instead of a whole `timeoutMs`, while an event loop that stalls for less never resends.
+   */
+  minTimeoutMs?: number;
   /** Timeouts in a row without progress before a transfer is abandoned. Default 5. */
   retries?: number;
   /** Largest blksize agreed to. Default 65464. */
@@ -125,6 +141,7 @@ export class TftpServer {
       observer: options.observer,
       logger: options.logger ?? silentLogger,
       timeoutMs: options.timeoutMs ?? 1000,
+      minTimeoutMs: Math.min(options.minTimeoutMs ?? 200, options.timeoutMs ?? 1000),
       retries: options.retries ?? 5,
       maxBlksize: Math.min(options.maxBlksize ?? MAX_BLKSIZE, MAX_BLKSIZE),
       maxWindowsize: options.maxWindowsize ?? 64,
@@ -270,6 +287,14 @@ class ReadTransfer {
   #retries = 0;
   #retransmits = 0;
   #timer: NodeJS.Timeout | undefined;
+  /** Current retransmission timeout (adaptive unless the client negotiated one). */
+  #rto = 0;
+  #srtt: number | undefined;
+  #rttvar = 0;
+  /** When the window now outstanding was first sent; undefined once any of it was resent (Karn). */
+  #sentAt: number | undefined;
+  /** The duration `#timer` was created with (`refresh()` keeps it). */
+  #timerMs = 0;
   #pumping: Promise<void> | undefined;
   /** Headers for `span` blocks, then their data: [0, 4*span) then span*blksize. Reused for every window. */
   #win: Buffer | undefined;
@@ -326,6 +351,7 @@ class ReadTransfer {
       maxWindowBytes: this.#cfg.maxWindowBytes,
     });
     this.#total = blockCount(size, this.#neg.blksize);
+    this.#rto = this.#timeoutMs;
     if (this.#mode === 'netascii') log.debug('tftp netascii served as octet', { path: this.#path });
 
     try {
@@ -352,6 +378,7 @@ class ReadTransfer {
       this.#state = 'oack';
       this.#oack = encodeOack(this.#neg.oack);
       this.#send(this.#oack);
+      this.#sentAt = performance.now();
       this.#arm();
     } else {
       this.#state = 'data';
@@ -374,18 +401,40 @@ class ReadTransfer {
     this.#socket?.send(buf);
   }
 
-  /** (Re)starts the retransmission timer: one timer per transfer, refreshed rather than re-created. */
+  /** (Re)starts the retransmission timer: one timer per transfer, refreshed unless the timeout changed. */
   #arm(): void {
-    if (this.#timer) this.#timer.refresh();
-    else this.#timer = setTimeout(() => this.#onTimeout(), this.#timeoutMs);
+    if (this.#timer && this.#timerMs === this.#rto) this.#timer.refresh();
+    else {
+      clearTimeout(this.#timer);
+      this.#timerMs = this.#rto;
+      this.#timer = setTimeout(() => this.#onTimeout(), this.#rto);
+    }
+  }
+
+  /** A round trip measured on a window (or the OACK) sent once: updates the timeout (RFC 6298, 2.2–2.3). */
+  #sample(rtt: number): void {
+    this.#sentAt = undefined;
+    if (this.#neg.timeoutMs !== undefined) return; // the client chose the timeout
+    if (this.#srtt === undefined) {
+      this.#srtt = rtt;
+      this.#rttvar = rtt / 2;
+    } else {
+      this.#rttvar = 0.75 * this.#rttvar + 0.25 * Math.abs(this.#srtt - rtt);
+      this.#srtt = 0.875 * this.#srtt + 0.125 * rtt;
+    }
+    const rto = Math.round(this.#srtt + 4 * this.#rttvar);
+    this.#rto = Math.min(Math.max(rto, this.#cfg.minTimeoutMs), this.#cfg.timeoutMs);
   }
 
   #onTimeout(): void {
     if (this.#state === 'done') return;
-    if (++this.#retries > this.#cfg.retries) {
+    // Backing off from a short adaptive timeout is free; only timeouts at the full one count as retries.
+    if (this.#rto >= this.#timeoutMs && ++this.#retries > this.#cfg.retries) {
       this.#fail(`timeout after ${this.#cfg.retries} retries`, true);
       return;
     }
+    this.#rto = Math.min(this.#rto * 2, this.#timeoutMs);
+    this.#sentAt = undefined; // Karn: the ACK of a resent window says nothing about the round trip
     if (this.#state === 'oack' && this.#oack) {
       this.#retransmits++;
       retransmitted.inc();
@@ -425,6 +474,7 @@ class ReadTransfer {
         unexpected.inc({ type: 'ack' });
         return;
       }
+      if (this.#sentAt !== undefined) this.#sample(performance.now() - this.#sentAt);
       this.#state = 'data';
       this.#retries = 0;
       this.#pump();
@@ -437,6 +487,7 @@ class ReadTransfer {
       duplicateAcks.inc(); // never answered: a duplicate ACK must not cause a send (Sorcerer's Apprentice)
       return;
     }
+    if (abs === this.#sentTo && this.#sentAt !== undefined) this.#sample(performance.now() - this.#sentAt);
     this.#acked = abs;
     this.#retries = 0;
     if (abs === this.#total) {
@@ -454,6 +505,7 @@ class ReadTransfer {
     const from = this.#acked + 1;
     if (this.#holds(from, this.#windowEnd(from))) {
       this.#sendRange(from, this.#windowEnd(from)); // hot path: no I/O, no promise
+      this.#sentAt = performance.now();
       return;
     }
     this.#pumping = (async () => {
@@ -465,6 +517,7 @@ class ReadTransfer {
           if (this.#acked + 1 === start) break; // else an ACK moved the window while we read: read again
         }
         this.#sendRange(this.#acked + 1, this.#windowEnd(this.#acked + 1));
+        this.#sentAt = performance.now();
         this.#arm();
       } catch (err) {
         this.#cfg.logger.error('tftp read failed', { path: this.#path, err });
@@ -594,6 +647,7 @@ class ReadTransfer {
       ok,
       retransmits: this.#retransmits,
     };
+    if (this.#srtt !== undefined) s.srttMs = Math.round(this.#srtt * 1000) / 1000;
     if (error !== undefined) s.error = error;
     this.#onDone(s);
     this.#doneResolve?.();

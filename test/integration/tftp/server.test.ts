@@ -231,6 +231,76 @@ describe('tftp server: loss and duplicates', () => {
   });
 });
 
+describe('tftp server: adaptive retransmission timeout', () => {
+  // timeoutMs far above the floor, so which one the server used shows in the time a loss costs.
+  let a: Harness;
+  before(async () => {
+    a = await startServer(tree.root, { timeoutMs: 1500, minTimeoutMs: 50, retries: 1 });
+  });
+  after(() => a.server.stop());
+
+  it('a lost ACK costs about the measured round trip (floor 50 ms), not the 1.5 s timeout', async () => {
+    let dropped = false;
+    const t0 = performance.now();
+    const r = await scriptedGet(a.port, 'fifty', {
+      ackCopies: (b) => {
+        if (b !== 30 || dropped) return 1;
+        dropped = true;
+        return 0;
+      },
+    });
+    const ms = performance.now() - t0;
+    assert.equal(sha256(r.data), sha256(await file('fifty')));
+    const s = await waitForSummary(a, (x) => x.client.port === r.clientPort);
+    assert.ok(s?.ok);
+    assert.ok(s.retransmits >= 1, `${s.retransmits} retransmits`);
+    assert.equal(r.dataPackets, 51 + s.retransmits);
+    assert.ok(ms < 1200, `the transfer took ${ms} ms: the 1.5 s timeout was used`);
+    assert.ok(s.srttMs !== undefined && s.srttMs < 50, `srtt ${s.srttMs}`);
+  });
+
+  it('a client that goes silent mid-transfer: backs off to the full timeout, then counts the retries', async () => {
+    const c = await RawClient.open();
+    const port = c.socket.address().port;
+    c.send(encodeRequest('rrq', 'fifty'), a.port);
+    const first = await c.recv();
+    assert.equal(first?.packet.type, 'data');
+    // Five blocks acknowledged (round trips measured), then silence.
+    for (let b = 1; b <= 5; b++) {
+      c.send(encodeAck(b), first.port);
+      assert.equal((await c.recv())?.packet.type, 'data');
+    }
+    const silentAt = performance.now();
+    const copies: number[] = [];
+    for (let r = await c.recv(2500); r?.packet.type === 'data'; r = await c.recv(2500))
+      copies.push(performance.now());
+    const gaveUp = performance.now();
+    c.close();
+    const s = await waitForSummary(a, (x) => x.client.port === port, 5000);
+    assert.equal(s?.ok, false);
+    assert.match(s?.error ?? '', /timeout after 1 retries/);
+    // 50 → 100 → … → 1500 ms, then (retries + 1) full timeouts, as with a fixed timeout: never sooner.
+    assert.ok(gaveUp - silentAt >= 2 * 1500, `given up after ${gaveUp - silentAt} ms`);
+    assert.ok(copies.length >= 4, `${copies.length} resends`);
+    assert.ok(copies[0]! - silentAt < 1000, `first resend after ${copies[0]! - silentAt} ms`);
+  });
+
+  it('a client that negotiated a timeout (RFC 2349) gets exactly that', async () => {
+    const c = await RawClient.open();
+    c.send(encodeRequest('rrq', 'fifty', 'octet', [['timeout', '1']]), a.port);
+    const oack = await c.recv();
+    assert.equal(oack?.packet.type, 'oack');
+    c.send(encodeAck(0), oack.port);
+    assert.equal((await c.recv())?.packet.type, 'data');
+    const t0 = performance.now();
+    const again = await c.recv(3000); // block 1 again, after the client's 1 s
+    const waited = performance.now() - t0;
+    c.close();
+    assert.equal(again?.packet.type, 'data');
+    assert.ok(waited >= 990 && waited < 1900, `resent after ${waited} ms`);
+  });
+});
+
 describe('tftp server: lifecycle', () => {
   it('stop() aborts running transfers, tells their clients, and frees the port', async () => {
     const summaries: string[] = [];
