@@ -235,6 +235,8 @@ export interface StrataOptions {
   /** More arguments for up/manager (e.g. `--tls`); with `https` the server is reached over TLS. */
   args?: string[];
   https?: boolean;
+  /** The strata executable (default this tree's bin/strata): another checkout's, for a before/after benchmark. */
+  bin?: string;
 }
 
 export interface ApiResponse {
@@ -314,7 +316,7 @@ export async function startStrata(t: Cleanup, opts: StrataOptions = {}): Promise
   const launch = async (keepPort: boolean) => {
     for (let tries = 0; ; tries++) {
       if (!keepPort && mode !== 'worker') port = await freePort();
-      const p = spawn(STRATA_BIN, args(), {
+      const p = spawn(opts.bin ?? STRATA_BIN, args(), {
         cwd: dataDir,
         env: cleanEnv({ STRATA_LOG_LEVEL: 'info', STRATA_CONFIG: SERVERS_CONFIG, ...opts.env }),
         stdio: ['ignore', 'pipe', 'pipe'],

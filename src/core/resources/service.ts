@@ -9,7 +9,7 @@
 import { setImmediate as yieldToLoop } from 'node:timers/promises';
 import { isDeepStrictEqual } from 'node:util';
 import type { EventHub } from '../events.ts';
-import type { Store, VersionedList, WriteOp } from '../store/types.ts';
+import type { JsonList, ListOptions, Store, VersionedList, WriteOp } from '../store/types.ts';
 import { admit, type Limits, usersOf } from './admission.ts';
 import { invalid, notFound, StrataError } from './errors.ts';
 import { getKind } from './kinds.ts';
@@ -23,6 +23,17 @@ const CHUNK = 250;
 
 export interface Page extends VersionedList {
   /** Opaque token for the next page; absent on the last one. */
+  continue?: string;
+}
+
+/** A Page of objects as JSON text (Store.listVersionedJson). */
+export interface JsonPage extends JsonList {
+  continue?: string;
+}
+
+export interface PageOptions {
+  selector?: Selector;
+  limit?: number;
   continue?: string;
 }
 
@@ -63,34 +74,61 @@ export class ResourceService {
    * its first page (carried in the token), so a client that watches from it after the last page replays
    * whatever changed while it paged, and misses nothing.
    */
-  async listPage(
-    kind: string,
-    opts: { selector?: Selector; limit?: number; continue?: string } = {},
-  ): Promise<Page> {
+  listPage(kind: string, opts: PageOptions = {}): Promise<Page> {
+    return this.#page(
+      (o) => this.store.listVersioned(kind, o),
+      (r) => r.metadata.name,
+      (r) => r.metadata.labels,
+      opts,
+    );
+  }
+
+  /**
+   * listPage with each object as its JSON text (the API's lists): the stored text is sent as it is, not
+   * parsed and serialised again. Only a selector beyond label equalities parses an object, for its labels.
+   */
+  listPageJson(kind: string, opts: PageOptions = {}): Promise<JsonPage> {
+    return this.#page(
+      (o) => this.store.listVersionedJson(kind, o),
+      (r) => r.name,
+      (r) => (JSON.parse(r.json) as Resource).metadata.labels,
+      opts,
+    );
+  }
+
+  async #page<T>(
+    read: (o: ListOptions) => Promise<{ items: T[]; resourceVersion: string }>,
+    nameOf: (item: T) => string,
+    labelsOf: (item: T) => Record<string, string> | undefined,
+    opts: PageOptions,
+  ): Promise<{ items: T[]; resourceVersion: string; continue?: string }> {
     const sel = opts.selector ?? [];
     const token = opts.continue ? decodeContinue(opts.continue) : undefined;
     const labels = equalities(sel);
+    // The store filters equalities; the rest of the selector is checked here, a chunk at a time.
+    const rest = sel.filter(
+      (r) => !(r.op === 'in' && r.values.length === 1 && labels[r.key] === r.values[0]),
+    );
     const want = opts.limit && opts.limit > 0 ? opts.limit : undefined;
-    const items: Resource[] = [];
+    const items: T[] = [];
     let after = token?.after;
     let version: string | undefined;
-    // The store filters equalities; the rest of the selector is checked here, a chunk at a time.
     for (;;) {
       const chunk = want ? Math.max(want - items.length + 1, 100) : undefined;
-      const page = await this.store.listVersioned(kind, {
+      const page = await read({
         ...(Object.keys(labels).length ? { labels } : {}),
         ...(after !== undefined ? { after } : {}),
         ...(chunk ? { limit: chunk } : {}),
       });
       version ??= page.resourceVersion;
-      for (const r of page.items) if (matchesSelector(r.metadata.labels, sel)) items.push(r);
+      for (const r of page.items) if (!rest.length || matchesSelector(labelsOf(r), rest)) items.push(r);
       if (!chunk || page.items.length < chunk || (want && items.length > want)) break;
-      after = page.items[page.items.length - 1]!.metadata.name;
+      after = nameOf(page.items[page.items.length - 1]!);
     }
     const resourceVersion = token?.rv ?? version!;
     if (want && items.length > want) {
       items.length = want;
-      const last = items[want - 1]!.metadata.name;
+      const last = nameOf(items[want - 1]!);
       return { items, resourceVersion, continue: encodeContinue({ rv: resourceVersion, after: last }) };
     }
     return { items, resourceVersion };
