@@ -9,7 +9,7 @@
 import { setImmediate as yieldToLoop } from 'node:timers/promises';
 import { isDeepStrictEqual } from 'node:util';
 import type { EventHub } from '../events.ts';
-import type { JsonList, ListOptions, Store, VersionedList, WriteOp } from '../store/types.ts';
+import type { JsonItem, JsonList, Store, WriteOp } from '../store/types.ts';
 import { admit, type Limits, usersOf } from './admission.ts';
 import { invalid, notFound, StrataError } from './errors.ts';
 import { getKind } from './kinds.ts';
@@ -21,13 +21,9 @@ export type ApplyAction = 'created' | 'configured' | 'unchanged';
 /** Bulk work (apply, change fan-out) gives the event loop a turn after this many objects. */
 const CHUNK = 250;
 
-export interface Page extends VersionedList {
-  /** Opaque token for the next page; absent on the last one. */
-  continue?: string;
-}
-
-/** A Page of objects as JSON text (Store.listVersionedJson). */
+/** A page of a list, its objects as JSON text (Store.listVersionedJson). */
 export interface JsonPage extends JsonList {
+  /** Opaque token for the next page; absent on the last one. */
   continue?: string;
 }
 
@@ -70,38 +66,13 @@ export class ResourceService {
   }
 
   /**
-   * One page of a list, with the version to watch from. Every page of one listing reports the version of
-   * its first page (carried in the token), so a client that watches from it after the last page replays
-   * whatever changed while it paged, and misses nothing.
+   * One page of a list, with the version to watch from, each object as its JSON text (the API sends the
+   * stored text as it is, not parsed and serialised again; only a selector beyond label equalities parses
+   * an object, for its labels). Every page of one listing reports the version of its first page (carried
+   * in the token), so a client that watches from it after the last page replays whatever changed while it
+   * paged, and misses nothing.
    */
-  listPage(kind: string, opts: PageOptions = {}): Promise<Page> {
-    return this.#page(
-      (o) => this.store.listVersioned(kind, o),
-      (r) => r.metadata.name,
-      (r) => r.metadata.labels,
-      opts,
-    );
-  }
-
-  /**
-   * listPage with each object as its JSON text (the API's lists): the stored text is sent as it is, not
-   * parsed and serialised again. Only a selector beyond label equalities parses an object, for its labels.
-   */
-  listPageJson(kind: string, opts: PageOptions = {}): Promise<JsonPage> {
-    return this.#page(
-      (o) => this.store.listVersionedJson(kind, o),
-      (r) => r.name,
-      (r) => (JSON.parse(r.json) as Resource).metadata.labels,
-      opts,
-    );
-  }
-
-  async #page<T>(
-    read: (o: ListOptions) => Promise<{ items: T[]; resourceVersion: string }>,
-    nameOf: (item: T) => string,
-    labelsOf: (item: T) => Record<string, string> | undefined,
-    opts: PageOptions,
-  ): Promise<{ items: T[]; resourceVersion: string; continue?: string }> {
+  async listPageJson(kind: string, opts: PageOptions = {}): Promise<JsonPage> {
     const sel = opts.selector ?? [];
     const token = opts.continue ? decodeContinue(opts.continue) : undefined;
     const labels = equalities(sel);
@@ -110,25 +81,27 @@ export class ResourceService {
       (r) => !(r.op === 'in' && r.values.length === 1 && labels[r.key] === r.values[0]),
     );
     const want = opts.limit && opts.limit > 0 ? opts.limit : undefined;
-    const items: T[] = [];
+    const items: JsonItem[] = [];
     let after = token?.after;
     let version: string | undefined;
     for (;;) {
       const chunk = want ? Math.max(want - items.length + 1, 100) : undefined;
-      const page = await read({
+      const page = await this.store.listVersionedJson(kind, {
         ...(Object.keys(labels).length ? { labels } : {}),
         ...(after !== undefined ? { after } : {}),
         ...(chunk ? { limit: chunk } : {}),
       });
       version ??= page.resourceVersion;
-      for (const r of page.items) if (!rest.length || matchesSelector(labelsOf(r), rest)) items.push(r);
+      for (const r of page.items)
+        if (!rest.length || matchesSelector((JSON.parse(r.json) as Resource).metadata.labels, rest))
+          items.push(r);
       if (!chunk || page.items.length < chunk || (want && items.length > want)) break;
-      after = nameOf(page.items[page.items.length - 1]!);
+      after = page.items[page.items.length - 1]!.name;
     }
     const resourceVersion = token?.rv ?? version!;
     if (want && items.length > want) {
       items.length = want;
-      const last = nameOf(items[want - 1]!);
+      const last = items[want - 1]!.name;
       return { items, resourceVersion, continue: encodeContinue({ rv: resourceVersion, after: last }) };
     }
     return { items, resourceVersion };
