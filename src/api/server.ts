@@ -575,7 +575,7 @@ export class ApiServer {
   }
 
   /** Apply: the body is read as the Content-Type says, never guessed from its first bytes. */
-  async #apply({ req, body, query, principal }: RouteContext): Promise<unknown> {
+  async #apply({ req, res, body, query, principal }: RouteContext): Promise<unknown> {
     const type = mediaType(req);
     let docs: Resource[];
     if (type === 'application/json') {
@@ -595,15 +595,26 @@ export class ApiServer {
     }
     const dryRun = query.get('dryRun') === 'true' || query.get('dryRun') === 'All';
     const out = await this.#deps.resources.apply(docs, { dryRun });
-    return {
-      kind: 'ApplyResult',
-      items: out.map((o) => ({
-        kind: o.resource.kind,
-        name: o.resource.metadata.name,
-        action: o.action,
-        object: o.resource,
-      })),
-    };
+    const items = out.map((o) => ({
+      kind: o.resource.kind,
+      name: o.resource.metadata.name,
+      action: o.action,
+      object: o.resource,
+    }));
+    if (items.length <= LIST_CHUNK) return { kind: 'ApplyResult', items };
+    // A large result is serialised and sent LIST_CHUNK items at a time, with a turn of the loop between
+    // chunks: the result of a 10,000-Node apply in one piece held the loop 40-200 ms.
+    res.writeHead(200, { 'content-type': 'application/json' });
+    res.write('{"kind":"ApplyResult","items":[');
+    for (let i = 0; i < items.length; i += LIST_CHUNK) {
+      if (i && !(await writable(res))) return;
+      const text = items
+        .slice(i, i + LIST_CHUNK)
+        .map((o) => JSON.stringify(o))
+        .join(',');
+      res.write(i ? `,${text}` : text);
+    }
+    res.end(']}');
   }
 
   /**
