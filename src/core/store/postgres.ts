@@ -104,8 +104,8 @@ function textRowToResource(row: TextRow & { name: string }): Resource {
   });
 }
 
-/** A list reads this many rows per statement. */
-const LIST_PAGE = 500;
+/** A list reads at most this many rows per statement (an API page, 501 rows, in one). */
+const LIST_PAGE = 1000;
 
 /** JSON with object keys sorted, for comparing values the way JSONB does. */
 function canonical(v: unknown): string {
@@ -267,7 +267,7 @@ export class PostgresStore implements Store {
   }
 
   /**
-   * The rows of a list by name, read LIST_PAGE at a time (keyset on the name), each made into what `map`
+   * The rows of a list by name, read up to LIST_PAGE at a time (keyset on the name), each made into what `map`
    * makes of it (undefined: filtered out). A kind of 10,000 objects read in one query was turned into
    * objects in one go, holding the event loop ~100 ms; a page at a time gives it a turn between pages. On
    * the pool each page is its own statement (each object once, as committed at some moment of the list,
@@ -286,11 +286,13 @@ export class PostgresStore implements Store {
     let after = opts?.after ?? '';
     while (out.length < limit) {
       const chunk = Math.min(LIST_PAGE, limit - out.length);
+      // The columns are computed outside the sorted, limited read: inside it, `meta::text` and the like
+      // were computed for every row the sort saw (all the kind's rows after `after`), not the page's.
       const { rows } = await c.query<R>(
-        `SELECT ${columns} FROM resources WHERE kind = $1
+        `SELECT ${columns} FROM (SELECT * FROM resources WHERE kind = $1
            AND ($2::jsonb IS NULL OR COALESCE(meta->'labels', '{}'::jsonb) @> $2::jsonb)
            AND name COLLATE "C" > $3
-         ORDER BY name COLLATE "C" LIMIT $4`,
+         ORDER BY name COLLATE "C" LIMIT $4) AS page ORDER BY name COLLATE "C"`,
         [kind, labels, after, chunk],
       );
       for (const row of rows) {
