@@ -10,9 +10,12 @@
  *     held by work: the main thread's CPU time between two ticks of a 5 ms timer (a delay on a loaded
  *     machine is mostly waiting for a core; this part is what the code holds).
  * The two stores run one after the other, so their columns are not interleaved: read the load beside them.
+ * --base DIR adds a "before" side (the peer column): DIR's own bin/strata (a checkout of an earlier
+ * commit, e.g. `git archive COMMIT | tar -x -C DIR && ln -s $PWD/node_modules DIR/`), run alternately
+ * with this tree's, --rounds times each per store; the figures are over all rounds (each run's are printed).
  *
  *   node bench/control-plane.ts [--nodes 10000] [--page 500] [--gets 300] [--databases sqlite,postgres]
- *                               [--converge-timeout 600] [--prof DIR] [--write]
+ *                               [--converge-timeout 600] [--prof DIR] [--base DIR] [--rounds 1] [--write]
  * The reconcile wait stops after --converge-timeout seconds and reports how many Nodes were reconciled.
  * --prof DIR runs the server with `--cpu-prof` and leaves its `.cpuprofile` in DIR (see BENCHMARKS.md).
  */
@@ -25,11 +28,13 @@ import {
   Cleanup,
   fmt,
   type Load,
+  median,
   nodesManifest,
   percentile,
   publish,
   REPO,
   type Row,
+  ratio,
   sleep,
   underLoad,
   withScratch,
@@ -42,6 +47,8 @@ const { opts, write, argv } = benchArgs('node bench/control-plane.ts (options in
   databases: 'sqlite,postgres',
   'converge-timeout': '600',
   prof: '',
+  base: '',
+  rounds: '1',
 });
 
 async function timed(fn: () => Promise<unknown>): Promise<number> {
@@ -66,10 +73,12 @@ interface StoreResult {
 async function measureStore(
   o: { nodes: number; page: number; gets: number; convergeS: number },
   database?: string,
+  base?: string,
 ) {
   return withScratch('cp', async ({ dir, cleanup }) => {
     const strata = await startStrata(cleanup, {
       ...(database ? { database } : {}),
+      ...(base ? { bin: join(base, 'bin/strata') } : {}),
       env: {
         STRATA_LOG_LEVEL: 'warn',
         STRATA_BENCH_ELD_DIR: dir,
@@ -166,8 +175,10 @@ export async function runControlPlane(o: {
   gets: number;
   convergeS: number;
   databases: string[];
+  base?: string;
+  rounds?: number;
 }) {
-  const results = new Map<string, StoreResult>();
+  const results = new Map<string, { now: StoreResult[]; base: StoreResult[] }>();
   for (const db of o.databases) {
     if (db === 'postgres') {
       const skip = await postgresSkipReason();
@@ -175,40 +186,107 @@ export async function runControlPlane(o: {
         console.error(`control-plane: PostgreSQL skipped (${skip})`);
         continue;
       }
-      const c = new Cleanup();
-      try {
-        const pg = await withPostgres(c);
-        results.set(db, await measureStore(o, pg.url));
-      } finally {
-        await c.run();
+    }
+    const runs = { now: [] as StoreResult[], base: [] as StoreResult[] };
+    results.set(db, runs);
+    for (let round = 0; round < (o.rounds ?? 1); round++)
+      for (const side of o.base ? (['base', 'now'] as const) : (['now'] as const)) {
+        const base = side === 'base' ? o.base : undefined;
+        let r: StoreResult;
+        if (db === 'postgres') {
+          const c = new Cleanup();
+          try {
+            r = await measureStore(o, (await withPostgres(c)).url, base);
+          } finally {
+            await c.run();
+          }
+        } else r = await measureStore(o, undefined, base);
+        runs[side].push(r);
+        console.error(
+          `control-plane: ${db} ${side === 'base' ? `before (${o.base})` : 'this tree'}: ${summary(r)}`,
+        );
       }
-    } else results.set(db, await measureStore(o));
   }
   const rows: Row[] = [];
   const p = (xs: number[]) => `p50 ${fmt(percentile(xs, 0.5), 1)} ms, p99 ${fmt(percentile(xs, 0.99), 1)} ms`;
-  for (const [db, r] of results) {
+  for (const [db, { now, base }] of results) {
+    if (!now.length) continue;
     const label = db === 'postgres' ? 'PostgreSQL' : 'SQLite';
-    const row = (what: string, value: string) =>
-      rows.push({ what: `${label}: ${what}`, strata: value, peer: '—', ratio: '—', load: r.load });
+    /** A figure over every run of a side: samples pooled, single values by median. */
+    const of = (rs: StoreResult[]) => ({
+      applyS: median(rs.map((r) => r.applyS)),
+      convergeS: median(rs.map((r) => r.convergeS)),
+      pageMs: rs.flatMap((r) => r.pageMs),
+      fullMs: rs.flatMap((r) => r.fullMs),
+      getMs: rs.flatMap((r) => r.getMs),
+      cliMs: rs.flatMap((r) => r.cliMs),
+      eldMaxMs: median(rs.map((r) => r.eldMaxMs)),
+      eldMaxCpuMs: median(rs.map((r) => r.eldMaxCpuMs)),
+      load: rs[rs.length - 1]!.load,
+    });
+    const r = of(now);
+    const b = base.length ? of(base) : undefined;
+    const row = (what: string, value: (x: typeof r) => string, n?: (x: typeof r) => number) =>
+      rows.push({
+        what: `${label}: ${what}`,
+        strata: value(r),
+        peer: b ? value(b) : '—',
+        ratio: b && n ? ratio(n(r), n(b), false) : '—',
+        load: r.load,
+      });
     row(
       `apply ${fmt(o.nodes)} Nodes (one request)`,
-      `${fmt(r.applyS, 2)} s (${fmt(o.nodes / r.applyS)} Nodes/s)`,
+      (x) => `${fmt(x.applyS, 2)} s (${fmt(o.nodes / x.applyS)} Nodes/s)`,
+      (x) => x.applyS,
     );
     row(
       'every Node reconciled once after the apply (a step and an event each)',
-      `${fmt(r.convergeS, 1)} s (${fmt(o.nodes / r.convergeS)} Nodes/s)`,
+      (x) => `${fmt(x.convergeS, 1)} s (${fmt(o.nodes / x.convergeS)} Nodes/s)`,
+      (x) => x.convergeS,
     );
-    row(`list, paged (limit ${o.page}), per request`, p(r.pageMs));
-    row(`list, all ${fmt(o.nodes)} at once`, p(r.fullMs));
-    row('get one Node', p(r.getMs));
-    row('CLI `strata get nodes` (process start included)', `median ${fmt(percentile(r.cliMs, 0.5))} ms`);
-    row('worst event-loop delay, from the apply to the last request', `${fmt(r.eldMaxMs, 1)} ms`);
+    row(
+      `list, paged (limit ${o.page}), per request`,
+      (x) => p(x.pageMs),
+      (x) => percentile(x.pageMs, 0.99),
+    );
+    row(
+      `list, all ${fmt(o.nodes)} at once`,
+      (x) => p(x.fullMs),
+      (x) => percentile(x.fullMs, 0.5),
+    );
+    row(
+      'get one Node',
+      (x) => p(x.getMs),
+      (x) => percentile(x.getMs, 0.99),
+    );
+    row(
+      'CLI `strata get nodes` (process start included)',
+      (x) => `median ${fmt(percentile(x.cliMs, 0.5))} ms`,
+      (x) => percentile(x.cliMs, 0.5),
+    );
+    row(
+      'worst event-loop delay, from the apply to the last request',
+      (x) => `${fmt(x.eldMaxMs, 1)} ms`,
+      (x) => x.eldMaxMs,
+    );
     row(
       'longest the loop was held by work (main-thread CPU time between two 5 ms ticks)',
-      `${fmt(r.eldMaxCpuMs, 1)} ms`,
+      (x) => `${fmt(x.eldMaxCpuMs, 1)} ms`,
+      (x) => x.eldMaxCpuMs,
     );
   }
   return rows;
+}
+
+/** One run's figures on one line (stderr), so each run of a before/after can be read. */
+function summary(r: StoreResult): string {
+  const q = (xs: number[], p: number) => fmt(percentile(xs, p), 1);
+  return (
+    `apply ${fmt(r.applyS, 1)} s, reconciled ${r.reconciled} in ${fmt(r.convergeS, 1)} s, ` +
+    `paged p50/p99 ${q(r.pageMs, 0.5)}/${q(r.pageMs, 0.99)} ms, whole p50 ${q(r.fullMs, 0.5)} ms, ` +
+    `get p50/p99 ${q(r.getMs, 0.5)}/${q(r.getMs, 0.99)} ms, worst delay ${fmt(r.eldMaxMs, 1)} ms, ` +
+    `held ${fmt(r.eldMaxCpuMs, 1)} ms, load ${fmt(r.load.load1, 2)}`
+  );
 }
 
 if (import.meta.main) {
@@ -218,6 +296,8 @@ if (import.meta.main) {
     gets: Number(opts.gets),
     convergeS: Number(opts['converge-timeout']),
     databases: opts.databases.split(','),
+    ...(opts.base ? { base: opts.base } : {}),
+    rounds: Number(opts.rounds),
   });
   publish(
     {
@@ -226,7 +306,10 @@ if (import.meta.main) {
       command: `node bench/control-plane.ts ${argv}`.trim(),
       rows,
       notes: [
-        'No peer: the figures are Strata against its targets (list p99 < 50 ms with paging; the event loop never blocked > 100 ms). Requests are made one at a time from the benchmark process over loopback; the list figures include reading the whole body.',
+        opts.base
+          ? `The peer column is the code before (${opts.base}, its own bin/strata), run alternately with this tree's, ${opts.rounds} run(s) of each per store: latencies pooled over the runs, single figures their median; the ratio is before/after (>1 = faster now). Targets: list p99 < 50 ms with paging; the event loop never blocked > 100 ms.`
+          : 'No peer: the figures are Strata against its targets (list p99 < 50 ms with paging; the event loop never blocked > 100 ms).',
+        'Requests are made one at a time from the benchmark process over loopback; the list figures include reading the whole body.',
       ],
     },
     write,

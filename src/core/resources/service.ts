@@ -9,7 +9,7 @@
 import { setImmediate as yieldToLoop } from 'node:timers/promises';
 import { isDeepStrictEqual } from 'node:util';
 import type { EventHub } from '../events.ts';
-import type { Store, VersionedList, WriteOp } from '../store/types.ts';
+import type { JsonItem, JsonList, Store, WriteOp } from '../store/types.ts';
 import { admit, type Limits, usersOf } from './admission.ts';
 import { invalid, notFound, StrataError } from './errors.ts';
 import { getKind } from './kinds.ts';
@@ -21,8 +21,15 @@ export type ApplyAction = 'created' | 'configured' | 'unchanged';
 /** Bulk work (apply, change fan-out) gives the event loop a turn after this many objects. */
 const CHUNK = 250;
 
-export interface Page extends VersionedList {
+/** A page of a list, its objects as JSON text (Store.listVersionedJson). */
+export interface JsonPage extends JsonList {
   /** Opaque token for the next page; absent on the last one. */
+  continue?: string;
+}
+
+export interface PageOptions {
+  selector?: Selector;
+  limit?: number;
   continue?: string;
 }
 
@@ -59,38 +66,42 @@ export class ResourceService {
   }
 
   /**
-   * One page of a list, with the version to watch from. Every page of one listing reports the version of
-   * its first page (carried in the token), so a client that watches from it after the last page replays
-   * whatever changed while it paged, and misses nothing.
+   * One page of a list, with the version to watch from, each object as its JSON text (the API sends the
+   * stored text as it is, not parsed and serialised again; only a selector beyond label equalities parses
+   * an object, for its labels). Every page of one listing reports the version of its first page (carried
+   * in the token), so a client that watches from it after the last page replays whatever changed while it
+   * paged, and misses nothing.
    */
-  async listPage(
-    kind: string,
-    opts: { selector?: Selector; limit?: number; continue?: string } = {},
-  ): Promise<Page> {
+  async listPageJson(kind: string, opts: PageOptions = {}): Promise<JsonPage> {
     const sel = opts.selector ?? [];
     const token = opts.continue ? decodeContinue(opts.continue) : undefined;
     const labels = equalities(sel);
+    // The store filters equalities; the rest of the selector is checked here, a chunk at a time.
+    const rest = sel.filter(
+      (r) => !(r.op === 'in' && r.values.length === 1 && labels[r.key] === r.values[0]),
+    );
     const want = opts.limit && opts.limit > 0 ? opts.limit : undefined;
-    const items: Resource[] = [];
+    const items: JsonItem[] = [];
     let after = token?.after;
     let version: string | undefined;
-    // The store filters equalities; the rest of the selector is checked here, a chunk at a time.
     for (;;) {
       const chunk = want ? Math.max(want - items.length + 1, 100) : undefined;
-      const page = await this.store.listVersioned(kind, {
+      const page = await this.store.listVersionedJson(kind, {
         ...(Object.keys(labels).length ? { labels } : {}),
         ...(after !== undefined ? { after } : {}),
         ...(chunk ? { limit: chunk } : {}),
       });
       version ??= page.resourceVersion;
-      for (const r of page.items) if (matchesSelector(r.metadata.labels, sel)) items.push(r);
+      for (const r of page.items)
+        if (!rest.length || matchesSelector((JSON.parse(r.json) as Resource).metadata.labels, rest))
+          items.push(r);
       if (!chunk || page.items.length < chunk || (want && items.length > want)) break;
-      after = page.items[page.items.length - 1]!.metadata.name;
+      after = page.items[page.items.length - 1]!.name;
     }
     const resourceVersion = token?.rv ?? version!;
     if (want && items.length > want) {
       items.length = want;
-      const last = items[want - 1]!.metadata.name;
+      const last = items[want - 1]!.name;
       return { items, resourceVersion, continue: encodeContinue({ rv: resourceVersion, after: last }) };
     }
     return { items, resourceVersion };

@@ -165,6 +165,7 @@ export class SealedStore implements Store {
   list: Store['list'] = (kind, opts) => this.#inner.list(kind, opts);
   lookup: Store['lookup'] = (kind, index, value) => this.#inner.lookup(kind, index, value);
   listVersioned: Store['listVersioned'] = (kind, opts) => this.#inner.listVersioned(kind, opts);
+  listVersionedJson: Store['listVersionedJson'] = (kind, opts) => this.#inner.listVersionedJson(kind, opts);
   version: Store['version'] = () => this.#inner.version();
   changes: Store['changes'] = (q) => this.#inner.changes(q);
   write: Store['write'] = (ops) => this.#inner.write(ops);

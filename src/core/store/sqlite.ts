@@ -33,8 +33,11 @@ import {
   type Change,
   type ChangeQuery,
   type EventQuery,
+  type JsonItem,
+  type JsonList,
   type ListOptions,
   matchesLabels,
+  rowJson,
   type Store,
   type StoredRecord,
   type VersionedList,
@@ -310,7 +313,28 @@ export class SqliteStore implements Store {
 
   /** Yields after every object, so a long list can be sliced (#sliced). */
   *#list(kind: string, opts?: ListOptions): Generator<void, Resource[]> {
-    const out: Resource[] = [];
+    return yield* this.#rows(kind, opts, (row) => {
+      const r = rowToResource(row);
+      return matchesLabels(r, opts?.labels) ? r : undefined;
+    });
+  }
+
+  /** #list's objects as JSON text, without parsing more than a label filter needs. */
+  *#listJson(kind: string, opts?: ListOptions): Generator<void, JsonItem[]> {
+    return yield* this.#rows(kind, opts, (row) =>
+      !opts?.labels || matchesLabels({ metadata: JSON.parse(row.meta) } as Resource, opts.labels)
+        ? { name: row.name, json: rowJson(row, () => rowToResource(row)) }
+        : undefined,
+    );
+  }
+
+  /** The rows of a list by name, each made into what `map` makes of it (undefined: filtered out). */
+  *#rows<T>(
+    kind: string,
+    opts: ListOptions | undefined,
+    map: (row: Row) => T | undefined,
+  ): Generator<void, T[]> {
+    const out: T[] = [];
     const limit = opts?.limit ?? Number.POSITIVE_INFINITY;
     let after = opts?.after ?? '';
     // Read in chunks until `limit` objects pass the label filter (or the kind is exhausted); without a
@@ -320,8 +344,8 @@ export class SqliteStore implements Store {
       const rows = this.#stmts.list!.all(kind, after, chunk) as unknown as Row[];
       for (const row of rows) {
         if (out.length >= limit) break;
-        const r = rowToResource(row);
-        if (matchesLabels(r, opts?.labels)) out.push(r);
+        const r = map(row);
+        if (r !== undefined) out.push(r);
         yield;
       }
       if (rows.length < chunk) break;
@@ -370,12 +394,17 @@ export class SqliteStore implements Store {
 
   async listVersioned(kind: string, opts?: ListOptions): Promise<VersionedList> {
     // One read transaction: the version and the rows come from the same snapshot (other processes too).
-    return this.#sliced(this.#read(this.#versioned(kind, opts)));
+    return this.#sliced(this.#read(this.#versioned(this.#list(kind, opts))));
   }
 
-  *#versioned(kind: string, opts?: ListOptions): Generator<void, VersionedList> {
+  async listVersionedJson(kind: string, opts?: ListOptions): Promise<JsonList> {
+    return this.#sliced(this.#read(this.#versioned(this.#listJson(kind, opts))));
+  }
+
+  /** The store's version, then `items` (not started yet), in the caller's read transaction. */
+  *#versioned<T>(items: Generator<void, T[]>): Generator<void, { items: T[]; resourceVersion: string }> {
     const resourceVersion = String((this.#stmts.rv!.get() as { value: number }).value);
-    return { items: yield* this.#list(kind, opts), resourceVersion };
+    return { items: yield* items, resourceVersion };
   }
 
   async version(): Promise<string> {

@@ -450,6 +450,20 @@ for (const driver of drivers) {
       await watch.until((evs) => changes(evs).some((c) => c.id === made.json.metadata.resourceVersion));
       watch.close();
     });
+    it('an apply of more than 500 objects answers each of them, in order (the result is sent in chunks)', async () => {
+      const docs = Array.from({ length: 1203 }, (_, i) => node(`bulk-${String(i).padStart(4, '0')}`, {}));
+      const dry = await api.call('POST', '/api/v1/apply?dryRun=true', nodesYaml(...docs));
+      assert.equal(dry.status, 200, dry.text.slice(0, 300));
+      assert.equal(dry.json.kind, 'ApplyResult');
+      assert.deepEqual(
+        dry.json.items.map((i: { kind: string; name: string; action: string }) => [i.kind, i.name, i.action]),
+        names(docs).map((n) => ['Node', n, 'created']),
+      );
+      assert.deepEqual(
+        dry.json.items.map((i: { object: Resource }) => i.object.metadata.name),
+        names(docs),
+      );
+    });
     // Last: the ladder then has 1,203 more Nodes to reconcile, which would slow the tests above.
     it('a list longer than the server sends at once (500) comes whole, in order, without a limit or with one', async () => {
       const docs = Array.from({ length: 1203 }, (_, i) =>
