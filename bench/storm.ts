@@ -69,6 +69,10 @@ function segment(set: NetnsSet, short: string, prefix: string) {
   set.ip(cli, 'route', 'add', '255.255.255.255', 'dev', 'eth0');
   // The pool's addresses are this namespace's own: each simulated machine sends from its lease.
   set.ip(cli, 'route', 'add', 'local', `${prefix}.128.0/17`, 'dev', 'lo');
+  // Replies to the pool go through the client namespace's one address: a neighbour entry per machine
+  // would overflow the kernel's table (gc_thresh3, 1,024 here, machine-wide) past a thousand machines
+  // and drop packets on every side alike.
+  set.ip(srv, 'route', 'add', `${prefix}.128.0/17`, 'via', `${prefix}.0.2`);
   return { srv, cli };
 }
 
