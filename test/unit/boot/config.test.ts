@@ -60,12 +60,17 @@ function context(t: { after(fn: () => Promise<void>): void }) {
   return { ctx, store, resources, transport };
 }
 
+/** Writes a bound lease of `mac` at `ip` on `network`, as the boot manager's persist handler does. */
+function bindLease(store: SqliteStore, network: string, ip: string, mac: string): Promise<void> {
+  return store.putRecords(leaseCollection(network), [
+    { key: ip, value: { ip, mac, state: 'bound', expiresAt: Date.now() + 60_000 } },
+  ]);
+}
+
 describe('boot config fan-out', () => {
   it('re-sends only the networks a change touches', async (t) => {
-    const store = new SqliteStore(':memory:');
-    const hub = new EventHub(store, silentLogger);
-    const resources = new ResourceService(store, hub);
-    const transport = new InprocTransport();
+    const base = context(t);
+    const { store, resources, transport } = base;
     /** How often a rebuild read a network's leases (every lease of it: the cost a stranger must not cause). */
     let leaseReads = 0;
     const counted = new Proxy(store, {
@@ -79,14 +84,7 @@ describe('boot config fan-out', () => {
         return typeof v === 'function' ? v.bind(target) : v;
       },
     });
-    const ctx = {
-      store: counted,
-      hub,
-      resources,
-      transport,
-      log: silentLogger,
-      layers: [],
-    } as unknown as ManagerContext;
+    const ctx = { ...base.ctx, store: counted } as ManagerContext;
     await resources.create(network('a', 1));
     await resources.create(network('b', 2));
     await resources.create(doc('Node', 'n1', { macAddresses: ['52:54:00:00:00:01'], network: 'a' }));
@@ -95,11 +93,7 @@ describe('boot config fan-out', () => {
     for (const n of ['a', 'b'])
       await transport.subscribe<BootConfig>(subjects.configChanged(n), (c) => void got[n]!.push(c));
     const fanOut = await startConfigFanOut(ctx, { leaseCoalesceMs: 20 });
-    t.after(async () => {
-      fanOut.stop();
-      await hub.flush();
-      await store.close();
-    });
+    t.after(async () => fanOut.stop());
     /** Waits until nothing more is sent for a while, then returns and clears what each network got. */
     const settle = async () => {
       let before = -1;
@@ -141,12 +135,7 @@ describe('boot config fan-out', () => {
     assert.deepEqual(move.b.at(-1)!.knownMacs, ['52:54:00:00:00:01', '52:54:00:00:00:02']);
 
     // A lease on b names n1 in b's DNS; a's configuration does not change.
-    await store.putRecords(leaseCollection('b'), [
-      {
-        key: '10.9.2.100',
-        value: { ip: '10.9.2.100', mac: '52:54:00:00:00:02', state: 'bound', expiresAt: Date.now() + 60_000 },
-      },
-    ]);
+    await bindLease(store, 'b', '10.9.2.100', '52:54:00:00:00:02');
     const readsAtLease = leaseReads;
     // A burst of lease writes (a boot storm's batches) makes one rebuild.
     for (let i = 0; i < 5; i++) fanOut.leasesChanged('b', ['52:54:00:00:00:02']);
@@ -156,12 +145,7 @@ describe('boot config fan-out', () => {
     assert.deepEqual(lease.b.at(-1)!.hosts, [{ name: 'n1', ipv4: '10.9.2.100' }]);
 
     // Leases of machines no Node names (most of a busy segment's): no rebuild, nothing sent.
-    await store.putRecords(leaseCollection('b'), [
-      {
-        key: '10.9.2.101',
-        value: { ip: '10.9.2.101', mac: '52:54:00:00:00:99', state: 'bound', expiresAt: Date.now() + 60_000 },
-      },
-    ]);
+    await bindLease(store, 'b', '10.9.2.101', '52:54:00:00:00:99');
     const readsBefore = leaseReads;
     for (let i = 0; i < 5; i++) fanOut.leasesChanged('b', ['52:54:00:00:00:99']);
     const stranger = await settle();
@@ -192,12 +176,7 @@ describe('boot config fan-out', () => {
     t.after(async () => fanOut.stop());
     while (got.length === 0) await sleep(20);
     got.splice(0);
-    for (const [i, mac] of macs.entries()) {
-      const ip = `10.9.1.${100 + i}`;
-      await store.putRecords(leaseCollection('a'), [
-        { key: ip, value: { ip, mac, state: 'bound', expiresAt: Date.now() + 60_000 } },
-      ]);
-    }
+    for (const [i, mac] of macs.entries()) await bindLease(store, 'a', `10.9.1.${100 + i}`, mac);
     // A storm's batches, each telling the fan-out, as the manager does per batch.
     for (const mac of macs) fanOut.leasesChanged('a', [mac]);
     await sleep(900);
