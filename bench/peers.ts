@@ -178,10 +178,34 @@ export async function strataServe(
   return { pid: s.child.pid!, ask };
 }
 
-/** CPU seconds (user + system) process `pid` has used so far. */
+/**
+ * CPU seconds (user + system) process `pid` and the children it runs now (Strata's HTTP and TFTP processes)
+ * have used so far; plus what its children that ended left in its account.
+ */
 export function cpuSeconds(pid: number): number {
-  const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
-  return (Number(f[11]) + Number(f[12])) / 100;
+  let stat: string;
+  try {
+    stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  } catch {
+    return 0; // gone meanwhile
+  }
+  const f = stat.split(') ')[1]!.split(' ');
+  let children = '';
+  try {
+    children = readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8');
+  } catch {
+    // no such file on this kernel: the process's own time only
+  }
+  const own = (Number(f[11]) + Number(f[12]) + Number(f[13]) + Number(f[14])) / 100;
+  return (
+    own +
+    children
+      .trim()
+      .split(/\s+/)
+      .filter(Boolean)
+      .map(Number)
+      .reduce((a, c) => a + cpuSeconds(c), 0)
+  );
 }
 
 /**

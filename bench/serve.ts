@@ -1,6 +1,6 @@
 /**
  * Strata's TFTP server or the boot worker's HTTP server on its own, as benchmarks run them inside a namespace:
- *   node bench/serve.ts tftp ROOT PORT        (src/tftp/server.ts with a DirectorySource)
+ *   node bench/serve.ts tftp ROOT PORT [N]    (src/tftp/server.ts with a DirectorySource, transfers in N processes)
  *   node bench/serve.ts http ROOT PORT [N]    (src/boot/http.ts: /boot/ipxe?mac=… and /artifacts/…)
  * Prints `ready` once listening; in tftp mode a line `stats` on stdin prints the server's counters so far
  * (retransmits, duplicate ACKs, failed transfers) as one JSON line. HTTP is the boot worker's own server (`serveHttp`, as a segment's worker
@@ -18,7 +18,8 @@ import { networkSpec } from '../src/core/kinds/network.ts';
 import { createLogger } from '../src/core/log.ts';
 import { registry } from '../src/core/metrics.ts';
 import { InprocTransport } from '../src/core/transport/inproc.ts';
-import { TftpServer } from '../src/tftp/server.ts';
+import { transferCores } from '../src/tftp/cores.ts';
+import { TftpServer, transferSettings } from '../src/tftp/server.ts';
 import { DirectorySource } from '../src/tftp/source.ts';
 
 const [mode, root, portText, workersText = '1'] = process.argv.slice(2);
@@ -30,8 +31,28 @@ if (!root || !portText || (mode !== 'tftp' && mode !== 'http') || !(workers >= 1
 const port = Number(portText);
 let stop = async () => {};
 if (mode === 'tftp') {
-  const server = new TftpServer({ source: new DirectorySource(root), port, address: '0.0.0.0' });
+  // N > 1: the transfers in N processes, as a segment's worker runs them (src/boot/tftp.ts).
+  const settings = { address: '0.0.0.0' };
+  const cores =
+    workers > 1
+      ? transferCores({
+          count: workers,
+          dirs: [{ root }],
+          settings: transferSettings(settings),
+          log: createLogger({ component: 'bench-serve' }),
+        })
+      : undefined;
+  const server = new TftpServer({
+    ...settings,
+    source: new DirectorySource(root),
+    port,
+    ...(cores ? { host: cores } : {}),
+  });
   await server.start();
+  stop = async () => {
+    await server.stop();
+    await cores?.stop();
+  };
   // `stats` on stdin: the server's counters so far, as one JSON line (the benchmark takes differences).
   createInterface({ input: process.stdin }).on('line', async (line) => {
     if (line.trim() !== 'stats') return;

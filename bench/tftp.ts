@@ -6,9 +6,12 @@
  * interleaved; medians are reported.
  *
  *   node bench/tftp.ts [--clients 100] [--client-procs 4] [--size-kib 1024] [--blksize 1428]
- *                      [--windowsize 8,16] [--delays 0,5] [--rounds 3] [--baseline DIR] [--write]
+ *                      [--windowsize 8,16] [--delays 0,5] [--rounds 3] [--workers N] [--baseline DIR]
+ *                      [--write]
  *
- * `--delays` is one-way milliseconds added in each direction (5 → 10 ms of added round trip).
+ * `--delays` is one-way milliseconds added in each direction (5 → 10 ms of added round trip). Strata's
+ * transfers run in --workers processes (default one per core, as a segment's worker runs them; 1 = the
+ * listener's process alone); a --baseline checkout runs its own default.
  * Beside the times, each cell counts what slowed a run down, summed over its rounds: the clients' 1 s
  * timeouts, the Strata server's retransmissions, and datagrams the kernel dropped for a full socket buffer
  * (UDP RcvbufErrors + SndbufErrors in the client and server namespaces); the notes give the relay's own
@@ -17,6 +20,7 @@
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import type { NetnsSet } from '../test/helpers/netns.ts';
 import {
@@ -46,6 +50,7 @@ const {
   delays: '0,5',
   rounds: '3',
   baseline: '',
+  workers: String(availableParallelism()),
 });
 
 interface Server {
@@ -81,6 +86,8 @@ export async function runTftp(o: {
   windowsizes: number[];
   delays: number[];
   rounds: number;
+  /** Processes running Strata's transfers (spec.tftp.processes; a segment's default is one per core). */
+  workers?: number;
   /** Another checkout whose Strata TFTP server runs beside this one (before/after in one run). */
   baseline?: string;
 }): Promise<{ rows: Row[]; relay: Map<number, Relay> }> {
@@ -93,7 +100,7 @@ export async function runTftp(o: {
     const cli = m.tc!;
     set.addr(srv, 'br0', '10.67.0.1/24');
     set.addr(cli, 'eth0', '10.67.0.2/24');
-    const strata = await strataServe(set, srv, 'tftp', root, 6901);
+    const strata = await strataServe(set, srv, 'tftp', root, 6901, undefined, o.workers ?? 1);
     const servers: Server[] = [
       { name: 'strata', label: 'Strata, no windowsize', port: 6901, windowsize: 0, strata },
     ];
@@ -274,6 +281,7 @@ if (import.meta.main) {
     windowsizes: values.windowsize.split(',').map(Number),
     delays: values.delays.split(',').map(Number),
     rounds: Number(values.rounds),
+    workers: Number(values.workers),
     ...(values.baseline ? { baseline: values.baseline } : {}),
   });
   const lateness = [...relay].map(
@@ -281,7 +289,7 @@ if (import.meta.main) {
       `at +${2 * d} ms the relays held ${fmt(r.forwarded)} datagrams, each at most ${fmt(r.lateMaxMs, 1)} ms longer than asked (p50 ${fmt(r.lateP50Ms, 2)} ms, p99 ${fmt(r.lateP99Ms, 2)} ms; the worst case's figures)`,
   );
   const notes = [
-    `Time until all ${values.clients} clients have the whole file (median of ${values.rounds} interleaved rounds), blksize ${values.blksize}. The clients run in ${values['client-procs']} Node processes (bench/tftp-client.ts) in a client namespace; the servers share a bridge namespace. tftpd-hpa and dnsmasq do not implement windowsize (RFC 7440), so they get the same requests without it. Counts in a cell are sums over its rounds (absent: none): "client timeouts", a client re-sent its ACK after 1 s without data; "resent", DATA or OACK packets the Strata server sent again after its retransmission timeout; "dropped", datagrams the kernel dropped for a full socket buffer in either namespace; "failed", a transfer made no progress for 10 s.`,
+    `Time until all ${values.clients} clients have the whole file (median of ${values.rounds} interleaved rounds), blksize ${values.blksize}. Strata runs its transfers in ${values.workers} process${values.workers === '1' ? '' : 'es'} (spec.tftp.processes; its server CPU is theirs and the listener's). The clients run in ${values['client-procs']} Node processes (bench/tftp-client.ts) in a client namespace; the servers share a bridge namespace. tftpd-hpa and dnsmasq do not implement windowsize (RFC 7440), so they get the same requests without it. Counts in a cell are sums over its rounds (absent: none): "client timeouts", a client re-sent its ACK after 1 s without data; "resent", DATA or OACK packets the Strata server sent again after its retransmission timeout; "dropped", datagrams the kernel dropped for a full socket buffer in either namespace; "failed", a transfer made no progress for 10 s.`,
     `Delay: this kernel has no netem, so bench/udp-delay.ts (per server, one Node process per client process, in the client namespace) holds every datagram for the given time in each direction, in one FIFO with one timer, with 4 MiB socket buffers${lateness.length ? `; ${lateness.join('; ')}` : ''}.`,
   ];
   const command = `node bench/tftp.ts ${argv}`.trim();

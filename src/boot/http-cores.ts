@@ -17,8 +17,9 @@ import { type ChildProcess, fork } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { ListenOptions } from 'node:net';
-import { availableParallelism, tmpdir } from 'node:os';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { endChild, processCount } from '../core/child.ts';
 import type { Logger } from '../core/log.ts';
 import type { BootScriptResolver, BootScriptResult, FetchSummary } from '../ipxe/http.ts';
 
@@ -69,23 +70,12 @@ export function batcher<T>(flush: (items: T[]) => void): (item: T) => void {
   };
 }
 
-/** The default's ceiling: a boot segment's HTTP does not need more, and each process costs ~50 MB. */
-const MAX_DEFAULT_PROCESSES = 8;
-
 /**
  * How many processes serve a segment's HTTP: spec.boot.httpProcesses, else STRATA_BOOT_HTTP_PROCESSES,
  * else one per core (at most 8).
  */
 export function httpProcessCount(boot: { httpProcesses?: number | undefined }, env = process.env): number {
-  if (boot.httpProcesses !== undefined) return boot.httpProcesses;
-  const text = env.STRATA_BOOT_HTTP_PROCESSES;
-  if (text === undefined || text === '') return Math.min(availableParallelism(), MAX_DEFAULT_PROCESSES);
-  const n = Number(text);
-  if (!Number.isInteger(n) || n < 1 || n > 64)
-    throw new Error(
-      `STRATA_BOOT_HTTP_PROCESSES=${JSON.stringify(text)} is not a process count: set a whole number from 1 to 64, or unset it for one per core`,
-    );
-  return n;
+  return processCount(boot.httpProcesses, 'STRATA_BOOT_HTTP_PROCESSES', env);
 }
 
 export interface HttpCoresOptions {
@@ -213,26 +203,12 @@ export async function startHttpCores(o: HttpCoresOptions): Promise<HttpCores> {
     async stop() {
       stopping = true;
       for (const t of timers) clearTimeout(t);
-      await Promise.all([...children].map(leave));
+      await Promise.all([...children].map(endChild));
       inner.closeAllConnections();
       await new Promise<void>((r) => inner.close(() => r()));
       rmSync(dir, { recursive: true, force: true });
     },
   };
-}
-
-/** Closing its IPC channel is what makes a process leave; one that does not within a second is killed. */
-function leave(c: ChildProcess): Promise<void> {
-  if (c.exitCode !== null || c.signalCode !== null) return Promise.resolve();
-  return new Promise<void>((r) => {
-    const kill = setTimeout(() => c.kill('SIGKILL'), 1000);
-    c.once('exit', () => {
-      clearTimeout(kill);
-      r();
-    });
-    if (c.connected) c.disconnect();
-    else c.kill('SIGTERM');
-  });
 }
 
 export function listen(server: Server, opts: ListenOptions): Promise<void> {

@@ -1,22 +1,29 @@
 /**
  * The segment's TFTP server (src/tftp): the iPXE binaries firmware asks for, then the artifacts, both
- * read-only from the data dir; every transfer summarised to the manager for the node's timeline.
+ * read-only from the data dir; every transfer summarised to the manager for the node's timeline. The
+ * transfers run in one process per core (src/tftp/cores.ts) unless spec.tftp.processes says 1.
  */
-import { TftpServer } from '../tftp/server.ts';
+import { type CoreDir, tftpProcessCount, transferCores } from '../tftp/cores.ts';
+import { TftpServer, transferSettings } from '../tftp/server.ts';
 import { chainSources, DirectorySource } from '../tftp/source.ts';
 import type { Segment, SegmentServer } from './segment.ts';
 
 export async function serveTftp(seg: Segment): Promise<SegmentServer | undefined> {
   const { spec, network } = seg;
   if (!spec.tftp.enabled) return undefined;
+  const dirs: CoreDir[] = [
+    { root: seg.ipxeDir, allowLeadingSlash: true },
+    { root: seg.artifacts, allowLeadingSlash: true },
+  ];
+  const count = tftpProcessCount(spec.tftp.processes);
+  const options = { address: spec.serverAddress, logger: seg.log };
+  const cores =
+    count > 1 ? transferCores({ count, dirs, settings: transferSettings(options), log: seg.log }) : undefined;
   const tftp = new TftpServer({
-    source: chainSources(
-      new DirectorySource(seg.ipxeDir, { allowLeadingSlash: true }),
-      new DirectorySource(seg.artifacts, { allowLeadingSlash: true }),
-    ),
-    address: spec.serverAddress,
+    ...options,
+    source: chainSources(...dirs.map((d) => new DirectorySource(d.root, d))),
     port: spec.tftp.port,
-    logger: seg.log,
+    ...(cores ? { host: cores } : {}),
     observer: {
       onTransfer: (t) =>
         seg.report({
@@ -33,6 +40,16 @@ export async function serveTftp(seg: Segment): Promise<SegmentServer | undefined
         }),
     },
   });
-  await tftp.start();
-  return { stop: () => tftp.stop() };
+  try {
+    await tftp.start();
+  } catch (err) {
+    await cores?.stop();
+    throw err;
+  }
+  return {
+    stop: async () => {
+      await tftp.stop();
+      await cores?.stop();
+    },
+  };
 }

@@ -107,6 +107,31 @@ export interface TftpServerOptions {
   maxWindowBytes?: number;
   /** Concurrent transfers; further requests get error 0 "server busy". Default 1024. */
   maxTransfers?: number;
+  /**
+   * Where accepted read requests run: absent, in this process; else handed to `host` (cores.ts: one process
+   * per core), which may still give one back when it cannot take it yet.
+   */
+  host?: TransferHost;
+}
+
+/** An accepted read request, as the listener parsed it: what a transfer needs to start anywhere. */
+export interface TransferRequest {
+  client: TftpClient;
+  path: string;
+  mode: string;
+  /** Options as requested (RFC 2347), negotiated by whoever runs the transfer. */
+  options: [string, string][];
+}
+
+/** A transfer in progress, wherever it runs. */
+export interface RunningTransfer {
+  /** Ends it from outside (server stop); resolves once it has reported. */
+  abort(reason: string): Promise<void>;
+}
+
+/** Runs accepted requests somewhere else; `false` hands the request back to run in this process. */
+export interface TransferHost {
+  run(req: TransferRequest, done: (s: TransferSummary) => void): RunningTransfer | false;
 }
 
 const malformed = counter('strata_tftp_malformed_packets_total', 'TFTP datagrams dropped as malformed', [
@@ -128,25 +153,115 @@ function packetLabel(p: Packet): string {
   return p.type;
 }
 
+/**
+ * The counters a transfer moves. A transfer may run in another process (cores.ts), whose registry nobody
+ * scrapes: there a tally stands in, shipped to the listener's process and applied with `applyTally`.
+ */
+export interface TransferMeter {
+  request(result: 'accepted' | 'refused' | 'error' | 'not-found'): void;
+  retransmitted(n: number): void;
+  duplicateAck(): void;
+  malformed(reason: string): void;
+  unexpected(type: string): void;
+}
+
+/** Counts in this process's registry. */
+export const localMeter: TransferMeter = {
+  request: (result) => requests.inc({ op: 'rrq', result }),
+  retransmitted: (n) => retransmitted.inc(n),
+  duplicateAck: () => duplicateAcks.inc(),
+  malformed: (reason) => malformed.inc({ reason }),
+  unexpected: (type) => unexpected.inc({ type }),
+};
+
+/** Counter increments made elsewhere, keyed `meter method` or `method:label`. */
+export type Tally = Record<string, number>;
+
+/** A meter that only counts, for a process whose registry is not scraped; `take` empties it. */
+export function tallyMeter(): TransferMeter & { take(): Tally | undefined } {
+  let t: Tally = {};
+  let any = false;
+  const add = (key: string, n = 1) => {
+    t[key] = (t[key] ?? 0) + n;
+    any = true;
+  };
+  return {
+    request: (result) => add(`request:${result}`),
+    retransmitted: (n) => add('retransmitted', n),
+    duplicateAck: () => add('duplicateAck'),
+    malformed: (reason) => add(`malformed:${reason}`),
+    unexpected: (type) => add(`unexpected:${type}`),
+    take() {
+      if (!any) return undefined;
+      const out = t;
+      t = {};
+      any = false;
+      return out;
+    },
+  };
+}
+
+/** Applies a tally from another process to this process's counters; unknown keys are ignored. */
+export function applyTally(t: Tally, meter: TransferMeter = localMeter): void {
+  for (const [key, n] of Object.entries(t)) {
+    if (!(Number.isInteger(n) && n > 0)) continue;
+    const [kind, label = ''] = key.split(':', 2) as [string, string?];
+    if (kind === 'request' && ['accepted', 'refused', 'error', 'not-found'].includes(label))
+      for (let i = 0; i < n; i++) meter.request(label as 'accepted');
+    else if (kind === 'retransmitted') meter.retransmitted(n);
+    else if (kind === 'duplicateAck') for (let i = 0; i < n; i++) meter.duplicateAck();
+    else if (kind === 'malformed' && label) for (let i = 0; i < n; i++) meter.malformed(label);
+    else if (kind === 'unexpected' && label) for (let i = 0; i < n; i++) meter.unexpected(label);
+  }
+}
+
+/** What a transfer needs of the server's options, wherever it runs. */
+export type TransferConfig = TransferSettings & { source: FileSource; logger: Logger; meter: TransferMeter };
+
+/** The plain settings of a transfer (what another process is sent to run transfers the same way). */
+export interface TransferSettings {
+  address: string;
+  timeoutMs: number;
+  minTimeoutMs: number;
+  retries: number;
+  maxBlksize: number;
+  maxWindowsize: number;
+  maxWindowBytes: number;
+}
+
+/** The transfer settings in `options`, with their defaults. */
+export function transferSettings(options: Omit<TftpServerOptions, 'source'>): TransferSettings {
+  return {
+    address: options.address ?? '0.0.0.0',
+    timeoutMs: options.timeoutMs ?? 1000,
+    minTimeoutMs: Math.min(options.minTimeoutMs ?? 200, options.timeoutMs ?? 1000),
+    retries: options.retries ?? 5,
+    maxBlksize: Math.min(options.maxBlksize ?? MAX_BLKSIZE, MAX_BLKSIZE),
+    maxWindowsize: options.maxWindowsize ?? 64,
+    maxWindowBytes: options.maxWindowBytes ?? 128 * 1024,
+  };
+}
+
 export class TftpServer {
-  readonly #opts: Required<Omit<TftpServerOptions, 'observer'>> & { observer: TransferObserver | undefined };
+  readonly #opts: TransferConfig & {
+    port: number;
+    maxTransfers: number;
+    observer: TransferObserver | undefined;
+    host: TransferHost | undefined;
+  };
   #socket: Socket | undefined;
-  readonly #transfers = new Map<string, ReadTransfer>();
+  readonly #transfers = new Map<string, RunningTransfer>();
 
   constructor(options: TftpServerOptions) {
     this.#opts = {
+      ...transferSettings(options),
       source: options.source,
-      address: options.address ?? '0.0.0.0',
-      port: options.port ?? 69,
-      observer: options.observer,
       logger: options.logger ?? silentLogger,
-      timeoutMs: options.timeoutMs ?? 1000,
-      minTimeoutMs: Math.min(options.minTimeoutMs ?? 200, options.timeoutMs ?? 1000),
-      retries: options.retries ?? 5,
-      maxBlksize: Math.min(options.maxBlksize ?? MAX_BLKSIZE, MAX_BLKSIZE),
-      maxWindowsize: options.maxWindowsize ?? 64,
-      maxWindowBytes: options.maxWindowBytes ?? 128 * 1024,
+      meter: localMeter,
+      port: options.port ?? 69,
       maxTransfers: options.maxTransfers ?? 1024,
+      observer: options.observer,
+      host: options.host,
     };
   }
 
@@ -236,14 +351,22 @@ export class TftpServer {
       this.#reply(client, ERROR_CODE.NOT_DEFINED, 'server busy');
       return;
     }
-    const t = new ReadTransfer(this.#opts, client, p.filename, p.mode, p.options, (summary) => {
+    const done = (summary: TransferSummary) => {
       this.#transfers.delete(key);
       active.set(this.#transfers.size);
       this.#finished(summary);
-    });
+    };
+    const req = { client, path: p.filename, mode: p.mode, options: [...p.options] };
+    const elsewhere = this.#opts.host?.run(req, done);
+    if (elsewhere) {
+      this.#transfers.set(key, elsewhere);
+      active.set(this.#transfers.size);
+      return;
+    }
+    const t = new ReadTransfer(this.#opts, req, done);
     this.#transfers.set(key, t);
     active.set(this.#transfers.size);
-    t.run().catch((err: unknown) => this.#opts.logger.error('tftp transfer crashed', { client, err }));
+    t.run();
   }
 
   #finished(s: TransferSummary): void {
@@ -262,11 +385,12 @@ export class TftpServer {
 
 const READ_AHEAD_BYTES = 64 * 1024;
 
-type Config = Required<Omit<TftpServerOptions, 'observer'>>;
-
-/** One RRQ from request to last ACK. Owns its socket, its open file and its buffers. */
-class ReadTransfer {
-  readonly #cfg: Config;
+/**
+ * One RRQ from request to last ACK. Owns its socket, its open file and its buffers. Runs in the listener's
+ * process or in another (cores.ts); `run` never rejects.
+ */
+export class ReadTransfer implements RunningTransfer {
+  readonly #cfg: TransferConfig;
   readonly #client: TftpClient;
   readonly #path: string;
   readonly #mode: string;
@@ -306,33 +430,34 @@ class ReadTransfer {
     this.#doneResolve = r;
   });
 
-  constructor(
-    cfg: Config,
-    client: TftpClient,
-    path: string,
-    mode: string,
-    requested: Map<string, string>,
-    onDone: (s: TransferSummary) => void,
-  ) {
+  constructor(cfg: TransferConfig, req: TransferRequest, onDone: (s: TransferSummary) => void) {
     this.#cfg = cfg;
-    this.#client = client;
-    this.#path = path;
-    this.#mode = mode;
-    this.#requested = requested;
+    this.#client = req.client;
+    this.#path = req.path;
+    this.#mode = req.mode;
+    this.#requested = new Map(req.options);
     this.#onDone = onDone;
   }
 
-  async run(): Promise<void> {
+  /** Runs the transfer to its end; a crash is logged and reported as a failed transfer. */
+  run(): void {
+    this.#run().catch((err: unknown) => {
+      this.#cfg.logger.error('tftp transfer crashed', { client: this.#client, err });
+      this.#fail(`internal error: ${(err as Error)?.message ?? err}`, true);
+    });
+  }
+
+  async #run(): Promise<void> {
     const log = this.#cfg.logger;
     try {
       this.#file = (await this.#cfg.source.open(this.#path, this.#client)) ?? undefined;
     } catch (err) {
       if (err instanceof TftpError) {
-        requests.inc({ op: 'rrq', result: 'refused' });
+        this.#cfg.meter.request('refused');
         return this.#finishEarly(err.code, err.message);
       }
       log.error('tftp source failed', { path: this.#path, err });
-      requests.inc({ op: 'rrq', result: 'error' });
+      this.#cfg.meter.request('error');
       return this.#finishEarly(ERROR_CODE.NOT_DEFINED, 'internal error');
     }
     if (this.#state === 'done') {
@@ -340,10 +465,10 @@ class ReadTransfer {
       return;
     }
     if (!this.#file) {
-      requests.inc({ op: 'rrq', result: 'not-found' });
+      this.#cfg.meter.request('not-found');
       return this.#finishEarly(ERROR_CODE.FILE_NOT_FOUND, 'file not found');
     }
-    requests.inc({ op: 'rrq', result: 'accepted' });
+    this.#cfg.meter.request('accepted');
     const size = this.#file.size;
     this.#neg = negotiate(this.#requested, size, {
       maxBlksize: this.#cfg.maxBlksize,
@@ -437,7 +562,7 @@ class ReadTransfer {
     this.#sentAt = undefined; // Karn: the ACK of a resent window says nothing about the round trip
     if (this.#state === 'oack' && this.#oack) {
       this.#retransmits++;
-      retransmitted.inc();
+      this.#cfg.meter.retransmitted(1);
       this.#send(this.#oack);
       this.#arm();
     } else if (this.#state === 'data') {
@@ -447,7 +572,7 @@ class ReadTransfer {
       }
       const n = this.#sendRange(this.#acked + 1, this.#sentTo);
       this.#retransmits += n;
-      retransmitted.inc(n);
+      this.#cfg.meter.retransmitted(n);
       this.#arm();
     }
   }
@@ -458,7 +583,7 @@ class ReadTransfer {
     try {
       p = decode(msg);
     } catch (err) {
-      malformed.inc({ reason: err instanceof TftpDecodeError ? err.reason : 'internal' });
+      this.#cfg.meter.malformed(err instanceof TftpDecodeError ? err.reason : 'internal');
       return;
     }
     if (p.type === 'error') {
@@ -466,12 +591,12 @@ class ReadTransfer {
       return;
     }
     if (p.type !== 'ack') {
-      unexpected.inc({ type: packetLabel(p) });
+      this.#cfg.meter.unexpected(packetLabel(p));
       return;
     }
     if (this.#state === 'oack') {
       if (p.block !== 0) {
-        unexpected.inc({ type: 'ack' });
+        this.#cfg.meter.unexpected('ack');
         return;
       }
       if (this.#sentAt !== undefined) this.#sample(performance.now() - this.#sentAt);
@@ -484,7 +609,7 @@ class ReadTransfer {
     // Map the 16-bit block number onto the absolute counter: only acked .. sentTo are meaningful.
     const abs = this.#acked + ((p.block - (this.#acked & 0xffff)) & 0xffff);
     if (abs <= this.#acked || abs > this.#sentTo) {
-      duplicateAcks.inc(); // never answered: a duplicate ACK must not cause a send (Sorcerer's Apprentice)
+      this.#cfg.meter.duplicateAck(); // never answered: a duplicate ACK must not cause a send (Sorcerer's Apprentice)
       return;
     }
     if (abs === this.#sentTo && this.#sentAt !== undefined) this.#sample(performance.now() - this.#sentAt);

@@ -8,6 +8,9 @@ import { cidr, duration, inCidr, ipToInt, ipv4, parseCidr } from '../resources/f
 import { registerKind } from '../resources/kinds.ts';
 import type { Condition, Resource } from '../resources/types.ts';
 
+/** A count of processes to fork for one job (absent: the environment's, else one per core). */
+const processes = (description: string) => z.number().int().min(1).max(64).optional().describe(description);
+
 export const networkSpec = z
   .object({
     /** Interface the boot worker serves (inside `namespace` when set). */
@@ -80,6 +83,10 @@ export const networkSpec = z
       .object({
         enabled: z.boolean().default(true).describe('Run the TFTP server.'),
         port: z.number().int().min(1).max(65535).default(69).describe('UDP port of the TFTP server.'),
+        /** Processes running transfers (the listener hands them out): absent = env, else one per core. */
+        processes: processes(
+          'Processes running TFTP transfers, started with the first request; default STRATA_BOOT_TFTP_PROCESSES or one per core (at most 8); 1 = the worker alone.',
+        ),
       })
       .strict()
       .default({ enabled: true, port: 69 })
@@ -105,15 +112,9 @@ export const networkSpec = z
          * Processes serving HTTP (SO_REUSEPORT on one port): absent = STRATA_BOOT_HTTP_PROCESSES, else one
          * per core (at most 8). 1 = the worker alone, as before.
          */
-        httpProcesses: z
-          .number()
-          .int()
-          .min(1)
-          .max(64)
-          .optional()
-          .describe(
-            'Processes serving boot HTTP on one port (SO_REUSEPORT); default STRATA_BOOT_HTTP_PROCESSES or one per core (at most 8); 1 = the worker alone.',
-          ),
+        httpProcesses: processes(
+          'Processes serving boot HTTP on one port (SO_REUSEPORT); default STRATA_BOOT_HTTP_PROCESSES or one per core (at most 8); 1 = the worker alone.',
+        ),
         uefiBinary: z
           .enum(['ipxe.efi', 'snponly.efi'])
           .default('ipxe.efi')
