@@ -73,13 +73,14 @@ export interface TransferCores extends TransferHost {
 }
 
 const CORE_MAIN = join(import.meta.dirname, 'core.ts');
-/** A process that exits sooner than this after starting is not started again for this long. */
+/** How long stopping waits for a process to report a transfer it was told to abort. */
+const ABORT_WAIT_MS = 1000;
+/** A process that exited is started again (on a later request) no sooner than this after. */
 const RESTART_AFTER_MS = 5_000;
 
 interface Core {
   child: ChildProcess;
   ready: boolean;
-  startedAt: number;
   /** Transfers it runs: id → what to call with their summary. */
   running: Map<number, { done: (s: TransferSummary) => void; req: TransferRequest; aborted?: () => void }>;
 }
@@ -97,7 +98,7 @@ export function transferCores(o: TransferCoresOptions): TransferCores {
 
   const launch = (index: number) => {
     const child = fork(CORE_MAIN, [], { execArgv: [], stdio: ['ignore', 'ignore', 'inherit', 'ipc'] });
-    const core: Core = { child, ready: false, startedAt: Date.now(), running: new Map() };
+    const core: Core = { child, ready: false, running: new Map() };
     cores[index] = core;
     child.on('message', (m: FromTftpCore) => {
       if (m.t === 'hello') send(child, { t: 'start', index: index + 1, dirs: o.dirs, settings: o.settings });
@@ -153,8 +154,14 @@ export function transferCores(o: TransferCoresOptions): TransferCores {
         return {
           abort(reason) {
             if (!core.running.has(id)) return Promise.resolve();
+            // Done when its summary comes back, or when the process exits; one that hangs is not waited for
+            // longer than a second (stop() then ends it).
             return new Promise<void>((resolve) => {
-              entry.aborted = resolve;
+              const timer = setTimeout(resolve, ABORT_WAIT_MS);
+              entry.aborted = () => {
+                clearTimeout(timer);
+                resolve();
+              };
               send(core.child, { t: 'abort', id, reason });
             });
           },
