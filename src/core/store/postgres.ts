@@ -107,6 +107,28 @@ function textRowToResource(row: TextRow & { name: string }): Resource {
 /** A list reads at most this many rows per statement (an API page, 501 rows, in one). */
 const LIST_PAGE = 1000;
 
+/**
+ * A statement of a write carries at most this many rows: the driver builds a statement's parameters (array
+ * literals of every row's JSON) in one synchronous piece, and the change log of a 10,000-Node apply in one
+ * statement held the event loop 320 ms (most of it garbage collection of those strings); 500 rows are
+ * ~15 ms, and the loop runs between statements while the database works.
+ */
+const WRITE_ROWS = 500;
+
+function* chunks<T>(xs: readonly T[]): Generator<T[]> {
+  for (let i = 0; i < xs.length; i += WRITE_ROWS) yield xs.slice(i, i + WRITE_ROWS);
+}
+
+/** Runs each call after the previous one has settled, in call order (an in-process queue). */
+function serially(): <T>(fn: () => Promise<T>) => Promise<T> {
+  let tail: Promise<unknown> = Promise.resolve();
+  return (fn) => {
+    const run = tail.then(fn);
+    tail = run.catch(() => {});
+    return run;
+  };
+}
+
 /** JSON with object keys sorted, for comparing values the way JSONB does. */
 function canonical(v: unknown): string {
   return JSON.stringify(v, (_k, x) =>
@@ -132,6 +154,14 @@ export class PostgresStore implements Store {
   /** Compaction runs when the version crosses a multiple of this. */
   readonly #every: number;
   #closed = false;
+  /**
+   * Writes (and event appends) of this process take their turn here before they take a connection. They
+   * are serialised by an advisory lock anyway; waiting for it inside a transaction held a pooled
+   * connection, so the ladder's writes (8 at once) took the pool and a list or a get waited behind them
+   * (p99 ~200 ms). Queued here, at most one connection of each waits for the lock, the rest serve reads.
+   */
+  readonly #writes = serially();
+  readonly #appends = serially();
 
   private constructor(pool: pg.Pool, keep: number, where: string) {
     // Every query made on the pool itself (not in a transaction) reports an outage the same way as #tx.
@@ -201,20 +231,20 @@ export class PostgresStore implements Store {
   /** Replaces the index rows of these objects (`deleted` ones get none), in the caller's transaction. */
   async #index(c: pg.PoolClient, objects: Resource[], deleted: Resource[] = []): Promise<void> {
     const all = [...objects, ...deleted].filter((r) => INDEXED_KINDS.includes(r.kind));
-    if (!all.length) return;
-    await c.query(
-      'DELETE FROM resource_index WHERE (kind, name) IN (SELECT * FROM unnest($1::text[], $2::text[]))',
-      [all.map((r) => r.kind), all.map((r) => r.metadata.name)],
-    );
+    for (const part of chunks(all))
+      await c.query(
+        'DELETE FROM resource_index WHERE (kind, name) IN (SELECT * FROM unnest($1::text[], $2::text[]))',
+        [part.map((r) => r.kind), part.map((r) => r.metadata.name)],
+      );
     const rows = objects.flatMap((r) =>
       indexEntries(r).map((e) => [r.kind, e.index, e.value, r.metadata.name] as const),
     );
-    if (!rows.length) return;
-    await c.query(
-      `INSERT INTO resource_index (kind, idx, value, name)
-       SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[]) ON CONFLICT DO NOTHING`,
-      [0, 1, 2, 3].map((i) => rows.map((row) => row[i])),
-    );
+    for (const part of chunks(rows))
+      await c.query(
+        `INSERT INTO resource_index (kind, idx, value, name)
+         SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[]) ON CONFLICT DO NOTHING`,
+        [0, 1, 2, 3].map((i) => part.map((row) => row[i])),
+      );
   }
 
   /** Runs fn in a transaction on one pooled connection; retries the whole of it after a deadlock. */
@@ -387,23 +417,28 @@ export class PostgresStore implements Store {
 
   async write(ops: WriteOp[]): Promise<WriteResult[]> {
     if (!ops.length) return [];
+    return this.#writes(() => this.#write(ops));
+  }
+
+  #write(ops: WriteOp[]): Promise<WriteResult[]> {
     return this.#tx(async (c) => {
       await c.query('SELECT pg_advisory_xact_lock($1)', [WRITE_LOCK]);
       const out: WriteResult[] = [];
       for (const op of ops) out.push(await this.#apply(c, op));
       const type = (w: WriteResult) =>
         w.op === 'create' ? 'ADDED' : w.op === 'delete' ? 'DELETED' : 'MODIFIED';
-      await c.query(
-        `INSERT INTO changes (rv, type, kind, name, object)
-         SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::jsonb[])`,
-        [
-          out.map((w) => w.resource.metadata.resourceVersion),
-          out.map(type),
-          out.map((w) => w.resource.kind),
-          out.map((w) => w.resource.metadata.name),
-          out.map((w) => JSON.stringify(w.resource)),
-        ],
-      );
+      for (const part of chunks(out))
+        await c.query(
+          `INSERT INTO changes (rv, type, kind, name, object)
+           SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::jsonb[])`,
+          [
+            part.map((w) => w.resource.metadata.resourceVersion),
+            part.map(type),
+            part.map((w) => w.resource.kind),
+            part.map((w) => w.resource.metadata.name),
+            part.map((w) => JSON.stringify(w.resource)),
+          ],
+        );
       // The index follows each object's last state in this transaction.
       const byObject = new Map(out.map((w) => [`${w.resource.kind}/${w.resource.metadata.name}`, w]));
       const final = [...byObject.values()];
@@ -502,7 +537,11 @@ export class PostgresStore implements Store {
 
   async appendEvents(events: StrataEvent[]): Promise<void> {
     if (!events.length) return;
-    await this.#tx(async (c) => {
+    await this.#appends(() => this.#append(events));
+  }
+
+  #append(events: StrataEvent[]): Promise<void> {
+    return this.#tx(async (c) => {
       // Appends are serialised until commit, so ids become visible in increasing order and a reader
       // following with `afterId` never skips an event committed late with a smaller id.
       await c.query('SELECT pg_advisory_xact_lock($1)', [EVENTS_LOCK]);
