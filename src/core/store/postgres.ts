@@ -107,6 +107,24 @@ function textRowToResource(row: TextRow & { name: string }): Resource {
 /** A list reads at most this many rows per statement (an API page, 501 rows, in one). */
 const LIST_PAGE = 1000;
 
+/** The store's version: the largest logged change, or what compaction removed when the log is empty. */
+const VERSION_SQL = `GREATEST((SELECT max(rv) FROM changes),
+  (SELECT value FROM counters WHERE name = 'compacted'))::text`;
+
+/** The columns a list reads to make objects (Row), and to give them as JSON text (TextRow). */
+const ROW_COLUMNS = '*';
+// A JSON null status is no status, as rowToResource has it.
+const TEXT_COLUMNS = `kind, name, api_version, meta::text AS meta, spec::text AS spec,
+  NULLIF(status, 'null'::jsonb)::text AS status, rv::text AS rv`;
+
+/** A list's rows made into objects, those the label filter keeps. */
+function rowToObject(opts: ListOptions | undefined): (row: Row) => Resource | undefined {
+  return (row) => {
+    const r = rowToResource(row);
+    return matchesLabels(r, opts?.labels) ? r : undefined;
+  };
+}
+
 /**
  * A statement of a write carries at most this many rows: the driver builds a statement's parameters (array
  * literals of every row's JSON) in one synchronous piece, and the change log of a 10,000-Node apply in one
@@ -290,10 +308,7 @@ export class PostgresStore implements Store {
   }
 
   async #list(c: pg.Pool | pg.PoolClient, kind: string, opts?: ListOptions): Promise<Resource[]> {
-    return this.#pages<Row, Resource>(c, '*', kind, opts, (row) => {
-      const r = rowToResource(row);
-      return matchesLabels(r, opts?.labels) ? r : undefined;
-    });
+    return (await this.#pages(c, ROW_COLUMNS, kind, opts, rowToObject(opts))).items;
   }
 
   /**
@@ -301,7 +316,9 @@ export class PostgresStore implements Store {
    * makes of it (undefined: filtered out). A kind of 10,000 objects read in one query was turned into
    * objects in one go, holding the event loop ~100 ms; a page at a time gives it a turn between pages. On
    * the pool each page is its own statement (each object once, as committed at some moment of the list,
-   * like SQLite's list); in a transaction they share its snapshot.
+   * like SQLite's list); in a transaction they share its snapshot. `versioned`: the first statement also
+   * reads the store's version, in its snapshot. `statements`: stop after this many (`whole` says whether
+   * the list was read to its end or its limit).
    */
   async #pages<R extends { name: string }, T>(
     c: pg.Pool | pg.PoolClient,
@@ -309,22 +326,31 @@ export class PostgresStore implements Store {
     kind: string,
     opts: ListOptions | undefined,
     map: (row: R) => T | undefined,
-  ): Promise<T[]> {
+    how: { versioned?: boolean; statements?: number } = {},
+  ): Promise<{ items: T[]; version?: string; whole: boolean }> {
     const labels = opts?.labels && Object.keys(opts.labels).length ? canonical(opts.labels) : null;
     const limit = opts?.limit ?? Number.POSITIVE_INFINITY;
     const out: T[] = [];
     let after = opts?.after ?? '';
-    while (out.length < limit) {
+    let version: string | undefined;
+    for (let n = 0; out.length < limit; n++) {
+      if (n === how.statements) return { items: out, ...(version ? { version } : {}), whole: false };
       const chunk = Math.min(LIST_PAGE, limit - out.length);
       // The columns are computed outside the sorted, limited read: inside it, `meta::text` and the like
       // were computed for every row the sort saw (all the kind's rows after `after`), not the page's.
-      const { rows } = await c.query<R>(
-        `SELECT ${columns} FROM (SELECT * FROM resources WHERE kind = $1
+      const page = `SELECT ${columns} FROM (SELECT * FROM resources WHERE kind = $1
            AND ($2::jsonb IS NULL OR COALESCE(meta->'labels', '{}'::jsonb) @> $2::jsonb)
            AND name COLLATE "C" > $3
-         ORDER BY name COLLATE "C" LIMIT $4) AS page ORDER BY name COLLATE "C"`,
-        [kind, labels, after, chunk],
-      );
+         ORDER BY name COLLATE "C" LIMIT $4) AS page`;
+      // The version in the same statement (one snapshot), on a row of its own when the page is empty.
+      const sql =
+        how.versioned && version === undefined
+          ? `SELECT v.version, page.* FROM (SELECT ${VERSION_SQL} AS version) AS v
+               LEFT JOIN LATERAL (${page}) AS page ON true ORDER BY page.name COLLATE "C"`
+          : `${page} ORDER BY name COLLATE "C"`;
+      const { rows: got } = await c.query<R & { version?: string }>(sql, [kind, labels, after, chunk]);
+      if (how.versioned && version === undefined) version = got[0]!.version!;
+      const rows = got.filter((row) => row.name !== null);
       for (const row of rows) {
         const r = map(row);
         if (r !== undefined) out.push(r);
@@ -332,23 +358,30 @@ export class PostgresStore implements Store {
       if (rows.length < chunk) break;
       after = rows[rows.length - 1]!.name;
     }
-    return out;
+    return { items: out, ...(version ? { version } : {}), whole: true };
   }
 
-  /** #list's objects as JSON text, read as text (not parsed by the driver nor here). */
-  #listJson(c: pg.PoolClient, kind: string, opts?: ListOptions): Promise<JsonItem[]> {
-    return this.#pages<TextRow & { name: string }, JsonItem>(
-      c,
-      // A JSON null status is no status, as rowToResource has it.
-      `kind, name, api_version, meta::text AS meta, spec::text AS spec,
-       NULLIF(status, 'null'::jsonb)::text AS status, rv::text AS rv`,
-      kind,
-      opts,
-      (row) =>
-        !opts?.labels || matchesLabels({ metadata: JSON.parse(row.meta) } as Resource, opts.labels)
-          ? { name: row.name, json: rowJson(row, () => textRowToResource(row)) }
-          : undefined,
-    );
+  /**
+   * A list with the store's version, both from one snapshot (writes commit in version order, so the largest
+   * logged version is the store's version at that snapshot). A list of one statement's rows (an API page,
+   * 501) is that one statement on the pool, no transaction around it: one round trip where BEGIN, the
+   * page, the version and COMMIT were four. A longer one runs in a REPEATABLE READ transaction.
+   */
+  async #versioned<R extends { name: string }, T>(
+    columns: string,
+    kind: string,
+    opts: ListOptions | undefined,
+    map: (row: R) => T | undefined,
+  ): Promise<{ items: T[]; resourceVersion: string }> {
+    const read = (c: pg.Pool | pg.PoolClient, statements?: number) =>
+      this.#pages(c, columns, kind, opts, map, { versioned: true, ...(statements ? { statements } : {}) });
+    if (opts?.limit !== undefined && opts.limit <= LIST_PAGE) {
+      // Rows the label filter drops here after the database kept them would need a second statement.
+      const one = await read(this.#pool, 1);
+      if (one.whole) return { items: one.items, resourceVersion: one.version! };
+    }
+    const all = await this.#read((c) => read(c));
+    return { items: all.items, resourceVersion: all.version! };
   }
 
   list(kind: string, opts?: ListOptions): Promise<Resource[]> {
@@ -366,20 +399,16 @@ export class PostgresStore implements Store {
     return rows.map(rowToResource);
   }
 
-  async listVersioned(kind: string, opts?: ListOptions): Promise<VersionedList> {
-    // One snapshot for both reads; writes commit in version order, so the largest logged version is
-    // the store's version at that snapshot.
-    return this.#read(async (c) => {
-      const items = await this.#list(c, kind, opts);
-      return { items, resourceVersion: await this.#version(c) };
-    });
+  listVersioned(kind: string, opts?: ListOptions): Promise<VersionedList> {
+    return this.#versioned(ROW_COLUMNS, kind, opts, rowToObject(opts));
   }
 
-  async listVersionedJson(kind: string, opts?: ListOptions): Promise<JsonList> {
-    return this.#read(async (c) => {
-      const items = await this.#listJson(c, kind, opts);
-      return { items, resourceVersion: await this.#version(c) };
-    });
+  listVersionedJson(kind: string, opts?: ListOptions): Promise<JsonList> {
+    return this.#versioned<TextRow & { name: string }, JsonItem>(TEXT_COLUMNS, kind, opts, (row) =>
+      !opts?.labels || matchesLabels({ metadata: JSON.parse(row.meta) } as Resource, opts.labels)
+        ? { name: row.name, json: rowJson(row, () => textRowToResource(row)) }
+        : undefined,
+    );
   }
 
   version(): Promise<string> {
@@ -387,10 +416,7 @@ export class PostgresStore implements Store {
   }
 
   async #version(c: pg.PoolClient): Promise<string> {
-    const { rows } = await c.query<{ v: string }>(
-      `SELECT GREATEST((SELECT max(rv) FROM changes),
-         (SELECT value FROM counters WHERE name = 'compacted'))::text AS v`,
-    );
+    const { rows } = await c.query<{ v: string }>(`SELECT ${VERSION_SQL} AS v`);
     return rows[0]!.v;
   }
 

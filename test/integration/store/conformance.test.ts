@@ -621,6 +621,19 @@ for (const driver of drivers) {
       const listed = await store.listVersioned('Network');
       assert.equal(listed.resourceVersion, all.at(-1)!.rv);
       assert.equal(await store.version(), listed.resourceVersion);
+      // A page, and an empty one, name the same version.
+      assert.equal(
+        (await store.listVersioned('Network', { limit: 10 })).resourceVersion,
+        listed.resourceVersion,
+      );
+      assert.deepEqual(await store.listVersioned('Nothing', { limit: 10 }), {
+        items: [],
+        resourceVersion: listed.resourceVersion,
+      });
+      assert.deepEqual(await store.listVersionedJson('Nothing', { limit: 10 }), {
+        items: [],
+        resourceVersion: listed.resourceVersion,
+      });
       assert.deepEqual(await store.changes({ afterRv: listed.resourceVersion }), []);
     });
 
