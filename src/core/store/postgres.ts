@@ -5,8 +5,9 @@
  * - Migrations run in one transaction under a transaction-scoped advisory lock, so managers starting at
  *   once apply each version exactly once and the others wait, then see it recorded.
  * - `write(ops)` is one READ COMMITTED transaction that locks every row it touches with
- *   `SELECT ... FOR UPDATE` before checking `expectedVersion`: a concurrent writer waits for the lock and
- *   then sees the committed version, so it gets Conflict instead of overwriting (no lost updates).
+ *   `SELECT ... FOR UPDATE` before checking `expectedVersion` (a status write checks it in its UPDATE's
+ *   WHERE, which locks the row the same way): a concurrent writer waits for the lock and then sees the
+ *   committed version, so it gets Conflict instead of overwriting (no lost updates).
  *   Concurrent creates of one name meet at the primary key (`ON CONFLICT DO NOTHING`) → AlreadyExists.
  *   A deadlock between two multi-op writes is retried (a few times) as a whole transaction.
  * - `resourceVersion` comes from the `resource_versions` sequence (unique, increasing; gaps after a
@@ -41,6 +42,7 @@ import {
   type Store,
   type StoredRecord,
   type TextRow,
+  updatedMetadata,
   type VersionedList,
   type WriteOp,
   type WriteResult,
@@ -72,6 +74,12 @@ export function unreachable(e: unknown, where: string): unknown {
       'reconnects by itself, retry shortly',
   );
 }
+
+/**
+ * BEGIN and a transaction-scoped advisory lock in one round trip (a simple query of two statements): a
+ * write's turn costs one round trip, not two.
+ */
+const BEGIN_LOCKED = (key: number) => `BEGIN; SELECT pg_advisory_xact_lock(${key})`;
 
 /** Deadlock / serialization failure: the transaction can simply be run again. */
 const RETRYABLE = new Set(['40P01', '40001']);
@@ -448,7 +456,6 @@ export class PostgresStore implements Store {
 
   #write(ops: WriteOp[]): Promise<WriteResult[]> {
     return this.#tx(async (c) => {
-      await c.query('SELECT pg_advisory_xact_lock($1)', [WRITE_LOCK]);
       const out: WriteResult[] = [];
       for (const op of ops) out.push(await this.#apply(c, op));
       const type = (w: WriteResult) =>
@@ -483,7 +490,7 @@ export class PostgresStore implements Store {
         ]);
       }
       return out;
-    });
+    }, BEGIN_LOCKED(WRITE_LOCK));
   }
 
   async #apply(c: pg.PoolClient, op: WriteOp): Promise<WriteResult> {
@@ -513,6 +520,23 @@ export class PostgresStore implements Store {
       if (!rows[0]) throw alreadyExists(kind, name);
       return { op: op.op, resource: rowToResource(rows[0]) };
     }
+    if (op.op === 'status') {
+      // One statement where a status write (the ladder's, many a second) read the row, then updated it.
+      const { rows } = await c.query<Row>(
+        `UPDATE resources SET status = $1::jsonb, rv = nextval('resource_versions')
+         WHERE kind = $2 AND name = $3 AND ($4::text IS NULL OR rv::text = $4) RETURNING *`,
+        [JSON.stringify(op.status), kind, name, op.expectedVersion ?? null],
+      );
+      if (rows[0]) return { op: op.op, resource: rowToResource(rows[0]) };
+      const now = (
+        await c.query<{ rv: string }>('SELECT rv::text FROM resources WHERE kind = $1 AND name = $2', [
+          kind,
+          name,
+        ])
+      ).rows[0];
+      if (!now) throw notFound(kind, name);
+      throw conflict(kind, name, op.expectedVersion!, now.rv);
+    }
     const row = (
       await c.query<Row>('SELECT * FROM resources WHERE kind = $1 AND name = $2 FOR UPDATE', [kind, name])
     ).rows[0];
@@ -532,32 +556,15 @@ export class PostgresStore implements Store {
         resource: { ...current, metadata: { ...current.metadata, resourceVersion: String(rows[0]!.rv) } },
       };
     }
-    let updated: Row | undefined;
-    if (op.op === 'status') {
-      updated = (
-        await c.query<Row>(
-          `UPDATE resources SET status = $1::jsonb, rv = nextval('resource_versions')
-           WHERE kind = $2 AND name = $3 RETURNING *`,
-          [JSON.stringify(op.status), kind, name],
-        )
-      ).rows[0];
-    } else {
-      const specChanged = canonical(op.resource.spec) !== canonical(row.spec);
-      const { resourceVersion: _rv, ...meta } = op.resource.metadata;
-      const metadata = {
-        ...meta,
-        uid: current.metadata.uid,
-        creationTimestamp: current.metadata.creationTimestamp,
-        generation: (current.metadata.generation ?? 1) + (specChanged ? 1 : 0),
-      };
-      updated = (
-        await c.query<Row>(
-          `UPDATE resources SET meta = $1::jsonb, spec = $2::jsonb, rv = nextval('resource_versions')
-           WHERE kind = $3 AND name = $4 RETURNING *`,
-          [JSON.stringify(metadata), JSON.stringify(op.resource.spec), kind, name],
-        )
-      ).rows[0];
-    }
+    const specChanged = canonical(op.resource.spec) !== canonical(row.spec);
+    const metadata = updatedMetadata(op.resource.metadata, current.metadata, specChanged);
+    const updated = (
+      await c.query<Row>(
+        `UPDATE resources SET meta = $1::jsonb, spec = $2::jsonb, rv = nextval('resource_versions')
+         WHERE kind = $3 AND name = $4 RETURNING *`,
+        [JSON.stringify(metadata), JSON.stringify(op.resource.spec), kind, name],
+      )
+    ).rows[0];
     return { op: op.op, resource: rowToResource(updated!) };
   }
 
@@ -566,11 +573,12 @@ export class PostgresStore implements Store {
     await this.#appends(() => this.#append(events));
   }
 
+  /**
+   * Appends are serialised until commit (the lock taken with BEGIN), so ids become visible in increasing
+   * order and a reader following with `afterId` never skips an event committed late with a smaller id.
+   */
   #append(events: StrataEvent[]): Promise<void> {
     return this.#tx(async (c) => {
-      // Appends are serialised until commit, so ids become visible in increasing order and a reader
-      // following with `afterId` never skips an event committed late with a smaller id.
-      await c.query('SELECT pg_advisory_xact_lock($1)', [EVENTS_LOCK]);
       // Take the ids first so each event gets its id back in order, then insert them in one statement.
       const ids = (
         await c.query<{ id: string }>(
@@ -599,7 +607,7 @@ export class PostgresStore implements Store {
       events.forEach((e, i) => {
         e.id = ids[i]!;
       });
-    });
+    }, BEGIN_LOCKED(EVENTS_LOCK));
   }
 
   async listEvents(q: EventQuery): Promise<StrataEvent[]> {
