@@ -188,6 +188,8 @@ export class PostgresStore implements Store {
    */
   readonly #writes = serially();
   readonly #appends = serially();
+  /** When a queued write last found the database unreachable, and the error it got. */
+  #down: { at: number; error: StrataError } | undefined;
 
   private constructor(pool: pg.Pool, keep: number, where: string) {
     // Every query made on the pool itself (not in a transaction) reports an outage the same way as #tx.
@@ -451,7 +453,7 @@ export class PostgresStore implements Store {
 
   async write(ops: WriteOp[]): Promise<WriteResult[]> {
     if (!ops.length) return [];
-    return this.#writes(() => this.#write(ops));
+    return this.#queued(this.#writes, () => this.#write(ops));
   }
 
   #write(ops: WriteOp[]): Promise<WriteResult[]> {
@@ -570,7 +572,26 @@ export class PostgresStore implements Store {
 
   async appendEvents(events: StrataEvent[]): Promise<void> {
     if (!events.length) return;
-    await this.#appends(() => this.#append(events));
+    await this.#queued(this.#appends, () => this.#append(events));
+  }
+
+  /**
+   * Runs fn in its turn on `queue`. One queued behind a write that found the database unreachable fails
+   * with it, as it would have had it waited for a connection itself, instead of each queued write waiting
+   * out the connect timeout in turn (10 s each when the server's host does not answer). Writes queued after
+   * that try again, so the store notices when the server is back.
+   */
+  #queued<T>(queue: ReturnType<typeof serially>, fn: () => Promise<T>): Promise<T> {
+    const since = performance.now();
+    return queue(async () => {
+      if (this.#down && this.#down.at >= since) throw this.#down.error;
+      try {
+        return await fn();
+      } catch (e) {
+        if (e instanceof StrataError && e.status === 503) this.#down = { at: performance.now(), error: e };
+        throw e;
+      }
+    });
   }
 
   /**

@@ -7,6 +7,7 @@
  */
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
+import { type AddressInfo, connect, createServer, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DatabaseSync } from 'node:sqlite';
@@ -894,6 +895,54 @@ describe('PostgreSQL store: writes waiting for their turn', { skip: await postgr
       await release().catch(() => {});
       await other.end().catch(() => {});
       await store.close();
+      await db.cleanup();
+    }
+  });
+});
+
+describe('PostgreSQL store: writes queued during an outage', { skip: await postgresSkipReason() }, () => {
+  it('fail together with the one that found the server unreachable, not one connect timeout after another', async () => {
+    const db = await withPostgres();
+    const target = new URL(db.url);
+    // A proxy to the server that, once cut, drops what it carried and holds new connections unanswered
+    // (a host that does not answer), counting them.
+    let cut = false;
+    let attempts = 0;
+    const carried = new Set<Socket>();
+    const proxy = createServer((inbound) => {
+      carried.add(inbound);
+      inbound.on('close', () => carried.delete(inbound));
+      inbound.on('error', () => {});
+      if (cut) {
+        attempts++;
+        return;
+      }
+      const out = connect(Number(target.port), target.hostname);
+      out.on('error', () => inbound.destroy());
+      inbound.pipe(out).pipe(inbound);
+      inbound.on('close', () => out.destroy());
+    });
+    await new Promise<void>((r) => proxy.listen(0, '127.0.0.1', r));
+    const via = new URL(db.url);
+    via.port = String((proxy.address() as AddressInfo).port);
+    const { PostgresStore } = await import('../../../src/core/store/postgres.ts');
+    const store = await PostgresStore.open(via.toString(), { poolSize: 4 });
+    try {
+      await store.write([{ op: 'create', resource: node('before') }]);
+      cut = true;
+      for (const s of carried) s.destroy();
+      const writes = await Promise.allSettled(
+        Array.from({ length: 4 }, (_, i) => store.write([{ op: 'create', resource: node(`q-${i}`) }])),
+      );
+      for (const w of writes) {
+        assert.equal(w.status, 'rejected');
+        assert.match(String((w as PromiseRejectedResult).reason), /unreachable/);
+      }
+      assert.ok(attempts <= 1, `${attempts} connections tried in turn for four writes`);
+    } finally {
+      for (const s of carried) s.destroy();
+      proxy.close();
+      await store.close().catch(() => {});
       await db.cleanup();
     }
   });
