@@ -82,4 +82,12 @@ export const POSTGRES_MIGRATIONS: Migration[] = [
     version: 3,
     sql: RESOURCE_INDEX_SQL,
   },
+  {
+    // Lists read by name in "C" order (both drivers sort alike whatever the locale), a keyset page at a
+    // time. The primary key is in the database's collation (C.UTF-8 is not "C" to PostgreSQL 15), so it
+    // cannot give that order: every page sorted all of a kind's rows after its cursor (17 of a 501-row
+    // page's 26 ms at 10,000 Nodes); with this index a page reads its own rows only (3 ms).
+    version: 4,
+    sql: 'CREATE INDEX resources_by_name ON resources (kind, name COLLATE "C")',
+  },
 ];

@@ -5,8 +5,9 @@
  * - Migrations run in one transaction under a transaction-scoped advisory lock, so managers starting at
  *   once apply each version exactly once and the others wait, then see it recorded.
  * - `write(ops)` is one READ COMMITTED transaction that locks every row it touches with
- *   `SELECT ... FOR UPDATE` before checking `expectedVersion`: a concurrent writer waits for the lock and
- *   then sees the committed version, so it gets Conflict instead of overwriting (no lost updates).
+ *   `SELECT ... FOR UPDATE` before checking `expectedVersion` (a status write checks it in its UPDATE's
+ *   WHERE, which locks the row the same way): a concurrent writer waits for the lock and then sees the
+ *   committed version, so it gets Conflict instead of overwriting (no lost updates).
  *   Concurrent creates of one name meet at the primary key (`ON CONFLICT DO NOTHING`) → AlreadyExists.
  *   A deadlock between two multi-op writes is retried (a few times) as a whole transaction.
  * - `resourceVersion` comes from the `resource_versions` sequence (unique, increasing; gaps after a
@@ -41,6 +42,7 @@ import {
   type Store,
   type StoredRecord,
   type TextRow,
+  updatedMetadata,
   type VersionedList,
   type WriteOp,
   type WriteResult,
@@ -72,6 +74,12 @@ export function unreachable(e: unknown, where: string): unknown {
       'reconnects by itself, retry shortly',
   );
 }
+
+/**
+ * BEGIN and a transaction-scoped advisory lock in one round trip (a simple query of two statements): a
+ * write's turn costs one round trip, not two.
+ */
+const BEGIN_LOCKED = (key: number) => `BEGIN; SELECT pg_advisory_xact_lock(${key})`;
 
 /** Deadlock / serialization failure: the transaction can simply be run again. */
 const RETRYABLE = new Set(['40P01', '40001']);
@@ -107,6 +115,46 @@ function textRowToResource(row: TextRow & { name: string }): Resource {
 /** A list reads at most this many rows per statement (an API page, 501 rows, in one). */
 const LIST_PAGE = 1000;
 
+/** The store's version: the largest logged change, or what compaction removed when the log is empty. */
+const VERSION_SQL = `GREATEST((SELECT max(rv) FROM changes),
+  (SELECT value FROM counters WHERE name = 'compacted'))::text`;
+
+/** The columns a list reads to make objects (Row), and to give them as JSON text (TextRow). */
+const ROW_COLUMNS = '*';
+// A JSON null status is no status, as rowToResource has it.
+const TEXT_COLUMNS = `kind, name, api_version, meta::text AS meta, spec::text AS spec,
+  NULLIF(status, 'null'::jsonb)::text AS status, rv::text AS rv`;
+
+/** A list's rows made into objects, those the label filter keeps. */
+function rowToObject(opts: ListOptions | undefined): (row: Row) => Resource | undefined {
+  return (row) => {
+    const r = rowToResource(row);
+    return matchesLabels(r, opts?.labels) ? r : undefined;
+  };
+}
+
+/**
+ * A statement of a write carries at most this many rows: the driver builds a statement's parameters (array
+ * literals of every row's JSON) in one synchronous piece, and the change log of a 10,000-Node apply in one
+ * statement held the event loop 320 ms (most of it garbage collection of those strings); 500 rows are
+ * ~15 ms, and the loop runs between statements while the database works.
+ */
+const WRITE_ROWS = 500;
+
+function* chunks<T>(xs: readonly T[]): Generator<T[]> {
+  for (let i = 0; i < xs.length; i += WRITE_ROWS) yield xs.slice(i, i + WRITE_ROWS);
+}
+
+/** Runs each call after the previous one has settled, in call order (an in-process queue). */
+function serially(): <T>(fn: () => Promise<T>) => Promise<T> {
+  let tail: Promise<unknown> = Promise.resolve();
+  return (fn) => {
+    const run = tail.then(fn);
+    tail = run.catch(() => {});
+    return run;
+  };
+}
+
 /** JSON with object keys sorted, for comparing values the way JSONB does. */
 function canonical(v: unknown): string {
   return JSON.stringify(v, (_k, x) =>
@@ -132,6 +180,16 @@ export class PostgresStore implements Store {
   /** Compaction runs when the version crosses a multiple of this. */
   readonly #every: number;
   #closed = false;
+  /**
+   * Writes (and event appends) of this process take their turn here before they take a connection. They
+   * are serialised by an advisory lock anyway; waiting for it inside a transaction held a pooled
+   * connection, so the ladder's writes (8 at once) took the pool and a list or a get waited behind them
+   * (p99 ~200 ms). Queued here, at most one connection of each waits for the lock, the rest serve reads.
+   */
+  readonly #writes = serially();
+  readonly #appends = serially();
+  /** When a queued write last found the database unreachable, and the error it got. */
+  #down: { at: number; error: StrataError } | undefined;
 
   private constructor(pool: pg.Pool, keep: number, where: string) {
     // Every query made on the pool itself (not in a transaction) reports an outage the same way as #tx.
@@ -201,20 +259,20 @@ export class PostgresStore implements Store {
   /** Replaces the index rows of these objects (`deleted` ones get none), in the caller's transaction. */
   async #index(c: pg.PoolClient, objects: Resource[], deleted: Resource[] = []): Promise<void> {
     const all = [...objects, ...deleted].filter((r) => INDEXED_KINDS.includes(r.kind));
-    if (!all.length) return;
-    await c.query(
-      'DELETE FROM resource_index WHERE (kind, name) IN (SELECT * FROM unnest($1::text[], $2::text[]))',
-      [all.map((r) => r.kind), all.map((r) => r.metadata.name)],
-    );
+    for (const part of chunks(all))
+      await c.query(
+        'DELETE FROM resource_index WHERE (kind, name) IN (SELECT * FROM unnest($1::text[], $2::text[]))',
+        [part.map((r) => r.kind), part.map((r) => r.metadata.name)],
+      );
     const rows = objects.flatMap((r) =>
       indexEntries(r).map((e) => [r.kind, e.index, e.value, r.metadata.name] as const),
     );
-    if (!rows.length) return;
-    await c.query(
-      `INSERT INTO resource_index (kind, idx, value, name)
-       SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[]) ON CONFLICT DO NOTHING`,
-      [0, 1, 2, 3].map((i) => rows.map((row) => row[i])),
-    );
+    for (const part of chunks(rows))
+      await c.query(
+        `INSERT INTO resource_index (kind, idx, value, name)
+         SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[]) ON CONFLICT DO NOTHING`,
+        [0, 1, 2, 3].map((i) => part.map((row) => row[i])),
+      );
   }
 
   /** Runs fn in a transaction on one pooled connection; retries the whole of it after a deadlock. */
@@ -260,10 +318,7 @@ export class PostgresStore implements Store {
   }
 
   async #list(c: pg.Pool | pg.PoolClient, kind: string, opts?: ListOptions): Promise<Resource[]> {
-    return this.#pages<Row, Resource>(c, '*', kind, opts, (row) => {
-      const r = rowToResource(row);
-      return matchesLabels(r, opts?.labels) ? r : undefined;
-    });
+    return (await this.#pages(c, ROW_COLUMNS, kind, opts, rowToObject(opts))).items;
   }
 
   /**
@@ -271,7 +326,9 @@ export class PostgresStore implements Store {
    * makes of it (undefined: filtered out). A kind of 10,000 objects read in one query was turned into
    * objects in one go, holding the event loop ~100 ms; a page at a time gives it a turn between pages. On
    * the pool each page is its own statement (each object once, as committed at some moment of the list,
-   * like SQLite's list); in a transaction they share its snapshot.
+   * like SQLite's list); in a transaction they share its snapshot. `versioned`: the first statement also
+   * reads the store's version, in its snapshot. `statements`: stop after this many (`whole` says whether
+   * the list was read to its end or its limit).
    */
   async #pages<R extends { name: string }, T>(
     c: pg.Pool | pg.PoolClient,
@@ -279,22 +336,31 @@ export class PostgresStore implements Store {
     kind: string,
     opts: ListOptions | undefined,
     map: (row: R) => T | undefined,
-  ): Promise<T[]> {
+    how: { versioned?: boolean; statements?: number } = {},
+  ): Promise<{ items: T[]; version?: string; whole: boolean }> {
     const labels = opts?.labels && Object.keys(opts.labels).length ? canonical(opts.labels) : null;
     const limit = opts?.limit ?? Number.POSITIVE_INFINITY;
     const out: T[] = [];
     let after = opts?.after ?? '';
-    while (out.length < limit) {
+    let version: string | undefined;
+    for (let n = 0; out.length < limit; n++) {
+      if (n === how.statements) return { items: out, ...(version ? { version } : {}), whole: false };
       const chunk = Math.min(LIST_PAGE, limit - out.length);
       // The columns are computed outside the sorted, limited read: inside it, `meta::text` and the like
       // were computed for every row the sort saw (all the kind's rows after `after`), not the page's.
-      const { rows } = await c.query<R>(
-        `SELECT ${columns} FROM (SELECT * FROM resources WHERE kind = $1
+      const page = `SELECT ${columns} FROM (SELECT * FROM resources WHERE kind = $1
            AND ($2::jsonb IS NULL OR COALESCE(meta->'labels', '{}'::jsonb) @> $2::jsonb)
            AND name COLLATE "C" > $3
-         ORDER BY name COLLATE "C" LIMIT $4) AS page ORDER BY name COLLATE "C"`,
-        [kind, labels, after, chunk],
-      );
+         ORDER BY name COLLATE "C" LIMIT $4) AS page`;
+      // The version in the same statement (one snapshot), on a row of its own when the page is empty.
+      const sql =
+        how.versioned && version === undefined
+          ? `SELECT v.version, page.* FROM (SELECT ${VERSION_SQL} AS version) AS v
+               LEFT JOIN LATERAL (${page}) AS page ON true ORDER BY page.name COLLATE "C"`
+          : `${page} ORDER BY name COLLATE "C"`;
+      const { rows: got } = await c.query<R & { version?: string }>(sql, [kind, labels, after, chunk]);
+      if (how.versioned && version === undefined) version = got[0]!.version!;
+      const rows = got.filter((row) => row.name !== null);
       for (const row of rows) {
         const r = map(row);
         if (r !== undefined) out.push(r);
@@ -302,23 +368,30 @@ export class PostgresStore implements Store {
       if (rows.length < chunk) break;
       after = rows[rows.length - 1]!.name;
     }
-    return out;
+    return { items: out, ...(version ? { version } : {}), whole: true };
   }
 
-  /** #list's objects as JSON text, read as text (not parsed by the driver nor here). */
-  #listJson(c: pg.PoolClient, kind: string, opts?: ListOptions): Promise<JsonItem[]> {
-    return this.#pages<TextRow & { name: string }, JsonItem>(
-      c,
-      // A JSON null status is no status, as rowToResource has it.
-      `kind, name, api_version, meta::text AS meta, spec::text AS spec,
-       NULLIF(status, 'null'::jsonb)::text AS status, rv::text AS rv`,
-      kind,
-      opts,
-      (row) =>
-        !opts?.labels || matchesLabels({ metadata: JSON.parse(row.meta) } as Resource, opts.labels)
-          ? { name: row.name, json: rowJson(row, () => textRowToResource(row)) }
-          : undefined,
-    );
+  /**
+   * A list with the store's version, both from one snapshot (writes commit in version order, so the largest
+   * logged version is the store's version at that snapshot). A list of one statement's rows (an API page,
+   * 501) is that one statement on the pool, no transaction around it: one round trip where BEGIN, the
+   * page, the version and COMMIT were four. A longer one runs in a REPEATABLE READ transaction.
+   */
+  async #versioned<R extends { name: string }, T>(
+    columns: string,
+    kind: string,
+    opts: ListOptions | undefined,
+    map: (row: R) => T | undefined,
+  ): Promise<{ items: T[]; resourceVersion: string }> {
+    const read = (c: pg.Pool | pg.PoolClient, statements?: number) =>
+      this.#pages(c, columns, kind, opts, map, { versioned: true, ...(statements ? { statements } : {}) });
+    if (opts?.limit !== undefined && opts.limit <= LIST_PAGE) {
+      // Rows the label filter drops here after the database kept them would need a second statement.
+      const one = await read(this.#pool, 1);
+      if (one.whole) return { items: one.items, resourceVersion: one.version! };
+    }
+    const all = await this.#read((c) => read(c));
+    return { items: all.items, resourceVersion: all.version! };
   }
 
   list(kind: string, opts?: ListOptions): Promise<Resource[]> {
@@ -336,20 +409,16 @@ export class PostgresStore implements Store {
     return rows.map(rowToResource);
   }
 
-  async listVersioned(kind: string, opts?: ListOptions): Promise<VersionedList> {
-    // One snapshot for both reads; writes commit in version order, so the largest logged version is
-    // the store's version at that snapshot.
-    return this.#read(async (c) => {
-      const items = await this.#list(c, kind, opts);
-      return { items, resourceVersion: await this.#version(c) };
-    });
+  listVersioned(kind: string, opts?: ListOptions): Promise<VersionedList> {
+    return this.#versioned(ROW_COLUMNS, kind, opts, rowToObject(opts));
   }
 
-  async listVersionedJson(kind: string, opts?: ListOptions): Promise<JsonList> {
-    return this.#read(async (c) => {
-      const items = await this.#listJson(c, kind, opts);
-      return { items, resourceVersion: await this.#version(c) };
-    });
+  listVersionedJson(kind: string, opts?: ListOptions): Promise<JsonList> {
+    return this.#versioned<TextRow & { name: string }, JsonItem>(TEXT_COLUMNS, kind, opts, (row) =>
+      !opts?.labels || matchesLabels({ metadata: JSON.parse(row.meta) } as Resource, opts.labels)
+        ? { name: row.name, json: rowJson(row, () => textRowToResource(row)) }
+        : undefined,
+    );
   }
 
   version(): Promise<string> {
@@ -357,10 +426,7 @@ export class PostgresStore implements Store {
   }
 
   async #version(c: pg.PoolClient): Promise<string> {
-    const { rows } = await c.query<{ v: string }>(
-      `SELECT GREATEST((SELECT max(rv) FROM changes),
-         (SELECT value FROM counters WHERE name = 'compacted'))::text AS v`,
-    );
+    const { rows } = await c.query<{ v: string }>(`SELECT ${VERSION_SQL} AS v`);
     return rows[0]!.v;
   }
 
@@ -387,23 +453,27 @@ export class PostgresStore implements Store {
 
   async write(ops: WriteOp[]): Promise<WriteResult[]> {
     if (!ops.length) return [];
+    return this.#queued(this.#writes, () => this.#write(ops));
+  }
+
+  #write(ops: WriteOp[]): Promise<WriteResult[]> {
     return this.#tx(async (c) => {
-      await c.query('SELECT pg_advisory_xact_lock($1)', [WRITE_LOCK]);
       const out: WriteResult[] = [];
       for (const op of ops) out.push(await this.#apply(c, op));
       const type = (w: WriteResult) =>
         w.op === 'create' ? 'ADDED' : w.op === 'delete' ? 'DELETED' : 'MODIFIED';
-      await c.query(
-        `INSERT INTO changes (rv, type, kind, name, object)
-         SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::jsonb[])`,
-        [
-          out.map((w) => w.resource.metadata.resourceVersion),
-          out.map(type),
-          out.map((w) => w.resource.kind),
-          out.map((w) => w.resource.metadata.name),
-          out.map((w) => JSON.stringify(w.resource)),
-        ],
-      );
+      for (const part of chunks(out))
+        await c.query(
+          `INSERT INTO changes (rv, type, kind, name, object)
+           SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::jsonb[])`,
+          [
+            part.map((w) => w.resource.metadata.resourceVersion),
+            part.map(type),
+            part.map((w) => w.resource.kind),
+            part.map((w) => w.resource.metadata.name),
+            part.map((w) => JSON.stringify(w.resource)),
+          ],
+        );
       // The index follows each object's last state in this transaction.
       const byObject = new Map(out.map((w) => [`${w.resource.kind}/${w.resource.metadata.name}`, w]));
       const final = [...byObject.values()];
@@ -422,7 +492,7 @@ export class PostgresStore implements Store {
         ]);
       }
       return out;
-    });
+    }, BEGIN_LOCKED(WRITE_LOCK));
   }
 
   async #apply(c: pg.PoolClient, op: WriteOp): Promise<WriteResult> {
@@ -452,6 +522,23 @@ export class PostgresStore implements Store {
       if (!rows[0]) throw alreadyExists(kind, name);
       return { op: op.op, resource: rowToResource(rows[0]) };
     }
+    if (op.op === 'status') {
+      // One statement where a status write (the ladder's, many a second) read the row, then updated it.
+      const { rows } = await c.query<Row>(
+        `UPDATE resources SET status = $1::jsonb, rv = nextval('resource_versions')
+         WHERE kind = $2 AND name = $3 AND ($4::text IS NULL OR rv::text = $4) RETURNING *`,
+        [JSON.stringify(op.status), kind, name, op.expectedVersion ?? null],
+      );
+      if (rows[0]) return { op: op.op, resource: rowToResource(rows[0]) };
+      const now = (
+        await c.query<{ rv: string }>('SELECT rv::text FROM resources WHERE kind = $1 AND name = $2', [
+          kind,
+          name,
+        ])
+      ).rows[0];
+      if (!now) throw notFound(kind, name);
+      throw conflict(kind, name, op.expectedVersion!, now.rv);
+    }
     const row = (
       await c.query<Row>('SELECT * FROM resources WHERE kind = $1 AND name = $2 FOR UPDATE', [kind, name])
     ).rows[0];
@@ -471,41 +558,48 @@ export class PostgresStore implements Store {
         resource: { ...current, metadata: { ...current.metadata, resourceVersion: String(rows[0]!.rv) } },
       };
     }
-    let updated: Row | undefined;
-    if (op.op === 'status') {
-      updated = (
-        await c.query<Row>(
-          `UPDATE resources SET status = $1::jsonb, rv = nextval('resource_versions')
-           WHERE kind = $2 AND name = $3 RETURNING *`,
-          [JSON.stringify(op.status), kind, name],
-        )
-      ).rows[0];
-    } else {
-      const specChanged = canonical(op.resource.spec) !== canonical(row.spec);
-      const { resourceVersion: _rv, ...meta } = op.resource.metadata;
-      const metadata = {
-        ...meta,
-        uid: current.metadata.uid,
-        creationTimestamp: current.metadata.creationTimestamp,
-        generation: (current.metadata.generation ?? 1) + (specChanged ? 1 : 0),
-      };
-      updated = (
-        await c.query<Row>(
-          `UPDATE resources SET meta = $1::jsonb, spec = $2::jsonb, rv = nextval('resource_versions')
-           WHERE kind = $3 AND name = $4 RETURNING *`,
-          [JSON.stringify(metadata), JSON.stringify(op.resource.spec), kind, name],
-        )
-      ).rows[0];
-    }
+    const specChanged = canonical(op.resource.spec) !== canonical(row.spec);
+    const metadata = updatedMetadata(op.resource.metadata, current.metadata, specChanged);
+    const updated = (
+      await c.query<Row>(
+        `UPDATE resources SET meta = $1::jsonb, spec = $2::jsonb, rv = nextval('resource_versions')
+         WHERE kind = $3 AND name = $4 RETURNING *`,
+        [JSON.stringify(metadata), JSON.stringify(op.resource.spec), kind, name],
+      )
+    ).rows[0];
     return { op: op.op, resource: rowToResource(updated!) };
   }
 
   async appendEvents(events: StrataEvent[]): Promise<void> {
     if (!events.length) return;
-    await this.#tx(async (c) => {
-      // Appends are serialised until commit, so ids become visible in increasing order and a reader
-      // following with `afterId` never skips an event committed late with a smaller id.
-      await c.query('SELECT pg_advisory_xact_lock($1)', [EVENTS_LOCK]);
+    await this.#queued(this.#appends, () => this.#append(events));
+  }
+
+  /**
+   * Runs fn in its turn on `queue`. One queued behind a write that found the database unreachable fails
+   * with it, as it would have had it waited for a connection itself, instead of each queued write waiting
+   * out the connect timeout in turn (10 s each when the server's host does not answer). Writes queued after
+   * that try again, so the store notices when the server is back.
+   */
+  #queued<T>(queue: ReturnType<typeof serially>, fn: () => Promise<T>): Promise<T> {
+    const since = performance.now();
+    return queue(async () => {
+      if (this.#down && this.#down.at >= since) throw this.#down.error;
+      try {
+        return await fn();
+      } catch (e) {
+        if (e instanceof StrataError && e.status === 503) this.#down = { at: performance.now(), error: e };
+        throw e;
+      }
+    });
+  }
+
+  /**
+   * Appends are serialised until commit (the lock taken with BEGIN), so ids become visible in increasing
+   * order and a reader following with `afterId` never skips an event committed late with a smaller id.
+   */
+  #append(events: StrataEvent[]): Promise<void> {
+    return this.#tx(async (c) => {
       // Take the ids first so each event gets its id back in order, then insert them in one statement.
       const ids = (
         await c.query<{ id: string }>(
@@ -534,7 +628,7 @@ export class PostgresStore implements Store {
       events.forEach((e, i) => {
         e.id = ids[i]!;
       });
-    });
+    }, BEGIN_LOCKED(EVENTS_LOCK));
   }
 
   async listEvents(q: EventQuery): Promise<StrataEvent[]> {

@@ -40,6 +40,7 @@ import {
   rowJson,
   type Store,
   type StoredRecord,
+  updatedMetadata,
   type VersionedList,
   type WriteOp,
   type WriteResult,
@@ -501,13 +502,7 @@ export class SqliteStore implements Store {
       this.#stmts.status!.run(JSON.stringify(op.status), rv, kind, name);
     } else {
       const specChanged = JSON.stringify(op.resource.spec) !== row.spec;
-      const { resourceVersion: _rv, ...meta } = op.resource.metadata;
-      const metadata = {
-        ...meta,
-        uid: current.metadata.uid,
-        creationTimestamp: current.metadata.creationTimestamp,
-        generation: (current.metadata.generation ?? 1) + (specChanged ? 1 : 0),
-      };
+      const metadata = updatedMetadata(op.resource.metadata, current.metadata, specChanged);
       this.#stmts.update!.run(JSON.stringify(metadata), JSON.stringify(op.resource.spec), rv, kind, name);
     }
     return { op: op.op, resource: rowToResource(this.#row(kind, name)!) };

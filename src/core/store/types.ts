@@ -151,3 +151,21 @@ export function rowJson(row: TextRow, whole: () => Resource): string {
   const status = row.status ? `,"status":${row.status}` : '';
   return `{"apiVersion":${JSON.stringify(row.api_version)},"kind":${JSON.stringify(row.kind)},"metadata":${metadata},"spec":${row.spec}${status}}`;
 }
+
+/**
+ * The metadata an update stores: the new one without its resourceVersion (the version column has it),
+ * keeping the object's uid and creation time, the generation bumped when the spec changed.
+ */
+export function updatedMetadata(
+  next: Resource['metadata'],
+  current: Resource['metadata'],
+  specChanged: boolean,
+): Omit<Resource['metadata'], 'resourceVersion'> {
+  const { resourceVersion: _rv, ...meta } = next;
+  return {
+    ...meta,
+    uid: current.uid,
+    creationTimestamp: current.creationTimestamp,
+    generation: (current.generation ?? 1) + (specChanged ? 1 : 0),
+  };
+}

@@ -7,6 +7,7 @@
  */
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
+import { type AddressInfo, connect, createServer, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DatabaseSync } from 'node:sqlite';
@@ -621,7 +622,48 @@ for (const driver of drivers) {
       const listed = await store.listVersioned('Network');
       assert.equal(listed.resourceVersion, all.at(-1)!.rv);
       assert.equal(await store.version(), listed.resourceVersion);
+      // A page, and an empty one, name the same version.
+      assert.equal(
+        (await store.listVersioned('Network', { limit: 10 })).resourceVersion,
+        listed.resourceVersion,
+      );
+      assert.deepEqual(await store.listVersioned('Nothing', { limit: 10 }), {
+        items: [],
+        resourceVersion: listed.resourceVersion,
+      });
+      assert.deepEqual(await store.listVersionedJson('Nothing', { limit: 10 }), {
+        items: [],
+        resourceVersion: listed.resourceVersion,
+      });
       assert.deepEqual(await store.changes({ afterRv: listed.resourceVersion }), []);
+    });
+
+    it('a write of more objects than one statement carries logs and indexes every one of them', async () => {
+      const n = 1201;
+      const mac = (i: number) =>
+        `52:54:00:bb:${(i >> 8).toString(16).padStart(2, '0')}:${(i & 255).toString(16).padStart(2, '0')}`;
+      const { resourceVersion: v0 } = await store.listVersioned('Node');
+      const written = await store.write(
+        Array.from({ length: n }, (_, i) => ({
+          op: 'create' as const,
+          resource: node(`many-${i}`, { macAddresses: [mac(i)] }),
+        })),
+      );
+      const log = await store.changes({ afterRv: v0, limit: n + 1 });
+      assert.ok(log !== 'expired');
+      assert.deepEqual(
+        log.map((ch) => [ch.type, ch.object.metadata.name, ch.rv]),
+        written.map((w) => ['ADDED', w.resource.metadata.name, w.resource.metadata.resourceVersion]),
+      );
+      for (const i of [0, 499, 500, 1000, n - 1])
+        assert.deepEqual(
+          (await store.lookup('Node', 'mac', mac(i))).map((r) => r.metadata.name),
+          [`many-${i}`],
+        );
+      await store.write(
+        Array.from({ length: n }, (_, i) => ({ op: 'delete' as const, kind: 'Node', name: `many-${i}` })),
+      );
+      for (const i of [0, 600, n - 1]) assert.deepEqual(await store.lookup('Node', 'mac', mac(i)), []);
     });
 
     it('pages a list by name with after and limit, the label filter applied before the limit', async () => {
@@ -812,6 +854,96 @@ describe('store conformance: migrations under concurrency', { skip: await postgr
       for (const s of stores) assert.equal((await s.get('Node', 'm'))?.metadata.name, 'm');
     } finally {
       await Promise.all(stores.map((s) => s.close()));
+    }
+  });
+});
+
+describe('PostgreSQL store: writes waiting for their turn', { skip: await postgresSkipReason() }, () => {
+  it('leave the pool to reads: a get and a list are answered while more writes wait than it has connections', async () => {
+    const db = await withPostgres();
+    const { PostgresStore } = await import('../../../src/core/store/postgres.ts');
+    const store = await PostgresStore.open(db.url, { poolSize: 2 });
+    // Another manager holds the write lock (the advisory lock every write takes first, "rvs").
+    const other = new pg.Client({ connectionString: db.url });
+    let released = false;
+    const release = async () => {
+      if (released) return;
+      released = true;
+      await other.query('COMMIT');
+    };
+    // Lets the writes go after a while whatever happens, so a store that starves reads fails instead of hanging.
+    const fallback = setTimeout(() => void release(), 10_000);
+    try {
+      await store.write([{ op: 'create', resource: node('seen') }]);
+      await other.connect();
+      await other.query('BEGIN');
+      await other.query('SELECT pg_advisory_xact_lock($1)', [0x727673]);
+      const writes = Promise.all(
+        Array.from({ length: 4 }, (_, i) => store.write([{ op: 'create', resource: node(`w-${i}`) }])),
+      );
+      assert.equal((await store.get('Node', 'seen'))?.metadata.name, 'seen');
+      assert.deepEqual(
+        (await store.listVersioned('Node')).items.map((r) => r.metadata.name),
+        ['seen'],
+      );
+      assert.equal(released, false, 'the reads waited until the writes had the lock');
+      await release();
+      assert.equal((await writes).length, 4);
+      assert.equal((await store.list('Node')).length, 5);
+    } finally {
+      clearTimeout(fallback);
+      await release().catch(() => {});
+      await other.end().catch(() => {});
+      await store.close();
+      await db.cleanup();
+    }
+  });
+});
+
+describe('PostgreSQL store: writes queued during an outage', { skip: await postgresSkipReason() }, () => {
+  it('fail together with the one that found the server unreachable, not one connect timeout after another', async () => {
+    const db = await withPostgres();
+    const target = new URL(db.url);
+    // A proxy to the server that, once cut, drops what it carried and holds new connections unanswered
+    // (a host that does not answer), counting them.
+    let cut = false;
+    let attempts = 0;
+    const carried = new Set<Socket>();
+    const proxy = createServer((inbound) => {
+      carried.add(inbound);
+      inbound.on('close', () => carried.delete(inbound));
+      inbound.on('error', () => {});
+      if (cut) {
+        attempts++;
+        return;
+      }
+      const out = connect(Number(target.port), target.hostname);
+      out.on('error', () => inbound.destroy());
+      inbound.pipe(out).pipe(inbound);
+      inbound.on('close', () => out.destroy());
+    });
+    await new Promise<void>((r) => proxy.listen(0, '127.0.0.1', r));
+    const via = new URL(db.url);
+    via.port = String((proxy.address() as AddressInfo).port);
+    const { PostgresStore } = await import('../../../src/core/store/postgres.ts');
+    const store = await PostgresStore.open(via.toString(), { poolSize: 4 });
+    try {
+      await store.write([{ op: 'create', resource: node('before') }]);
+      cut = true;
+      for (const s of carried) s.destroy();
+      const writes = await Promise.allSettled(
+        Array.from({ length: 4 }, (_, i) => store.write([{ op: 'create', resource: node(`q-${i}`) }])),
+      );
+      for (const w of writes) {
+        assert.equal(w.status, 'rejected');
+        assert.match(String((w as PromiseRejectedResult).reason), /unreachable/);
+      }
+      assert.ok(attempts <= 1, `${attempts} connections tried in turn for four writes`);
+    } finally {
+      for (const s of carried) s.destroy();
+      proxy.close();
+      await store.close().catch(() => {});
+      await db.cleanup();
     }
   });
 });
