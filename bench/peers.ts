@@ -165,8 +165,11 @@ export async function strataServe(
   port: number,
   repo = REPO,
   workers = 1,
+  /** spec.boot.artifactServer: nginx hands /artifacts/ to the worker's own nginx. */
+  artifactServer: 'node' | 'nginx' = 'node',
 ): Promise<{ pid: number; ask: LineChannel['ask'] }> {
   const args = [join(repo, 'bench/serve.ts'), mode, root, String(port), String(workers)];
+  if (artifactServer === 'nginx') args.push('nginx');
   const s = spawnIn(set, ns, NODE, args, {
     ...process.env,
     STRATA_LOG_LEVEL: 'error',

@@ -147,7 +147,9 @@ ${nginxHead(o)}  server_tokens off;
       # Overwritten, never appended: a client cannot pose as another address.
       proxy_set_header X-Real-IP $remote_addr;
       proxy_set_header X-Forwarded-For $remote_addr;
-      proxy_buffering off;
+      # Buffered in memory only (never a temp file): a large answer (a registry blob) waits on the client.
+      proxy_buffering on;
+      proxy_max_temp_file_size 0;
       proxy_request_buffering off;
       proxy_read_timeout 300s;
     }
