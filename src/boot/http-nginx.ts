@@ -333,7 +333,7 @@ async function syslogSocket(o: NginxFrontOptions): Promise<Socket> {
  * Kills (the group of) an nginx a previous worker left running, named by its pid file, but only if that
  * process runs this configuration file: a pid reused since, or another instance's nginx, is left alone.
  */
-function killStale(pidFile: string, conf: string, log: Logger): void {
+export function killStale(pidFile: string, conf: string, log: Logger): void {
   let pid: number;
   try {
     pid = Number(readFileSync(pidFile, 'utf8').trim());

@@ -9,12 +9,13 @@
  * process (nginx master, workers, watchdog) in the namespace.
  */
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { it, type TestContext } from 'node:test';
-import { findNginx } from '../../../src/boot/http-nginx.ts';
+import { findNginx, killStale } from '../../../src/boot/http-nginx.ts';
 import {
   type BootConfig,
   type BootReport,
@@ -23,6 +24,7 @@ import {
   type Lease,
   subjects,
 } from '../../../src/boot/protocol.ts';
+import { silentLogger } from '../../../src/core/log.ts';
 import { InprocTransport } from '../../../src/core/transport/inproc.ts';
 import { createNetns, netnsAvailable } from '../../helpers/netns.ts';
 import { waitFor } from '../../helpers/strata.ts';
@@ -188,4 +190,29 @@ it('a worker killed with -9 leaves no nginx behind', { skip }, async (t) => {
   w.child.kill('SIGKILL');
   await w.exited;
   await namespaceEmpty(w.seg.bridgeNs);
+});
+
+it('a worker starting again stops the nginx its pid file names, and only one running its configuration', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'strata-nginx-stale-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const conf = join(dir, 'nginx.conf');
+  const pidFile = join(dir, 'nginx.pid');
+  // Stand-ins, each the leader of a process group: one running this configuration, one another.
+  const start = (args: string[]) => {
+    const c = spawn('sh', ['-c', 'sleep 60 & wait', 'nginx', ...args], { detached: true, stdio: 'ignore' });
+    t.after(() => {
+      try {
+        process.kill(-c.pid!, 'SIGKILL');
+      } catch {}
+    });
+    return c;
+  };
+  const other = start(['-c', join(dir, 'other.conf')]);
+  const mine = start(['-c', conf]);
+  writeFileSync(pidFile, String(other.pid));
+  killStale(pidFile, conf, silentLogger);
+  writeFileSync(pidFile, String(mine.pid));
+  killStale(pidFile, conf, silentLogger);
+  await waitFor('the stale one stopped', () => mine.signalCode === 'SIGKILL', 3000);
+  assert.deepEqual([other.exitCode, other.signalCode], [null, null], "another configuration's is left alone");
 });
