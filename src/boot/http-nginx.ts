@@ -126,7 +126,9 @@ ${nginxHead(o)}  server_tokens off;
     keepalive_timeout 60s;
   }
   server {
-    listen ${listen};
+    # reuseport: a listening socket per nginx worker, so the kernel spreads connections over them evenly
+    # (one shared socket let one worker take most of 200 downloads arriving at once).
+    listen ${listen} reuseport;
     client_max_body_size 0;
     location /artifacts/ {
       alias ${o.artifacts}/;

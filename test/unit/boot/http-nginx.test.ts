@@ -58,7 +58,7 @@ describe("nginx's configuration", () => {
     assert.match(c, /^daemon off;$/m);
     assert.match(c, /^worker_processes 2;$/m);
     assert.match(c, /^pid \/var\/lib\/strata\/run\/http-lab\/nginx\.pid;$/m);
-    assert.match(c, /listen 10\.0\.0\.1:7421;/);
+    assert.match(c, /listen 10\.0\.0\.1:7421 reuseport;/);
     assert.match(c, /sendfile on;/);
     assert.match(c, /alias \/var\/lib\/strata\/artifacts\/;\s+# [^\n]*\n[^\n]*\n\s+disable_symlinks on/);
     assert.match(c, /access_log syslog:server=127\.0\.0\.1:5140,[^ ]* strata_fetch;/);
