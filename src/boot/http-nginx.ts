@@ -7,11 +7,11 @@
  * decision; nginx only moves bytes.
  *
  * Each worker's nginx is its own: its configuration, pid file, temp dirs and socket live in the worker's
- * run dir (`dataDir/run/http-NETWORK`); its master is the worker's child, in a process group of its own,
- * stopped with the worker. nginx workers outlive a master killed with -9, so a watchdog (`sh`, reading
- * its stdin, a pipe from the worker) kills the group when the worker dies however it dies, and a worker
- * starting again first kills whatever the previous one's pid file still names (only if that process runs
- * this very configuration: another instance's nginx is never touched).
+ * run dir (`dataDir/run/http-NETWORK`); its master is the worker's child, stopped with the worker. A
+ * watchdog (`sh`, reading its stdin, a pipe from the worker) stops the master when the worker dies however
+ * it dies, and a worker starting again first kills whatever the previous one's pid file still names, with
+ * its workers (only if that process runs this very configuration: another instance's nginx is never
+ * touched). nginx's workers outlive a master killed with -9, so those are looked up and killed too.
  *
  * Fetch reports keep coming: nginx logs every `/artifacts/` request as one JSON line to a UDP syslog
  * socket on the namespace's loopback, which the worker parses into the FetchSummary Node's handler
@@ -19,7 +19,16 @@
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { createSocket, type Socket } from 'node:dgram';
-import { accessSync, constants, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  accessSync,
+  constants,
+  existsSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { delimiter, join } from 'node:path';
 import type { Logger } from '../core/log.ts';
 import { counter } from '../core/metrics.ts';
@@ -234,11 +243,9 @@ export async function startNginxFront(o: NginxFrontOptions): Promise<NginxFront>
 
   const launch = async (failures: number): Promise<void> => {
     rmSync(pidFile, { force: true });
-    // detached: a process group of its own (master and workers), which the watchdog and stop() kill.
-    const c = spawn(bin, ['-c', conf, '-e', 'stderr'], {
-      detached: true,
-      stdio: ['ignore', 'ignore', 'pipe'],
-    });
+    // Not detached: a session of its own would be an autogroup of its own too, which the scheduler gives
+    // one share however many workers it has (measured: slower with 200 downloads on a busy machine).
+    const c = spawn(bin, ['-c', conf, '-e', 'stderr'], { stdio: ['ignore', 'ignore', 'pipe'] });
     master = c;
     let stderr = '';
     c.stderr!.setEncoding('utf8').on('data', (d: string) => {
@@ -331,9 +338,32 @@ async function syslogSocket(o: NginxFrontOptions): Promise<Socket> {
   return s;
 }
 
+/** The processes whose parent is `pid` (an nginx master's workers), from /proc. */
+function childrenOf(pid: number): number[] {
+  const out: number[] = [];
+  for (const d of readdirSync('/proc')) {
+    if (!/^\d+$/.test(d)) continue;
+    try {
+      // After the command's closing parenthesis: state, then the parent's pid.
+      const stat = readFileSync(`/proc/${d}/stat`, 'utf8');
+      if (Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]) === pid) out.push(Number(d));
+    } catch {}
+  }
+  return out;
+}
+
+/** SIGKILL to those of `pids` that still run nginx (a zombie's or a reused pid's command line differs). */
+function killNginx(pids: number[]): void {
+  for (const pid of pids) {
+    try {
+      if (readFileSync(`/proc/${pid}/cmdline`, 'utf8').startsWith('nginx')) process.kill(pid, 'SIGKILL');
+    } catch {}
+  }
+}
+
 /**
- * Kills (the group of) an nginx a previous worker left running, named by its pid file, but only if that
- * process runs this configuration file: a pid reused since, or another instance's nginx, is left alone.
+ * Kills an nginx a previous worker left running (master and workers), named by its pid file, but only if
+ * that process runs this configuration file: a pid reused since, or another instance's nginx, is left alone.
  */
 export function killStale(pidFile: string, conf: string, log: Logger): void {
   let pid: number;
@@ -351,17 +381,20 @@ export function killStale(pidFile: string, conf: string, log: Logger): void {
   }
   if (!cmdline.includes('nginx') || !cmdline.split('\0').includes(conf)) return;
   log.warn('stopping the nginx a previous boot worker left', { pid });
+  const workers = childrenOf(pid);
   try {
-    process.kill(-pid, 'SIGKILL');
+    process.kill(pid, 'SIGKILL');
   } catch {}
+  killNginx(workers);
 }
 
 /**
  * The watchdog: a shell reading a pipe from this process. When the pipe closes (this process ended,
- * however: even -9), its read returns and it kills nginx's process group.
+ * however: even -9), its read returns and it asks nginx's master for a fast shutdown, which ends its
+ * workers too.
  */
-function guard(pgid: number): ChildProcess {
-  const w = spawn('sh', ['-c', `read _ ; kill -KILL -${pgid} 2>/dev/null`], {
+function guard(pid: number): ChildProcess {
+  const w = spawn('sh', ['-c', `read _ ; kill -TERM ${pid} 2>/dev/null`], {
     stdio: ['pipe', 'ignore', 'ignore'],
   });
   w.on('error', () => {});
@@ -369,11 +402,11 @@ function guard(pgid: number): ChildProcess {
   return w;
 }
 
-/** Stops nginx: fast shutdown (TERM), then the whole group KILLed after 3 s or once the master is gone. */
+/** Stops nginx: fast shutdown (TERM), KILL after 3 s; then any worker a master killed so left behind. */
 async function kill(master: ChildProcess, watchdog: ChildProcess | undefined): Promise<void> {
-  // The watchdog first, so that it never kills a group id reused later.
+  // The watchdog first, so that it never signals a pid reused later.
   watchdog?.kill('SIGKILL');
-  const pgid = master.pid;
+  const workers = master.pid ? childrenOf(master.pid) : [];
   if (master.exitCode === null && master.signalCode === null) {
     const gone = new Promise<void>((r) => master.once('exit', () => r()));
     master.kill('SIGTERM');
@@ -381,9 +414,5 @@ async function kill(master: ChildProcess, watchdog: ChildProcess | undefined): P
     await gone;
     clearTimeout(timer);
   }
-  // Workers a master killed with -9 left behind.
-  if (pgid)
-    try {
-      process.kill(-pgid, 'SIGKILL');
-    } catch {}
+  killNginx(workers);
 }
