@@ -6,6 +6,9 @@
  * static file of the same size) over keep-alive. Rounds are interleaved; medians are reported. The worker
  * runs alone (spec.boot.httpProcesses 1, as before) and with --workers N processes (default: one per
  * core, the worker's default) sharing the port with SO_REUSEPORT; --workers 1 leaves that side out.
+ * A further side is Strata with its artifacts handed to nginx (spec.boot.artifactServer nginx): the boot
+ * worker's own nginx (as many worker processes as --workers) on the port, serving /artifacts/ with
+ * sendfile and passing the scripts to the worker's Node server, which decides them.
  * --base DIR adds a "before" side: DIR's own bench/serve.ts (a checkout of an earlier commit, e.g. from
  * `git archive`, with node_modules beside it), one process, in the same interleaved rounds.
  *
@@ -90,6 +93,7 @@ export async function runHttp(o: {
       nginx: 'http://10.68.0.1:8082',
       multi: 'http://10.68.0.1:8083',
       base: 'http://10.68.0.1:8084',
+      handed: 'http://10.68.0.1:8085',
     };
     const sides: (keyof typeof base)[] = ['strata', 'nginx'];
     if (o.workers > 1) {
@@ -100,6 +104,8 @@ export async function runHttp(o: {
       await strataServe(set, srv, 'http', join(root, 'artifacts'), 8084, o.base);
       sides.push('base');
     }
+    await strataServe(set, srv, 'http', join(root, 'artifacts'), 8085, undefined, o.workers, 'nginx');
+    sides.push('handed');
     const cases = [
       {
         key: 'one',
@@ -150,6 +156,10 @@ export async function runHttp(o: {
         row('strata', c.what),
         ...(sides.includes('base') ? [row('base', `${c.what}, before (${o.base})`)] : []),
         ...(sides.includes('multi') ? [row('multi', `${c.what}, Strata in ${o.workers} processes`)] : []),
+        row(
+          'handed',
+          `${c.what}, artifacts handed to nginx (${c.key === 'small' ? 'scripts through nginx to Strata' : 'nginx serves them'})`,
+        ),
       ];
     });
   });
@@ -171,7 +181,7 @@ if (import.meta.main) {
       command: `node bench/http.ts ${argv}`.trim(),
       rows,
       notes: [
-        `wrk (2 threads) runs ${values.seconds} s per case from a client namespace, on the same two cores as the servers; median of ${values.rounds} interleaved rounds. nginx: worker_processes auto, sendfile, no access log. Strata: bench/serve.ts, the boot worker's own HTTP server (src/boot/http.ts) alone (httpProcesses 1), and (rows "in N processes") with httpProcesses N: N processes sharing the port with SO_REUSEPORT, script decisions and fetch reports going to the worker over IPC.`,
+        `wrk (2 threads) runs ${values.seconds} s per case from a client namespace, on the same two cores as the servers; median of ${values.rounds} interleaved rounds. nginx: worker_processes auto, sendfile, no access log. Strata: bench/serve.ts, the boot worker's own HTTP server (src/boot/http.ts) alone (httpProcesses 1), and (rows "in N processes") with httpProcesses N: N processes sharing the port with SO_REUSEPORT, script decisions and fetch reports going to the worker over IPC. Rows "artifacts handed to nginx": bench/serve.ts with spec.boot.artifactServer nginx, the worker's own nginx (${values.workers} worker processes, sendfile, each /artifacts/ fetch logged to the worker over syslog UDP and reported as Node's handler reports it) on the port; script requests go through it to the worker's Node server on a unix socket (keep-alive upstream), which decides them as in the other rows.`,
       ],
     },
     write,

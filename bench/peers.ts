@@ -8,6 +8,7 @@
 import { execFileSync } from 'node:child_process';
 import { chmodSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
+import { nginxHead } from '../src/boot/http-nginx.ts';
 import { currentNetns, type NetnsSet } from '../test/helpers/netns.ts';
 import { type LineChannel, lineChannel, REPO, sleep } from './lib.ts';
 
@@ -164,8 +165,11 @@ export async function strataServe(
   port: number,
   repo = REPO,
   workers = 1,
+  /** spec.boot.artifactServer: nginx hands /artifacts/ to the worker's own nginx. */
+  artifactServer: 'node' | 'nginx' = 'node',
 ): Promise<{ pid: number; ask: LineChannel['ask'] }> {
   const args = [join(repo, 'bench/serve.ts'), mode, root, String(port), String(workers)];
+  if (artifactServer === 'nginx') args.push('nginx');
   const s = spawnIn(set, ns, NODE, args, {
     ...process.env,
     STRATA_LOG_LEVEL: 'error',
@@ -214,24 +218,7 @@ export function cpuSeconds(pid: number): number {
  * into the server block, `http` into the http block (e.g. a log_format the server's access_log names).
  */
 export function nginxConf(dir: string, root: string, port: number, extra = '', http = ''): string {
-  return `daemon off;
-user root;
-worker_processes auto;
-pid ${join(dir, 'nginx.pid')};
-error_log stderr error;
-events { worker_connections 8192; }
-http {
-  access_log off;
-  sendfile on;
-  tcp_nopush on;
-  keepalive_requests 1000000;
-  default_type application/octet-stream;
-  client_body_temp_path ${dir}/body;
-  proxy_temp_path ${dir}/proxy;
-  fastcgi_temp_path ${dir}/fastcgi;
-  uwsgi_temp_path ${dir}/uwsgi;
-  scgi_temp_path ${dir}/scgi;
-  ${http}
+  return `${nginxHead({ dir, processes: 'auto', root: true })}  ${http}
   server {
     listen ${port} reuseport;
     root ${root};

@@ -1,13 +1,15 @@
 /**
  * Strata's TFTP server or the boot worker's HTTP server on its own, as benchmarks run them inside a namespace:
  *   node bench/serve.ts tftp ROOT PORT [N]    (src/tftp/server.ts with a DirectorySource, transfers in N processes)
- *   node bench/serve.ts http ROOT PORT [N]    (src/boot/http.ts: /boot/ipxe?mac=… and /artifacts/…)
+ *   node bench/serve.ts http ROOT PORT [N] [node|nginx]
+ *                                             (src/boot/http.ts: /boot/ipxe?mac=… and /artifacts/…)
  * Prints `ready` once listening; in tftp mode a line `stats` on stdin prints the server's counters so far
  * (retransmits, duplicate ACKs, failed transfers) as one JSON line. HTTP is the boot worker's own server (`serveHttp`, as a segment's worker
  * runs it) in N processes sharing the port (spec.boot.httpProcesses; 1 = the worker alone), over an
  * in-process transport whose script subject answers a fixed chain script, so the figure is the serving
  * path's — the IPC from the other processes included — not a decision's (the boot storm measures
- * decisions through `strata up`).
+ * decisions through `strata up`). With `nginx` (spec.boot.artifactServer), the worker's own nginx takes the
+ * port with N worker processes, serves /artifacts/ and passes the scripts to the worker's server.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { dirname, join } from 'node:path';
@@ -22,10 +24,16 @@ import { transferCores } from '../src/tftp/cores.ts';
 import { TftpServer, transferSettings } from '../src/tftp/server.ts';
 import { DirectorySource } from '../src/tftp/source.ts';
 
-const [mode, root, portText, workersText = '1'] = process.argv.slice(2);
+const [mode, root, portText, workersText = '1', artifactServer = 'node'] = process.argv.slice(2);
 const workers = Number(workersText);
-if (!root || !portText || (mode !== 'tftp' && mode !== 'http') || !(workers >= 1)) {
-  process.stderr.write('usage: serve.ts tftp|http ROOT PORT [WORKERS]\n');
+if (
+  !root ||
+  !portText ||
+  (mode !== 'tftp' && mode !== 'http') ||
+  !(workers >= 1) ||
+  (artifactServer !== 'node' && artifactServer !== 'nginx')
+) {
+  process.stderr.write('usage: serve.ts tftp|http ROOT PORT [WORKERS] [node|nginx]\n');
   process.exit(2);
 }
 const port = Number(portText);
@@ -78,7 +86,7 @@ if (mode === 'tftp') {
     interface: 'lo',
     subnet: '10.68.0.0/24',
     serverAddress: '10.68.0.1',
-    boot: { httpPort: port, httpProcesses: workers },
+    boot: { httpPort: port, httpProcesses: workers, artifactServer },
   });
   const spec = { ...parsed, serverAddress: '0.0.0.0' };
   const cfg: BootConfig = { network: 'bench', spec, reservations: [], knownMacs: [], hosts: [], relays: [] };

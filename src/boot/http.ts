@@ -3,9 +3,14 @@
  * artifacts, the segment's local registry cache under `/registry/`, and the paths its configuration names
  * (`BootConfig.relays`: the installer's calls) relayed as they are to the manager that serves them, so the
  * worker holds no install state and knows no install path. It runs on every core (http-cores.ts):
- * `spec.boot.httpProcesses` processes share the port and the worker decides for them.
+ * `spec.boot.httpProcesses` processes share the port and the worker decides for them. Or, with
+ * `spec.boot.artifactServer` nginx, the worker's own nginx takes the port, serves `/artifacts/` itself and
+ * passes everything else to this server on a private unix socket (http-nginx.ts).
  */
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { readBody } from '../core/http.ts';
 import {
   type BootScriptResolver,
@@ -15,6 +20,7 @@ import {
 } from '../ipxe/http.ts';
 import { startLocalRegistry } from '../registry/local.ts';
 import { type HttpCores, httpProcessCount, listen, PROCESS_HEADER, startHttpCores } from './http-cores.ts';
+import { artifactServer, startNginxFront } from './http-nginx.ts';
 import {
   type BootConfig,
   type HttpRelay,
@@ -34,6 +40,7 @@ export async function serveHttp(
   const { transport, log, network } = seg;
   let relays = first.relays;
   const count = httpProcessCount(seg.spec.boot);
+  const front = artifactServer(seg.spec.boot);
   const resolveScript: BootScriptResolver = (q) =>
     transport.request(
       subjects.script,
@@ -70,9 +77,22 @@ export async function serveHttp(
     if (req.url?.startsWith(REGISTRY_PREFIX)) return registry.handle(req, res);
     // Paths the configuration names (the installer's calls) go to the manager that serves them.
     const relay = relays.find((x) => req.url?.startsWith(x.prefix));
-    if (!relay) return boot(req, res);
+    if (!relay) return boot(req, res, remote);
     void relayHttp(seg, relay, req, res, remote);
   };
+  if (front === 'nginx') {
+    const behind = await behindNginx(seg, route, count, (f) => {
+      countBootFetch(f);
+      onFetch(f);
+    });
+    return {
+      ready: Promise.resolve(),
+      update(next) {
+        relays = next.relays;
+      },
+      stop: behind.stop,
+    };
+  }
   const http = createServer((req, res) => {
     if (count > 1) res.setHeader(PROCESS_HEADER, '0');
     route(req, res, req.socket.remoteAddress ?? '');
@@ -131,6 +151,56 @@ export async function serveHttp(
       await Promise.all([cores?.stop(), new Promise<void>((r) => http.close(() => r()))]);
     },
   };
+}
+
+/**
+ * This server on a unix socket of the worker's own, behind the segment's nginx on the public port: nginx
+ * serves `/artifacts/` (its fetches reported through `onFetch`) and passes every other request here, the
+ * client's address in X-Real-IP (set by nginx, and only nginx can reach the socket).
+ */
+async function behindNginx(
+  seg: Segment,
+  route: (req: IncomingMessage, res: ServerResponse, remote: string) => void,
+  processes: number,
+  onFetch: (f: FetchSummary) => void,
+): Promise<{ stop(): Promise<void> }> {
+  const dir = join(seg.dataDir, 'run', `http-${seg.network}`);
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  let socket = join(dir, 'node.sock');
+  // A unix socket's path holds at most 107 bytes: a deep data dir gets one in a private temp dir.
+  const socketDir = Buffer.byteLength(socket) > 100 ? mkdtempSync(join(tmpdir(), 'strata-http-')) : undefined;
+  if (socketDir) socket = join(socketDir, 'node.sock');
+  rmSync(socket, { force: true });
+  const inner = createServer((req, res) => route(req, res, String(req.headers['x-real-ip'] ?? '')));
+  // Longer than nginx's upstream keepalive_timeout (60 s): nginx, not Node, closes an idle connection.
+  inner.keepAliveTimeout = 75_000;
+  const close = async () => {
+    inner.closeAllConnections();
+    await new Promise<void>((r) => inner.close(() => r()));
+    if (socketDir) rmSync(socketDir, { recursive: true, force: true });
+  };
+  await listen(inner, { path: socket });
+  try {
+    const nginx = await startNginxFront({
+      dir,
+      host: seg.spec.serverAddress,
+      port: seg.spec.boot.httpPort,
+      artifacts: seg.artifacts,
+      socket,
+      processes,
+      onFetch,
+      log: seg.log,
+    });
+    return {
+      stop: async () => {
+        await nginx.stop();
+        await close();
+      },
+    };
+  } catch (err) {
+    await close();
+    throw err;
+  }
 }
 
 /** A call relayed to the manager that serves it; 503 (retry) when the manager does not answer. */

@@ -69,7 +69,11 @@ export interface BootHttpOptions {
   logger?: Logger;
 }
 
-export type RequestHandler = (req: IncomingMessage, res: ServerResponse) => void;
+/**
+ * `remote`: the client's address when the connection is not the client's own (a front server such as
+ * the segment's nginx passed the request on); the socket's peer address otherwise.
+ */
+export type RequestHandler = (req: IncomingMessage, res: ServerResponse, remote?: string) => void;
 
 const requests = counter('strata_http_boot_requests_total', 'HTTP boot requests, by kind and status', [
   'kind',
@@ -103,12 +107,12 @@ export function createBootHttpHandler(opts: BootHttpOptions): RequestHandler {
     maxAge: (opts.artifactMaxAgeSeconds ?? 0) * 1000,
   };
 
-  return (req, res) => {
+  return (req, res, remote) => {
     const started = performance.now();
     const rawUrl = req.url ?? '/';
     const q = rawUrl.indexOf('?');
     const path = q === -1 ? rawUrl : rawUrl.slice(0, q);
-    const remoteAddress = req.socket.remoteAddress ?? '';
+    const remoteAddress = remote ?? req.socket.remoteAddress ?? '';
     const kind: FetchSummary['kind'] =
       path === BOOT_SCRIPT_PATH ? 'script' : path.startsWith(prefix) ? 'artifact' : 'other';
     const track = { bytes: 0, mac: undefined as string | undefined };

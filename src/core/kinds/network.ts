@@ -115,6 +115,20 @@ export const networkSpec = z
         httpProcesses: processes(
           'Processes serving boot HTTP on one port (SO_REUSEPORT); default STRATA_BOOT_HTTP_PROCESSES or one per core (at most 8); 1 = the worker alone.',
         ),
+        /**
+         * Who serves `/artifacts/`: node (Strata's own HTTP processes) or nginx (the worker's own nginx on
+         * the HTTP port, with sendfile; scripts and every other path still go to Strata). Absent =
+         * STRATA_BOOT_ARTIFACT_SERVER, else node.
+         */
+        artifactServer: z
+          .enum(['node', 'nginx'], {
+            message:
+              'expected node (Strata serves artifacts itself) or nginx (the boot worker starts its own nginx for /artifacts/; needs nginx installed)',
+          })
+          .optional()
+          .describe(
+            "Who serves /artifacts/: node, or nginx (the worker's own nginx on the HTTP port, with sendfile; scripts and other paths still go to Strata); default STRATA_BOOT_ARTIFACT_SERVER, else node.",
+          ),
         uefiBinary: z
           .enum(['ipxe.efi', 'snponly.efi'])
           .default('ipxe.efi')

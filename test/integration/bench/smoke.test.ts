@@ -127,6 +127,10 @@ describe('benchmarks, smoke runs at tiny sizes', { skip: avail.reason }, () => {
       assert.match(row[1]!, /^[\d,]+ (MiB|req)\/s$/);
       assert.match(row[2]!, /^nginx [\d,]+ (MiB|req)\/s$/);
     }
+    // Strata with its artifacts handed to nginx answers every case too (scripts through nginx to Strata).
+    const handed = rows(r.out, 'artifacts handed to nginx');
+    assert.equal(handed.length, 3, r.out);
+    for (const row of handed) assert.match(row[1]!, /^[\d,]+ (MiB|req)\/s$/);
   });
 
   it('storm: simulated machines boot through strata up and through dnsmasq + nginx', {

@@ -5,11 +5,15 @@
  * and removed after the test; the boot worker only ever runs inside the test's bridge namespace.
  */
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
+import { type ChildProcess, execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { type NetworkSpec, networkSpec } from '../../../src/core/kinds/network.ts';
+import { bridgePipe } from '../../../src/core/transport/pipe.ts';
+import type { Transport } from '../../../src/core/transport/types.ts';
 import { createNetns, currentNetns, type NetnsSet } from '../../helpers/netns.ts';
 import type { Cleanup } from '../../helpers/services.ts';
-import { type StrataServer, startStrata } from '../../helpers/strata.ts';
+import { type StrataServer, startStrata, waitFor } from '../../helpers/strata.ts';
 
 export interface Segment {
   /** The namespace holding br0 and the boot worker. */
@@ -27,6 +31,17 @@ export function makeSegment(set: NetnsSet, prefix: string, clients: string[], na
   set.addr(bridgeNs, 'br0', `${prefix}.1/24`);
   set.ip(bridgeNs, 'route', 'add', '255.255.255.255', 'dev', 'br0');
   return { bridgeNs, clients: m, prefix };
+}
+
+/** A Network's spec for the segment (br0 in its bridge namespace, PREFIX.1 the server), with `extra`. */
+export function segmentSpec(seg: Segment, extra: Record<string, unknown> = {}): NetworkSpec {
+  return networkSpec.parse({
+    interface: 'br0',
+    namespace: seg.bridgeNs,
+    subnet: `${seg.prefix}.0/24`,
+    serverAddress: `${seg.prefix}.1`,
+    ...extra,
+  });
 }
 
 /** A Network manifest for the segment; `extra` is YAML appended under `spec:` (two-space indented). */
@@ -108,6 +123,58 @@ export async function udhcpc(
     { timeoutMs: (tries * timeoutS + 10) * 1000 },
   );
   return r.stdout + r.stderr;
+}
+
+export interface WorkerChild {
+  child: ChildProcess;
+  /** Its exit code, once it exits. */
+  exited: Promise<number | null>;
+  stderr(): string;
+}
+
+/**
+ * The boot worker child (src/boot/main.ts) of Network `network`, with `dataDir`, in the segment's bridge
+ * namespace, bridged to `parent` (which answers what it asks, its config first); resolves once it is ready.
+ */
+export async function spawnWorkerChild(
+  t: Cleanup,
+  set: NetnsSet,
+  seg: Segment,
+  parent: Transport,
+  network: string,
+  dataDir: string,
+): Promise<WorkerChild> {
+  const env: NodeJS.ProcessEnv = { ...process.env, STRATA_HOST_NETNS: currentNetns() };
+  delete env.STRATA_DHCP_ALLOW_HOST_NETNS;
+  const main = resolve(import.meta.dirname, '../../../src/boot/main.ts');
+  const child = set.spawn(
+    seg.bridgeNs,
+    process.execPath,
+    [main, '--network', network, '--data-dir', dataDir],
+    {
+      env,
+    },
+  );
+  let stderr = '';
+  child.stderr!.on('data', (b: Buffer) => {
+    stderr += b.toString();
+  });
+  const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
+  const bridge = bridgePipe(parent, child.stdout!, child.stdin!, { label: `boot-worker@${network}` });
+  t.after(() => bridge.close());
+  await waitFor('boot worker ready', () => /boot worker ready|failed to start/.test(stderr), 20_000);
+  assert.match(stderr, /boot worker ready/, stderr);
+  return { child, exited, stderr: () => stderr };
+}
+
+/** Waits until no process runs in namespace `ns`; fails naming those that still do. */
+export async function namespaceEmpty(ns: string, ms = 3500): Promise<void> {
+  await waitFor('nothing left in the namespace', () => namespacePids(ns).length === 0, ms, 50).catch(
+    (err: Error) => {
+      const left = namespacePids(ns).map((p) => `${p} ${commandLine(p)}`);
+      throw new Error(`${err.message}: ${left.join('; ')}`);
+    },
+  );
 }
 
 /** PIDs of the processes that run inside namespace `ns` (the boot worker, for a bridge namespace). */

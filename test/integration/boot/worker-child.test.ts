@@ -8,19 +8,16 @@
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { it, type TestContext } from 'node:test';
 import type { BootConfig, Lease } from '../../../src/boot/protocol.ts';
 import { subjects } from '../../../src/boot/protocol.ts';
-import { networkSpec } from '../../../src/core/kinds/network.ts';
 import { InprocTransport } from '../../../src/core/transport/inproc.ts';
-import { bridgePipe } from '../../../src/core/transport/pipe.ts';
-import { createNetns, currentNetns, netnsAvailable } from '../../helpers/netns.ts';
+import { createNetns, netnsAvailable } from '../../helpers/netns.ts';
 import { waitFor } from '../../helpers/strata.ts';
-import { makeSegment, namespacePids, udhcpc } from './segment.ts';
+import { makeSegment, namespacePids, segmentSpec, spawnWorkerChild, udhcpc } from './segment.ts';
 
 const avail = netnsAvailable();
-const MAIN = resolve(import.meta.dirname, '../../../src/boot/main.ts');
 
 interface Parent {
   persistCalls: number;
@@ -36,11 +33,7 @@ async function startChild(t: TestContext, prefix: string, opts: { persist: 'hang
   const dataDir = mkdtempSync(join(tmpdir(), 'boot-reliability-child-'));
   t.after(() => rmSync(dataDir, { recursive: true, force: true }));
   const parent = new InprocTransport();
-  const spec = networkSpec.parse({
-    interface: 'br0',
-    namespace: seg.bridgeNs,
-    subnet: `${prefix}.0/24`,
-    serverAddress: `${prefix}.1`,
+  const spec = segmentSpec(seg, {
     pool: { start: `${prefix}.100`, end: `${prefix}.120` },
     dns: { zone: 'child.test' },
   });
@@ -53,31 +46,12 @@ async function startChild(t: TestContext, prefix: string, opts: { persist: 'hang
     if (opts.persist === 'hang') return new Promise(() => {});
     return { ok: true };
   });
-  const env: NodeJS.ProcessEnv = { ...process.env, STRATA_HOST_NETNS: currentNetns() };
-  delete env.STRATA_DHCP_ALLOW_HOST_NETNS;
-  const child = set.spawn(
-    seg.bridgeNs,
-    process.execPath,
-    [MAIN, '--network', 'child', '--data-dir', dataDir],
-    {
-      env,
-    },
-  );
-  let stderr = '';
-  child.stderr!.on('data', (b: Buffer) => {
-    stderr += b.toString();
-  });
-  const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
-  const bridge = bridgePipe(parent, child.stdout!, child.stdin!, { label: 'boot-worker@child' });
-  t.after(() => bridge.close());
-  await waitFor('boot worker ready', () => /boot worker ready/.test(stderr), 20_000);
+  const w = await spawnWorkerChild(t, set, seg, parent, 'child', dataDir);
   const p: Parent = {
     get persistCalls() {
       return state.persistCalls;
     },
-    stderr: () => stderr,
-    exited,
-    child,
+    ...w,
   };
   return { set, seg, p };
 }
