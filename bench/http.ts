@@ -94,6 +94,7 @@ export async function runHttp(o: {
       multi: 'http://10.68.0.1:8083',
       base: 'http://10.68.0.1:8084',
       handed: 'http://10.68.0.1:8085',
+      floor: 'http://10.68.0.1:8086',
     };
     const sides: (keyof typeof base)[] = ['strata', 'nginx'];
     if (o.workers > 1) {
@@ -106,6 +107,8 @@ export async function runHttp(o: {
     }
     await strataServe(set, srv, 'http', join(root, 'artifacts'), 8085, undefined, o.workers, 'nginx');
     sides.push('handed');
+    // Node's own floor for small answers (scripts only): bare node:http in as many processes.
+    await strataServe(set, srv, 'floor', root, 8086, undefined, o.workers);
     const cases = [
       {
         key: 'one',
@@ -132,7 +135,7 @@ export async function runHttp(o: {
     const res = new Samples();
     for (let round = 0; round < o.rounds; round++) {
       for (const c of cases) {
-        for (const side of sides) {
+        for (const side of c.key === 'small' ? [...sides, 'floor' as const] : sides) {
           await res.measure(`http ${c.key} ${side}`, async () => {
             const w = await wrk(set, cli, base[side] + c.path, c.c, o.seconds);
             return c.unit === 'req/s' ? w.rps : w.bps / 2 ** 20;
@@ -160,6 +163,9 @@ export async function runHttp(o: {
           'handed',
           `${c.what}, artifacts handed to nginx (${c.key === 'small' ? 'scripts through nginx to Strata' : 'nginx serves them'})`,
         ),
+        ...(c.key === 'small'
+          ? [row('floor', `${c.what}: Node's floor, bare node:http in ${o.workers} process(es), no decision`)]
+          : []),
       ];
     });
   });
@@ -181,7 +187,7 @@ if (import.meta.main) {
       command: `node bench/http.ts ${argv}`.trim(),
       rows,
       notes: [
-        `wrk (2 threads) runs ${values.seconds} s per case from a client namespace, on the same two cores as the servers; median of ${values.rounds} interleaved rounds. nginx: worker_processes auto, sendfile, no access log. Strata: bench/serve.ts, the boot worker's own HTTP server (src/boot/http.ts) alone (httpProcesses 1), and (rows "in N processes") with httpProcesses N: N processes sharing the port with SO_REUSEPORT, script decisions and fetch reports going to the worker over IPC. Rows "artifacts handed to nginx": bench/serve.ts with spec.boot.artifactServer nginx, the worker's own nginx (${values.workers} worker processes, sendfile, each /artifacts/ fetch logged to the worker over syslog UDP and reported as Node's handler reports it) on the port; script requests go through it to the worker's Node server on a unix socket (keep-alive upstream), which decides them as in the other rows.`,
+        `wrk (2 threads) runs ${values.seconds} s per case from a client namespace, on the same two cores as the servers; median of ${values.rounds} interleaved rounds. nginx: worker_processes auto, sendfile, no access log. Strata: bench/serve.ts, the boot worker's own HTTP server (src/boot/http.ts) alone (httpProcesses 1), and (rows "in N processes") with httpProcesses N: N processes sharing the port with SO_REUSEPORT, script decisions and fetch reports going to the worker over IPC. Rows "artifacts handed to nginx": bench/serve.ts with spec.boot.artifactServer nginx, the worker's own nginx (${values.workers} worker processes, sendfile, each /artifacts/ fetch logged to the worker over syslog UDP and reported as Node's handler reports it) on the port; script requests go through it to the worker's Node server on a unix socket (keep-alive upstream), which decides them as in the other rows. Row "Node's floor": bench/serve.ts floor, a bare node:http handler answering the same bytes in ${values.workers} processes on the port (SO_REUSEPORT), with no routing, decision or IPC: the most any Node server answers here, for reading the script rows against.`,
       ],
     },
     write,

@@ -160,7 +160,7 @@ export async function tftpdHpa(set: NetnsSet, ns: string, root: string, port = 6
 export async function strataServe(
   set: NetnsSet,
   ns: string,
-  mode: 'tftp' | 'http',
+  mode: 'tftp' | 'http' | 'floor',
   root: string,
   port: number,
   repo = REPO,

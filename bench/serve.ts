@@ -10,8 +10,14 @@
  * path's — the IPC from the other processes included — not a decision's (the boot storm measures
  * decisions through `strata up`). With `nginx` (spec.boot.artifactServer), the worker's own nginx takes the
  * port with N worker processes, serves /artifacts/ and passes the scripts to the worker's server.
+ *   node bench/serve.ts floor ROOT PORT [N]   (Node's floor: node:http in N processes on one port)
+ * `floor` answers `/boot/ipxe?mac=…` with the same bytes the script subject above answers, from a bare
+ * node:http handler (no routing, no decision, no IPC): what no Node server can beat on this machine, so
+ * the script rows can be read against it.
  */
+import { fork } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
+import { createServer as createHttpServer } from 'node:http';
 import { dirname, join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { serveHttp } from '../src/boot/http.ts';
@@ -29,16 +35,40 @@ const workers = Number(workersText);
 if (
   !root ||
   !portText ||
-  (mode !== 'tftp' && mode !== 'http') ||
+  (mode !== 'tftp' && mode !== 'http' && mode !== 'floor') ||
   !(workers >= 1) ||
   (artifactServer !== 'node' && artifactServer !== 'nginx')
 ) {
-  process.stderr.write('usage: serve.ts tftp|http ROOT PORT [WORKERS] [node|nginx]\n');
+  process.stderr.write('usage: serve.ts tftp|http|floor ROOT PORT [WORKERS] [node|nginx]\n');
   process.exit(2);
 }
 const port = Number(portText);
 let stop = async () => {};
-if (mode === 'tftp') {
+if (mode === 'floor') {
+  const answer = (url: string) =>
+    `#!ipxe\nchain /artifacts/kernel?mac=${new URL(url, 'http://x').searchParams.get('mac')}\n`;
+  if (process.env.STRATA_BENCH_FLOOR_CHILD) {
+    process.on('disconnect', () => process.exit(0));
+    const server = createHttpServer((req, res) => {
+      const body = answer(req.url ?? '/');
+      res.writeHead(200, { 'content-type': 'text/plain', 'content-length': Buffer.byteLength(body) });
+      res.end(body);
+    });
+    server.listen({ port, host: '0.0.0.0', reusePort: true }, () => process.send!('ready'));
+  } else {
+    const children = Array.from({ length: workers }, () =>
+      fork(import.meta.filename, process.argv.slice(2), {
+        execArgv: [],
+        env: { ...process.env, STRATA_BENCH_FLOOR_CHILD: '1' },
+        stdio: ['ignore', 'ignore', 'inherit', 'ipc'],
+      }),
+    );
+    await Promise.all(children.map((c) => new Promise((r) => c.once('message', r))));
+    stop = async () => {
+      for (const c of children) c.kill('SIGKILL');
+    };
+  }
+} else if (mode === 'tftp') {
   // N > 1: the transfers in N processes, as a segment's worker runs them (src/boot/tftp.ts).
   const settings = { address: '0.0.0.0' };
   const cores =
@@ -114,4 +144,4 @@ process.on('SIGTERM', () => {
   // A clean exit, so --cpu-prof writes its profile; the other HTTP processes leave with their channel.
   void stop().finally(() => process.exit(0));
 });
-process.stdout.write('ready\n');
+if (!process.env.STRATA_BENCH_FLOOR_CHILD) process.stdout.write('ready\n');

@@ -131,6 +131,9 @@ describe('benchmarks, smoke runs at tiny sizes', { skip: avail.reason }, () => {
     const handed = rows(r.out, 'artifacts handed to nginx');
     assert.equal(handed.length, 3, r.out);
     for (const row of handed) assert.match(row[1]!, /^[\d,]+ (MiB|req)\/s$/);
+    // Node's floor for scripts (bare node:http) answers too, so the script rows have their ceiling beside.
+    const [floor] = rows(r.out, "Node's floor");
+    assert.match(floor?.[1] ?? '', /^[\d,]+ req\/s$/, r.out);
   });
 
   it('storm: simulated machines boot through strata up and through dnsmasq + nginx', {
