@@ -183,15 +183,25 @@ export class LadderEngine {
     });
   }
 
+  /**
+   * Writes the node's status through `fn`, unless that changes nothing. `seen`: the status this pass read;
+   * when `fn` changes nothing of it, not even the store is read (a waiting step re-checked on every
+   * timeline event of its node, several a machine in a boot storm, writes nothing). Only the engine
+   * writes the fields its `fn`s set (state, phase, step), one pass per node at a time, so `seen` is current
+   * for them.
+   */
   async #setStatus(
     name: string,
     fn: (s: NodeStatus) => NodeStatus | undefined,
-  ): Promise<NodeResource | undefined> {
-    return (await this.#core.resources.patchStatus<NodeStatus>('Node', name, (s) => {
+    seen?: NodeStatus,
+  ): Promise<void> {
+    const change = (s: NodeStatus) => {
       const next = fn({ ...s, state: s.state ?? 0 });
       // Unchanged status is not written: no write, no change event, no wake-up loop.
       return next && !isDeepStrictEqual(JSON.parse(JSON.stringify(next)), s) ? next : undefined;
-    })) as NodeResource | undefined;
+    };
+    if (seen && !change(structuredClone(seen))) return;
+    await this.#core.resources.patchStatus<NodeStatus>('Node', name, change);
   }
 
   /** One pass over one node: at most one step forward or back, then re-queue as needed. */
@@ -322,11 +332,15 @@ export class LadderEngine {
         this.#queue.add(name);
       } else {
         const changed = prev?.message !== outcome.message;
-        await this.#setStatus(name, (s) => ({
-          ...s,
-          phase: 'Waiting',
-          step: { name: step.name, from: state, startedAt, attempts: 0, message: outcome.message },
-        }));
+        await this.#setStatus(
+          name,
+          (s) => ({
+            ...s,
+            phase: 'Waiting',
+            step: { name: step.name, from: state, startedAt, attempts: 0, message: outcome.message },
+          }),
+          recheck ? node.status : undefined,
+        );
         if (changed) this.#event(node, 'Waiting', outcome.message, step.name);
         this.#queue.addAfter(name, outcome.recheckAfterMs ?? this.#opts.waitRecheckMs);
       }
