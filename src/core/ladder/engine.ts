@@ -17,6 +17,9 @@ export { highestImplementedState, LADDER_FINALIZER };
 
 const SOURCE = 'ladder-manager';
 
+/** How long a step's action runs before the node's status shows it running (see #stepUp). */
+const SHOW_RUNNING_MS = 250;
+
 const stepRuns = counter('strata_step_actions_total', 'Step actions run', ['step', 'result']);
 const stepDuration = histogram(
   'strata_step_duration_seconds',
@@ -303,32 +306,34 @@ export class LadderEngine {
     // progress: the node stays Waiting, so a watcher sees a row when something changes, not two per
     // re-check (an install under TCG re-checks hundreds of times).
     const recheck = node.status?.phase === 'Waiting' && prev?.name === step.name && prev.attempts === 0;
-    if (!recheck)
-      await this.#setStatus(name, (s) => ({
-        ...s,
-        phase: 'Provisioning',
-        step: {
-          name: step.name,
-          from: state,
-          startedAt,
-          attempts,
-          ...(prev?.lastError ? { lastError: prev.lastError } : {}),
-        },
-      }));
+    // The step in progress is written once its action has run SHOW_RUNNING_MS: an action that answers
+    // sooner (every step that waits for the machine does) writes only its outcome, one status write
+    // instead of two, each a store write and a change event (a boot storm made two per step per machine).
+    /** The node at this step, Provisioning, with `more` in its step status. */
+    const provisioning = (more: Partial<StepStatus>) => (s: NodeStatus) => ({
+      ...s,
+      phase: 'Provisioning' as const,
+      step: { name: step.name, from: state, startedAt, attempts, ...more },
+    });
+    let shown: Promise<void> | undefined;
+    const show = recheck
+      ? undefined
+      : setTimeout(() => {
+          const more = prev?.lastError ? { lastError: prev.lastError } : {};
+          shown = this.#setStatus(name, provisioning(more)).catch(() => {});
+        }, SHOW_RUNNING_MS);
+    const settled = async () => {
+      clearTimeout(show);
+      await shown;
+    };
     try {
-      const outcome = await withTimeout(step.action(ctx), step.timeoutMs ?? 600_000, ac);
+      const outcome = await withTimeout(step.action(ctx), step.timeoutMs ?? 600_000, ac).finally(settled);
       stepRuns.inc({ step: step.name, result: outcome.status });
       if (outcome.status === 'done') {
-        await this.#setStatus(name, (s) => ({
-          ...s,
-          step: {
-            name: step.name,
-            from: state,
-            startedAt,
-            attempts: 0,
-            ...(outcome.message ? { message: outcome.message } : {}),
-          },
-        }));
+        await this.#setStatus(
+          name,
+          provisioning({ attempts: 0, ...(outcome.message ? { message: outcome.message } : {}) }),
+        );
         this.#queue.add(name);
       } else {
         const changed = prev?.message !== outcome.message;
