@@ -6,6 +6,8 @@
  * to `strata.url`/install/<node>/events with the script's install token, or to `/report` without one).
  * TFTP and HTTP leave from the machine's leased address: the namespace routes the pool to itself
  * (`ip route add local POOL dev lo`), so each machine has its own source address as real ones do.
+ * DHCP runs on a thread of its own (bench/storm-dhcp.ts), so a machine answers an OFFER within
+ * milliseconds, as firmware does, however busy this process's loop is with downloads.
  *   node bench/storm-client.ts MACHINES MAC_OFFSET [SPREAD_S] [START_AT]
  * Simulates machines MAC_OFFSET … MAC_OFFSET + MACHINES - 1 (bench/storm.ts runs several of these
  * processes, each on a range of its own, so one process's event loop does not limit the storm). Machines
@@ -14,21 +16,12 @@
  * Prints one JSON line (a `Storm` below): each machine's own time and when it was done, and the failed
  * ones counted by the phase they failed in.
  */
-import { createSocket, type Socket } from 'node:dgram';
 import { request } from 'node:http';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
-import {
-  decode,
-  encode,
-  FLAG_BROADCAST,
-  getMessageType,
-  intToIp,
-  ipBytes,
-  macFromString,
-  Opt,
-  strBytes,
-} from '../src/dhcp/codec.ts';
+import { Worker } from 'node:worker_threads';
+import { intToIp } from '../src/dhcp/codec.ts';
 import { benchMac } from './lib.ts';
+import type { DhcpAnswer, DhcpAsk, Reply } from './storm-dhcp.ts';
 import { tftpFetch } from './tftp-client.ts';
 
 const now = () => performance.timeOrigin + performance.now();
@@ -68,104 +61,37 @@ class PhaseError extends Error {
   }
 }
 
-type Reply = { type: number; yiaddr: number; siaddr: number; server: number; file: string };
-const waiting = new Map<number, (r: Reply) => void>();
-let sock: Socket | undefined;
+/** The DHCP thread (bench/storm-dhcp.ts) and the machines waiting for its answers. */
+let dhcpThread: Worker | undefined;
+const asked = new Map<number, (a: DhcpAnswer) => void>();
+let asks = 0;
+/** The DHCP thread's counts, as of its latest answer. */
+let dhcpRetries = 0;
+let naks = 0;
+let retries = 0;
 
-/** Opens the machines' DHCP socket (port 68, every reply to the waiting exchange of its xid). */
 async function openDhcp(): Promise<void> {
-  const s = createSocket({ type: 'udp4', reuseAddr: true });
-  sock = s;
-  s.on('message', onReply);
-  await new Promise<void>((r) => s.bind(68, '0.0.0.0', r));
-  s.setBroadcast(true);
-  // Every client process's socket gets every broadcast reply (SO_REUSEADDR): a burst of a few thousand
-  // must not overflow the default 208 KiB while the process is busy downloading, or the simulator, not
-  // the server, loses the replies. 4 MiB is the usual rmem_max.
-  try {
-    s.setRecvBufferSize(4 * 2 ** 20);
-  } catch {
-    /* capped by net.core.rmem_max: keep the default */
-  }
-}
-
-function onReply(msg: Buffer): void {
-  let p: ReturnType<typeof decode>;
-  try {
-    p = decode(msg);
-  } catch {
-    return;
-  }
-  const w = waiting.get(p.xid);
-  if (!w) return;
-  const opt67 = p.options.get(Opt.BOOTFILE_NAME);
-  const sid = p.options.get(Opt.SERVER_ID);
-  w({
-    type: getMessageType(p),
-    yiaddr: p.yiaddr,
-    siaddr: p.siaddr,
-    server: sid ? Buffer.from(sid).readUInt32BE(0) : p.siaddr,
-    file: (opt67 ? Buffer.from(opt67).toString('latin1') : p.file).replace(/\0.*$/s, ''),
+  const w = new Worker(new URL('./storm-dhcp.ts', import.meta.url));
+  dhcpThread = w;
+  await new Promise<void>((resolve, reject) => {
+    w.once('error', reject);
+    w.once('message', () => resolve());
+  });
+  w.on('message', (a: DhcpAnswer) => {
+    dhcpRetries = a.retries;
+    naks = a.naks;
+    asked.get(a.id)?.(a);
+    asked.delete(a.id);
   });
 }
-let retries = 0;
-let naks = 0;
 
-/**
- * Sends `packet` until a reply of `want` type (or a NAK to a REQUEST) arrives: 4 tries, 4, 8, 16 and 32 s
- * apart, as the PXE spec's firmware.
- */
-async function exchange(xid: number, packet: Buffer, want: number): Promise<Reply> {
-  for (const wait of [4000, 8000, 16000, 32000]) {
-    const reply = new Promise<Reply | undefined>((resolve) => {
-      const t = setTimeout(() => resolve(undefined), wait);
-      waiting.set(xid, (r) => {
-        // A NAK ends a REQUEST's wait too: the client starts over (see dhcp()).
-        if (r.type !== want && !(want === 5 && r.type === 6)) return;
-        clearTimeout(t);
-        resolve(r);
-      });
-    });
-    sock?.send(packet, 67, '255.255.255.255');
-    const r = await reply;
-    if (r) {
-      waiting.delete(xid);
-      return r;
-    }
-    retries++;
-  }
-  waiting.delete(xid);
-  throw new PhaseError(want === 2 ? 'no OFFER' : 'no ACK', `no DHCP reply of type ${want}`);
-}
-
-/**
- * DISCOVER, OFFER, REQUEST, ACK. A NAK starts it over from DISCOVER, as RFC 2131 (4.4.1) has clients do:
- * dnsmasq offers without holding the address, so machines whose MACs hash alike can be offered the same
- * one, and all but the first are NAKed ("address in use") and must ask again. Four NAKs in a row fail.
- */
-async function dhcp(mac: string, ipxe: boolean): Promise<Reply> {
-  const chaddr = macFromString(mac);
-  const common: [number, Uint8Array][] = [
-    [Opt.CLIENT_ARCH, Uint8Array.of(0, 0)],
-    [Opt.VENDOR_CLASS, strBytes('PXEClient:Arch:00000:UNDI:002001')],
-    [Opt.PARAM_REQUEST_LIST, Uint8Array.of(1, 3, 6, 54, 66, 67)],
-    ...(ipxe ? [[Opt.USER_CLASS, strBytes('iPXE')] as [number, Uint8Array]] : []),
-  ];
-  for (let attempt = 1; ; attempt++) {
-    const xid = (Math.random() * 2 ** 32) >>> 0;
-    const f = { op: 1, xid, flags: FLAG_BROADCAST, chaddr };
-    const offer = await exchange(xid, encode(f, [[Opt.MESSAGE_TYPE, Uint8Array.of(1)], ...common]), 2);
-    const req = encode(f, [
-      [Opt.MESSAGE_TYPE, Uint8Array.of(3)],
-      [Opt.REQUESTED_IP, ipBytes(offer.yiaddr)],
-      [Opt.SERVER_ID, ipBytes(offer.server)],
-      ...common,
-    ]);
-    const ack = await exchange(xid, req, 5);
-    if (ack.type === 5) return ack;
-    naks++;
-    if (attempt === 4) throw new PhaseError('no ACK', `NAK to ${attempt} REQUESTs in a row`);
-  }
+/** DISCOVER … ACK for `mac` on the DHCP thread (NAKs start over there, as RFC 2131 has clients do). */
+function dhcp(mac: string, ipxe: boolean): Promise<Reply> {
+  const id = asks++;
+  return new Promise((resolve, reject) => {
+    asked.set(id, (a) => ('reply' in a ? resolve(a.reply) : reject(new PhaseError(a.phase, a.message))));
+    dhcpThread?.postMessage({ id, mac, ipxe } satisfies DhcpAsk);
+  });
 }
 
 function http(method: string, url: string, localAddress: string, body?: string, token?: string) {
@@ -301,11 +227,10 @@ if (import.meta.main) {
     doneAt: ok.map((r) => r.doneAt),
     failed,
     examples,
-    retries,
+    retries: retries + dhcpRetries,
     naks,
     stallMs: loop.max / 1e6,
   };
   process.stdout.write(`${JSON.stringify(out)}\n`);
-  sock?.close();
   process.exit(0);
 }

@@ -7,7 +7,8 @@
  * run on segments of their own and are measured in turn, `--rounds` times.
  *
  *   node bench/storm.ts [--machines 100] [--spread 10] [--kernel-mib 8] [--initrd-mib 20] [--rounds 1]
- *                       [--clients K] [--base DIR] [--prof DIR] [--write]
+ *                       [--clients K] [--base DIR] [--prof DIR] [--sides strata,base,peer]
+ *                       [--peer-dynamic] [--peer-log FILE] [--write]
  *
  * `--clients`: how many client processes simulate the machines (default one per core), each a disjoint
  * range of MACs, all powering on from one common start; their results are merged (all done = the last
@@ -17,6 +18,10 @@
  * `git archive C | tar -x -C DIR && ln -s $PWD/node_modules DIR/`), in the same interleaved rounds.
  * `--prof DIR`: every process of `strata up` (manager, boot worker, its HTTP processes) writes a CPU
  * profile into DIR (DIR/base for `--base`'s) when it exits (DevTools or speedscope read them).
+ * `--sides`: which of the sides to run (a debug run of one side; `base` only with `--base`).
+ * `--peer-dynamic`: dnsmasq hands out the pool by its MAC hash instead of one reserved address per machine
+ * (see peerSide: at 1,000 machines about half are NAKed four times in a row).
+ * `--peer-log FILE`: dnsmasq logs every DHCP and TFTP packet, with its reasons (`--log-dhcp`), into FILE.
  * `--write` replaces this run's rows in BENCHMARKS.md and keeps the others (a 5,000-machine run with
  * smaller artifacts is its own command).
  *
@@ -28,10 +33,12 @@ import { randomBytes } from 'node:crypto';
 import { copyFileSync, mkdirSync, writeFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
+import { intToIp, ipToInt } from '../src/dhcp/codec.ts';
 import { currentNetns, type NetnsSet } from '../test/helpers/netns.ts';
 import { startStrata } from '../test/helpers/strata.ts';
 import {
   benchArgs,
+  benchMac,
   fmt,
   nodesManifest,
   publish,
@@ -45,16 +52,22 @@ import {
 import { listening, nginx } from './peers.ts';
 import { PHASES, type Phase, type Storm } from './storm-client.ts';
 
-const { opts, write, argv } = benchArgs('node bench/storm.ts (options in the comment above)', {
-  machines: '100',
-  spread: '10',
-  'kernel-mib': '8',
-  'initrd-mib': '20',
-  rounds: '1',
-  clients: String(availableParallelism()),
-  base: '',
-  prof: '',
-});
+const { opts, flags, write, argv } = benchArgs(
+  'node bench/storm.ts (options in the comment above)',
+  {
+    machines: '100',
+    spread: '10',
+    'kernel-mib': '8',
+    'initrd-mib': '20',
+    rounds: '1',
+    clients: String(availableParallelism()),
+    base: '',
+    prof: '',
+    sides: 'strata,base,peer',
+    'peer-log': '',
+  },
+  ['peer-dynamic'],
+);
 
 const IPXE = '/usr/lib/ipxe/undionly.kpxe';
 
@@ -134,9 +147,23 @@ ${nodesManifest(machines, 4, { network: 'bench', providers: { hardware: 'none' }
   return cli;
 }
 
-async function peerSide(s: Scratch, o: { kernelMib: number; initrdMib: number }) {
+/**
+ * dnsmasq + nginx. Each machine's MAC has an address reserved (`--dhcp-hostsfile`), as an admin who knows
+ * the fleet writes it (Strata's side knows it too: every machine is a declared Node). From the dynamic pool
+ * (`--peer-dynamic`) dnsmasq cannot boot a storm of a thousand: it does not hold an address it offers, and
+ * it picks one from a hash of the MAC, walking to the next free address on a collision, so machines that
+ * ask together are offered the same address, the first REQUEST takes it and the others are NAKed
+ * ("address in use") and start over into the same walk.
+ */
+async function peerSide(s: Scratch, machines: number, o: { kernelMib: number; initrdMib: number }) {
   const { srv, cli } = segment(s.set, 'sp', '10.72');
   const root = join(s.dir, 'peer');
+  const hosts = join(s.dir, 'dnsmasq-storm.hosts');
+  const base = ipToInt('10.72.128.1');
+  writeFileSync(
+    hosts,
+    Array.from({ length: machines }, (_, i) => `${benchMac(i)},${intToIp(base + i)}\n`).join(''),
+  );
   files(join(root, 'artifacts'), o);
   mkdirSync(join(root, 'boot'), { recursive: true });
   writeFileSync(
@@ -155,6 +182,7 @@ async function peerSide(s: Scratch, o: { kernelMib: number; initrdMib: number })
     `--pid-file=${join(s.dir, 'dnsmasq-storm.pid')}`,
     `--dhcp-leasefile=${join(s.dir, 'dnsmasq-storm.leases')}`,
     '--dhcp-range=10.72.128.1,10.72.255.254,255.255.0.0,1h',
+    ...(flags['peer-dynamic'] ? [] : [`--dhcp-hostsfile=${hosts}`]),
     // Default 1,000 leases: the 1,001st machine would get no OFFER.
     '--dhcp-lease-max=1000000',
     '--dhcp-authoritative',
@@ -168,9 +196,10 @@ async function peerSide(s: Scratch, o: { kernelMib: number; initrdMib: number })
     `--tftp-root=${root}`,
     // Default 50 concurrent transfers: a storm's machines would queue behind them (fds allow far more).
     '--tftp-max=5000',
-    // Routine per-packet logging off, as Strata's is at STRATA_LOG_LEVEL=warn.
-    '--quiet-dhcp',
-    '--quiet-tftp',
+    ...(opts['peer-log']
+      ? ['--log-dhcp', `--log-facility=${opts['peer-log']}`]
+      : // Routine per-packet logging off, as Strata's is at STRATA_LOG_LEVEL=warn.
+        ['--quiet-dhcp', '--quiet-tftp']),
   ]);
   await listening(srv, 'udp', 69, 'dnsmasq (TFTP)', () => '');
   await listening(srv, 'udp', 67, 'dnsmasq (DHCP)', () => '');
@@ -241,13 +270,16 @@ export async function runStorm(o: {
   rounds: number;
   clients: number;
   base?: string;
+  sides?: string[];
 }) {
   const rows: Row[] = [];
   for (const n of o.machines) {
     await withScratch('storm', async (s) => {
-      const sides: [string, string][] = [['strata', await strataSide(s, n, o, 'ss', '10.71')]];
-      if (o.base) sides.push(['base', await strataSide(s, n, o, 'sb', '10.73', o.base)]);
-      sides.push(['peer', await peerSide(s, o)]);
+      const run = new Set(o.sides ?? ['strata', 'base', 'peer']);
+      const sides: [string, string][] = [];
+      if (run.has('strata')) sides.push(['strata', await strataSide(s, n, o, 'ss', '10.71')]);
+      if (o.base && run.has('base')) sides.push(['base', await strataSide(s, n, o, 'sb', '10.73', o.base)]);
+      if (run.has('peer')) sides.push(['peer', await peerSide(s, n, o)]);
       const res = new Samples();
       const failed = new Map<string, Partial<Record<Phase, number>>>();
       const naks = new Map<string, number>();
@@ -314,6 +346,7 @@ if (import.meta.main) {
     rounds: Number(opts.rounds),
     clients: Number(opts.clients),
     ...(opts.base ? { base: opts.base } : {}),
+    sides: opts.sides.split(','),
   });
   publish(
     {
@@ -324,8 +357,8 @@ if (import.meta.main) {
       // A run of N machines replaces every earlier row of N machines, whatever its sizes.
       merge: (what) => what.replace(/ machines.*/, ''),
       notes: [
-        `Each simulated machine (bench/storm-client.ts; the machines spread over --clients Node processes in one client namespace, one per core unless the command says otherwise, each a disjoint range of MACs, all from one common start) does PXE DHCP, TFTP of undionly.kpxe (blksize 1432, no windowsize, as PXE ROMs ask), DHCP as iPXE, its script over HTTP, the kernel and initramfs (sizes in the row) over HTTP, then a report-in (Strata: an install event with the script's token, on the Node's timeline, sent again up to 5 times on a 503 as the install agent does; peer: a POST nginx answers 204). All done: from the common start to the last report-in; slowest and median: machines' own times from power-on. A machine that fails is counted by the phase it failed in: no OFFER or no ACK (no DHCP answer through the firmware's four tries, 60 s, or four NAKs in a row; a NAK starts DHCP over from DISCOVER, as RFC 2131 has clients do), TFTP (no progress for 10 s), script, HTTP, report. "Simulator stalled": the client processes' worst event-loop delay; a stall of seconds means machines failed or were slow for the simulator, not the server.`,
-        'Strata makes a decision per machine (declared Node, lease recorded, script with an install token); dnsmasq + nginx hand every machine the same static script, the lower bound. dnsmasq runs as an admin would for a storm of this size: pool and `dhcp-lease-max` larger than the fleet (its default is 1,000 leases), `tftp-max` 5,000 (default 50 concurrent transfers), `no-ping` (Strata does not ping either), its lease file written as it always is. Rows from separate commands (e.g. 5,000 machines with smaller artifacts) are kept when another command writes; each command line above names its run.',
+        `Each simulated machine (bench/storm-client.ts; the machines spread over --clients Node processes in one client namespace, one per core unless the command says otherwise, each a disjoint range of MACs, all from one common start) does PXE DHCP (on a thread of its own per process, so a machine answers an OFFER within milliseconds, as firmware does, however busy the process is with downloads), TFTP of undionly.kpxe (blksize 1432, no windowsize, as PXE ROMs ask), DHCP as iPXE, its script over HTTP, the kernel and initramfs (sizes in the row) over HTTP, then a report-in (Strata: an install event with the script's token, on the Node's timeline, sent again up to 5 times on a 503 as the install agent does; peer: a POST nginx answers 204). All done: from the common start to the last report-in; slowest and median: machines' own times from power-on. A machine that fails is counted by the phase it failed in: no OFFER or no ACK (no DHCP answer through the firmware's four tries, 60 s, or four NAKs in a row; a NAK starts DHCP over from DISCOVER, as RFC 2131 has clients do), TFTP (no progress for 10 s), script, HTTP, report. "Simulator stalled": the client processes' worst event-loop delay; a stall of seconds means machines failed or were slow for the simulator, not the server.`,
+        'Strata makes a decision per machine (declared Node, lease recorded, script with an install token); dnsmasq + nginx hand every machine the same static script, the lower bound. dnsmasq runs as an admin would for a storm of this size: an address reserved for each MAC (`dhcp-hostsfile`; Strata declares every machine too; from its dynamic pool dnsmasq NAKs about half of a 1,000-machine storm four times in a row, see peerSide), pool and `dhcp-lease-max` larger than the fleet (its default is 1,000 leases), `tftp-max` 5,000 (default 50 concurrent transfers), `no-ping` (Strata does not ping either), its lease file written as it always is. Rows from separate commands (e.g. 5,000 machines with smaller artifacts) are kept when another command writes; each command line above names its run.',
       ],
     },
     write,

@@ -193,8 +193,15 @@ export function afterDhcpAck(s: NodeStatus, r: DhcpReport, now: string): NodeSta
   return { ...s, boot, lastSeen: now, ...(addresses ? { addresses } : {}) };
 }
 
-/** A node's status after a successful HTTP fetch: its script (so iPXE ran) or an artifact (a kernel). */
-export function afterHttpFetch(s: NodeStatus, what: string, now: string): NodeStatus {
+/**
+ * A node's status after a successful HTTP fetch: its script (so iPXE ran) or an artifact (a kernel).
+ * `kernelAt` is the first artifact since the node last booted (its latest DHCP or script): the initramfs
+ * after the kernel changes nothing, and is no status write (undefined).
+ */
+export function afterHttpFetch(s: NodeStatus, what: string, now: string): NodeStatus | undefined {
+  const b = s.boot;
+  const bootedAt = [b?.firmwareAt, b?.ipxeAt, b?.scriptAt].reduce<string>((a, t) => (t && t > a ? t : a), '');
+  if (what !== 'script' && b?.kernelAt && b.kernelAt >= bootedAt) return undefined;
   return {
     ...s,
     boot: {

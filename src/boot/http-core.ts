@@ -7,7 +7,7 @@
 import { Agent, createServer, type IncomingMessage, request, type ServerResponse } from 'node:http';
 import { createLogger } from '../core/log.ts';
 import { type BootScriptResult, createBootHttpHandler, type FetchSummary } from '../ipxe/http.ts';
-import { batcher, CLIENT_HEADER, type FromCore, PROCESS_HEADER, type ToCore } from './http-cores.ts';
+import { batcher, CLIENT_HEADER, type FromCore, IDLE_MS, PROCESS_HEADER, type ToCore } from './http-cores.ts';
 
 process.on('disconnect', () => process.exit(0));
 if (!process.send) {
@@ -57,7 +57,8 @@ function start(m: Extract<ToCore, { t: 'start' }>): void {
         askScript({ id, mac: q.mac, remoteAddress: q.remoteAddress, query: q.params.toString() });
       }),
   });
-  const agent = new Agent({ keepAlive: true });
+  // Idle connections closed by this side first, well before the worker's (http-cores.ts).
+  const agent = new Agent({ keepAlive: true, timeout: IDLE_MS });
   const index = String(m.index);
 
   /** A request under the worker's prefixes, passed to it whole and its answer passed back as it comes. */

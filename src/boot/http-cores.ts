@@ -105,10 +105,18 @@ export interface HttpCores {
 
 const CORE_MAIN = join(import.meta.dirname, 'http-core.ts');
 
+/** How long a process of the HTTP server keeps an idle connection to the worker for the next request. */
+export const IDLE_MS = 10_000;
+
 export async function startHttpCores(o: HttpCoresOptions): Promise<HttpCores> {
   const dir = mkdtempSync(join(tmpdir(), 'strata-http-'));
   const socket = join(dir, 'worker.sock');
   const inner = createServer((req, res) => o.route(req, res, String(req.headers[CLIENT_HEADER] ?? '')));
+  // The processes' agents drop an idle connection after IDLE_MS (http-core.ts); this side keeps it far
+  // longer, so a process never sends a request down a connection this side is closing. With Node's
+  // default (5 s here, none on the agent), a busy storm saw report-ins fail with 503 "boot worker
+  // unavailable": the process reused a connection whose close it had not read yet.
+  inner.keepAliveTimeout = IDLE_MS * 6;
   try {
     await listen(inner, { path: socket });
   } catch (err) {

@@ -17,6 +17,9 @@ export { highestImplementedState, LADDER_FINALIZER };
 
 const SOURCE = 'ladder-manager';
 
+/** How long a step's action runs before the node's status shows it running (see #stepUp). */
+const SHOW_RUNNING_MS = 250;
+
 const stepRuns = counter('strata_step_actions_total', 'Step actions run', ['step', 'result']);
 const stepDuration = histogram(
   'strata_step_duration_seconds',
@@ -183,15 +186,25 @@ export class LadderEngine {
     });
   }
 
+  /**
+   * Writes the node's status through `fn`, unless that changes nothing. `seen`: the status this pass read;
+   * when `fn` changes nothing of it, not even the store is read (a waiting step re-checked on every
+   * timeline event of its node, several a machine in a boot storm, writes nothing). Only the engine
+   * writes the fields its `fn`s set (state, phase, step), one pass per node at a time, so `seen` is current
+   * for them.
+   */
   async #setStatus(
     name: string,
     fn: (s: NodeStatus) => NodeStatus | undefined,
-  ): Promise<NodeResource | undefined> {
-    return (await this.#core.resources.patchStatus<NodeStatus>('Node', name, (s) => {
+    seen?: NodeStatus,
+  ): Promise<void> {
+    const change = (s: NodeStatus) => {
       const next = fn({ ...s, state: s.state ?? 0 });
       // Unchanged status is not written: no write, no change event, no wake-up loop.
       return next && !isDeepStrictEqual(JSON.parse(JSON.stringify(next)), s) ? next : undefined;
-    })) as NodeResource | undefined;
+    };
+    if (seen && !change(structuredClone(seen))) return;
+    await this.#core.resources.patchStatus<NodeStatus>('Node', name, change);
   }
 
   /** One pass over one node: at most one step forward or back, then re-queue as needed. */
@@ -293,40 +306,46 @@ export class LadderEngine {
     // progress: the node stays Waiting, so a watcher sees a row when something changes, not two per
     // re-check (an install under TCG re-checks hundreds of times).
     const recheck = node.status?.phase === 'Waiting' && prev?.name === step.name && prev.attempts === 0;
-    if (!recheck)
-      await this.#setStatus(name, (s) => ({
-        ...s,
-        phase: 'Provisioning',
-        step: {
-          name: step.name,
-          from: state,
-          startedAt,
-          attempts,
-          ...(prev?.lastError ? { lastError: prev.lastError } : {}),
-        },
-      }));
+    // The step in progress is written once its action has run SHOW_RUNNING_MS: an action that answers
+    // sooner (every step that waits for the machine does) writes only its outcome, one status write
+    // instead of two, each a store write and a change event (a boot storm made two per step per machine).
+    /** The node at this step, Provisioning, with `more` in its step status. */
+    const provisioning = (more: Partial<StepStatus>) => (s: NodeStatus) => ({
+      ...s,
+      phase: 'Provisioning' as const,
+      step: { name: step.name, from: state, startedAt, attempts, ...more },
+    });
+    let shown: Promise<void> | undefined;
+    const show = recheck
+      ? undefined
+      : setTimeout(() => {
+          const more = prev?.lastError ? { lastError: prev.lastError } : {};
+          shown = this.#setStatus(name, provisioning(more)).catch(() => {});
+        }, SHOW_RUNNING_MS);
+    const settled = async () => {
+      clearTimeout(show);
+      await shown;
+    };
     try {
-      const outcome = await withTimeout(step.action(ctx), step.timeoutMs ?? 600_000, ac);
+      const outcome = await withTimeout(step.action(ctx), step.timeoutMs ?? 600_000, ac).finally(settled);
       stepRuns.inc({ step: step.name, result: outcome.status });
       if (outcome.status === 'done') {
-        await this.#setStatus(name, (s) => ({
-          ...s,
-          step: {
-            name: step.name,
-            from: state,
-            startedAt,
-            attempts: 0,
-            ...(outcome.message ? { message: outcome.message } : {}),
-          },
-        }));
+        await this.#setStatus(
+          name,
+          provisioning({ attempts: 0, ...(outcome.message ? { message: outcome.message } : {}) }),
+        );
         this.#queue.add(name);
       } else {
         const changed = prev?.message !== outcome.message;
-        await this.#setStatus(name, (s) => ({
-          ...s,
-          phase: 'Waiting',
-          step: { name: step.name, from: state, startedAt, attempts: 0, message: outcome.message },
-        }));
+        await this.#setStatus(
+          name,
+          (s) => ({
+            ...s,
+            phase: 'Waiting',
+            step: { name: step.name, from: state, startedAt, attempts: 0, message: outcome.message },
+          }),
+          recheck ? node.status : undefined,
+        );
         if (changed) this.#event(node, 'Waiting', outcome.message, step.name);
         this.#queue.addAfter(name, outcome.recheckAfterMs ?? this.#opts.waitRecheckMs);
       }

@@ -259,12 +259,21 @@ describe('boot evidence and the steps that read it', () => {
     const os = afterDhcpAck({ state: 4 }, dhcp({ reply: 'ACK', isPXE: false, ip: '10.0.0.5' }), now);
     assert.equal(firmwareBooted(os), false);
     const script = afterHttpFetch({ state: 2 }, 'script', now);
-    assert.deepEqual(script.boot, { scriptAt: now, ipxeAt: now });
+    assert.deepEqual(script?.boot, { scriptAt: now, ipxeAt: now });
     assert.equal(firmwareBooted(script), true, 'iPXE running means the firmware booted');
-    assert.deepEqual(afterHttpFetch({ state: 3, boot: { ipxeAt: 'earlier' } }, 'artifact', now).boot, {
-      ipxeAt: 'earlier',
-      kernelAt: now,
-    });
+    const kernel = afterHttpFetch(
+      { state: 3, boot: { ipxeAt: '2025-12-31T23:59:00.000Z' } },
+      'artifact',
+      now,
+    );
+    assert.deepEqual(kernel?.boot, { ipxeAt: '2025-12-31T23:59:00.000Z', kernelAt: now });
+    assert.equal(afterHttpFetch(kernel!, 'artifact', now), undefined, 'the initramfs writes nothing');
+    const rebooted = afterDhcpAck(kernel!, dhcp({ reply: 'ACK', isIPXE: true }), '2026-12-02T21:00:00.000Z');
+    assert.equal(
+      afterHttpFetch(rebooted, 'artifact', '2026-12-02T21:00:01.000Z')?.boot?.kernelAt,
+      '2026-12-02T21:00:01.000Z',
+      'the next boot records its kernel again',
+    );
     assert.equal(firmwareBooted(undefined), false);
     assert.equal(ipxeRan(undefined), false);
   });
