@@ -8,7 +8,9 @@
  *
  *   node bench/storm.ts [--machines 100] [--spread 10] [--kernel-mib 8] [--initrd-mib 20] [--rounds 1]
  *                       [--clients K] [--base DIR] [--prof DIR] [--sides strata,base,peer]
- *                       [--peer-dynamic] [--peer-log FILE] [--write]
+ *                       [--peer-dynamic] [--peer-log FILE] [--artifact-server node|nginx] [--write]
+ * `--artifact-server nginx`: Strata's Network sets spec.boot.artifactServer nginx (its worker's own nginx
+ * serves the kernel and initramfs; scripts and reports stay Strata's); its rows say so.
  *
  * `--clients`: how many client processes simulate the machines (default one per core), each a disjoint
  * range of MACs, all powering on from one common start; their results are merged (all done = the last
@@ -65,6 +67,7 @@ const { opts, flags, write, argv } = benchArgs(
     prof: '',
     sides: 'strata,base,peer',
     'peer-log': '',
+    'artifact-server': 'node',
   },
   ['peer-dynamic'],
 );
@@ -127,7 +130,7 @@ spec:
   serverAddress: ${prefix}.0.1
   pool: {start: ${prefix}.128.1, end: ${prefix}.255.254}
   dns: {enabled: false}
-  boot: {unknownNodes: ignore}
+  boot: {unknownNodes: ignore${opts['artifact-server'] === 'nginx' ? ', artifactServer: nginx' : ''}}
 ---
 apiVersion: strata.dev/v1alpha1
 kind: Profile
@@ -310,7 +313,8 @@ export async function runStorm(o: {
           : `${s1(side, '')} s (${times})`;
       };
       const ok = (side: string) => !failures(failed.get(side) ?? {});
-      const what = `${fmt(n)} machines (${o.kernelMib} + ${o.initrdMib} MiB each) powering on within ${o.spread} s: all done`;
+      const handed = opts['artifact-server'] === 'nginx' ? ", Strata's artifacts through its nginx" : '';
+      const what = `${fmt(n)} machines (${o.kernelMib} + ${o.initrdMib} MiB each) powering on within ${o.spread} s: all done${handed}`;
       rows.push({
         what,
         strata: cell('strata'),
