@@ -78,11 +78,18 @@ const ABORT_WAIT_MS = 1000;
 /** A process that exited is started again (on a later request) no sooner than this after. */
 const RESTART_AFTER_MS = 5_000;
 
+/** A transfer handed to a process: what to call with its summary, and with the end of its abort. */
+interface Handed {
+  done: (s: TransferSummary) => void;
+  req: TransferRequest;
+  aborted?: () => void;
+}
+
 interface Core {
   child: ChildProcess;
   ready: boolean;
   /** Transfers it runs: id → what to call with their summary. */
-  running: Map<number, { done: (s: TransferSummary) => void; req: TransferRequest; aborted?: () => void }>;
+  running: Map<number, Handed>;
 }
 
 export function transferCores(o: TransferCoresOptions): TransferCores {
@@ -148,7 +155,7 @@ export function transferCores(o: TransferCoresOptions): TransferCores {
         if (!core?.ready || !core.child.connected) continue;
         next = (next + k + 1) % o.count;
         const id = nextId++;
-        const entry: Core['running'] extends Map<number, infer E> ? E : never = { done, req };
+        const entry: Handed = { done, req };
         core.running.set(id, entry);
         send(core.child, { t: 'run', id, req });
         return {

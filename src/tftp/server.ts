@@ -202,16 +202,16 @@ export function tallyMeter(): TransferMeter & { take(): Tally | undefined } {
 }
 
 /** Applies a tally from another process to this process's counters; unknown keys are ignored. */
-export function applyTally(t: Tally, meter: TransferMeter = localMeter): void {
+export function applyTally(t: Tally): void {
   for (const [key, n] of Object.entries(t)) {
     if (!(Number.isInteger(n) && n > 0)) continue;
     const [kind, label = ''] = key.split(':', 2) as [string, string?];
     if (kind === 'request' && ['accepted', 'refused', 'error', 'not-found'].includes(label))
-      for (let i = 0; i < n; i++) meter.request(label as 'accepted');
-    else if (kind === 'retransmitted') meter.retransmitted(n);
-    else if (kind === 'duplicateAck') for (let i = 0; i < n; i++) meter.duplicateAck();
-    else if (kind === 'malformed' && label) for (let i = 0; i < n; i++) meter.malformed(label);
-    else if (kind === 'unexpected' && label) for (let i = 0; i < n; i++) meter.unexpected(label);
+      requests.inc({ op: 'rrq', result: label }, n);
+    else if (kind === 'retransmitted') retransmitted.inc(n);
+    else if (kind === 'duplicateAck') duplicateAcks.inc(n);
+    else if (kind === 'malformed' && label) malformed.inc({ reason: label }, n);
+    else if (kind === 'unexpected' && label) unexpected.inc({ type: label }, n);
   }
 }
 
