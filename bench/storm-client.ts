@@ -32,6 +32,10 @@ const startAt = Number(process.argv[5] ?? now());
 export const PHASES = ['no OFFER', 'no ACK', 'TFTP', 'script', 'HTTP', 'report'] as const;
 export type Phase = (typeof PHASES)[number];
 
+/** A booted machine's steps, in order, each timed from the end of the one before. */
+export const STEPS = ['DHCP', 'TFTP', 'DHCP as iPXE', 'script', 'kernel + initrd', 'report'] as const;
+export type Step = (typeof STEPS)[number];
+
 /** What one client process prints. */
 export interface Storm {
   /** The common start (epoch ms) and how late this process was for it. */
@@ -46,6 +50,11 @@ export interface Storm {
   retries: number;
   /** NAKs answered by starting over from DISCOVER. */
   naks: number;
+  /** Per booted machine, the milliseconds each of its steps took (keys: STEPS), to see where a side is slower. */
+  stepMs: Record<Step, number[]>;
+  /** TFTP: times a machine waited 1 s and sent its last packet again; DATA blocks out of order (resent). */
+  tftpTimeouts: number;
+  tftpOutOfOrder: number;
   /**
    * This process's worst event-loop delay: a simulator that stalls for seconds answers OFFERs late and
    * reads ACKs late, and its machines fail for that, not for the server.
@@ -69,6 +78,8 @@ let asks = 0;
 let dhcpRetries = 0;
 let naks = 0;
 let retries = 0;
+let tftpTimeouts = 0;
+let tftpOutOfOrder = 0;
 
 async function openDhcp(): Promise<void> {
   const w = new Worker(new URL('./storm-dhcp.ts', import.meta.url));
@@ -135,12 +146,15 @@ async function phase<T>(p: Phase, fn: () => Promise<T>): Promise<T> {
   }
 }
 
-async function machine(i: number): Promise<{ ms: number; doneAt: number }> {
+async function machine(i: number): Promise<{ ms: number; doneAt: number; steps: number[] }> {
   const wait = startAt + Math.random() * spreadMs - now();
   if (wait > 0) await new Promise((r) => setTimeout(r, wait));
   const t0 = performance.now();
+  const marks = [t0];
+  const mark = () => marks.push(performance.now());
   const mac = benchMac(i);
   const first = await dhcp(mac, false);
+  mark();
   const ip = intToIp(first.yiaddr);
   const tftp = await phase('TFTP', () =>
     tftpFetch({
@@ -152,8 +166,12 @@ async function machine(i: number): Promise<{ ms: number; doneAt: number }> {
       localAddress: ip,
     }),
   );
+  tftpTimeouts += tftp.timeouts;
+  tftpOutOfOrder += tftp.outOfOrder;
   if (!tftp.ok) throw new PhaseError('TFTP', `tftp ${first.file} failed`);
+  mark();
   const second = await dhcp(mac, true);
+  mark();
   // iPXE expands `${netX/mac}` (the interface it last opened; older scripts said `${net0/mac}`) to the MAC.
   const scriptUrl = second.file.replace(/\$\{net[0-9X]\/mac\}/, mac);
   const script = await phase('script', async () => {
@@ -167,6 +185,7 @@ async function machine(i: number): Promise<{ ms: number; doneAt: number }> {
     if (r.status !== 200) throw new Error(`script ${r.status}: ${r.text.slice(0, 200)}`);
     return r;
   });
+  mark();
   const base = new URL(scriptUrl);
   const urls = [...script.text.matchAll(/^(?:kernel|initrd)(?:\s+--name\s+\S+)?\s+(\S+)/gm)].map((m) =>
     new URL(m[1]!, base).toString(),
@@ -177,6 +196,7 @@ async function machine(i: number): Promise<{ ms: number; doneAt: number }> {
     const r = await phase('HTTP', () => http('GET', u, ip));
     if (r.status !== 200) throw new PhaseError('HTTP', `GET ${u}: ${r.status}`);
   }
+  mark();
   const token = /strata\.token=(\S+)/.exec(script.text)?.[1];
   const node = /strata\.node=(\S+)/.exec(script.text)?.[1];
   const strataUrl = /strata\.url=(\S+)/.exec(script.text)?.[1];
@@ -197,7 +217,8 @@ async function machine(i: number): Promise<{ ms: number; doneAt: number }> {
   });
   if (report.status >= 300)
     throw new PhaseError('report', `report-in: ${report.status} ${report.text.slice(0, 200)}`);
-  return { ms: performance.now() - t0, doneAt: now() };
+  mark();
+  return { ms: performance.now() - t0, doneAt: now(), steps: marks.slice(1).map((t, k) => t - marks[k]!) };
 }
 
 if (import.meta.main) {
@@ -229,6 +250,12 @@ if (import.meta.main) {
     examples,
     retries: retries + dhcpRetries,
     naks,
+    stepMs: Object.fromEntries(STEPS.map((st, k) => [st, ok.map((r) => r.steps[k]!)])) as Record<
+      Step,
+      number[]
+    >,
+    tftpTimeouts,
+    tftpOutOfOrder,
     stallMs: loop.max / 1e6,
   };
   process.stdout.write(`${JSON.stringify(out)}\n`);

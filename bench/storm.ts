@@ -52,7 +52,7 @@ import {
   withScratch,
 } from './lib.ts';
 import { listening, nginx } from './peers.ts';
-import { PHASES, type Phase, type Storm } from './storm-client.ts';
+import { PHASES, type Phase, STEPS, type Storm } from './storm-client.ts';
 
 const { opts, flags, write, argv } = benchArgs(
   'node bench/storm.ts (options in the comment above)',
@@ -97,6 +97,9 @@ function files(dir: string, o: { kernelMib: number; initrdMib: number }) {
   writeFileSync(join(dir, 'vmlinuz'), randomBytes(o.kernelMib * 2 ** 20));
   writeFileSync(join(dir, 'initrd.img'), randomBytes(o.initrdMib * 2 ** 20));
 }
+
+/** A Strata side's TFTP counters (retransmits, transfers), by its client namespace: read after each storm. */
+const tftpCounters = new Map<string, () => Promise<string>>();
 
 /** `strata up` (this tree's, or `base`'s) serving a segment of its own with `machines` declared Nodes. */
 async function strataSide(
@@ -147,6 +150,15 @@ ${nodesManifest(machines, 4, { network: 'bench', providers: { hardware: 'none' }
   if (r.status >= 300) throw new Error(`strata apply: ${r.status} ${r.text.slice(0, 500)}`);
   await listening(srv, 'tcp', 7421, 'strata boot worker (HTTP)', () => strata.stderr());
   await listening(srv, 'udp', 69, 'strata boot worker (TFTP)', () => strata.stderr());
+  tftpCounters.set(cli, async () => {
+    const m = await strata.api('GET', '/metrics');
+    return m.text
+      .split('\n')
+      .filter((l) =>
+        /^strata_tftp_(retransmits|transfers|duplicate_acks|unexpected_packets)\w*(\{[^}]*\})? /.test(l),
+      )
+      .join(', ');
+  });
   return cli;
 }
 
@@ -253,6 +265,18 @@ async function storm(set: NetnsSet, ns: string, machines: number, spread: number
     stallMs: Math.max(...outs.map((o) => o.stallMs)),
   };
   console.error(`storm: the client processes' worst event-loop delay ${fmt(m.stallMs)} ms`);
+  // Where the machines' time went, step by step (median and 90th percentile over the booted machines).
+  const pct = (xs: number[], q: number) =>
+    xs[Math.min(xs.length - 1, Math.floor(xs.length * q))] ?? Number.NaN;
+  const steps = STEPS.map((st) => {
+    const xs = outs.flatMap((o) => o.stepMs[st]).sort((a, b) => a - b);
+    return `${st} ${fmt(pct(xs, 0.5) / 1000, 2)}/${fmt(pct(xs, 0.9) / 1000, 2)}`;
+  });
+  console.error(`storm: each step, median/p90 s: ${steps.join(', ')}`);
+  const sum = (f: (o: Storm) => number) => fmt(outs.reduce((a, o) => a + f(o), 0));
+  console.error(
+    `storm: TFTP ${sum((o) => o.tftpTimeouts)} client timeouts (1 s each), ${sum((o) => o.tftpOutOfOrder)} blocks out of order`,
+  );
   if (m.naks) console.error(`storm: ${fmt(m.naks)} NAKs, each answered by a new DISCOVER`);
   if (m.lateMs > 0) console.error(`storm: a client process was ${fmt(m.lateMs)} ms late for the start`);
   return m;
@@ -291,6 +315,8 @@ export async function runStorm(o: {
         for (const [side, cli] of sides) {
           await res.measure(`storm ${n} ${side}`, async () => {
             const r = await storm(s.set, cli, n, o.spread, o.clients);
+            const counters = await tftpCounters.get(cli)?.();
+            if (counters) console.error(`storm: ${side}'s TFTP counters (since it started): ${counters}`);
             res.add(`storm ${n} ${side} slowest`, r.slowestMs, { load1: 0, stealPct: 0, busyPct: 0 });
             res.add(`storm ${n} ${side} median`, r.medianMs, { load1: 0, stealPct: 0, busyPct: 0 });
             naks.set(side, (naks.get(side) ?? 0) + r.naks);

@@ -5,7 +5,8 @@
  * per Network, so a change rebuilds only the networks it touches: a Node's change enqueues the network it
  * left and the one it joined, and only when a field the workers see changed (status writes, the bulk of
  * Node changes, enqueue nothing); a lease write of a Node's MAC enqueues its network (DNS names follow leases;
- * the leases of machines no Node names change nothing a worker holds). A rebuilt
+ * the leases of machines no Node names, and every lease of a network that runs no DNS server, change
+ * nothing a worker holds). A rebuilt
  * configuration is published only when it differs from the last one sent, or that one is old (a worker
  * that missed a message catches up at the next resync); a store outage retries with backoff.
  */
@@ -30,13 +31,15 @@ export async function buildConfig(ctx: ManagerContext, name: string): Promise<Bo
   // (thousands of each in a boot storm made this the manager's busiest work); none when every node has a
   // fixed address.
   const leased = new Map<string, { ip: string; at: number }>();
-  if (nodes.some((n) => !n.spec.ipAddress))
+  // Host names feed the segment's DNS server only: a network that runs none needs no lease read.
+  const dns = dnsEnabled(net as NetworkResource);
+  if (dns && nodes.some((n) => !n.spec.ipAddress))
     for (const [at, r] of (await ctx.store.listRecords(leaseCollection(name))).entries()) {
       const l = r.value as Lease;
       if (l.state === 'bound' && !leased.has(l.mac)) leased.set(l.mac, { ip: l.ip, at });
     }
   const hosts = new Map<string, string>();
-  for (const n of nodes) {
+  for (const n of dns ? nodes : []) {
     let first: { ip: string; at: number } | undefined;
     for (const mac of n.spec.macAddresses) {
       const l = leased.get(mac);
@@ -61,6 +64,11 @@ export async function buildConfig(ctx: ManagerContext, name: string): Promise<Bo
     hosts: [...hosts].map(([name, ipv4]) => ({ name, ipv4 })),
     relays: bootRelays(ctx.layers),
   };
+}
+
+/** Whether a Network runs its DNS server (on unless `spec.dns.enabled` says false). */
+function dnsEnabled(n: NetworkResource): boolean {
+  return (n.spec.dns as { enabled?: boolean } | undefined)?.enabled !== false;
 }
 
 /** Which segments exist and where their workers run. */
@@ -90,9 +98,15 @@ export interface ConfigFanOut {
 /**
  * Lease writes of one network within this long make one rebuild: in a boot storm every batch of leases
  * names Nodes, and a rebuild reads every Node and lease of the network, so DNS names lag a lease by up
- * to this much instead of the manager rebuilding back to back.
+ * to this much instead of the manager rebuilding back to back. The window grows with what a rebuild
+ * costs (LEASE_REBUILD_SHARE), so a segment of thousands of Nodes spends at most a twentieth of the
+ * manager's time on it: 250 ms up to ~12 ms a rebuild, longer above.
  */
 export const LEASE_COALESCE_MS = 250;
+/** Lease rebuilds may take at most this share of the manager's time (the window is the rebuild × 1/share). */
+const LEASE_REBUILD_SHARE = 0.05;
+/** The longest the window grows to: DNS names never lag a lease by more. */
+const LEASE_COALESCE_MAX_MS = 5_000;
 
 /** Publishes placements and per-network configurations as they change (see the module comment). */
 export async function startConfigFanOut(
@@ -100,6 +114,15 @@ export async function startConfigFanOut(
   opts: { leaseCoalesceMs?: number } = {},
 ): Promise<ConfigFanOut> {
   const sent = new Map<string, { json: string; at: number }>();
+  /** What the latest rebuild took: the lease window grows with it. */
+  let rebuildMs = 0;
+  /** Networks that run no DNS server: their leases change nothing a worker holds. */
+  const dnsOff = new Set<string>();
+  const noteNetwork = (n: NetworkResource, deleted = false) => {
+    if (!deleted && !dnsEnabled(n)) dnsOff.add(n.metadata.name);
+    else dnsOff.delete(n.metadata.name);
+  };
+  for (const n of await ctx.resources.list<NetworkResource>('Network')) noteNetwork(n);
   let sentPlacements: string | undefined;
   const loop = controller(ctx, {
     kind: 'Network',
@@ -115,7 +138,9 @@ export async function startConfigFanOut(
         sent.delete(name);
         return;
       }
+      const t0 = performance.now();
       const cfg = await buildConfig(ctx, name);
+      rebuildMs = performance.now() - t0;
       const json = JSON.stringify(cfg);
       const last = sent.get(name);
       if (last?.json === json && Date.now() - last.at < CONFIG_RESYNC_MS / 2) return;
@@ -151,7 +176,10 @@ export async function startConfigFanOut(
   for (const n of await ctx.resources.list<NodeResource>('Node')) remember(n, configFields(n));
   const off = ctx.hub.onChange((ev) => {
     // A new or changed Network can move the nodes that name none (they boot on the only Network).
-    if (ev.object.kind === 'Network') return enqueueAll();
+    if (ev.object.kind === 'Network') {
+      noteNetwork(ev.object as unknown as NetworkResource, ev.type === 'DELETED');
+      return enqueueAll();
+    }
     if (ev.object.kind !== 'Node') return;
     const n = ev.object as unknown as NodeResource;
     const before = seen.get(n.metadata.name);
@@ -179,13 +207,17 @@ export async function startConfigFanOut(
   let leaseTimer: NodeJS.Timeout | undefined;
   return {
     leasesChanged: (network, macs) => {
-      if (!macs.some((m) => nodeMacs.has(m))) return;
+      if (dnsOff.has(network) || !macs.some((m) => nodeMacs.has(m))) return;
       leased.add(network);
+      const window = Math.max(
+        opts.leaseCoalesceMs ?? LEASE_COALESCE_MS,
+        Math.min(LEASE_COALESCE_MAX_MS, rebuildMs / LEASE_REBUILD_SHARE),
+      );
       leaseTimer ??= setTimeout(() => {
         leaseTimer = undefined;
         for (const n of leased) loop.enqueue(n);
         leased.clear();
-      }, opts.leaseCoalesceMs ?? LEASE_COALESCE_MS).unref();
+      }, window).unref();
     },
     stop() {
       clearTimeout(leaseTimer);

@@ -3,7 +3,7 @@
  * transport: a change rebuilds and re-sends only the networks it touches. A node's MAC change reaches its
  * own network's worker only; a status write (most Node writes) reaches none; a node moving between
  * networks reaches both; a lease write of a node's MAC refreshes that network's DNS names (a burst of them once), a lease of a
- * machine no node names refreshes nothing.
+ * machine no node names refreshes nothing, and neither does any lease of a network that runs no DNS server.
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
@@ -162,6 +162,46 @@ describe('boot config fan-out', () => {
     const after = await settle();
     assert.deepEqual([after.a.length, after.b.length], [0, 0]);
     assert.equal(leaseReads, readsThen);
+  });
+
+  it('leaves a network that runs no DNS server alone when its leases change, and reads none of them', async (t) => {
+    const { ctx, store, resources, transport } = context(t);
+    let leaseReads = 0;
+    const counted = new Proxy(store, {
+      get(target, prop, receiver) {
+        if (prop === 'listRecords')
+          return (collection: string) => {
+            leaseReads++;
+            return target.listRecords(collection);
+          };
+        const v = Reflect.get(target, prop, receiver);
+        return typeof v === 'function' ? v.bind(target) : v;
+      },
+    });
+    const quiet = doc('Network', 'q', { ...network('q', 3).spec, dns: { enabled: false } });
+    await resources.create(quiet);
+    await resources.create(doc('Node', 'n1', { macAddresses: ['52:54:00:00:03:01'], network: 'q' }));
+    const got: BootConfig[] = [];
+    await transport.subscribe<BootConfig>(subjects.configChanged('q'), (c) => void got.push(c));
+    const fanOut = await startConfigFanOut({ ...ctx, store: counted } as ManagerContext, {
+      leaseCoalesceMs: 20,
+    });
+    t.after(async () => fanOut.stop());
+    while (got.length === 0) await sleep(20);
+    assert.deepEqual(got[0]!.knownMacs, ['52:54:00:00:03:01'], 'the worker still knows its Nodes');
+    assert.deepEqual(got[0]!.hosts, [], 'no DNS server, no names');
+    assert.equal(leaseReads, 0, 'building it read no lease');
+    await bindLease(store, 'q', '10.9.3.100', '52:54:00:00:03:01');
+    for (let i = 0; i < 5; i++) fanOut.leasesChanged('q', ['52:54:00:00:03:01']);
+    await sleep(200);
+    assert.equal(got.length, 1, 'a lease of its Node rebuilds nothing');
+    assert.equal(leaseReads, 0);
+
+    // Its DNS server turned on: the names come from the leases again.
+    const q = (await resources.get('Network', 'q'))!;
+    await resources.update({ ...q, spec: { ...q.spec, dns: { ...(q.spec.dns as object), enabled: true } } });
+    while (got.length < 2) await sleep(20);
+    assert.deepEqual(got.at(-1)!.hosts, [{ name: 'n1', ipv4: '10.9.3.100' }]);
   });
 
   it('rebuilds a network once for a burst of lease writes, with every lease in its DNS names', async (t) => {
