@@ -16,7 +16,7 @@ import pg from 'pg';
 import { StrataError } from '../../../src/core/resources/errors.ts';
 import type { Resource, StrataEvent } from '../../../src/core/resources/types.ts';
 import { openStore } from '../../../src/core/store/index.ts';
-import type { Store } from '../../../src/core/store/types.ts';
+import type { Store, WriteResult } from '../../../src/core/store/types.ts';
 import { postgresSkipReason, withPostgres } from '../../helpers/services.ts';
 
 interface Driver {
@@ -285,6 +285,39 @@ for (const driver of drivers) {
       );
       assert.deepEqual((await store.get('Node', 'aon-new'))!.status, { ok: true });
       assert.deepEqual(await store.write([]), []);
+    });
+
+    it('writes asked for together stand alone: a failing one leaves nothing of its own and takes none of the others', async () => {
+      await store.write([{ op: 'create', resource: node('tog-existing', { v: 1 }) }]);
+      // Asked for in one turn of the loop (SQLite commits them as one group, each in a savepoint).
+      const [a, bad, b, c] = await Promise.allSettled([
+        store.write([{ op: 'create', resource: node('tog-a') }]),
+        store.write([
+          { op: 'create', resource: node('tog-b-half') },
+          { op: 'update', resource: node('tog-existing', { v: 2 }) },
+          { op: 'create', resource: node('tog-existing') },
+        ]),
+        store.write([{ op: 'status', kind: 'Node', name: 'tog-existing', status: { seen: true } }]),
+        store.write([{ op: 'create', resource: node('tog-c') }]),
+      ]);
+      assert.equal(a.status, 'fulfilled');
+      assert.equal(b.status, 'fulfilled');
+      assert.equal(c.status, 'fulfilled');
+      assert.equal(bad.status, 'rejected');
+      assert.ok(
+        (bad as PromiseRejectedResult).reason instanceof StrataError &&
+          (bad as PromiseRejectedResult).reason.reason === 'AlreadyExists',
+      );
+      assert.equal(await store.get('Node', 'tog-b-half'), undefined, "the failed write's first op is undone");
+      const existing = (await store.get('Node', 'tog-existing'))!;
+      assert.deepEqual(existing.spec, { v: 1 }, "the failed write's update is undone");
+      assert.deepEqual(existing.status, { seen: true }, 'the write after it landed');
+      assert.ok(await store.get('Node', 'tog-a'));
+      assert.ok(await store.get('Node', 'tog-c'));
+      // Each landed write has its own version, in the order asked.
+      const rv = (r: PromiseSettledResult<WriteResult[]>) =>
+        Number((r as PromiseFulfilledResult<WriteResult[]>).value[0]!.resource.metadata.resourceVersion);
+      assert.ok(rv(a) < rv(b) && rv(b) < rv(c), `${rv(a)} < ${rv(b)} < ${rv(c)}`);
     });
 
     it('a write or list of thousands gives the event loop turns; what runs meanwhile sees all of the write or none', async () => {
