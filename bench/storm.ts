@@ -32,9 +32,10 @@
  * through the PXE firmware's four tries (4, 8, 16, 32 s) has failed.
  */
 import { randomBytes } from 'node:crypto';
-import { copyFileSync, mkdirSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { intToIp, ipToInt } from '../src/dhcp/codec.ts';
 import { currentNetns, type NetnsSet } from '../test/helpers/netns.ts';
 import { startStrata } from '../test/helpers/strata.ts';
@@ -98,6 +99,18 @@ function files(dir: string, o: { kernelMib: number; initrdMib: number }) {
   writeFileSync(join(dir, 'initrd.img'), randomBytes(o.initrdMib * 2 ** 20));
 }
 
+/**
+ * A Strata side's event-loop probes: `reset` before a storm, `read` after it. The manager's worst delay
+ * and the longest its work held the loop; the same for its other processes (boot worker, TFTP, HTTP).
+ */
+const loops = new Map<
+  string,
+  {
+    reset(): Promise<void>;
+    read(): { managerMs: number; managerCpuMs: number; othersMs: number; othersCpuMs: number };
+  }
+>();
+
 /** A Strata side's TFTP counters (retransmits, transfers), by its client namespace: read after each storm. */
 const tftpCounters = new Map<string, () => Promise<string>>();
 
@@ -111,13 +124,18 @@ async function strataSide(
   base?: string,
 ) {
   const { srv, cli } = segment(s.set, short, prefix);
+  // Every process of `strata up` measures its event loop (bench/eld-probe.ts) into a directory of its own.
+  const eldDir = join(s.dir, `eld-${short}`);
+  mkdirSync(eldDir, { recursive: true });
   const strata = await startStrata(s.cleanup, {
     env: {
       STRATA_HOST_NETNS: currentNetns(),
       STRATA_LOG_LEVEL: 'warn',
-      ...(opts.prof
-        ? { NODE_OPTIONS: `--cpu-prof --cpu-prof-dir=${base ? join(opts.prof, 'base') : opts.prof}` }
-        : {}),
+      STRATA_BENCH_ELD_DIR: eldDir,
+      NODE_OPTIONS: [
+        `--import ${join(REPO, 'bench/eld-probe.ts')}`,
+        ...(opts.prof ? [`--cpu-prof --cpu-prof-dir=${base ? join(opts.prof, 'base') : opts.prof}`] : []),
+      ].join(' '),
     },
     readyTimeoutMs: 60_000,
     ...(base ? { bin: join(base, 'bin/strata') } : {}),
@@ -150,6 +168,38 @@ ${nodesManifest(machines, 4, { network: 'bench', providers: { hardware: 'none' }
   if (r.status >= 300) throw new Error(`strata apply: ${r.status} ${r.text.slice(0, 500)}`);
   await listening(srv, 'tcp', 7421, 'strata boot worker (HTTP)', () => strata.stderr());
   await listening(srv, 'udp', 69, 'strata boot worker (TFTP)', () => strata.stderr());
+  const manager = strata.child.pid!;
+  const probed = new Set<number>();
+  loops.set(cli, {
+    async reset() {
+      probed.clear();
+      for (const f of readdirSync(eldDir))
+        if (f.startsWith('eld-')) {
+          probed.add(Number(f.slice(4, -5)));
+          writeFileSync(join(eldDir, `reset-${f.slice(4, -5)}`), '');
+        }
+      // The probes look for their reset twice a second.
+      while (readdirSync(eldDir).some((f) => f.startsWith('reset-'))) await sleep(100);
+    },
+    read() {
+      const all = readdirSync(eldDir)
+        .filter((f) => f.startsWith('eld-'))
+        .map((f) => ({
+          pid: Number(f.slice(4, -5)),
+          ...(JSON.parse(readFileSync(join(eldDir, f), 'utf8')) as { maxMs: number; maxCpuMs: number }),
+        }));
+      const m = all.find((x) => x.pid === manager);
+      // Processes started during the storm (TFTP processes start at the first transfer) are left out:
+      // their figures hold their start-up.
+      const others = all.filter((x) => x.pid !== manager && probed.has(x.pid));
+      return {
+        managerMs: m?.maxMs ?? Number.NaN,
+        managerCpuMs: m?.maxCpuMs ?? Number.NaN,
+        othersMs: Math.max(0, ...others.map((x) => x.maxMs)),
+        othersCpuMs: Math.max(0, ...others.map((x) => x.maxCpuMs)),
+      };
+    },
+  });
   tftpCounters.set(cli, async () => {
     const m = await strata.api('GET', '/metrics');
     return m.text
@@ -272,7 +322,9 @@ async function storm(set: NetnsSet, ns: string, machines: number, spread: number
     const xs = outs.flatMap((o) => o.stepMs[st]).sort((a, b) => a - b);
     return `${st} ${fmt(pct(xs, 0.5) / 1000, 2)}/${fmt(pct(xs, 0.9) / 1000, 2)}`;
   });
-  console.error(`storm: each step, median/p90 s: ${steps.join(', ')}`);
+  console.error(
+    `storm: each step, median/p90 s: ${steps.join(', ')}; ${fmt(m.retries)} retries (script, report, DHCP)`,
+  );
   const sum = (f: (o: Storm) => number) => fmt(outs.reduce((a, o) => a + f(o), 0));
   console.error(
     `storm: TFTP ${sum((o) => o.tftpTimeouts)} client timeouts (1 s each), ${sum((o) => o.tftpOutOfOrder)} blocks out of order`,
@@ -314,7 +366,16 @@ export async function runStorm(o: {
       for (let round = 0; round < o.rounds; round++) {
         for (const [side, cli] of sides) {
           await res.measure(`storm ${n} ${side}`, async () => {
+            await loops.get(cli)?.reset();
             const r = await storm(s.set, cli, n, o.spread, o.clients);
+            const l = loops.get(cli)?.read();
+            if (l) {
+              res.add(`storm ${n} ${side} manager loop`, l.managerMs, { load1: 0, stealPct: 0, busyPct: 0 });
+              console.error(
+                `storm: ${side}'s event loops: manager worst delay ${fmt(l.managerMs)} ms (held by work ${fmt(l.managerCpuMs)} ms), ` +
+                  `its other processes ${fmt(l.othersMs)} ms (${fmt(l.othersCpuMs)} ms)`,
+              );
+            }
             const counters = await tftpCounters.get(cli)?.();
             if (counters) console.error(`storm: ${side}'s TFTP counters (since it started): ${counters}`);
             res.add(`storm ${n} ${side} slowest`, r.slowestMs, { load1: 0, stealPct: 0, busyPct: 0 });
