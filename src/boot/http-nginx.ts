@@ -128,6 +128,10 @@ export function nginxConfig(o: NginxConfigOptions): string {
     o.host === '0.0.0.0' ? String(o.port) : `${o.host.includes(':') ? `[${o.host}]` : o.host}:${o.port}`;
   return `# Written by the Strata boot worker (src/boot/http-nginx.ts) at every start: edits do not last.
 ${nginxHead(o)}  server_tokens off;
+  # Short sendfile calls: a worker busy with hundreds of downloads gets back to its other connections
+  # (scripts, reports, each proxied to the worker) after 256 KiB instead of 2 MiB per download
+  # (BENCHMARKS.md, the storm of 1,000: script and report waited ~1.5 s in nginx, 27 ms in Strata).
+  sendfile_max_chunk 256k;
   log_format strata_fetch escape=json '${LOG_FORMAT}';
   upstream strata {
     server unix:${o.socket};
