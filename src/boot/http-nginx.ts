@@ -130,7 +130,7 @@ export function nginxConfig(o: NginxConfigOptions): string {
 ${nginxHead(o)}  server_tokens off;
   # Short sendfile calls: a worker busy with hundreds of downloads gets back to its other connections
   # (scripts, reports, each proxied to the worker) after 256 KiB instead of 2 MiB per download
-  # (BENCHMARKS.md, the storm of 1,000: script and report waited ~1.5 s in nginx, 27 ms in Strata).
+  # (BENCHMARKS.md, the storm of 1,000: a script took ~1.5 s at the client, 27 ms in Strata's server).
   sendfile_max_chunk 256k;
   log_format strata_fetch escape=json '${LOG_FORMAT}';
   upstream strata {
