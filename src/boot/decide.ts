@@ -22,11 +22,12 @@ export type DhcpReport = Extract<BootReport, { kind: 'dhcp' }>;
 /**
  * Whether the manager acts on a DHCP exchange: an ACK or NAK goes on the machine's timeline (and an ACK
  * is step evidence); a firmware DISCOVER can enrol an unknown machine. Anything else (the OFFERs, the
- * requests answered by nobody) it drops, so the worker does not send it: in a burst that is half of every
+ * requests answered by nobody, the DISCOVERs of a MAC a Node already names: `known`, as the worker's
+ * configuration says) it drops, so the worker does not send it: in a burst that is half of every
  * DORA's reports, each a line over the pipe and a lookup by MAC.
  */
-export function dhcpReportMatters(e: Pick<DhcpReport, 'type' | 'reply' | 'isPXE'>): boolean {
-  return e.reply === 'ACK' || e.reply === 'NAK' || (e.isPXE && e.type === 'DISCOVER');
+export function dhcpReportMatters(e: Pick<DhcpReport, 'type' | 'reply' | 'isPXE'>, known = false): boolean {
+  return e.reply === 'ACK' || e.reply === 'NAK' || (e.isPXE && e.type === 'DISCOVER' && !known);
 }
 
 /** What a machine's iPXE runs now. */

@@ -43,7 +43,7 @@ export async function serveDhcp(seg: Segment, first: BootConfig): Promise<Segmen
       if (exhausted) log.warn('DHCP pool exhausted: a client got no address', { mac: e.mac });
       seg.report({ kind: 'pool', network, exhausted, mac: e.mac });
     }
-    if (!dhcpReportMatters(e)) return;
+    if (!dhcpReportMatters(e, known.has(e.mac))) return;
     seg.report({
       kind: 'dhcp',
       network,

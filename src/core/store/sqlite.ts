@@ -199,6 +199,7 @@ export class SqliteStore implements Store {
          WHERE i.kind = ? AND i.idx = ? AND i.value = ? ORDER BY i.name`,
       ),
       unindex: p('DELETE FROM resource_index WHERE kind = ? AND name = ?'),
+      indexed: p('SELECT idx, value FROM resource_index WHERE kind = ? AND name = ?'),
       index: p('INSERT OR IGNORE INTO resource_index (kind, idx, value, name) VALUES (?, ?, ?, ?)'),
     };
     this.#reindexIfStale();
@@ -216,12 +217,22 @@ export class SqliteStore implements Store {
     });
   }
 
-  /** Replaces the index rows of one object (none for a kind without indexes). */
+  /**
+   * Replaces the index rows of one object (none for a kind without indexes), unless they are already
+   * these: most writes (a status write of a boot storm) change no indexed field, and reading two rows is
+   * cheaper than deleting and inserting them again (pages written to the WAL at every commit).
+   */
   #index(r: Resource, deleted = false): void {
     if (!INDEXED_KINDS.includes(r.kind)) return;
+    const want = deleted ? [] : indexEntries(r);
+    const have = this.#stmts.indexed!.all(r.kind, r.metadata.name) as { idx: string; value: string }[];
+    const key = (index: string, value: string) => `${index}\0${value}`;
+    if (have.length === want.length) {
+      const held = new Set(have.map((h) => key(h.idx, h.value)));
+      if (want.every((e) => held.has(key(e.index, e.value)))) return;
+    }
     this.#stmts.unindex!.run(r.kind, r.metadata.name);
-    if (deleted) return;
-    for (const e of indexEntries(r)) this.#stmts.index!.run(r.kind, e.index, e.value, r.metadata.name);
+    for (const e of want) this.#stmts.index!.run(r.kind, e.index, e.value, r.metadata.name);
   }
 
   #migrate(): void {

@@ -191,6 +191,12 @@ describe('DHCP reports', () => {
     assert.equal(dhcpReportMatters(dhcp({ type: 'REQUEST', reply: null, isPXE: true })), false);
     assert.equal(dhcpReportMatters(dhcp({ type: 'INFORM', reply: null, isPXE: false })), false);
   });
+
+  it("a known machine's DISCOVER is not sent (nothing to enrol), its ACK and NAK are", () => {
+    assert.equal(dhcpReportMatters(dhcp({ type: 'DISCOVER', reply: 'OFFER', isPXE: true }), true), false);
+    assert.equal(dhcpReportMatters(dhcp({ type: 'REQUEST', reply: 'ACK', isPXE: true }), true), true);
+    assert.equal(dhcpReportMatters(dhcp({ type: 'REQUEST', reply: 'NAK', isPXE: false }), true), true);
+  });
 });
 
 describe('enrolment', () => {
