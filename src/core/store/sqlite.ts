@@ -199,7 +199,11 @@ export class SqliteStore implements Store {
          WHERE i.kind = ? AND i.idx = ? AND i.value = ? ORDER BY i.name`,
       ),
       unindex: p('DELETE FROM resource_index WHERE kind = ? AND name = ?'),
-      indexed: p('SELECT idx, value FROM resource_index WHERE kind = ? AND name = ?'),
+      // INDEXED BY: left to itself the planner takes the covering primary key on `kind` alone and walks
+      // every index row of the kind (10,000 Nodes: a write three times slower).
+      indexed: p(
+        'SELECT idx, value FROM resource_index INDEXED BY resource_index_by_object WHERE kind = ? AND name = ?',
+      ),
       index: p('INSERT OR IGNORE INTO resource_index (kind, idx, value, name) VALUES (?, ?, ?, ?)'),
     };
     this.#reindexIfStale();
