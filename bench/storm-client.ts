@@ -258,6 +258,7 @@ if (import.meta.main) {
     tftpOutOfOrder,
     stallMs: loop.max / 1e6,
   };
-  process.stdout.write(`${JSON.stringify(out)}\n`);
-  process.exit(0);
+  // Exit only once the line is out: stdout to a pipe is asynchronous, and a storm of thousands prints
+  // more than the pipe holds (an exit right after the write cut the JSON at 5,000 machines).
+  process.stdout.write(`${JSON.stringify(out)}\n`, () => process.exit(0));
 }

@@ -105,7 +105,12 @@ export interface TftpServerOptions {
    * atftp, blksize 65464: windowsize 4 took 6 s for 10 MB (24 timeouts), windowsize 2 took 0.07 s.
    */
   maxWindowBytes?: number;
-  /** Concurrent transfers; further requests get error 0 "server busy". Default 1024. */
+  /**
+   * Concurrent transfers. A request beyond them is dropped unanswered (counted as
+   * `strata_tftp_requests_total{result="busy"}`): the client sends it again after its timeout, as PXE
+   * ROMs do, and gets a transfer once others end. An error would end its boot attempt instead (a
+   * 5,000-machine storm lost a third of its machines to "server busy"). Default 4096.
+   */
   maxTransfers?: number;
   /**
    * Where accepted read requests run: absent, in this process; else handed to `host` (cores.ts: one process
@@ -259,7 +264,7 @@ export class TftpServer {
       logger: options.logger ?? silentLogger,
       meter: localMeter,
       port: options.port ?? 69,
-      maxTransfers: options.maxTransfers ?? 1024,
+      maxTransfers: options.maxTransfers ?? 4096,
       observer: options.observer,
       host: options.host,
     };
@@ -348,7 +353,6 @@ export class TftpServer {
     }
     if (this.#transfers.size >= this.#opts.maxTransfers) {
       requests.inc({ op: 'rrq', result: 'busy' });
-      this.#reply(client, ERROR_CODE.NOT_DEFINED, 'server busy');
       return;
     }
     const done = (summary: TransferSummary) => {

@@ -153,6 +153,42 @@ describe('tftp server: protocol behaviour', () => {
   });
 });
 
+describe('tftp server: at capacity', () => {
+  it('a request beyond maxTransfers gets no answer (no error to end its boot), and its retry is served once one ends', async () => {
+    const one = await startServer(tree.root, { timeoutMs: 2000, retries: 3, maxTransfers: 1 });
+    const first = await RawClient.open();
+    const second = await RawClient.open();
+    try {
+      const busyBefore = await metricValue('strata_tftp_requests_total', { op: 'rrq', result: 'busy' });
+      first.send(encodeRequest('rrq', 'odd1000'), one.port);
+      const block1 = await first.recv();
+      assert.ok(block1?.packet.type === 'data', 'the first transfer runs');
+      // The one transfer slot is held (block 1 not acknowledged yet): the second request is not answered.
+      second.send(encodeRequest('rrq', 'odd1000'), one.port);
+      assert.equal(await second.recv(300), null, 'nothing, not an ERROR, answers a request at capacity');
+      assert.equal(
+        (await metricValue('strata_tftp_requests_total', { op: 'rrq', result: 'busy' })) - busyBefore,
+        1,
+        'it is counted',
+      );
+      // The first transfer ends; the second client's retransmitted request now gets the file.
+      first.send(encodeAck(1), block1.port);
+      const block2 = await first.recv();
+      assert.ok(block2?.packet.type === 'data');
+      first.send(encodeAck(2), block2.port);
+      assert.ok(await waitForSummary(one, (x) => x.client.port === first.socket.address().port && x.ok));
+      second.send(encodeRequest('rrq', 'odd1000'), one.port);
+      const again = await second.recv();
+      assert.ok(again?.packet.type === 'data' && again.packet.block === 1, 'the retry is served');
+      second.send(encodeAck(1), again.port);
+    } finally {
+      first.close();
+      second.close();
+      await one.server.stop();
+    }
+  });
+});
+
 describe('tftp server: loss and duplicates', () => {
   it('duplicate ACKs never cause extra DATA (no Sorcerer’s Apprentice)', async () => {
     const r = await scriptedGet(h.port, 'fifty', { ackCopies: () => 3 });
