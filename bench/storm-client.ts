@@ -207,8 +207,9 @@ async function machine(i: number): Promise<{ ms: number; doneAt: number; steps: 
       : http('POST', new URL('/report', base).toString(), ip, event);
   const report = await phase('report', async () => {
     let r = await send();
-    // A 503 says "retry": the install agent sends an event again when it cannot tell it landed.
-    for (let n = 0; r.status === 503 && n < 5; n++) {
+    // The install agent (src/install/agent.sh) sends an event again, once a second, whenever it cannot
+    // tell it landed: a 5xx here (a 503 from Strata, a 502 from a proxy).
+    for (let n = 0; r.status >= 500 && n < 5; n++) {
       retries++;
       await new Promise((res) => setTimeout(res, 1000));
       r = await send();

@@ -118,7 +118,7 @@ export async function startHttpCores(o: HttpCoresOptions): Promise<HttpCores> {
   // unavailable": the process reused a connection whose close it had not read yet.
   inner.keepAliveTimeout = IDLE_MS * 6;
   try {
-    await listen(inner, { path: socket });
+    await listen(inner, { path: socket, backlog: UPSTREAM_BACKLOG });
   } catch (err) {
     rmSync(dir, { recursive: true, force: true });
     throw err;
@@ -218,6 +218,13 @@ export async function startHttpCores(o: HttpCoresOptions): Promise<HttpCores> {
     },
   };
 }
+
+/**
+ * The listen backlog of a unix socket that nginx or the HTTP processes connect to: Node's default (511)
+ * overflowed in a 5,000-machine storm, and a refused connect is a 502 to the machine (the kernel caps it at
+ * net.core.somaxconn, 4096 here).
+ */
+export const UPSTREAM_BACKLOG = 4096;
 
 export function listen(server: Server, opts: ListenOptions): Promise<void> {
   return new Promise<void>((resolve, reject) => {

@@ -19,7 +19,14 @@ import {
   type FetchSummary,
 } from '../ipxe/http.ts';
 import { startLocalRegistry } from '../registry/local.ts';
-import { type HttpCores, httpProcessCount, listen, PROCESS_HEADER, startHttpCores } from './http-cores.ts';
+import {
+  type HttpCores,
+  httpProcessCount,
+  listen,
+  PROCESS_HEADER,
+  startHttpCores,
+  UPSTREAM_BACKLOG,
+} from './http-cores.ts';
 import { artifactServer, startNginxFront } from './http-nginx.ts';
 import {
   type BootConfig,
@@ -179,7 +186,7 @@ async function behindNginx(
     await new Promise<void>((r) => inner.close(() => r()));
     if (socketDir) rmSync(socketDir, { recursive: true, force: true });
   };
-  await listen(inner, { path: socket });
+  await listen(inner, { path: socket, backlog: UPSTREAM_BACKLOG });
   try {
     const nginx = await startNginxFront({
       dir,
