@@ -505,7 +505,7 @@ export class SqliteStore implements Store {
         if (!this.#db.isTransaction) throw e;
         this.#db.exec('ROLLBACK TO w');
         this.#db.exec('RELEASE w');
-        outs.push({ error: e });
+        outs.push({ error: this.#diskError(e) });
       }
       if (outs.length < batch.length) yield;
     }
