@@ -220,9 +220,10 @@ export async function startHttpCores(o: HttpCoresOptions): Promise<HttpCores> {
 }
 
 /**
- * The listen backlog of a unix socket that nginx or the HTTP processes connect to: Node's default (511)
- * overflowed in a 5,000-machine storm, and a refused connect is a 502 to the machine (the kernel caps it at
- * net.core.somaxconn, 4096 here).
+ * The listen backlog of a unix socket that nginx or the HTTP processes connect to. A full backlog refuses
+ * the connect, which nginx answers with a 502: a 5,000-machine storm got 136 of them on report-ins with
+ * Node's default of 511 (the likely cause; nginx's log was not read). The kernel caps it at
+ * net.core.somaxconn (4096 here).
  */
 export const UPSTREAM_BACKLOG = 4096;
 
