@@ -19,7 +19,7 @@
  * The reconcile wait stops after --converge-timeout seconds and reports how many Nodes were reconciled.
  * --prof DIR runs the server with `--cpu-prof` and leaves its `.cpuprofile` in DIR (see BENCHMARKS.md).
  */
-import { copyFileSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { postgresSkipReason, withPostgres } from '../test/helpers/services.ts';
 import { type StrataServer, startStrata, waitFor } from '../test/helpers/strata.ts';
@@ -35,6 +35,8 @@ import {
   REPO,
   type Row,
   ratio,
+  readProbe,
+  resetProbes,
   sleep,
   underLoad,
   withScratch,
@@ -93,8 +95,7 @@ async function measureStore(
     const pid = strata.child.pid!;
     const eldFile = join(dir, `eld-${pid}.json`);
     await waitFor('the event-loop probe', () => existsSync(eldFile), 10_000, 100);
-    writeFileSync(join(dir, `reset-${pid}`), '');
-    await waitFor('the probe reset', () => !existsSync(join(dir, `reset-${pid}`)), 10_000, 100);
+    await resetProbes(dir, [pid]);
     const call = (path: string, init: RequestInit = {}) =>
       fetch(strata.url + path, {
         ...init,
@@ -138,7 +139,7 @@ async function measureStore(
       return { applyS: applyMs / 1000, convergeS, reconciled, pageMs, fullMs, getMs, cliMs };
     });
     await sleep(600);
-    const eld = JSON.parse(readFileSync(eldFile, 'utf8')) as { maxMs: number; maxCpuMs: number };
+    const eld = readProbe(dir, pid);
     // The longest stalls, with their end on the profile's clock, beside the profile.
     if (opts.prof) copyFileSync(eldFile, join(opts.prof, `eld-${pid}.json`));
     await stopQuietly(strata);

@@ -8,12 +8,13 @@
  * `<!-- bench:NAME:begin -->` and `<!-- bench:NAME:end -->`), so reruns of one benchmark leave the others.
  */
 import { type ChildProcess, execFileSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, tmpdir, totalmem } from 'node:os';
 import { join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import { parseArgs } from 'node:util';
 import { createNetns, type NetnsSet } from '../test/helpers/netns.ts';
+import { waitFor } from '../test/helpers/strata.ts';
 
 export const REPO = resolve(import.meta.dirname, '..');
 export const BENCHMARKS_MD = resolve(REPO, 'BENCHMARKS.md');
@@ -267,6 +268,35 @@ export function earlier(section: string): { runs: string[]; rows: string[][] } {
 }
 
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** What bench/eld-probe.ts writes for one process: its worst loop delay and the longest work held it. */
+export interface Probe {
+  pid: number;
+  maxMs: number;
+  maxCpuMs: number;
+}
+
+/** The processes whose event-loop probe (bench/eld-probe.ts) writes into `dir`. */
+export function probedPids(dir: string): number[] {
+  return readdirSync(dir)
+    .filter((f) => /^eld-\d+\.json$/.test(f))
+    .map((f) => Number(f.slice(4, -5)));
+}
+
+/** Starts the probes of `pids` measuring afresh; resolves once each has (they look twice a second). */
+export async function resetProbes(dir: string, pids: readonly number[]): Promise<void> {
+  for (const pid of pids) writeFileSync(join(dir, `reset-${pid}`), '');
+  await waitFor(
+    'the event-loop probes to reset',
+    () => pids.every((pid) => !existsSync(join(dir, `reset-${pid}`))),
+    10_000,
+  );
+}
+
+/** A probe's latest figures (written twice a second). */
+export function readProbe(dir: string, pid: number): Probe {
+  return { pid, ...(JSON.parse(readFileSync(join(dir, `eld-${pid}.json`), 'utf8')) as Omit<Probe, 'pid'>) };
+}
 
 export function fmt(n: number, digits = 0): string {
   return Number.isFinite(n)

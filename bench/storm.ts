@@ -32,10 +32,9 @@
  * through the PXE firmware's four tries (4, 8, 16, 32 s) has failed.
  */
 import { randomBytes } from 'node:crypto';
-import { copyFileSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, writeFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { intToIp, ipToInt } from '../src/dhcp/codec.ts';
 import { currentNetns, type NetnsSet } from '../test/helpers/netns.ts';
 import { startStrata } from '../test/helpers/strata.ts';
@@ -44,10 +43,14 @@ import {
   benchMac,
   fmt,
   nodesManifest,
+  percentile,
+  probedPids,
   publish,
   REPO,
   type Row,
   ratio,
+  readProbe,
+  resetProbes,
   Samples,
   type Scratch,
   withScratch,
@@ -169,29 +172,18 @@ ${nodesManifest(machines, 4, { network: 'bench', providers: { hardware: 'none' }
   await listening(srv, 'tcp', 7421, 'strata boot worker (HTTP)', () => strata.stderr());
   await listening(srv, 'udp', 69, 'strata boot worker (TFTP)', () => strata.stderr());
   const manager = strata.child.pid!;
-  const probed = new Set<number>();
+  let probed: number[] = [];
   loops.set(cli, {
     async reset() {
-      probed.clear();
-      for (const f of readdirSync(eldDir))
-        if (f.startsWith('eld-')) {
-          probed.add(Number(f.slice(4, -5)));
-          writeFileSync(join(eldDir, `reset-${f.slice(4, -5)}`), '');
-        }
-      // The probes look for their reset twice a second.
-      while (readdirSync(eldDir).some((f) => f.startsWith('reset-'))) await sleep(100);
+      probed = probedPids(eldDir);
+      await resetProbes(eldDir, probed);
     },
     read() {
-      const all = readdirSync(eldDir)
-        .filter((f) => f.startsWith('eld-'))
-        .map((f) => ({
-          pid: Number(f.slice(4, -5)),
-          ...(JSON.parse(readFileSync(join(eldDir, f), 'utf8')) as { maxMs: number; maxCpuMs: number }),
-        }));
-      const m = all.find((x) => x.pid === manager);
       // Processes started during the storm (TFTP processes start at the first transfer) are left out:
       // their figures hold their start-up.
-      const others = all.filter((x) => x.pid !== manager && probed.has(x.pid));
+      const all = probed.map((pid) => readProbe(eldDir, pid));
+      const m = all.find((x) => x.pid === manager);
+      const others = all.filter((x) => x.pid !== manager);
       return {
         managerMs: m?.maxMs ?? Number.NaN,
         managerCpuMs: m?.maxCpuMs ?? Number.NaN,
@@ -316,11 +308,9 @@ async function storm(set: NetnsSet, ns: string, machines: number, spread: number
   };
   console.error(`storm: the client processes' worst event-loop delay ${fmt(m.stallMs)} ms`);
   // Where the machines' time went, step by step (median and 90th percentile over the booted machines).
-  const pct = (xs: number[], q: number) =>
-    xs[Math.min(xs.length - 1, Math.floor(xs.length * q))] ?? Number.NaN;
   const steps = STEPS.map((st) => {
-    const xs = outs.flatMap((o) => o.stepMs[st]).sort((a, b) => a - b);
-    return `${st} ${fmt(pct(xs, 0.5) / 1000, 2)}/${fmt(pct(xs, 0.9) / 1000, 2)}`;
+    const xs = outs.flatMap((o) => o.stepMs[st]);
+    return `${st} ${fmt(percentile(xs, 0.5) / 1000, 2)}/${fmt(percentile(xs, 0.9) / 1000, 2)}`;
   });
   console.error(
     `storm: each step, median/p90 s: ${steps.join(', ')}; ${fmt(m.retries)} retries (script, report, DHCP)`,
@@ -369,13 +359,11 @@ export async function runStorm(o: {
             await loops.get(cli)?.reset();
             const r = await storm(s.set, cli, n, o.spread, o.clients);
             const l = loops.get(cli)?.read();
-            if (l) {
-              res.add(`storm ${n} ${side} manager loop`, l.managerMs, { load1: 0, stealPct: 0, busyPct: 0 });
+            if (l)
               console.error(
                 `storm: ${side}'s event loops: manager worst delay ${fmt(l.managerMs)} ms (held by work ${fmt(l.managerCpuMs)} ms), ` +
                   `its other processes ${fmt(l.othersMs)} ms (${fmt(l.othersCpuMs)} ms)`,
               );
-            }
             const counters = await tftpCounters.get(cli)?.();
             if (counters) console.error(`storm: ${side}'s TFTP counters (since it started): ${counters}`);
             res.add(`storm ${n} ${side} slowest`, r.slowestMs, { load1: 0, stealPct: 0, busyPct: 0 });

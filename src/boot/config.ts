@@ -66,9 +66,9 @@ export async function buildConfig(ctx: ManagerContext, name: string): Promise<Bo
   };
 }
 
-/** Whether a Network runs its DNS server (on unless `spec.dns.enabled` says false). */
+/** Whether a Network runs its DNS server. */
 function dnsEnabled(n: NetworkResource): boolean {
-  return (n.spec.dns as { enabled?: boolean } | undefined)?.enabled !== false;
+  return n.spec.dns.enabled;
 }
 
 /** Which segments exist and where their workers run. */

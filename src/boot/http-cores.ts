@@ -118,7 +118,7 @@ export async function startHttpCores(o: HttpCoresOptions): Promise<HttpCores> {
   // unavailable": the process reused a connection whose close it had not read yet.
   inner.keepAliveTimeout = IDLE_MS * 6;
   try {
-    await listen(inner, { path: socket, backlog: UPSTREAM_BACKLOG });
+    await listen(inner, { path: socket });
   } catch (err) {
     rmSync(dir, { recursive: true, force: true });
     throw err;
@@ -227,10 +227,11 @@ export async function startHttpCores(o: HttpCoresOptions): Promise<HttpCores> {
  */
 export const UPSTREAM_BACKLOG = 4096;
 
+/** Listens (a unix socket with UPSTREAM_BACKLOG unless `opts` names one); rejects on the server's error. */
 export function listen(server: Server, opts: ListenOptions): Promise<void> {
   return new Promise<void>((resolve, reject) => {
     server.once('error', reject);
-    server.listen(opts, () => {
+    server.listen(opts.path ? { backlog: UPSTREAM_BACKLOG, ...opts } : opts, () => {
       server.off('error', reject);
       resolve();
     });

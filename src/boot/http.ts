@@ -19,14 +19,7 @@ import {
   type FetchSummary,
 } from '../ipxe/http.ts';
 import { startLocalRegistry } from '../registry/local.ts';
-import {
-  type HttpCores,
-  httpProcessCount,
-  listen,
-  PROCESS_HEADER,
-  startHttpCores,
-  UPSTREAM_BACKLOG,
-} from './http-cores.ts';
+import { type HttpCores, httpProcessCount, listen, PROCESS_HEADER, startHttpCores } from './http-cores.ts';
 import { artifactServer, startNginxFront } from './http-nginx.ts';
 import {
   type BootConfig,
@@ -186,7 +179,7 @@ async function behindNginx(
     await new Promise<void>((r) => inner.close(() => r()));
     if (socketDir) rmSync(socketDir, { recursive: true, force: true });
   };
-  await listen(inner, { path: socket, backlog: UPSTREAM_BACKLOG });
+  await listen(inner, { path: socket });
   try {
     const nginx = await startNginxFront({
       dir,
