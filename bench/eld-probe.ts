@@ -12,8 +12,11 @@
 import { existsSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
+import { isMainThread } from 'node:worker_threads';
 
-const dir = process.env.STRATA_BENCH_ELD_DIR;
+// `--import` loads this into worker threads too (the SQLite checkpointer): only the main thread's loop is
+// measured, or two threads would write, and reset, one file.
+const dir = isMainThread ? process.env.STRATA_BENCH_ELD_DIR : undefined;
 
 function threadCpuMs(): number {
   const u = process.threadCpuUsage();

@@ -32,7 +32,7 @@
  * through the PXE firmware's four tries (4, 8, 16, 32 s) has failed.
  */
 import { randomBytes } from 'node:crypto';
-import { copyFileSync, mkdirSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { intToIp, ipToInt } from '../src/dhcp/codec.ts';
@@ -110,7 +110,7 @@ const loops = new Map<
   string,
   {
     reset(): Promise<void>;
-    read(): { managerMs: number; managerCpuMs: number; othersMs: number; othersCpuMs: number };
+    read(): { managerMs: number; managerCpuMs: number; othersMs: number; othersCpuMs: number; each: string };
   }
 >();
 
@@ -127,8 +127,11 @@ async function strataSide(
   base?: string,
 ) {
   const { srv, cli } = segment(s.set, short, prefix);
-  // Every process of `strata up` measures its event loop (bench/eld-probe.ts) into a directory of its own.
-  const eldDir = join(s.dir, `eld-${short}`);
+  // Every process of `strata up` measures its event loop (bench/eld-probe.ts) into a directory of its own;
+  // with --prof beside the CPU profiles, where `node bench/stalls.ts` reads both.
+  const eldDir = opts.prof
+    ? join(opts.prof, base ? 'base' : '', `eld-${short}`)
+    : join(s.dir, `eld-${short}`);
   mkdirSync(eldDir, { recursive: true });
   const strata = await startStrata(s.cleanup, {
     env: {
@@ -173,15 +176,30 @@ ${nodesManifest(machines, 4, { network: 'bench', providers: { hardware: 'none' }
   await listening(srv, 'udp', 69, 'strata boot worker (TFTP)', () => strata.stderr());
   const manager = strata.child.pid!;
   let probed: number[] = [];
+  let adopt: NodeJS.Timeout | undefined;
   loops.set(cli, {
     async reset() {
       probed = probedPids(eldDir);
       await resetProbes(eldDir, probed);
+      // Processes started during the storm (TFTP processes start at the first transfer) are measured from
+      // their probe's first report on (a probe reports once its process's loop runs): their start-up, one
+      // long stretch of module loading, is left out as the others' is.
+      adopt = setInterval(() => {
+        for (const pid of probedPids(eldDir)) {
+          if (probed.includes(pid)) continue;
+          probed.push(pid);
+          writeFileSync(join(eldDir, `reset-${pid}`), '');
+        }
+      }, 100);
     },
     read() {
-      // Processes started during the storm (TFTP processes start at the first transfer) are left out:
-      // their figures hold their start-up.
-      const all = probed.map((pid) => readProbe(eldDir, pid));
+      clearInterval(adopt);
+      // A late process whose probe has not taken its reset yet is left out: its figures hold its start-up.
+      const all = probed
+        .filter((pid) => !existsSync(join(eldDir, `reset-${pid}`)))
+        .map((pid) => readProbe(eldDir, pid));
+      // With --prof, what was read is kept beside the probes (which go on writing until strata stops).
+      if (opts.prof) writeFileSync(join(eldDir, 'read.json'), JSON.stringify(all));
       const m = all.find((x) => x.pid === manager);
       const others = all.filter((x) => x.pid !== manager);
       return {
@@ -189,6 +207,7 @@ ${nodesManifest(machines, 4, { network: 'bench', providers: { hardware: 'none' }
         managerCpuMs: m?.maxCpuMs ?? Number.NaN,
         othersMs: Math.max(0, ...others.map((x) => x.maxMs)),
         othersCpuMs: Math.max(0, ...others.map((x) => x.maxCpuMs)),
+        each: others.map((x) => `${x.pid} ${fmt(x.maxMs)} (${fmt(x.maxCpuMs)})`).join(', '),
       };
     },
   });
@@ -362,7 +381,7 @@ export async function runStorm(o: {
             if (l)
               console.error(
                 `storm: ${side}'s event loops: manager worst delay ${fmt(l.managerMs)} ms (held by work ${fmt(l.managerCpuMs)} ms), ` +
-                  `its other processes ${fmt(l.othersMs)} ms (${fmt(l.othersCpuMs)} ms)`,
+                  `its other processes ${fmt(l.othersMs)} ms (${fmt(l.othersCpuMs)} ms; by pid: ${l.each})`,
               );
             const counters = await tftpCounters.get(cli)?.();
             if (counters) console.error(`storm: ${side}'s TFTP counters (since it started): ${counters}`);

@@ -27,6 +27,7 @@ import { DatabaseSync, type StatementSync } from 'node:sqlite';
 import { Worker } from 'node:worker_threads';
 import { alreadyExists, conflict, notFound, StrataError } from '../resources/errors.ts';
 import type { Resource, StrataEvent } from '../resources/types.ts';
+import { nextTurn, TURN_MS, takeTurn } from '../turns.ts';
 import { hasIndex, INDEX_VERSION, INDEXED_KINDS, indexEntries } from './indexes.ts';
 import { SQLITE_MIGRATIONS } from './migrations.ts';
 import {
@@ -66,7 +67,7 @@ export function rowToResource(row: Row): Resource {
 }
 
 /** A long operation gives the event loop a turn after this much work (ms). */
-const SLICE_MS = 8;
+const SLICE_MS = TURN_MS;
 
 /**
  * What a sliced operation holds, shared by every store of one process on one database file: another
@@ -289,6 +290,7 @@ export class SqliteStore implements Store {
    * at once, as a plain call would.
    */
   async #sliced<T>(steps: Generator<void, T>): Promise<T> {
+    await takeTurn();
     while (this.#gate.busy) await this.#gate.busy;
     let release: (() => void) | undefined;
     try {
@@ -298,7 +300,7 @@ export class SqliteStore implements Store {
         if (r.done) return r.value;
         if (performance.now() - since < SLICE_MS) continue;
         if (!release) this.#gate.busy = new Promise<void>((done) => (release = done));
-        await new Promise<void>((done) => setImmediate(done));
+        await nextTurn();
         since = performance.now();
       }
     } finally {
@@ -334,6 +336,7 @@ export class SqliteStore implements Store {
   }
 
   async get(kind: string, name: string): Promise<Resource | undefined> {
+    await takeTurn();
     while (this.#gate.busy) await this.#gate.busy;
     const row = this.#row(kind, name);
     return row ? rowToResource(row) : undefined;
@@ -392,6 +395,7 @@ export class SqliteStore implements Store {
   /** Runs `steps` in slices like #sliced, but lets other operations run between the slices. */
   async #interleaved<T>(steps: Generator<void, T>): Promise<T> {
     for (;;) {
+      await takeTurn();
       while (this.#gate.busy) await this.#gate.busy;
       const since = performance.now();
       for (;;) {
@@ -399,7 +403,7 @@ export class SqliteStore implements Store {
         if (r.done) return r.value;
         if (performance.now() - since >= SLICE_MS) break;
       }
-      await new Promise<void>((done) => setImmediate(done));
+      await nextTurn();
     }
   }
 
@@ -414,6 +418,7 @@ export class SqliteStore implements Store {
   }
 
   async lookup(kind: string, index: string, value: string): Promise<Resource[]> {
+    await takeTurn();
     while (this.#gate.busy) await this.#gate.busy;
     if (!hasIndex(kind, index))
       throw new Error(`no index ${index} on ${kind} (see src/core/store/indexes.ts)`);
@@ -436,11 +441,13 @@ export class SqliteStore implements Store {
   }
 
   async version(): Promise<string> {
+    await takeTurn();
     while (this.#gate.busy) await this.#gate.busy;
     return String((this.#stmts.rv!.get() as { value: number }).value);
   }
 
   async changes(q: ChangeQuery): Promise<Change[] | 'expired'> {
+    await takeTurn();
     while (this.#gate.busy) await this.#gate.busy;
     this.#db.exec('BEGIN');
     try {
@@ -600,6 +607,7 @@ export class SqliteStore implements Store {
 
   async appendEvents(events: StrataEvent[]): Promise<void> {
     if (!events.length) return;
+    await takeTurn();
     while (this.#gate.busy) await this.#gate.busy;
     this.#tx(() => {
       for (const e of events) {
@@ -620,6 +628,7 @@ export class SqliteStore implements Store {
   }
 
   async listEvents(q: EventQuery): Promise<StrataEvent[]> {
+    await takeTurn();
     while (this.#gate.busy) await this.#gate.busy;
     const rows = this.#stmts.events!.all(q.kind, q.name, q.afterId ?? 0, q.limit ?? 10_000) as Record<
       string,
@@ -630,6 +639,7 @@ export class SqliteStore implements Store {
 
   async putRecords(collection: string, records: StoredRecord[]): Promise<void> {
     if (!records.length) return;
+    await takeTurn();
     while (this.#gate.busy) await this.#gate.busy;
     this.#tx(() => {
       for (const r of records) this.#stmts.putRecord!.run(collection, r.key, JSON.stringify(r.value));
@@ -638,6 +648,7 @@ export class SqliteStore implements Store {
 
   async deleteRecords(collection: string, keys: string[]): Promise<void> {
     if (!keys.length) return;
+    await takeTurn();
     while (this.#gate.busy) await this.#gate.busy;
     this.#tx(() => {
       for (const k of keys) this.#stmts.delRecord!.run(collection, k);
@@ -647,12 +658,14 @@ export class SqliteStore implements Store {
   }
 
   async getRecord(collection: string, key: string): Promise<unknown | undefined> {
+    await takeTurn();
     while (this.#gate.busy) await this.#gate.busy;
     const row = this.#stmts.getRecord!.get(collection, key) as { value: string } | undefined;
     return row ? JSON.parse(row.value) : undefined;
   }
 
   async listRecords(collection: string): Promise<StoredRecord[]> {
+    await takeTurn();
     while (this.#gate.busy) await this.#gate.busy;
     return (this.#stmts.listRecords!.all(collection) as { key: string; value: string }[]).map((r) => ({
       key: r.key,

@@ -92,10 +92,23 @@ const testPairSteps: Step[] = ['a', 'b'].map((id) => ({
   },
 }));
 
+/** Waits for something outside (as a boot waits for the machine); counts how often it is re-checked. */
+const waitChecks = new Map<string, number>();
+const testWaitStep: Step = {
+  name: 'test.wait',
+  description: 'testWaitStep: waits until told it is done',
+  check: async (ctx) => {
+    const name = ctx.node.metadata.name;
+    waitChecks.set(name, (waitChecks.get(name) ?? 0) + 1);
+    return probe(name).done.has('wait');
+  },
+  action: async () => ({ status: 'waiting', message: 'testWaitStep: waiting for the machine' }),
+};
+
 const testLayer: Layer = {
   name: 'test-ladder',
   roles: [],
-  steps: [testFlakyStep, testFlakyCheckStep, ...testPairSteps],
+  steps: [testFlakyStep, testFlakyCheckStep, ...testPairSteps, testWaitStep],
 };
 
 /** The real table's names and layers, with the test steps into states 1 and 2 and gaps above. */
@@ -105,7 +118,12 @@ const TEST_LADDER: LadderTable = LADDER.map(
       ? {
           ...row,
           by: byLabel,
-          steps: { flaky: 'test.flaky', 'flaky-check': 'test.flaky-check', pair: 'test.a' },
+          steps: {
+            flaky: 'test.flaky',
+            'flaky-check': 'test.flaky-check',
+            pair: 'test.a',
+            wait: 'test.wait',
+          },
         }
       : row.state === 2
         ? { ...row, by: byLabel, steps: { pair: 'test.b' } }
@@ -303,6 +321,35 @@ describe('ladder engine', () => {
     const get = await cli(p, ['get', 'node', 'gone1']);
     assert.equal(get.code, 1);
     assert.match(get.stderr, /Error from server \(NotFound\): node "gone1" not found/);
+  });
+
+  it("a burst of a waiting node's timeline events re-checks its step once, and a later event still wakes it", async (t) => {
+    const p = await platform(t);
+    await apply(p, nodeDoc('burst1', 'wait', 1));
+    await waitState(p, 'burst1', 0, 'Waiting');
+    await p.engine!.whenIdle();
+    const before = waitChecks.get('burst1') ?? 0;
+    // Twenty events from a worker within ~200 ms, each persisted (and fanned out) on its own, as a
+    // machine's lease, TFTP transfer, script and artifacts arrive in a boot.
+    for (let i = 0; i < 20; i++) {
+      p.hub.record({ kind: 'Node', name: 'burst1', source: 'test-worker', reason: 'Poke', message: `#${i}` });
+      await p.hub.flush();
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    await new Promise((r) => setTimeout(r, 600));
+    await p.engine!.whenIdle();
+    const burst = (waitChecks.get('burst1') ?? 0) - before;
+    assert.ok(burst >= 1 && burst <= 3, `the burst re-checked the step ${burst} times`);
+
+    probe('burst1').done.add('wait');
+    p.hub.record({
+      kind: 'Node',
+      name: 'burst1',
+      source: 'test-worker',
+      reason: 'Installed',
+      message: 'done',
+    });
+    await waitState(p, 'burst1', 1);
   });
 
   it('a node waiting on a work order survives a restart; confirming it then moves the node to 1, once', async (t) => {
