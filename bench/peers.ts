@@ -160,7 +160,7 @@ export async function tftpdHpa(set: NetnsSet, ns: string, root: string, port = 6
 export async function strataServe(
   set: NetnsSet,
   ns: string,
-  mode: 'tftp' | 'http' | 'floor',
+  mode: 'tftp' | 'http' | 'floor' | 'tftp-floor',
   root: string,
   port: number,
   repo = REPO,
@@ -177,7 +177,7 @@ export async function strataServe(
     TMPDIR: dirname(root),
   });
   const { ask, next } = lineChannel(s.child);
-  await listening(ns, mode === 'tftp' ? 'udp' : 'tcp', port, `strata ${mode}`, s.stderr);
+  await listening(ns, mode.startsWith('tftp') ? 'udp' : 'tcp', port, `strata ${mode}`, s.stderr);
   await next(); // its `ready`, so that it is not taken for the answer to the first question
   return { pid: s.child.pid!, ask };
 }

@@ -11,7 +11,7 @@
  *
  * `--delays` is one-way milliseconds added in each direction (5 → 10 ms of added round trip). Strata's
  * transfers run in --workers processes (default one per core, as a segment's worker runs them; 1 = the
- * listener's process alone); a --baseline checkout runs its own default.
+ * listener's process alone); a --baseline checkout runs in as many.
  * Beside the times, each cell counts what slowed a run down, summed over its rounds: the clients' 1 s
  * timeouts, the Strata server's retransmissions, and datagrams the kernel dropped for a full socket buffer
  * (UDP RcvbufErrors + SndbufErrors in the client and server namespaces); the notes give the relay's own
@@ -118,12 +118,16 @@ export async function runTftp(o: {
     );
     if (o.baseline) {
       // The same server from another checkout (e.g. the commit before a change), measured in the same run.
-      const before = await strataServe(set, srv, 'tftp', root, 6904, o.baseline);
+      const before = await strataServe(set, srv, 'tftp', root, 6904, o.baseline, o.workers ?? 1);
       for (const win of [0, ...o.windowsizes]) {
         const label = `Strata before (${o.baseline}), ${win ? `windowsize ${win}` : 'no windowsize'}`;
         servers.push({ name: `before-w${win}`, label, port: 6904, windowsize: win, strata: before });
       }
     }
+    // Node's floor: what a bare Node lock-step server (bench/serve.ts tftp-floor) reaches on this machine.
+    const floor = await strataServe(set, srv, 'tftp-floor', root, 6905, undefined, o.workers ?? 1);
+    const floorLabel = `Node's floor (bare dgram lock-step, ${o.workers ?? 1} process${o.workers === 1 ? '' : 'es'}, no windowsize)`;
+    servers.push({ name: 'floor', label: floorLabel, port: 6905, windowsize: 0, strata: floor });
     await tftpdHpa(set, srv, root, 6902);
     await dnsmasqTftp(set, srv, join(dir, 'dnsmasq'), root);
     const res = new Samples();
@@ -133,7 +137,7 @@ export async function runTftp(o: {
       // Per server port, one relay per client process (delay 0: straight to the server): a relay is one
       // event loop, and 100 transfers through one held every datagram ~10 ms longer than asked.
       const target = new Map<number, { host: string; port: string; asks: LineChannel['ask'][] }>();
-      for (const [i, port] of [6901, 6902, 69, 6904].entries()) {
+      for (const [i, port] of [6901, 6902, 69, 6904, 6905].entries()) {
         if (delay === 0) {
           target.set(port, { host: '10.67.0.1', port: String(port), asks: [] });
           continue;
@@ -214,6 +218,7 @@ export async function runTftp(o: {
       const pairs: [string, string][] = [];
       for (const a of ['strata', ...o.windowsizes.map((w) => `strata-w${w}`)])
         pairs.push([a, 'hpa'], [a, 'dnsmasq']);
+      pairs.push(['floor', 'hpa'], ['strata', 'floor']);
       if (o.baseline) {
         pairs.push(['strata', 'before-w0']);
         for (const w of o.windowsizes) pairs.push([`strata-w${w}`, `before-w${w}`]);
@@ -236,6 +241,7 @@ export async function runTftp(o: {
 
 /** The Strata server's counters (undefined for the peers, and for a checkout whose serve.ts does not answer). */
 async function serverStats(s: Server): Promise<{ retransmits: number } | undefined> {
+  if (s.name === 'floor') return undefined; // it keeps no counters
   const line = await s.strata?.ask('stats', 1000);
   return line?.startsWith('{') ? (JSON.parse(line) as { retransmits: number }) : undefined;
 }

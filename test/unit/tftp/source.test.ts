@@ -73,6 +73,12 @@ describe('DirectorySource', () => {
     assert.equal(await readAll((await cached.open('undionly.kpxe', client))!), 'THIRD!');
     await rm(join(dir, 'undionly.kpxe'));
     assert.equal(await cached.open('undionly.kpxe', client), null, 'a removed file is gone');
+    // A file too big for the memory it may use is read from disk, block by block, as before.
+    await writeFile(join(dir, 'vmlinuz'), 'KERNEL');
+    const small = new DirectorySource(dir, { cacheBytes: 16 });
+    assert.equal(await readAll((await small.open('vmlinuz', client))!), 'KERNEL');
+    await writeFile(join(dir, 'vmlinuz'), 'KERNEX');
+    assert.equal(await readAll((await small.open('vmlinuz', client))!), 'KERNEX');
   });
 
   it('treats backslashes as separators (Windows-built loaders)', async () => {
