@@ -421,8 +421,10 @@ export class ReadTransfer implements RunningTransfer {
   #rttvar = 0;
   /** When the window now outstanding was first sent; undefined once any of it was resent (Karn). */
   #sentAt: number | undefined;
-  /** The duration `#timer` was created with (`refresh()` keeps it). */
+  /** The duration `#timer` was created with. */
   #timerMs = 0;
+  /** When the timer was last (re)started: the timeout is due `#rto` after it (see #arm). */
+  #armedAt = 0;
   #pumping: Promise<void> | undefined;
   /** Headers for `span` blocks, then their data: [0, 4*span) then span*blksize. Reused for every window. */
   #win: Buffer | undefined;
@@ -526,18 +528,33 @@ export class ReadTransfer implements RunningTransfer {
   }
 
   /** No per-packet callback (it costs a tick per DATA): send errors arrive as the socket's 'error' event. */
-  #send(buf: Buffer | Buffer[]): void {
+  #send(buf: Uint8Array | Uint8Array[]): void {
     this.#socket?.send(buf);
   }
 
-  /** (Re)starts the retransmission timer: one timer per transfer, refreshed unless the timeout changed. */
-  #arm(): void {
-    if (this.#timer && this.#timerMs === this.#rto) this.#timer.refresh();
-    else {
-      clearTimeout(this.#timer);
-      this.#timerMs = this.#rto;
-      this.#timer = setTimeout(() => this.#onTimeout(), this.#rto);
+  /**
+   * (Re)starts the retransmission timeout. Only a time is stored per packet: the one timer of a transfer
+   * runs on, and when it fires before the timeout is due (an ACK moved it since), it is set for the rest
+   * (#onTimer). Refreshing a timer on every ACK (libuv's clock read, list moves) was a tenth of the JS a
+   * lock-step block cost.
+   */
+  #arm(now = performance.now()): void {
+    this.#armedAt = now;
+    if (this.#timer && this.#timerMs <= this.#rto) return;
+    clearTimeout(this.#timer); // none yet, or the timeout shrank: one set for the new one
+    this.#timerMs = this.#rto;
+    this.#timer = setTimeout(() => this.#onTimer(), this.#rto);
+  }
+
+  #onTimer(): void {
+    this.#timer = undefined;
+    const left = this.#armedAt + this.#rto - performance.now();
+    if (left >= 1) {
+      this.#timerMs = left;
+      this.#timer = setTimeout(() => this.#onTimer(), left);
+      return;
     }
+    this.#onTimeout();
   }
 
   /** A round trip measured on a window (or the OACK) sent once: updates the timeout (RFC 6298, 2.2–2.3). */
@@ -635,6 +652,7 @@ export class ReadTransfer implements RunningTransfer {
     if (this.#holds(from, this.#windowEnd(from))) {
       this.#sendRange(from, this.#windowEnd(from)); // hot path: no I/O, no promise
       this.#sentAt = performance.now();
+      this.#armedAt = this.#sentAt;
       return;
     }
     this.#pumping = (async () => {
@@ -677,14 +695,19 @@ export class ReadTransfer implements RunningTransfer {
     // Never refill a buffer that sends still queued in libuv point into (only when the kernel's send buffer
     // was full): then take a fresh one and let the old one go with its sends.
     const queued = (this.#socket?.getSendQueueCount() ?? 0) > 0;
-    const buf = this.#win && !queued ? this.#win : Buffer.allocUnsafe(4 * span + span * blksize);
+    // A file the source holds in memory is sent from there: the window holds only the headers.
+    const inMemory = this.#file!.bytes !== undefined;
+    const bytes = 4 * span + (inMemory ? 0 : span * blksize);
+    const buf = this.#win && !queued && this.#win.length === bytes ? this.#win : Buffer.allocUnsafe(bytes);
     this.#win = undefined;
-    const size = this.#file!.size;
-    const pos = (from - 1) * blksize;
-    const len = Math.max(0, Math.min(count * blksize, size - pos));
-    const dataStart = 4 * span;
-    const got = len === 0 ? 0 : await this.#file!.read(buf.subarray(dataStart, dataStart + len), pos);
-    if (got !== len) throw new Error(`short read at ${pos}: ${got} of ${len} bytes (file changed?)`);
+    if (!inMemory) {
+      const size = this.#file!.size;
+      const pos = (from - 1) * blksize;
+      const len = Math.max(0, Math.min(count * blksize, size - pos));
+      const dataStart = 4 * span;
+      const got = len === 0 ? 0 : await this.#file!.read(buf.subarray(dataStart, dataStart + len), pos);
+      if (got !== len) throw new Error(`short read at ${pos}: ${got} of ${len} bytes (file changed?)`);
+    }
     for (let i = 0; i < count; i++) writeDataHeader(buf.subarray(4 * i, 4 * i + 4), from + i);
     this.#win = buf;
     this.#winStart = from;
@@ -701,13 +724,13 @@ export class ReadTransfer implements RunningTransfer {
     const buf = this.#win;
     if (!buf || !this.#holds(from, to)) return 0;
     const { blksize } = this.#neg;
-    const size = this.#file!.size;
+    const { size, bytes } = this.#file!;
     const dataStart = 4 * this.#span;
     for (let k = from; k <= to; k++) {
       const i = k - this.#winStart;
       const len = Math.max(0, Math.min(blksize, size - (k - 1) * blksize));
-      const off = dataStart + i * blksize;
-      this.#send([buf.subarray(4 * i, 4 * i + 4), buf.subarray(off, off + len)]);
+      const at = bytes ? (k - 1) * blksize : dataStart + i * blksize;
+      this.#send([buf.subarray(4 * i, 4 * i + 4), (bytes ?? buf).subarray(at, at + len)]);
     }
     this.#sentTo = to;
     return to - from + 1;

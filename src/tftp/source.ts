@@ -30,6 +30,8 @@ export interface TftpClient {
 /** An opened file. `read` fills `into` from `position` and returns the byte count (short only at EOF). */
 export interface OpenFile {
   readonly size: number;
+  /** The whole file, when the source holds it in memory: the server then sends from it without a copy. */
+  readonly bytes?: Uint8Array;
   read(into: Buffer, position: number): Promise<number>;
   close(): Promise<void> | void;
 }
@@ -200,13 +202,13 @@ function isCode(err: unknown, code: string): boolean {
 
 class BufferFile implements OpenFile {
   readonly size: number;
-  readonly #data: Uint8Array;
+  readonly bytes: Uint8Array;
   constructor(data: Uint8Array) {
-    this.#data = data;
+    this.bytes = data;
     this.size = data.length;
   }
   async read(into: Buffer, position: number): Promise<number> {
-    const chunk = this.#data.subarray(position, position + into.length);
+    const chunk = this.bytes.subarray(position, position + into.length);
     into.set(chunk, 0);
     return chunk.length;
   }

@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { encodeAck, encodeRequest } from '../../../src/tftp/codec.ts';
 import { TftpServer } from '../../../src/tftp/server.ts';
-import { memorySource } from '../../../src/tftp/source.ts';
+import { DirectorySource, memorySource } from '../../../src/tftp/source.ts';
 import {
   type Harness,
   makeTree,
@@ -365,5 +365,34 @@ describe('tftp server: lifecycle', () => {
   it('start() rejects when the port is taken', async () => {
     const s = new TftpServer({ source: memorySource({}), address: '127.0.0.1', port: h.port });
     await assert.rejects(s.start(), /EADDRINUSE/);
+  });
+});
+
+describe('tftp server: files read from disk (beyond the memory the source may use)', () => {
+  let disk: Harness;
+  before(async () => {
+    disk = await startServer(tree.root, {
+      timeoutMs: TIMEOUT_MS,
+      retries: 3,
+      source: new DirectorySource(tree.root, { cacheBytes: 0 }),
+    });
+  });
+  after(() => disk.server.stop());
+
+  it('serves the same bytes, read ahead in windows, with blksize and windowsize, across the block wrap', async () => {
+    const small = await scriptedGet(disk.port, 'three-blocks', {
+      options: [['blksize', '1000']],
+      blksize: 1000,
+    });
+    assert.equal(sha256(small.data), tree.hashes.get('three-blocks'));
+    const r = await scriptedGet(disk.port, 'wrap', {
+      options: [
+        ['blksize', '8'],
+        ['windowsize', '64'],
+      ],
+      blksize: 8,
+      windowsize: 64,
+    });
+    assert.equal(sha256(r.data), sha256(await file('wrap')));
   });
 });
