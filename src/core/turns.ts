@@ -31,11 +31,16 @@ let resuming = false;
 let batch = 64;
 let lastResume = 0;
 
+/** On the next turn `turnStart` is stale: the first call then starts a new one. */
+function unmark(): void {
+  marked = false;
+}
+
 function mark(now: number): void {
   marked = true;
   turnStart = now;
   passes = 0;
-  if (!resuming) setImmediate(() => (marked = false));
+  if (!resuming) setImmediate(unmark);
 }
 
 /** Each turn: resume a batch of waiters (in order), sized by how long the previous turn took. */
@@ -53,7 +58,7 @@ function resume(): void {
   if (waiting.length) setImmediate(resume);
   else {
     resuming = false;
-    setImmediate(() => (marked = false));
+    setImmediate(unmark);
   }
 }
 

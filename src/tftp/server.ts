@@ -647,14 +647,14 @@ export class ReadTransfer implements RunningTransfer {
   /** Sends the window starting at acked+1, reading it first unless the read-ahead buffer holds it. */
   #pump(): void {
     if (this.#pumping || this.#state !== 'data') return;
-    this.#arm(); // also bounds a source whose read hangs: each timeout while reading counts as a retry
     const from = this.#acked + 1;
     if (this.#holds(from, this.#windowEnd(from))) {
       this.#sendRange(from, this.#windowEnd(from)); // hot path: no I/O, no promise
       this.#sentAt = performance.now();
-      this.#armedAt = this.#sentAt;
+      this.#arm(this.#sentAt);
       return;
     }
+    this.#arm(); // also bounds a source whose read hangs: each timeout while reading counts as a retry
     this.#pumping = (async () => {
       try {
         for (;;) {

@@ -92,7 +92,7 @@ export class DirectorySource implements FileSource {
   readonly #log: Logger;
   readonly #cacheBytes: number;
   /** File contents by identity (see the class comment), oldest first; and reads under way. */
-  readonly #cache = new Map<string, Promise<Uint8Array>>();
+  readonly #cache = new Map<string, { size: number; data: Promise<Uint8Array> }>();
   #cached = 0;
   #realRoot: Promise<string> | undefined;
 
@@ -106,27 +106,28 @@ export class DirectorySource implements FileSource {
   /** The whole file `fh` (already open, `st` its stat) from memory, read once for everyone asking. */
   #contents(real: string, fh: FileHandle, st: Stats): Promise<Uint8Array> {
     const key = `${st.dev}:${st.ino}:${st.size}:${st.mtimeMs}:${st.ctimeMs}:${real}`;
-    let hit = this.#cache.get(key);
-    if (hit) return hit;
-    hit = fh.readFile().then((data) => {
-      if (data.length !== st.size)
-        throw new Error(`${real} changed while read (${data.length} of ${st.size} bytes)`);
-      return data;
+    const hit = this.#cache.get(key);
+    if (hit) return hit.data;
+    const data = fh.readFile().then((bytes) => {
+      if (bytes.length !== st.size)
+        throw new Error(`${real} changed while read (${bytes.length} of ${st.size} bytes)`);
+      return bytes;
     });
-    this.#cache.set(key, hit);
+    const entry = { size: st.size, data };
+    this.#cache.set(key, entry);
     this.#cached += st.size;
-    hit.catch(() => {
-      if (this.#cache.get(key) === hit) {
+    data.catch(() => {
+      if (this.#cache.get(key) === entry) {
         this.#cache.delete(key);
         this.#cached -= st.size;
       }
     });
-    for (const [k] of this.#cache) {
+    for (const [k, e] of this.#cache) {
       if (this.#cached <= this.#cacheBytes) break;
       this.#cache.delete(k);
-      this.#cached -= Number(k.split(':', 3)[2]);
+      this.#cached -= e.size;
     }
-    return hit;
+    return data;
   }
 
   #refuse(path: string, client: TftpClient, reason: string): never {
