@@ -2,8 +2,8 @@
  * HTTP benchmark: the boot worker's HTTP server (src/boot/http.ts, `serveHttp` as a segment's worker runs
  * it) against nginx serving the same directory, both in one namespace, loaded by wrk from a client
  * namespace: one client downloading a large artifact back to back, CLIENTS clients downloading it at
- * once, and small requests (iPXE scripts: Strata answers `/boot/ipxe?mac=…` through its resolver, nginx a
- * static file of the same size) over keep-alive. Rounds are interleaved; medians are reported. The worker
+ * once, small requests for a 2 KiB static file, and small requests for iPXE scripts (Strata answers
+ * `/boot/ipxe?mac=…` through its resolver, nginx a static file of the same size), over keep-alive. Rounds are interleaved; medians are reported. The worker
  * runs alone (spec.boot.httpProcesses 1, as before) and with --workers N processes (default: one per
  * core, the worker's default) sharing the port with SO_REUSEPORT; --workers 1 leaves that side out.
  * A further side is Strata with its artifacts handed to nginx (spec.boot.artifactServer nginx): the boot
@@ -79,6 +79,8 @@ export async function runHttp(o: {
     mkdirSync(join(root, 'boot'), { recursive: true });
     // Strata's artifacts root is root/artifacts (served under /artifacts/); nginx serves root itself.
     writeFileSync(join(root, 'artifacts', 'initrd.img'), randomBytes(o.sizeMib * 2 ** 20));
+    // A small static file (an iPXE binary's menu or a kickstart's size): small requests that need no decision.
+    writeFileSync(join(root, 'artifacts', 'small.txt'), randomBytes(2048).toString('base64').slice(0, 2048));
     const script = '#!ipxe\nchain /artifacts/kernel?mac=52:54:00:12:34:56\n';
     writeFileSync(join(root, 'boot', 'ipxe'), script);
     const m = set.segment('h', ['hc']);
@@ -123,6 +125,13 @@ export async function runHttp(o: {
         path: '/artifacts/initrd.img',
         c: o.clients,
         unit: 'MiB/s',
+      },
+      {
+        key: 'static',
+        what: 'small static file (2 KiB) requests, 50 keep-alive connections',
+        path: '/artifacts/small.txt',
+        c: 50,
+        unit: 'req/s',
       },
       {
         key: 'small',

@@ -9,6 +9,7 @@
  *
  *   node bench/lab.ts [--vms 1,3] [--memory-mib 1024] [--timeout-min 30] [--write]
  *   node bench/lab.ts --vms 1 --sides peer   # one side only, to debug it (no --write)
+ *   node bench/lab.ts --vms 3 --sides strata,peer,strata-nginx   # also Strata with its artifacts in nginx
  *   node bench/lab.ts --smoke     # no VM: both sides serve the same iPXE, kernel and initramfs bytes
  *
  * Each VM count writes its own section (`lab-1`, `lab-3`), so they can be measured in separate runs.
@@ -26,9 +27,10 @@
  * Strata's clock is the Node's timeline: StepCompleted of hardware.power, boot.ipxe and install.os.
  *
  * The sides run minutes apart on a shared machine, so the load is sampled every 5 s during each and its
- * mean printed beside each side's state-4 time: compare them before reading the ratio. BIOS only: UEFI
- * has no iPXE way to boot a local disk, so a static UEFI setup would need a GRUB EFI image that finds the
- * installed disk (what Strata builds in src/boot/local-boot.ts).
+ * mean printed beside each side's state-4 time: compare them before reading the ratio. So is the CPU time
+ * each side's servers and VMs spent (/proc, every 5 s): what Strata's own processes took from the VMs.
+ * BIOS only: UEFI has no iPXE way to boot a local disk, so a static UEFI setup would need a GRUB EFI image
+ * that finds the installed disk (what Strata builds in src/boot/local-boot.ts).
  */
 import { execFile, execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
@@ -57,6 +59,7 @@ import {
   fmt,
   loadAverage,
   median,
+  ProcessCpu,
   publish,
   type Row,
   ratio,
@@ -68,7 +71,7 @@ import {
 import { listening, nginxConf } from './peers.ts';
 
 const { opts, flags, write, argv } = benchArgs(
-  'node bench/lab.ts [--vms 1,3] [--memory-mib 1024] [--timeout-min 30] [--sides strata,peer] [--smoke] [--write]',
+  'node bench/lab.ts [--vms 1,3] [--memory-mib 1024] [--timeout-min 30] [--sides strata,peer,strata-nginx] [--smoke] [--write]',
   { vms: '1,3', 'memory-mib': '1024', 'timeout-min': '30', sides: 'strata,peer' },
   ['smoke'],
 );
@@ -249,10 +252,21 @@ interface EventJson {
 }
 
 /** `strata up` + `strata lab up --nodes n` (BIOS) in a lab namespace of this run's own; each VM's times. */
-async function strataSide(cleanup: Cleanup, n: number, memoryMiB: number, timeoutMs: number) {
+async function strataSide(
+  cleanup: Cleanup,
+  n: number,
+  memoryMiB: number,
+  timeoutMs: number,
+  artifactServer: 'node' | 'nginx',
+) {
   const netns = `stbl-${process.pid % 100000}`;
   const strata = await startStrata(cleanup, {
-    env: { STRATA_HOST_NETNS: currentNetns(), STRATA_LAB_NETNS: netns, STRATA_LOG_LEVEL: 'warn' },
+    env: {
+      STRATA_HOST_NETNS: currentNetns(),
+      STRATA_LAB_NETNS: netns,
+      STRATA_LOG_LEVEL: 'warn',
+      STRATA_BOOT_ARTIFACT_SERVER: artifactServer,
+    },
     readyTimeoutMs: 60_000,
   });
   cleanup.after(() => {
@@ -442,43 +456,63 @@ function cell(xs: number[]): string {
   return missed ? `${s}; ${missed} of ${xs.length} did not reach it` : s;
 }
 
+/** Strata's sides: its artifacts served by its own Node server (the default) or handed to nginx. */
+const STRATA_SIDES = { strata: 'node', 'strata-nginx': 'nginx' } as const;
+type Side = keyof typeof STRATA_SIDES | 'peer';
+
+/** The servers' processes by group, for the CPU row (the bench's own process is left out). */
+function serverGroup(pid: number, comm: string): string | undefined {
+  if (pid === process.pid) return undefined;
+  if (comm.startsWith('qemu-system')) return 'VMs';
+  // Node 26 names its main thread: comm reads "node-MainThread".
+  if (comm.startsWith('node') || comm.startsWith('strata')) return 'Strata';
+  if (comm === 'nginx' || comm === 'dnsmasq') return comm;
+  return undefined;
+}
+
 async function runLab(
   n: number,
   media: Media,
   memoryMiB: number,
   timeoutMs: number,
-  sides: string[],
+  sides: Side[],
 ): Promise<Row[]> {
   return withScratch('lab', async (s) => {
     const res = new Samples();
-    const strata = new Map<string, Times>();
-    const peer = new Map<string, Times>();
-    // The sides run one after the other for many minutes: the load during each is sampled, not just at its end.
-    const during = { strata: Number.NaN, peer: Number.NaN };
-    const sampled = async (side: 'strata' | 'peer', fn: () => Promise<Map<string, Times>>) => {
+    const times = new Map<Side, Map<string, Times>>();
+    // The sides run one after the other for many minutes: the load during each is sampled, not just at its
+    // end, and so is the CPU every server process and VM spent.
+    const during = new Map<Side, { load: number; cpu: Map<string, number> }>();
+    const sampled = async (side: Side, fn: () => Promise<Map<string, Times>>) => {
       const loads: number[] = [];
-      const timer = setInterval(() => loads.push(loadAverage()), 5000);
+      const cpu = new ProcessCpu();
+      const timer = setInterval(() => {
+        loads.push(loadAverage());
+        cpu.sample();
+      }, 5000);
       try {
         return await fn();
       } finally {
         clearInterval(timer);
-        during[side] = loads.reduce((x, y) => x + y, 0) / loads.length;
+        during.set(side, {
+          load: loads.reduce((x, y) => x + y, 0) / loads.length,
+          cpu: cpu.byGroup(serverGroup),
+        });
+        console.error(`${side}: CPU seconds ${JSON.stringify(Object.fromEntries(during.get(side)!.cpu))}`);
       }
     };
-    if (sides.includes('strata'))
-      await res.measure(`lab ${n} strata`, async () => {
-        const t = await sampled('strata', () => strataSide(s.cleanup, n, memoryMiB, timeoutMs));
-        for (const [k, v] of t) strata.set(k, v);
+    for (const side of sides)
+      await res.measure(`lab ${n} ${side}`, async () => {
+        const t = await sampled(side, () =>
+          side === 'peer'
+            ? peerSide(s.cleanup, s.dir, media, n, memoryMiB, timeoutMs)
+            : strataSide(s.cleanup, n, memoryMiB, timeoutMs, STRATA_SIDES[side]),
+        );
+        times.set(side, t);
         return n;
       });
-    if (sides.includes('peer'))
-      await res.measure(`lab ${n} peer`, async () => {
-        const t = await sampled('peer', () => peerSide(s.cleanup, s.dir, media, n, memoryMiB, timeoutMs));
-        for (const [k, v] of t) peer.set(k, v);
-        return n;
-      });
-    console.error(JSON.stringify({ strata: Object.fromEntries(strata), peer: Object.fromEntries(peer) }));
-    const load = res.load(`lab ${n} strata`, `lab ${n} peer`);
+    console.error(JSON.stringify(Object.fromEntries([...times].map(([k, v]) => [k, Object.fromEntries(v)]))));
+    const load = res.load(...sides.map((x) => `lab ${n} ${x}`));
     const vms = n === 1 ? '1 VM' : `${n} VMs at once`;
     const milestones: [keyof Times, string][] = [
       ['state3', 'state 3 (iPXE asks for its script)'],
@@ -486,19 +520,43 @@ async function runLab(
       ['installed', 'the installed system reported in'],
       ['state4', 'state 4 (booted from disk, SSH login, systemd up)'],
     ];
-    return milestones.map(([k, what]) => {
-      const a = secs(strata, k);
-      const b = secs(peer, k);
-      const all = a.every(Number.isFinite) && b.every(Number.isFinite);
-      const at = (l: number) => (k === 'state4' ? ` (mean load ${fmt(l, 1)} during the side)` : '');
-      return {
-        what: `${vms}: power-on → ${what}`,
-        strata: cell(a) + at(during.strata),
-        peer: `dnsmasq + nginx ${cell(b)}${at(during.peer)}`,
-        ratio: all ? ratio(Math.max(...a), Math.max(...b), false) : '—',
+    const peer = times.get('peer') ?? new Map<string, Times>();
+    const cpuText = (side: Side, servers: string) => {
+      const c = during.get(side)?.cpu ?? new Map<string, number>();
+      const of = (g: string) => c.get(g) ?? 0;
+      const own = side === 'peer' ? of('nginx') + of('dnsmasq') : of('Strata') + of('nginx');
+      return `${servers} ${fmt(own)} s (the VMs' QEMU ${fmt(of('VMs'))} s)`;
+    };
+    const rows: Row[] = [];
+    for (const side of sides.filter((x): x is keyof typeof STRATA_SIDES => x !== 'peer')) {
+      const road = side === 'strata-nginx' ? ', artifacts handed to nginx' : '';
+      const strata = times.get(side)!;
+      for (const [k, what] of milestones) {
+        const a = secs(strata, k);
+        const b = secs(peer, k);
+        const all = a.every(Number.isFinite) && b.every(Number.isFinite);
+        const at = (x: Side) =>
+          k === 'state4' ? ` (mean load ${fmt(during.get(x)?.load ?? Number.NaN, 1)} during the side)` : '';
+        rows.push({
+          what: `${vms}${road}: power-on → ${what}`,
+          strata: cell(a) + at(side),
+          peer: `dnsmasq + nginx ${cell(b)}${at('peer')}`,
+          ratio: all ? ratio(Math.max(...a), Math.max(...b), false) : '—',
+          load,
+        });
+      }
+      rows.push({
+        what: `${vms}${road}: CPU time of the servers during the side`,
+        strata: cpuText(
+          side,
+          side === 'strata-nginx' ? "Strata's processes and its nginx" : "Strata's processes",
+        ),
+        peer: cpuText('peer', 'dnsmasq + nginx'),
+        ratio: '—',
         load,
-      };
-    });
+      });
+    }
+    return rows;
   });
 }
 
@@ -665,10 +723,11 @@ if (import.meta.main) {
     );
     process.exit(rows.every((r) => !/DIFFERENT/.test(r.strata + r.peer)) ? 0 : 1);
   }
-  const sides = opts.sides.split(',');
-  if (sides.some((x) => x !== 'strata' && x !== 'peer'))
-    throw new Error(`--sides: expected strata, peer or both, got ${opts.sides}`);
-  if (write && sides.length !== 2) throw new Error('--write: only a run of both sides goes in BENCHMARKS.md');
+  const sides = opts.sides.split(',') as Side[];
+  if (sides.some((x) => x !== 'peer' && !(x in STRATA_SIDES)))
+    throw new Error(`--sides: expected strata, strata-nginx or peer (comma-separated), got ${opts.sides}`);
+  if (write && !(sides.includes('peer') && sides.length >= 2))
+    throw new Error('--write: only a run with the peer and a Strata side goes in BENCHMARKS.md');
   const media = await labMedia();
   const memoryMiB = Number(opts['memory-mib']);
   const timeoutMs = Number(opts['timeout-min']) * 60_000;
@@ -681,10 +740,10 @@ if (import.meta.main) {
           n === 1
             ? 'Lab: one VM from power-on to state 4, Strata against dnsmasq + nginx'
             : `Lab: ${n} VMs at once from power-on to state 4, Strata against dnsmasq + nginx`,
-        command: `node bench/lab.ts --vms ${n}${opts['memory-mib'] === '1024' ? '' : ` --memory-mib ${memoryMiB}`}`,
+        command: `node bench/lab.ts --vms ${n}${opts['memory-mib'] === '1024' ? '' : ` --memory-mib ${memoryMiB}`}${opts.sides === 'strata,peer' ? '' : ` --sides ${opts.sides}`}`,
         rows,
         notes: [
-          `QEMU without KVM (TCG), BIOS with the NIC's iPXE ROM, ${memoryMiB} MiB, 2 vCPUs, blank 8 GiB disk, the lab's cached kernel, installer initramfs and Debian image; Strata's side first, then the peer's, each on a lab segment of its own (bridge, radvd) in this run's namespace. Seconds from power-on; the ratio compares the slowest VM of each side (>1: Strata was faster). Strata: \`strata up\` + \`strata lab up --nodes ${n}\`, the times of the Node's timeline (StepCompleted of hardware.power, boot.ipxe and install.os; InstallConfig; Installed). Peer: dnsmasq (DHCP, TFTP, the iPXE user-class chain) and nginx serving one static iPXE script (local disk first, else the installer), one static installer config and 204 to the installer's reports; its clock is the QMP power-on, nginx's log and the bench's own SSH login running Strata's state-4 check command, tried every second from the installed system's report.`,
+          `QEMU without KVM (TCG), BIOS with the NIC's iPXE ROM, ${memoryMiB} MiB, 2 vCPUs, blank 8 GiB disk, the lab's cached kernel, installer initramfs and Debian image; the sides one after the other in the order ${sides.join(', ')}, each on a lab segment of its own (bridge, radvd) in this run's namespace. Seconds from power-on; the ratio compares the slowest VM of each side (>1: Strata was faster). Strata: \`strata up\` + \`strata lab up --nodes ${n}\`, the times of the Node's timeline (StepCompleted of hardware.power, boot.ipxe and install.os; InstallConfig; Installed). Peer: dnsmasq (DHCP, TFTP, the iPXE user-class chain) and nginx serving one static iPXE script (local disk first, else the installer), one static installer config and 204 to the installer's reports; its clock is the QMP power-on, nginx's log and the bench's own SSH login running Strata's state-4 check command, tried every second from the installed system's report. CPU time: utime + stime of each process from /proc, sampled every 5 s during the side (Strata: its node processes, and its nginx on the nginx road; the peer: dnsmasq and nginx; the VMs: their qemu-system processes).`,
           'What the peer does not do: no per-machine decision (every machine gets the same script and config; a machine with a bootable disk is never reinstalled, and one without is always installed), no install token (anyone on the wire can fetch the config and post reports), no host key pinning, no timeline (its clock is read from nginx\'s log by this benchmark), no PXE-once (the "local disk first" script stands in for it, on BIOS only).',
         ],
       },

@@ -42,6 +42,55 @@ export function loadText(l: Load): string {
   return `load ${l.load1.toFixed(2)}, steal ${l.stealPct.toFixed(1)} %`;
 }
 
+/**
+ * CPU seconds each process spent while this sampler ran, summed by group (`group` names a process by its
+ * pid and comm; undefined leaves it out). /proc/PID/stat is read at start and on every `sample()`: a
+ * process that exits between two samples loses what it spent since the last one, so sample often.
+ */
+export class ProcessCpu {
+  readonly #tick = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
+  readonly #start = new Map<number, number>();
+  readonly #last = new Map<number, { comm: string; ticks: number }>();
+  constructor() {
+    for (const [pid, p] of this.#read()) this.#start.set(pid, p.ticks);
+  }
+  #read(): Map<number, { comm: string; ticks: number }> {
+    const out = new Map<number, { comm: string; ticks: number }>();
+    for (const d of readdirSync('/proc')) {
+      if (!/^\d+$/.test(d)) continue;
+      let stat: string;
+      try {
+        stat = readFileSync(`/proc/${d}/stat`, 'utf8');
+      } catch {
+        continue; // exited while listed
+      }
+      // pid (comm) state ppid …: comm may hold spaces and parentheses, so split after its last ')'.
+      const close = stat.lastIndexOf(')');
+      const f = stat.slice(close + 2).split(' ');
+      out.set(Number(d), {
+        comm: stat.slice(stat.indexOf('(') + 1, close),
+        ticks: Number(f[11]) + Number(f[12]),
+      });
+    }
+    return out;
+  }
+  sample(): void {
+    for (const [pid, p] of this.#read()) this.#last.set(pid, p);
+  }
+  /** Seconds by group since the start. */
+  byGroup(group: (pid: number, comm: string) => string | undefined): Map<string, number> {
+    this.sample();
+    const out = new Map<string, number>();
+    for (const [pid, p] of this.#last) {
+      const g = group(pid, p.comm);
+      if (g === undefined) continue;
+      const s = (p.ticks - (this.#start.get(pid) ?? 0)) / this.#tick;
+      out.set(g, (out.get(g) ?? 0) + s);
+    }
+    return out;
+  }
+}
+
 /** Runs `fn` and returns its result with the load it ran under. */
 export async function underLoad<T>(fn: () => Promise<T>): Promise<{ value: T; load: Load }> {
   const a = cpuTimes();
@@ -157,8 +206,9 @@ export class Cleanup {
     for (let fn = this.#fns.pop(); fn; fn = this.#fns.pop()) {
       try {
         await fn();
-      } catch {
-        /* best effort: the rest still runs */
+      } catch (err) {
+        // Best effort: the rest still runs, and what was left behind is said.
+        console.error(`cleanup: ${(err as Error).message}`);
       }
     }
   }

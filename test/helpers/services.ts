@@ -78,10 +78,19 @@ export async function withPostgres(t?: Cleanup): Promise<PostgresDatabase> {
   const u = new URL(admin);
   u.pathname = `/${name}`;
   let dropped = false;
+  // Retried: under load the admin connection can time out, and a DROP that failed once left the
+  // database behind (twice in control-plane benchmarks) with nothing said.
   const cleanup = async () => {
     if (dropped) return;
     dropped = true;
-    await adminQuery(admin, `DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`);
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await adminQuery(admin, `DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`);
+      } catch (err) {
+        if (attempt >= 5) throw new Error(`database ${name} not dropped: ${(err as Error).message}`);
+        await new Promise((r) => setTimeout(r, 500 * attempt));
+      }
+    }
   };
   t?.after(cleanup);
   return { url: u.toString(), name, cleanup };

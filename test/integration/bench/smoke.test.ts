@@ -108,7 +108,7 @@ describe('benchmarks, smoke runs at tiny sizes', { skip: avail.reason }, () => {
     }
   });
 
-  it('http: wrk gets artifacts and scripts from Strata and nginx', {
+  it('http: wrk gets artifacts, a small static file and scripts from Strata and nginx', {
     skip: !(have('wrk') && have('nginx')) && 'wrk or nginx missing (scripts/setup.sh)',
   }, async () => {
     const r = await bench([
@@ -123,7 +123,7 @@ describe('benchmarks, smoke runs at tiny sizes', { skip: avail.reason }, () => {
       '1',
     ]);
     assert.equal(r.code, 0, r.err);
-    for (const what of ['one client', '4 clients', 'iPXE script']) {
+    for (const what of ['one client', '4 clients', 'small static file', 'iPXE script']) {
       const [row] = rows(r.out, what);
       assert.ok(row, `${what}: ${r.out}`);
       assert.match(row[1]!, /^[\d,]+ (MiB|req)\/s$/);
@@ -131,7 +131,7 @@ describe('benchmarks, smoke runs at tiny sizes', { skip: avail.reason }, () => {
     }
     // Strata with its artifacts handed to nginx answers every case too (scripts through nginx to Strata).
     const handed = rows(r.out, 'artifacts handed to nginx');
-    assert.equal(handed.length, 3, r.out);
+    assert.equal(handed.length, 4, r.out);
     for (const row of handed) assert.match(row[1]!, /^[\d,]+ (MiB|req)\/s$/);
     // Node's floor for scripts (bare node:http) answers too, so the script rows have their ceiling beside.
     const [floor] = rows(r.out, "Node's floor");
