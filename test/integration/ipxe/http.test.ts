@@ -1,11 +1,11 @@
 /**
  * The HTTP boot handler on loopback, fetched with the real `curl`: a node's script, a byte range of a
- * kernel, caching by ETag, and refused traversal.
+ * kernel, caching by ETag, small artifacts from memory, and refused traversal.
  */
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, symlinkSync, unlinkSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -150,6 +150,45 @@ describe('HTTP boot handler (curl on loopback)', () => {
     const again = await curl(`${url}/artifacts/debian/vmlinuz`, '-H', `If-None-Match: ${etag}`);
     assert.equal(again.status, 304);
     assert.equal(again.body.length, 0);
+  });
+
+  it('answers a small artifact from memory as send does, and reads a rewritten or relinked one afresh', async () => {
+    const path = `${url}/artifacts/menu.ipxe`;
+    writeFileSync(join(dir, 'menu.ipxe'), '#!ipxe\necho one\n');
+    const first = await curl(path);
+    const held = await curl(path);
+    // A request with a precondition goes through send: the same headers for the same file.
+    const sent = await curl(path, '-H', 'If-None-Match: "another"');
+    for (const r of [first, held, sent]) {
+      assert.equal(r.status, 200);
+      assert.equal(r.body.toString(), '#!ipxe\necho one\n');
+    }
+    for (const h of [
+      'content-type',
+      'content-length',
+      'etag',
+      'last-modified',
+      'accept-ranges',
+      'cache-control',
+    ])
+      assert.equal(held.headers[h], sent.headers[h], h);
+    const f = await eventually(() => fetches.findLast((x) => x.path === '/artifacts/menu.ipxe'));
+    assert.equal(f.bytes, 16);
+    const head = await curl(path, '-I');
+    assert.equal(head.status, 200);
+    assert.equal(head.body.length, 0);
+    assert.equal(head.headers['content-length'], '16');
+    // Rewritten in place with as many bytes: served new.
+    writeFileSync(join(dir, 'menu.ipxe'), '#!ipxe\necho two\n');
+    assert.equal((await curl(path)).body.toString(), '#!ipxe\necho two\n');
+    // Replaced by a link out of the root: refused, as send's road refuses it.
+    unlinkSync(join(dir, 'menu.ipxe'));
+    symlinkSync(join(tmpdir(), 'strata-outside.txt'), join(dir, 'menu.ipxe'));
+    const out = await curl(path);
+    assert.equal(out.status, 404);
+    assert.doesNotMatch(out.body.toString(), /outside/);
+    unlinkSync(join(dir, 'menu.ipxe'));
+    assert.equal((await curl(path)).status, 404);
   });
 
   it('refuses traversal, dotfiles, directories and other methods', async () => {
