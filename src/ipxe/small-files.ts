@@ -91,6 +91,9 @@ export class SmallFiles {
         lastModified: st.mtime.toUTCString(),
         contentType: contentType(extname(full)) || 'application/octet-stream',
       };
+      // Another request for the same path may have read it meanwhile: the last read stays, counted once.
+      const other = this.#entries.get(decoded);
+      if (other) this.#drop(decoded, other);
       this.#entries.set(decoded, entry);
       this.#bytes += bytes.length;
       for (const [k, e] of this.#entries) {
@@ -103,7 +106,9 @@ export class SmallFiles {
     }
   }
 
+  /** Forgets `e` if it is still the entry under `k` (concurrent requests may both find it stale). */
   #drop(k: string, e: Entry): void {
+    if (this.#entries.get(k) !== e) return;
     this.#entries.delete(k);
     this.#bytes -= e.bytes.length;
   }

@@ -65,4 +65,15 @@ describe('small artifacts in memory', () => {
     rmSync(join(dir, 'menu.txt'));
     assert.equal(await files.get('/menu.txt'), undefined);
   });
+
+  it('counts a file read by many requests at once once, and once again after it changed', async () => {
+    const files = new SmallFiles(dir);
+    writeFileSync(join(dir, 'many.txt'), 'x'.repeat(100));
+    await Promise.all(Array.from({ length: 20 }, () => files.get('/many.txt')));
+    assert.equal(files.size, 100);
+    writeFileSync(join(dir, 'many.txt'), 'y'.repeat(300));
+    const got = await Promise.all(Array.from({ length: 20 }, () => files.get('/many.txt')));
+    for (const f of got) assert.equal(f?.bytes.toString(), 'y'.repeat(300));
+    assert.equal(files.size, 300);
+  });
 });
