@@ -3,9 +3,10 @@
  * it) against nginx serving the same directory, both in one namespace, loaded by wrk from a client
  * namespace: one client downloading a large artifact back to back, CLIENTS clients downloading it at
  * once, small requests for a 2 KiB static file, and small requests for iPXE scripts (Strata answers
- * `/boot/ipxe?mac=…` through its resolver, nginx a static file of the same size), over keep-alive. Rounds are interleaved; medians are reported. The worker
- * runs alone (spec.boot.httpProcesses 1, as before) and with --workers N processes (default: one per
- * core, the worker's default) sharing the port with SO_REUSEPORT; --workers 1 leaves that side out.
+ * `/boot/ipxe?mac=…` through its resolver, nginx a static file of the same size), over keep-alive.
+ * Rounds are interleaved; medians are reported. The worker runs alone (spec.boot.httpProcesses 1, as
+ * before) and with --workers N processes (default: one per core, the worker's default) sharing the port
+ * with SO_REUSEPORT; --workers 1 leaves that side out.
  * A further side is Strata with its artifacts handed to nginx (spec.boot.artifactServer nginx): the boot
  * worker's own nginx (as many worker processes as --workers) on the port, serving /artifacts/ with
  * sendfile and passing the scripts to the worker's Node server, which decides them.

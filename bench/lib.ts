@@ -42,13 +42,35 @@ export function loadText(l: Load): string {
   return `load ${l.load1.toFixed(2)}, steal ${l.stealPct.toFixed(1)} %`;
 }
 
+/** Clock ticks per second of /proc's CPU times (`getconf CLK_TCK`; 100 on Linux almost everywhere). */
+export const CLK_TCK = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
+
+/** A process's name and CPU ticks from /proc/PID/stat (own, and its waited-for children's); undefined once gone. */
+export function procStat(
+  pid: number | string,
+): { comm: string; ticks: number; childTicks: number } | undefined {
+  let stat: string;
+  try {
+    stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  } catch {
+    return undefined; // exited meanwhile
+  }
+  // pid (comm) state ppid …: comm may hold spaces and parentheses, so split after its last ')'.
+  const close = stat.lastIndexOf(')');
+  const f = stat.slice(close + 2).split(' ');
+  return {
+    comm: stat.slice(stat.indexOf('(') + 1, close),
+    ticks: Number(f[11]) + Number(f[12]),
+    childTicks: Number(f[13]) + Number(f[14]),
+  };
+}
+
 /**
  * CPU seconds each process spent while this sampler ran, summed by group (`group` names a process by its
  * pid and comm; undefined leaves it out). /proc/PID/stat is read at start and on every `sample()`: a
  * process that exits between two samples loses what it spent since the last one, so sample often.
  */
 export class ProcessCpu {
-  readonly #tick = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
   readonly #start = new Map<number, number>();
   readonly #last = new Map<number, { comm: string; ticks: number }>();
   constructor() {
@@ -58,19 +80,8 @@ export class ProcessCpu {
     const out = new Map<number, { comm: string; ticks: number }>();
     for (const d of readdirSync('/proc')) {
       if (!/^\d+$/.test(d)) continue;
-      let stat: string;
-      try {
-        stat = readFileSync(`/proc/${d}/stat`, 'utf8');
-      } catch {
-        continue; // exited while listed
-      }
-      // pid (comm) state ppid …: comm may hold spaces and parentheses, so split after its last ')'.
-      const close = stat.lastIndexOf(')');
-      const f = stat.slice(close + 2).split(' ');
-      out.set(Number(d), {
-        comm: stat.slice(stat.indexOf('(') + 1, close),
-        ticks: Number(f[11]) + Number(f[12]),
-      });
+      const p = procStat(d);
+      if (p) out.set(Number(d), p);
     }
     return out;
   }
@@ -84,7 +95,7 @@ export class ProcessCpu {
     for (const [pid, p] of this.#last) {
       const g = group(pid, p.comm);
       if (g === undefined) continue;
-      const s = (p.ticks - (this.#start.get(pid) ?? 0)) / this.#tick;
+      const s = (p.ticks - (this.#start.get(pid) ?? 0)) / CLK_TCK;
       out.set(g, (out.get(g) ?? 0) + s);
     }
     return out;

@@ -10,7 +10,7 @@ import { chmodSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { nginxHead } from '../src/boot/http-nginx.ts';
 import { currentNetns, type NetnsSet } from '../test/helpers/netns.ts';
-import { type LineChannel, lineChannel, REPO, sleep } from './lib.ts';
+import { CLK_TCK, type LineChannel, lineChannel, procStat, REPO, sleep } from './lib.ts';
 
 const NODE = process.execPath;
 
@@ -187,20 +187,15 @@ export async function strataServe(
  * have used so far; plus what its children that ended left in its account.
  */
 export function cpuSeconds(pid: number): number {
-  let stat: string;
-  try {
-    stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  } catch {
-    return 0; // gone meanwhile
-  }
-  const f = stat.split(') ')[1]!.split(' ');
+  const p = procStat(pid);
+  if (!p) return 0; // gone meanwhile
   let children = '';
   try {
     children = readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8');
   } catch {
     // no such file on this kernel: the process's own time only
   }
-  const own = (Number(f[11]) + Number(f[12]) + Number(f[13]) + Number(f[14])) / 100;
+  const own = (p.ticks + p.childTicks) / CLK_TCK;
   return (
     own +
     children

@@ -13,16 +13,15 @@
  * the script or an HTTP error. Every finished request — complete or aborted — is reported to `onFetch`
  * so the caller can put "kernel fetched, 9 MB in 0.4 s" on the node's timeline.
  */
-import { realpath } from 'node:fs/promises';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { STATUS_CODES } from 'node:http';
-import { join, sep } from 'node:path';
+import { join } from 'node:path';
 import send from 'send';
 import { type Logger, silentLogger } from '../core/log.ts';
 import { counter } from '../core/metrics.ts';
 import { BOOT_SCRIPT_PATH } from './paths.ts';
 import { normalizeMac } from './script.ts';
-import { type SmallFile, SmallFiles } from './small-files.ts';
+import { realPathInside, type SmallFile, SmallFiles } from './small-files.ts';
 
 export interface BootScriptQuery {
   /** Normalised MAC (`52:54:00:12:34:56`). */
@@ -188,7 +187,11 @@ export function createBootHttpHandler(opts: BootHttpOptions): RequestHandler {
     if (kind === 'artifact') {
       const rel = path.slice(prefix.length - 1); // keeps the leading '/'
       if (small && wholeAndUnconditional(req)) {
-        void small.get(rel).then((file) => (file ? sendSmall(file) : checkAndSend(rel)));
+        void small.get(rel).then((file) => {
+          if (file === 'outside') refuseOutside();
+          else if (file) sendSmall(file);
+          else checkAndSend(rel);
+        });
         return;
       }
       checkAndSend(rel);
@@ -213,12 +216,14 @@ export function createBootHttpHandler(opts: BootHttpOptions): RequestHandler {
 
     function checkAndSend(rel: string) {
       void insideRoot(opts.artifactsDir, rel).then((inside) => {
-        if (!inside) {
-          log.debug('artifact refused: its real path leaves the artifacts root', { path });
-          return plain(res, req, 404, 'not found\n', track);
-        }
-        sendArtifact(rel);
+        if (inside) sendArtifact(rel);
+        else refuseOutside();
       });
+    }
+
+    function refuseOutside() {
+      log.debug('artifact refused: its real path leaves the artifacts root', { path });
+      plain(res, req, 404, 'not found\n', track);
     }
 
     function sendArtifact(rel: string) {
@@ -271,8 +276,7 @@ async function insideRoot(root: string, rel: string): Promise<boolean> {
   }
   if (decoded.includes('\0') || decoded.split(/[\\/]/).includes('..')) return true; // send: 400 / 403
   try {
-    const [r, f] = await Promise.all([realpath(root), realpath(join(root, decoded))]);
-    return f === r || f.startsWith(r.endsWith(sep) ? r : r + sep);
+    return await realPathInside(root, join(root, decoded));
   } catch {
     return true;
   }

@@ -12,8 +12,9 @@
  * whose real path leaves the root: the caller then takes `send`'s road, which answers as before.
  */
 import { readFile, realpath, stat } from 'node:fs/promises';
-import { extname, join, sep } from 'node:path';
+import { extname, join } from 'node:path';
 import { contentType } from 'mime-types';
+import { fileIdentity, underRoot } from '../core/served-files.ts';
 
 /** One file's bytes and the headers `send` gives it (same ETag, Last-Modified and Content-Type). */
 export interface SmallFile {
@@ -55,10 +56,11 @@ export class SmallFiles {
   }
 
   /**
-   * The file at URL path `rel` (under the root, still %-encoded, with its leading '/'), or undefined when
-   * `send` must answer it. Never rejects.
+   * The file at URL path `rel` (under the root, still %-encoded, with its leading '/'); 'outside' when its
+   * real path leaves the root (the caller answers 404 without checking again); undefined when `send` must
+   * answer it. Never rejects.
    */
-  async get(rel: string): Promise<SmallFile | undefined> {
+  async get(rel: string): Promise<SmallFile | 'outside' | undefined> {
     let decoded: string;
     try {
       decoded = decodeURIComponent(rel);
@@ -72,7 +74,7 @@ export class SmallFiles {
     try {
       const st = await stat(full);
       if (!st.isFile() || st.size > this.#maxFile) return undefined;
-      const key = keyOf(st);
+      const key = fileIdentity(st);
       const held = this.#entries.get(decoded);
       if (held?.key === key) {
         this.#entries.delete(decoded);
@@ -80,10 +82,10 @@ export class SmallFiles {
         return held;
       }
       if (held) this.#drop(decoded, held);
-      if (!(await this.#inside(full))) return undefined;
+      if (!(await realPathInside(this.#root, full))) return 'outside';
       const bytes = await readFile(full);
       // The bytes must be those of the file stat'ed: a write between the two reads leaves it to send.
-      if (keyOf(await stat(full)) !== key || bytes.length !== st.size) return undefined;
+      if (fileIdentity(await stat(full)) !== key || bytes.length !== st.size) return undefined;
       const entry: Entry = {
         key,
         bytes,
@@ -112,14 +114,13 @@ export class SmallFiles {
     this.#entries.delete(k);
     this.#bytes -= e.bytes.length;
   }
-
-  /** Whether the file's real path is inside the root's real path (links out of the root are refused). */
-  async #inside(full: string): Promise<boolean> {
-    const [r, f] = await Promise.all([realpath(this.#root), realpath(full)]);
-    return f.startsWith(r.endsWith(sep) ? r : r + sep);
-  }
 }
 
-function keyOf(st: { dev: number; ino: number; size: number; mtimeMs: number; ctimeMs: number }): string {
-  return `${st.dev}:${st.ino}:${st.size}:${st.mtimeMs}:${st.ctimeMs}`;
+/**
+ * Whether `full` (a path under `root`) really is under it once links are resolved: a link out of the
+ * root is refused. Rejects when either path does not exist.
+ */
+export async function realPathInside(root: string, full: string): Promise<boolean> {
+  const [r, f] = await Promise.all([realpath(root), realpath(full)]);
+  return underRoot(r, f);
 }

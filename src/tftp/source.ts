@@ -18,8 +18,9 @@
  */
 import type { Stats } from 'node:fs';
 import { constants, type FileHandle, open, realpath } from 'node:fs/promises';
-import { join, sep } from 'node:path';
+import { join } from 'node:path';
 import { type Logger, silentLogger } from '../core/log.ts';
+import { fileIdentity, underRoot } from '../core/served-files.ts';
 import { ERROR_CODE } from './codec.ts';
 
 export interface TftpClient {
@@ -105,7 +106,7 @@ export class DirectorySource implements FileSource {
 
   /** The whole file `fh` (already open, `st` its stat) from memory, read once for everyone asking. */
   #contents(real: string, fh: FileHandle, st: Stats): Promise<Uint8Array> {
-    const key = `${st.dev}:${st.ino}:${st.size}:${st.mtimeMs}:${st.ctimeMs}:${real}`;
+    const key = `${fileIdentity(st)}:${real}`;
     const hit = this.#cache.get(key);
     if (hit) return hit.data;
     const data = fh.readFile().then((bytes) => {
@@ -167,7 +168,7 @@ export class DirectorySource implements FileSource {
       if (isCode(err, 'EACCES')) throw new TftpError(ERROR_CODE.ACCESS_VIOLATION, 'access violation');
       throw err;
     }
-    if (real !== root && !real.startsWith(root.endsWith(sep) ? root : root + sep)) {
+    if (!underRoot(root, real)) {
       this.#refuse(path, client, 'resolves outside root');
     }
     let fh: FileHandle;

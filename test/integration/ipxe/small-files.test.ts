@@ -3,11 +3,18 @@
  * what it holds within its budget, and a file changed under it.
  */
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { SmallFiles } from '../../../src/ipxe/small-files.ts';
+import { type SmallFile, SmallFiles } from '../../../src/ipxe/small-files.ts';
+
+/** The file held for `rel`, failing if the memory says it is outside the root. */
+async function held(files: SmallFiles, rel: string): Promise<SmallFile | undefined> {
+  const got = await files.get(rel);
+  assert.notEqual(got, 'outside', rel);
+  return got === 'outside' ? undefined : got;
+}
 
 describe('small artifacts in memory', () => {
   let dir: string;
@@ -40,11 +47,11 @@ describe('small artifacts in memory', () => {
 
   it('holds files up to its budget, the least recently served going first', async () => {
     const files = new SmallFiles(dir, { maxFileBytes: 1000, maxBytes: 1000 });
-    const a = await files.get('/sub/a.ipxe');
+    const a = await held(files, '/sub/a.ipxe');
     assert.equal(a?.bytes.toString(), 'a'.repeat(400));
     assert.equal(a?.contentType, 'application/octet-stream');
     assert.match(a?.etag ?? '', /^W\/"190-[0-9a-f]+"$/);
-    assert.equal((await files.get('/b.cfg'))?.bytes.length, 400);
+    assert.equal((await held(files, '/b.cfg'))?.bytes.length, 400);
     assert.equal(files.size, 800);
     await files.get('/sub/a.ipxe'); // a is now the most recent: c's arrival drops b
     await files.get('/c.bin');
@@ -58,12 +65,26 @@ describe('small artifacts in memory', () => {
   it('reads a file changed under it afresh', async () => {
     const files = new SmallFiles(dir);
     writeFileSync(join(dir, 'menu.txt'), 'one');
-    assert.equal((await files.get('/menu.txt'))?.bytes.toString(), 'one');
+    assert.equal((await held(files, '/menu.txt'))?.bytes.toString(), 'one');
     writeFileSync(join(dir, 'menu.txt'), 'two');
-    assert.equal((await files.get('/menu.txt'))?.bytes.toString(), 'two');
-    assert.equal((await files.get('/menu.txt'))?.contentType, 'text/plain; charset=utf-8');
+    assert.equal((await held(files, '/menu.txt'))?.bytes.toString(), 'two');
+    assert.equal((await held(files, '/menu.txt'))?.contentType, 'text/plain; charset=utf-8');
     rmSync(join(dir, 'menu.txt'));
     assert.equal(await files.get('/menu.txt'), undefined);
+  });
+
+  it('says when a link leaves the root, and holds nothing for it', async () => {
+    const outside = mkdtempSync(join(tmpdir(), 'strata-small-out-'));
+    try {
+      writeFileSync(join(outside, 'secret.txt'), 'not yours');
+      symlinkSync(join(outside, 'secret.txt'), join(dir, 'escape.txt'));
+      const files = new SmallFiles(dir);
+      assert.equal(await files.get('/escape.txt'), 'outside');
+      assert.equal(files.size, 0);
+    } finally {
+      rmSync(join(dir, 'escape.txt'), { force: true });
+      rmSync(outside, { recursive: true, force: true });
+    }
   });
 
   it('counts a file read by many requests at once once, and once again after it changed', async () => {
@@ -73,7 +94,7 @@ describe('small artifacts in memory', () => {
     assert.equal(files.size, 100);
     writeFileSync(join(dir, 'many.txt'), 'y'.repeat(300));
     const got = await Promise.all(Array.from({ length: 20 }, () => files.get('/many.txt')));
-    for (const f of got) assert.equal(f?.bytes.toString(), 'y'.repeat(300));
+    for (const f of got) assert.equal(f === 'outside' ? f : f?.bytes.toString(), 'y'.repeat(300));
     assert.equal(files.size, 300);
   });
 });
