@@ -233,15 +233,32 @@ describe('WireGuard overlay with real wireguard-go daemons in namespaces', { ski
     });
     const status = (await s.h.resources.get('Overlay', 'ovl-wg'))!.status as OverlayStatus;
     for (const m of MEMBERS) {
+      // A socket left by an earlier process that had this pid (the name is ours): as WireguardPeerRunner does.
+      rmSync(`/var/run/wireguard/${iface(m)}.sock`, { force: true });
       const p = s.plan.members.find((x) => x.node === nodeName(m))!;
       const d = writeFiles(join(s.dir, m), p.files);
       const proc = s.set.spawn(s.ns[m]!, 'wireguard-go', ['-f', iface(m)], {
         env: { ...process.env, WG_I_PREFER_BUGGY_USERSPACE_TO_POLISHED_KMOD: '1' },
       });
       cleanup.after(() => void proc.kill('SIGTERM'));
+      // What the daemon and `wg show` last said, so a daemon that fails names why (it prints no keys).
+      let said = '';
+      const keep = (b: Buffer) => {
+        said = (said + b.toString()).slice(-2000);
+      };
+      proc.stdout?.on('data', keep);
+      proc.stderr?.on('data', keep);
+      let wgSaid = '';
+      const up = () => proc.exitCode === null && proc.signalCode === null;
       await until(`wireguard-go made ${iface(m)} in ${m}`, async () => {
-        return (await s.set.exec(s.ns[m]!, 'wg', ['show', iface(m)])).code === 0;
+        if (!up()) return true;
+        const r = await s.set.exec(s.ns[m]!, 'wg', ['show', iface(m)]);
+        wgSaid = r.stderr.trim();
+        return r.code === 0;
+      }).catch((e: Error) => {
+        throw new Error(`${e.message}; wg show: ${wgSaid}; wireguard-go: ${said}`);
       });
+      assert.ok(up(), `wireguard-go ${iface(m)} exited (${proc.exitCode ?? proc.signalCode}): ${said}`);
       const setconf = await s.set.exec(s.ns[m]!, 'wg', ['setconf', iface(m), join(d, 'wg.conf')]);
       assert.equal(setconf.code, 0, setconf.stderr);
       s.set.ip(s.ns[m]!, 'addr', 'add', `${p.address}/24`, 'dev', iface(m));
