@@ -16,7 +16,7 @@ import { join } from 'node:path';
 import { containerdHostsToml } from '../registry/containerd.ts';
 import type { ArtifactSpec, BundleFile, Distributable } from '../shell/distributable.ts';
 import type { ClusterResource } from './kind.ts';
-import { type JoinToken, renderKubeconfig } from './kube.ts';
+import { type JoinToken, renderKubeconfig } from './kubeconfig.ts';
 import type { ClusterPki } from './pki.ts';
 import type { Member } from './reconcile.ts';
 

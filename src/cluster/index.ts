@@ -15,6 +15,7 @@ import { clusterJoinStep } from './step.ts';
 
 export * from './kind.ts';
 export * from './kube.ts';
+export * from './kubeconfig.ts';
 export * from './manager.ts';
 export * from './manifests.ts';
 export * from './pki.ts';

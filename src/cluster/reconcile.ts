@@ -14,15 +14,14 @@ import type { CoreServices } from '../core/ladder/step.ts';
 import { seconds } from '../core/resources/fields.ts';
 import type { Condition } from '../core/resources/types.ts';
 import type { ClusterNodeStatus, ClusterResource, ClusterStatus } from './kind.ts';
+import { ClusterClient, type NodeSummary } from './kube.ts';
 import {
   bootstrapTokenSecret,
-  ClusterClient,
   type JoinToken,
-  type NodeSummary,
   newJoinToken,
   renderKubeconfig,
   tokenDue,
-} from './kube.ts';
+} from './kubeconfig.ts';
 import { bootstrapRbac, kubeRouter } from './manifests.ts';
 import {
   apiserverNames,

@@ -10,7 +10,7 @@ import { before, describe, it } from 'node:test';
 import { parse, stringify } from 'yaml';
 import { clusterBundle } from '../../../src/cluster/bundle.ts';
 import type { ClusterResource } from '../../../src/cluster/kind.ts';
-import { newJoinToken, parseKubeconfig, tokenDue } from '../../../src/cluster/kube.ts';
+import { newJoinToken, parseKubeconfig, tokenDue } from '../../../src/cluster/kubeconfig.ts';
 import { apiserverNames, type ClusterPki, createPki, withServingNames } from '../../../src/cluster/pki.ts';
 import { adminKubeconfig } from '../../../src/cluster/reconcile.ts';
 
