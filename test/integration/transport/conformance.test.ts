@@ -115,6 +115,18 @@ for (const driver of drivers) {
         tr.request(slow, {}, { timeout: 150 }),
         /request "svc\.slow\.\w+" timed out after 150 ms/,
       );
+
+      // A short timeout behind a long one in flight still fires (its handler would answer after 3 s, so a
+      // timer left at the long one's deadline makes this resolve instead); the long one gets its answer.
+      const paced = unique('svc.paced.');
+      const sub2 = await tr.serve(paced, async (d: { ms: number }) => {
+        await sleep(d.ms);
+        return { slept: d.ms };
+      });
+      t.after(() => sub2.unsubscribe());
+      const long = tr.request(paced, { ms: 600 }, { timeout: 5000 });
+      await assert.rejects(tr.request(paced, { ms: 3000 }, { timeout: 100 }), /timed out after 100 ms/);
+      assert.deepEqual(await long, { slept: 600 });
     });
 
     it('servers of one subject share the load; an unsubscribed one gets no more', async (t) => {
