@@ -13,6 +13,7 @@
  */
 import { readFile, realpath, stat } from 'node:fs/promises';
 import { extname, join } from 'node:path';
+import etag from 'etag';
 import { contentType } from 'mime-types';
 import { fileIdentity, underRoot } from '../core/served-files.ts';
 
@@ -89,7 +90,7 @@ export class SmallFiles {
       const entry: Entry = {
         key,
         bytes,
-        etag: `W/"${st.size.toString(16)}-${st.mtime.getTime().toString(16)}"`,
+        etag: etag(st), // the library and call `send` uses: a weak ETag of size and mtime
         lastModified: st.mtime.toUTCString(),
         contentType: contentType(extname(full)) || 'application/octet-stream',
       };

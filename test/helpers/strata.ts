@@ -358,6 +358,15 @@ export async function startStrata(t: Cleanup, opts: StrataOptions = {}): Promise
     }
   };
 
+  /** A CLI call against this server: its url, its token unless `o` says otherwise, and the CLI of the same
+   * tree as the server (a benchmark's "before" side runs both from its checkout). */
+  const against = (o: Omit<CliOptions, 'server'>): CliOptions => ({
+    ...(opts.bin ? { bin: opts.bin } : {}),
+    ...o,
+    server: server.url,
+    token: o.token === undefined ? token : o.token,
+  });
+
   const server: StrataServer = {
     mode,
     get url() {
@@ -376,21 +385,9 @@ export async function startStrata(t: Cleanup, opts: StrataOptions = {}): Promise
     stdout: () => allStdout,
     stderr: () => allStderr,
     waitForOutput: (re, ms) => out!.waitFor(re, ms),
-    // The CLI of the same tree as the server (a benchmark's "before" side runs both from its checkout).
-    cli: (a, o = {}) =>
-      runCli(a, {
-        ...(opts.bin ? { bin: opts.bin } : {}),
-        ...o,
-        server: server.url,
-        token: o.token === undefined ? token : o.token,
-      }),
+    cli: (a, o = {}) => runCli(a, against(o)),
     follow: (a, o = {}) => {
-      const f = spawnCli(a, {
-        ...(opts.bin ? { bin: opts.bin } : {}),
-        ...o,
-        server: server.url,
-        token: o.token === undefined ? token : o.token,
-      });
+      const f = spawnCli(a, against(o));
       followers.push(f);
       return f;
     },

@@ -71,12 +71,14 @@ export class InprocTransport implements Transport {
     } finally {
       this.#waiting.delete(w);
       // Nothing left to time out: no timer may keep the process alive for a request that is over.
-      if (!this.#waiting.size) {
-        clearTimeout(this.#timer);
-        this.#timer = undefined;
-        this.#timerAt = Number.POSITIVE_INFINITY;
-      }
+      if (!this.#waiting.size) this.#disarm();
     }
+  }
+
+  #disarm(): void {
+    clearTimeout(this.#timer);
+    this.#timer = undefined;
+    this.#timerAt = Number.POSITIVE_INFINITY;
   }
 
   /** (Re)arms the one timer for `at`. */
@@ -88,8 +90,7 @@ export class InprocTransport implements Transport {
 
   /** Rejects every request past its deadline, then waits for the earliest of the rest. */
   #expire(): void {
-    this.#timer = undefined;
-    this.#timerAt = Number.POSITIVE_INFINITY;
+    this.#disarm();
     const now = performance.now();
     let next = Number.POSITIVE_INFINITY;
     for (const w of this.#waiting) {
