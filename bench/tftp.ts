@@ -6,10 +6,13 @@
  * interleaved; medians are reported.
  *
  *   node bench/tftp.ts [--clients 100] [--client-procs 4] [--size-kib 1024] [--blksize 1428]
- *                      [--windowsize 8,16] [--delays 0,5] [--rounds 3] [--workers N] [--baseline DIR]
- *                      [--write]
+ *                      [--windowsize 8,16] [--delays 0,5] [--rounds 3] [--warmup 1] [--workers N]
+ *                      [--baseline DIR] [--write]
  *
- * `--delays` is one-way milliseconds added in each direction (5 → 10 ms of added round trip). Strata's
+ * `--delays` is one-way milliseconds added in each direction (5 → 10 ms of added round trip). Each server
+ * first serves `--warmup` unmeasured rounds at each delay: Strata's transfer processes start on the first
+ * request (until then the listener serves alone) and every Node server compiles its hot path then, so
+ * without it the median mixes start-up into steady state. Strata's
  * transfers run in --workers processes (default one per core, as a segment's worker runs them; 1 = the
  * listener's process alone); a --baseline checkout runs in as many.
  * Beside the times, each cell counts what slowed a run down, summed over its rounds: the clients' 1 s
@@ -49,6 +52,7 @@ const {
   windowsize: '8,16',
   delays: '0,5',
   rounds: '3',
+  warmup: '1',
   baseline: '',
   workers: String(availableParallelism()),
 });
@@ -86,6 +90,8 @@ export async function runTftp(o: {
   windowsizes: number[];
   delays: number[];
   rounds: number;
+  /** Unmeasured rounds before them, per delay. */
+  warmup?: number;
   /** Processes running Strata's transfers (spec.tftp.processes; a segment's default is one per core). */
   workers?: number;
   /** Another checkout whose Strata TFTP server runs beside this one (before/after in one run). */
@@ -160,6 +166,8 @@ export async function runTftp(o: {
         target.set(port, { host: '127.0.0.1', port: relays.join(','), asks });
       }
       const late: Relay[] = [];
+      for (let round = 0; round < (o.warmup ?? 0); round++)
+        for (const s of servers) await fetchAll(set, cli, target.get(s.port)!, s.windowsize, o);
       for (let round = 0; round < o.rounds; round++) {
         for (const s of servers) {
           const t = target.get(s.port)!;
@@ -287,6 +295,7 @@ if (import.meta.main) {
     windowsizes: values.windowsize.split(',').map(Number),
     delays: values.delays.split(',').map(Number),
     rounds: Number(values.rounds),
+    warmup: Number(values.warmup),
     workers: Number(values.workers),
     ...(values.baseline ? { baseline: values.baseline } : {}),
   });
@@ -295,7 +304,7 @@ if (import.meta.main) {
       `at +${2 * d} ms the relays held ${fmt(r.forwarded)} datagrams, each at most ${fmt(r.lateMaxMs, 1)} ms longer than asked (p50 ${fmt(r.lateP50Ms, 2)} ms, p99 ${fmt(r.lateP99Ms, 2)} ms; the worst case's figures)`,
   );
   const notes = [
-    `Time until all ${values.clients} clients have the whole file (median of ${values.rounds} interleaved rounds), blksize ${values.blksize}. Strata runs its transfers in ${values.workers} process${values.workers === '1' ? '' : 'es'} (spec.tftp.processes; its server CPU is theirs and the listener's). The clients run in ${values['client-procs']} Node processes (bench/tftp-client.ts) in a client namespace; the servers share a bridge namespace. tftpd-hpa and dnsmasq do not implement windowsize (RFC 7440), so they get the same requests without it. Counts in a cell are sums over its rounds (absent: none): "client timeouts", a client re-sent its ACK after 1 s without data; "resent", DATA or OACK packets the Strata server sent again after its retransmission timeout; "dropped", datagrams the kernel dropped for a full socket buffer in either namespace; "failed", a transfer made no progress for 10 s.`,
+    `Time until all ${values.clients} clients have the whole file (median of ${values.rounds} interleaved rounds, after ${values.warmup} unmeasured), blksize ${values.blksize}. Strata runs its transfers in ${values.workers} process${values.workers === '1' ? '' : 'es'} (spec.tftp.processes; its server CPU is theirs and the listener's). The clients run in ${values['client-procs']} Node processes (bench/tftp-client.ts) in a client namespace; the servers share a bridge namespace. tftpd-hpa and dnsmasq do not implement windowsize (RFC 7440), so they get the same requests without it. Counts in a cell are sums over its rounds (absent: none): "client timeouts", a client re-sent its ACK after 1 s without data; "resent", DATA or OACK packets the Strata server sent again after its retransmission timeout; "dropped", datagrams the kernel dropped for a full socket buffer in either namespace; "failed", a transfer made no progress for 10 s.`,
     `Delay: this kernel has no netem, so bench/udp-delay.ts (per server, one Node process per client process, in the client namespace) holds every datagram for the given time in each direction, in one FIFO with one timer, with 4 MiB socket buffers${lateness.length ? `; ${lateness.join('; ')}` : ''}.`,
   ];
   const command = `node bench/tftp.ts ${argv}`.trim();

@@ -91,6 +91,14 @@ export class TftpDecodeError extends Error {
 
 const utf8 = new TextDecoder('utf-8', { fatal: true });
 
+/**
+ * The block number of an ACK (a transfer's every other datagram), read without building a packet; -1 for
+ * anything else, including an ACK too short to hold one (`decode` says what is wrong with those).
+ */
+export function ackBlock(b: Uint8Array): number {
+  return b.length >= 4 && b[0] === 0 && b[1] === OPCODE.ACK ? (b[2]! << 8) | b[3]! : -1;
+}
+
 /** Decodes one TFTP datagram. Throws `TftpDecodeError` on anything malformed; never anything else. */
 export function decode(buf: Uint8Array): Packet {
   const b = Buffer.isBuffer(buf) ? buf : Buffer.from(buf.buffer, buf.byteOffset, buf.byteLength);
@@ -206,6 +214,27 @@ export function encodeRequest(
 export function writeDataHeader(target: Buffer, block: number): void {
   target.writeUInt16BE(OPCODE.DATA, 0);
   target.writeUInt16BE(block & 0xffff, 2);
+}
+
+/**
+ * Every DATA packet of `bytes` at `blksize`, blocks 1..blockCount (the last one short, empty when the size
+ * is a multiple of blksize): one allocation, each packet a view into it. A packet's bytes depend only on
+ * its block number, so one set serves every transfer of the same file; the server sends them as they are.
+ */
+export function encodeDataPackets(bytes: Uint8Array, blksize: number): Buffer[] {
+  const blocks = blockCount(bytes.length, blksize);
+  const all = Buffer.allocUnsafe(bytes.length + 4 * blocks);
+  const packets: Buffer[] = new Array(blocks);
+  for (let k = 1, at = 0; k <= blocks; k++) {
+    const from = (k - 1) * blksize;
+    const len = Math.min(blksize, bytes.length - from);
+    const p = all.subarray(at, at + 4 + len);
+    writeDataHeader(p, k);
+    p.set(bytes.subarray(from, from + len), 4);
+    packets[k - 1] = p;
+    at += 4 + len;
+  }
+  return packets;
 }
 
 export function encodeData(block: number, data: Uint8Array): Buffer {

@@ -18,9 +18,11 @@
  *   10 ms path cost 100 round trips; a client that negotiated `timeout` (RFC 2349) gets exactly that. Only
  *   timeouts at the full `timeoutMs` count toward `retries`, so a silent client is given up no sooner than
  *   before.
- * - Bytes come from an injected `FileSource` (see `source.ts`) through positional reads, one read per window,
- *   into a buffer the transfer owns and reuses; each DATA packet is sent as [4-byte header, data slice]
- *   (scatter/gather, no copy). A buffer that sends still queued in libuv point into is never refilled.
+ * - Bytes come from an injected `FileSource` (see `source.ts`). A file it holds in memory is sent as
+ *   ready-made DATA packets shared by every transfer of it (`packets.ts`); others through positional reads,
+ *   one read per window, into a buffer the transfer owns and reuses, each DATA packet sent as [4-byte
+ *   header, data slice] (scatter/gather, no copy). A buffer that sends still queued in libuv point into is
+ *   never refilled.
  * - Write requests are refused with error 2 (access violation): the server is read-only by design.
  * - netascii is accepted but served as octet (no CR/LF translation): boot clients only fetch binaries, and
  *   translation would make `tsize` and positional reads lie. `mail` mode is refused with error 4.
@@ -35,6 +37,7 @@ import { isIPv6 } from 'node:net';
 import { type Logger, silentLogger } from '../core/log.ts';
 import { counter, gauge } from '../core/metrics.ts';
 import {
+  ackBlock,
   blockCount,
   DEFAULT_BLKSIZE,
   decode,
@@ -49,6 +52,7 @@ import {
   TftpDecodeError,
   writeDataHeader,
 } from './codec.ts';
+import { type PacketSet, type PacketSets, sharedPacketSets } from './packets.ts';
 import { type FileSource, type OpenFile, type TftpClient, TftpError } from './source.ts';
 
 export interface TransferSummary {
@@ -117,6 +121,8 @@ export interface TftpServerOptions {
    * per core), which may still give one back when it cannot take it yet.
    */
   host?: TransferHost;
+  /** Where DATA packets of in-memory files are built and shared (packets.ts). Default: the process's. */
+  packets?: PacketSets;
 }
 
 /** An accepted read request, as the listener parsed it: what a transfer needs to start anywhere. */
@@ -221,7 +227,12 @@ export function applyTally(t: Tally): void {
 }
 
 /** What a transfer needs of the server's options, wherever it runs. */
-export type TransferConfig = TransferSettings & { source: FileSource; logger: Logger; meter: TransferMeter };
+export type TransferConfig = TransferSettings & {
+  source: FileSource;
+  logger: Logger;
+  meter: TransferMeter;
+  packets?: PacketSets;
+};
 
 /** The plain settings of a transfer (what another process is sent to run transfers the same way). */
 export interface TransferSettings {
@@ -263,6 +274,7 @@ export class TftpServer {
       source: options.source,
       logger: options.logger ?? silentLogger,
       meter: localMeter,
+      ...(options.packets ? { packets: options.packets } : {}),
       port: options.port ?? 69,
       maxTransfers: options.maxTransfers ?? 4096,
       observer: options.observer,
@@ -426,6 +438,8 @@ export class ReadTransfer implements RunningTransfer {
   /** When the timer was last (re)started: the timeout is due `#rto` after it (see #arm). */
   #armedAt = 0;
   #pumping: Promise<void> | undefined;
+  /** The file's ready-made DATA packets, when the source holds it in memory and the budget had room. */
+  #packets: PacketSet | undefined;
   /** Headers for `span` blocks, then their data: [0, 4*span) then span*blksize. Reused for every window. */
   #win: Buffer | undefined;
   /** Absolute block number held in the first slot of `#win`. */
@@ -482,6 +496,8 @@ export class ReadTransfer implements RunningTransfer {
       maxWindowBytes: this.#cfg.maxWindowBytes,
     });
     this.#total = blockCount(size, this.#neg.blksize);
+    const bytes = this.#file.bytes;
+    if (bytes) this.#packets = (this.#cfg.packets ?? sharedPacketSets).acquire(bytes, this.#neg.blksize);
     this.#rto = this.#timeoutMs;
     if (this.#mode === 'netascii') log.debug('tftp netascii served as octet', { path: this.#path });
 
@@ -600,23 +616,13 @@ export class ReadTransfer implements RunningTransfer {
 
   #onPacket(msg: Buffer): void {
     if (this.#state === 'done') return;
-    let p: Packet;
-    try {
-      p = decode(msg);
-    } catch (err) {
-      this.#cfg.meter.malformed(err instanceof TftpDecodeError ? err.reason : 'internal');
-      return;
-    }
-    if (p.type === 'error') {
-      this.#fail(`client error ${p.code}: ${p.message}`, false);
-      return;
-    }
-    if (p.type !== 'ack') {
-      this.#cfg.meter.unexpected(packetLabel(p));
+    const block = ackBlock(msg);
+    if (block < 0) {
+      this.#onOther(msg);
       return;
     }
     if (this.#state === 'oack') {
-      if (p.block !== 0) {
+      if (block !== 0) {
         this.#cfg.meter.unexpected('ack');
         return;
       }
@@ -628,12 +634,14 @@ export class ReadTransfer implements RunningTransfer {
     }
     if (this.#state !== 'data') return;
     // Map the 16-bit block number onto the absolute counter: only acked .. sentTo are meaningful.
-    const abs = this.#acked + ((p.block - (this.#acked & 0xffff)) & 0xffff);
+    const abs = this.#acked + ((block - (this.#acked & 0xffff)) & 0xffff);
     if (abs <= this.#acked || abs > this.#sentTo) {
       this.#cfg.meter.duplicateAck(); // never answered: a duplicate ACK must not cause a send (Sorcerer's Apprentice)
       return;
     }
-    if (abs === this.#sentTo && this.#sentAt !== undefined) this.#sample(performance.now() - this.#sentAt);
+    // One clock read per ACK: the round trip ends, and the next window's starts, now.
+    const now = performance.now();
+    if (abs === this.#sentTo && this.#sentAt !== undefined) this.#sample(now - this.#sentAt);
     this.#acked = abs;
     this.#retries = 0;
     if (abs === this.#total) {
@@ -641,17 +649,30 @@ export class ReadTransfer implements RunningTransfer {
       return;
     }
     // Either the whole window arrived (abs === sentTo) or the client lost abs+1: send a window from abs+1.
-    this.#pump();
+    this.#pump(now);
+  }
+
+  /** Anything on the transfer's socket but an ACK: malformed (counted), the client's ERROR, or unexpected. */
+  #onOther(msg: Buffer): void {
+    let p: Packet;
+    try {
+      p = decode(msg);
+    } catch (err) {
+      this.#cfg.meter.malformed(err instanceof TftpDecodeError ? err.reason : 'internal');
+      return;
+    }
+    if (p.type === 'error') this.#fail(`client error ${p.code}: ${p.message}`, false);
+    else this.#cfg.meter.unexpected(packetLabel(p));
   }
 
   /** Sends the window starting at acked+1, reading it first unless the read-ahead buffer holds it. */
-  #pump(): void {
+  #pump(now = performance.now()): void {
     if (this.#pumping || this.#state !== 'data') return;
     const from = this.#acked + 1;
     if (this.#holds(from, this.#windowEnd(from))) {
       this.#sendRange(from, this.#windowEnd(from)); // hot path: no I/O, no promise
-      this.#sentAt = performance.now();
-      this.#arm(this.#sentAt);
+      this.#sentAt = now;
+      this.#arm(now);
       return;
     }
     this.#arm(); // also bounds a source whose read hangs: each timeout while reading counts as a retry
@@ -680,6 +701,7 @@ export class ReadTransfer implements RunningTransfer {
   }
 
   #holds(from: number, to: number): boolean {
+    if (this.#packets) return true;
     return this.#win !== undefined && from >= this.#winStart && to < this.#winStart + this.#winBlocks;
   }
 
@@ -695,19 +717,15 @@ export class ReadTransfer implements RunningTransfer {
     // Never refill a buffer that sends still queued in libuv point into (only when the kernel's send buffer
     // was full): then take a fresh one and let the old one go with its sends.
     const queued = (this.#socket?.getSendQueueCount() ?? 0) > 0;
-    // A file the source holds in memory is sent from there: the window holds only the headers.
-    const inMemory = this.#file!.bytes !== undefined;
-    const bytes = 4 * span + (inMemory ? 0 : span * blksize);
+    const bytes = span * (4 + blksize);
     const buf = this.#win && !queued && this.#win.length === bytes ? this.#win : Buffer.allocUnsafe(bytes);
     this.#win = undefined;
-    if (!inMemory) {
-      const size = this.#file!.size;
-      const pos = (from - 1) * blksize;
-      const len = Math.max(0, Math.min(count * blksize, size - pos));
-      const dataStart = 4 * span;
-      const got = len === 0 ? 0 : await this.#file!.read(buf.subarray(dataStart, dataStart + len), pos);
-      if (got !== len) throw new Error(`short read at ${pos}: ${got} of ${len} bytes (file changed?)`);
-    }
+    const size = this.#file!.size;
+    const pos = (from - 1) * blksize;
+    const len = Math.max(0, Math.min(count * blksize, size - pos));
+    const dataStart = 4 * span;
+    const got = len === 0 ? 0 : await this.#file!.read(buf.subarray(dataStart, dataStart + len), pos);
+    if (got !== len) throw new Error(`short read at ${pos}: ${got} of ${len} bytes (file changed?)`);
     for (let i = 0; i < count; i++) writeDataHeader(buf.subarray(4 * i, 4 * i + 4), from + i);
     this.#win = buf;
     this.#winStart = from;
@@ -719,18 +737,24 @@ export class ReadTransfer implements RunningTransfer {
     return Math.max(windowsize, Math.floor(READ_AHEAD_BYTES / blksize));
   }
 
-  /** Sends blocks from .. to (all held in `#win`); returns how many were sent. */
+  /** Sends blocks from .. to (ready-made, or held in `#win`); returns how many were sent. */
   #sendRange(from: number, to: number): number {
+    const packets = this.#packets?.packets;
+    if (packets) {
+      for (let k = from; k <= to; k++) this.#send(packets[k - 1]!);
+      this.#sentTo = to;
+      return to - from + 1;
+    }
     const buf = this.#win;
     if (!buf || !this.#holds(from, to)) return 0;
     const { blksize } = this.#neg;
-    const { size, bytes } = this.#file!;
+    const { size } = this.#file!;
     const dataStart = 4 * this.#span;
     for (let k = from; k <= to; k++) {
       const i = k - this.#winStart;
       const len = Math.max(0, Math.min(blksize, size - (k - 1) * blksize));
-      const at = bytes ? (k - 1) * blksize : dataStart + i * blksize;
-      this.#send([buf.subarray(4 * i, 4 * i + 4), (bytes ?? buf).subarray(at, at + len)]);
+      const at = dataStart + i * blksize;
+      this.#send([buf.subarray(4 * i, 4 * i + 4), buf.subarray(at, at + len)]);
     }
     this.#sentTo = to;
     return to - from + 1;
@@ -777,6 +801,8 @@ export class ReadTransfer implements RunningTransfer {
       }
     }
     if (this.#pumping) await this.#pumping.catch(() => {});
+    if (this.#packets) (this.#cfg.packets ?? sharedPacketSets).release(this.#packets);
+    this.#packets = undefined;
     try {
       await this.#file?.close();
     } catch (err) {

@@ -9,6 +9,7 @@ import { rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { encodeAck, encodeRequest } from '../../../src/tftp/codec.ts';
+import { PacketSets } from '../../../src/tftp/packets.ts';
 import { TftpServer } from '../../../src/tftp/server.ts';
 import { DirectorySource, memorySource } from '../../../src/tftp/source.ts';
 import {
@@ -392,5 +393,36 @@ describe('tftp server: files read from disk (beyond the memory the source may us
     });
     assert.equal(sha256(small.data), tree.hashes.get('three-blocks'));
     await getWrap(disk.port);
+  });
+});
+
+describe('tftp server: ready-made packets of in-memory files', () => {
+  it('concurrent transfers of one file share one set, which stays within its budget', async () => {
+    const packets = new PacketSets(1 << 20);
+    const one = await startServer(tree.root, { timeoutMs: TIMEOUT_MS, retries: 3, packets });
+    try {
+      const get = () => scriptedGet(one.port, 'fifty', { options: [['blksize', '1000']], blksize: 1000 });
+      const got = await Promise.all([get(), get(), get()]);
+      for (const r of got) assert.equal(sha256(r.data), sha256(await file('fifty')));
+      const size = 50 * 512 + 100;
+      assert.equal(packets.heldBytes, size + 4 * (Math.floor(size / 1000) + 1), 'one set, not three');
+    } finally {
+      await one.server.stop();
+    }
+  });
+
+  it('a file beyond the budget is read in windows from memory instead: the same bytes, across the wrap', async () => {
+    const none = await startServer(tree.root, {
+      timeoutMs: TIMEOUT_MS,
+      retries: 3,
+      packets: new PacketSets(0),
+    });
+    try {
+      const r = await scriptedGet(none.port, 'fifty', { options: [['blksize', '1000']], blksize: 1000 });
+      assert.equal(sha256(r.data), sha256(await file('fifty')));
+      await getWrap(none.port);
+    } finally {
+      await none.server.stop();
+    }
   });
 });

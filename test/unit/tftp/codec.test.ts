@@ -1,11 +1,13 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import {
+  ackBlock,
   blockCount,
   decode,
   encode,
   encodeAck,
   encodeData,
+  encodeDataPackets,
   encodeError,
   encodeOack,
   encodeRequest,
@@ -95,6 +97,39 @@ describe('tftp codec: RFC examples', () => {
 
   it('empty DATA (end of a file whose size is a multiple of blksize) decodes', () => {
     assert.deepEqual(decode(Buffer.from([0, 3, 0, 2])), { type: 'data', block: 2, data: Buffer.alloc(0) });
+  });
+
+  it("ackBlock reads an ACK's block as decode does, and -1 for anything else", () => {
+    for (const block of [0, 1, 255, 256, 65_535]) {
+      const ack = encodeAck(block);
+      assert.deepEqual(decode(ack), { type: 'ack', block: ackBlock(ack) });
+    }
+    assert.equal(ackBlock(Buffer.from([0, 4, 1, 2, 9, 9])), 258, 'trailing bytes ignored, as decode does');
+    assert.equal(ackBlock(Buffer.from([0, 4, 1])), -1, 'too short (decode calls it short)');
+    assert.equal(ackBlock(Buffer.from([1, 4, 0, 1])), -1, 'opcode 260 is no ACK');
+    assert.equal(ackBlock(encodeData(1, Buffer.from('x'))), -1);
+    assert.equal(ackBlock(encodeError(0, 'x')), -1);
+    assert.equal(ackBlock(Buffer.alloc(0)), -1);
+  });
+
+  it('encodeDataPackets gives the DATA packets encodeData would, block numbers wrapping, the last short', () => {
+    for (const [size, blksize] of [
+      [0, 512],
+      [1024, 512],
+      [1000, 512],
+      [8 * 65_536 + 5, 8],
+    ] as const) {
+      const bytes = Buffer.from(Array.from({ length: size }, (_, i) => (i * 7) & 0xff));
+      const packets = encodeDataPackets(bytes, blksize);
+      assert.equal(packets.length, blockCount(size, blksize), `${size}/${blksize}`);
+      for (const k of new Set(
+        [1, 2, packets.length - 1, packets.length].filter((k) => k >= 1 && k <= packets.length),
+      )) {
+        const data = bytes.subarray((k - 1) * blksize, k * blksize);
+        assert.deepEqual(packets[k - 1], encodeData(k, data), `${size}/${blksize} block ${k}`);
+      }
+      assert.equal(Buffer.concat(packets.map((p) => p.subarray(4))).equals(bytes), true);
+    }
   });
 });
 
