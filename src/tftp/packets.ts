@@ -8,7 +8,8 @@
  * The sets in use are bounded by `budgetBytes` (a set costs the file's size plus 4 bytes a block): a
  * transfer that would go beyond it gets no set and reads its windows from the file as before, so clients
  * asking for one file at many blksizes cannot make the server hold many copies of it. Sets no transfer uses
- * stay, and are dropped oldest first when a new one needs their room.
+ * stay, and are dropped oldest first when a new one needs their room. A set also keeps its file's bytes
+ * alive, which the source (DirectorySource's memory) usually holds anyway.
  */
 import { blockCount, encodeDataPackets } from './codec.ts';
 

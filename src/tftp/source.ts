@@ -31,7 +31,7 @@ export interface TftpClient {
 /** An opened file. `read` fills `into` from `position` and returns the byte count (short only at EOF). */
 export interface OpenFile {
   readonly size: number;
-  /** The whole file, when the source holds it in memory: the server then sends from it without a copy. */
+  /** The whole file, when the source holds it in memory: the server then sends ready-made packets of it. */
   readonly bytes?: Uint8Array;
   read(into: Buffer, position: number): Promise<number>;
   close(): Promise<void> | void;
