@@ -36,6 +36,8 @@ export async function serveDhcp(seg: Segment, first: BootConfig): Promise<Segmen
   if (spec.namespace) await limitedBroadcastRoute(seg);
 
   const onExchange = (e: ExchangeEvent) => {
+    // Firmware (not yet iPXE) asks for an address: its TFTP request follows; let the servers get ready.
+    if (e.isPXE && !e.isIPXE) seg.firmware?.();
     // Exhaustion is a state of the segment: tell the manager when it starts and when it ends.
     const exhausted = e.note === 'pool-exhausted' ? true : e.reply === 'OFFER' ? false : poolExhausted;
     if (exhausted !== poolExhausted) {

@@ -35,12 +35,19 @@ export interface Segment {
   allowHostNamespace?: boolean;
   /** Sends a summary to the manager; never waits and never fails the packet path. */
   report(r: BootReport): void;
+  /**
+   * Firmware asked for a network boot (a PXE client's DHCP request): servers start now what they start
+   * lazily (`SegmentServer.warm`), ahead of its TFTP and HTTP requests. Cheap to call on every such request.
+   */
+  firmware?(): void;
 }
 
 /** One protocol server of the segment: stopped with the worker, told of every new configuration. */
 export interface SegmentServer {
   stop(): Promise<void>;
   update?(cfg: BootConfig): void;
+  /** Firmware is on the wire (see `Segment.firmware`). */
+  warm?(): void;
 }
 
 /** Copies the iPXE binaries next to the artifacts (once), so TFTP and HTTP Boot serve them from one place. */

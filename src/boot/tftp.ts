@@ -1,7 +1,8 @@
 /**
  * The segment's TFTP server (src/tftp): the iPXE binaries firmware asks for, then the artifacts, both
  * read-only from the data dir; every transfer summarised to the manager for the node's timeline. The
- * transfers run in one process per core (src/tftp/cores.ts) unless spec.tftp.processes says 1.
+ * transfers run in one process per core (src/tftp/cores.ts) unless spec.tftp.processes says 1; they start
+ * when firmware first asks for an address (`warm`), or with the first transfer.
  */
 import { type CoreDir, tftpProcessCount, transferCores } from '../tftp/cores.ts';
 import { TftpServer, transferSettings } from '../tftp/server.ts';
@@ -51,5 +52,6 @@ export async function serveTftp(seg: Segment): Promise<SegmentServer | undefined
       await tftp.stop();
       await cores?.stop();
     },
+    warm: () => cores?.warm(),
   };
 }

@@ -76,6 +76,9 @@ async function serveSegment(
     ipxeDir: join(artifacts, 'ipxe'),
     ...(o.allowHostNamespace ? { allowHostNamespace: true } : {}),
     report: (r: BootReport) => void transport.publish(subjects.report, r).catch(() => {}),
+    firmware: () => {
+      for (const s of servers) s.warm?.();
+    },
   };
   stageIpxeBinaries(seg.ipxeDir);
   await ensureLocalBootEfi(artifacts, log);

@@ -5,8 +5,10 @@
  * stays where it is (one socket on port 69, bound exclusively, every request parsed and refused or accepted
  * there, as before) and hands each accepted read request to one of `count` processes (core.ts), in turn. A
  * transfer's own socket is an ephemeral port anyway (its TID), so the process that runs it opens it.
- * - The processes start with the first request, not with the server: a segment that never sees firmware
- *   costs nothing, and until one is up the listener runs transfers itself.
+ * - The processes start with the first request, or earlier when told firmware is on the wire (`warm`: a
+ *   segment's worker calls it on a PXE client's DHCP request, which comes before its TFTP request),
+ *   not with the server: a segment that never sees firmware costs nothing, and until one is up the
+ *   listener runs transfers itself.
  * - Each process sends back one summary per transfer and the counters it moved (a tally, applied to this
  *   process's registry: nobody scrapes theirs), batched per event-loop turn.
  * - They live exactly as long as this process's IPC channel: each exits when it closes, however this process
@@ -68,6 +70,8 @@ export interface TransferCoresOptions {
 export interface TransferCores extends TransferHost {
   /** Processes up and taking transfers. */
   readonly ready: number;
+  /** Starts the processes that are not running yet, ahead of the first request. */
+  warm(): void;
   /** Ends the processes (abort the transfers through the server first: `TftpServer.stop`). */
   stop(): Promise<void>;
 }
@@ -146,6 +150,9 @@ export function transferCores(o: TransferCoresOptions): TransferCores {
   return {
     get ready() {
       return cores.filter((c) => c?.ready).length;
+    },
+    warm() {
+      if (!stopping) ensure();
     },
     run(req, done): RunningTransfer | false {
       if (stopping) return false;

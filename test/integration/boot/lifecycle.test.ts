@@ -59,6 +59,25 @@ describe('boot worker lifecycle', { skip: avail.ok ? false : avail.reason }, () 
     assert.match(await udhcpc(set, seg.clients.c1!), /lease of 10\.213\.42\.\d+ obtained/);
   });
 
+  it("a PXE client's DHCP request starts the TFTP transfer processes, before its TFTP request", async () => {
+    const { set, seg } = await strataWithNetwork(suiteCleanup(), {
+      prefix: '10.213.51',
+      name: 'warm',
+      clients: ['c1'],
+      extra: '  tftp: {processes: 2}\n',
+    });
+    const tftpProcesses = () =>
+      namespacePids(seg.bridgeNs)
+        .map(commandLine)
+        .filter((c) => c.includes('src/tftp/core.ts'));
+    assert.match(await udhcpc(set, seg.clients.c1!), /lease of 10\.213\.51\.\d+ obtained/);
+    await sleep(1000);
+    assert.deepEqual(tftpProcesses(), [], 'a DHCP client that is not firmware starts none');
+    // Firmware's DHCP request (PXE vendor class), and no TFTP request at all.
+    await udhcpc(set, seg.clients.c1!, 4, 1, ['-V', 'PXEClient:Arch:00000:UNDI:002001']);
+    await waitFor('both TFTP transfer processes', () => tftpProcesses().length === 2, 20_000, 100);
+  });
+
   it('kill -9 of strata: the worker exits on its own, and a new instance binds at once', async () => {
     const { set, seg, strata } = await strataWithNetwork(suiteCleanup(), {
       prefix: '10.213.43',

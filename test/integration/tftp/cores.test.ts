@@ -182,3 +182,25 @@ it('leaves no transfer process behind when stopped', async () => {
   await cores.stop();
   assert.deepEqual(ourCoresOrNone(), []);
 });
+
+it('warm() starts the processes ahead of any request (a PXE client asked for an address)', async () => {
+  const warm = transferCores({
+    count: 2,
+    dirs: [{ root: tree.root }],
+    settings: transferSettings({ address: '127.0.0.1' }),
+    log: (await import('../../../src/core/log.ts')).silentLogger,
+  });
+  try {
+    assert.deepEqual(ourCoresOrNone(), []);
+    warm.warm();
+    warm.warm(); // again: no more processes
+    for (let i = 0; i < 200 && warm.ready < 2; i++) await new Promise((r) => setTimeout(r, 50));
+    assert.equal(warm.ready, 2);
+    assert.equal(ourCores().length, 2);
+  } finally {
+    await warm.stop();
+  }
+  assert.deepEqual(ourCoresOrNone(), []);
+  warm.warm();
+  assert.deepEqual(ourCoresOrNone(), [], 'a stopped server starts nothing');
+});
