@@ -317,6 +317,9 @@ if [ -x /usr/local/lib/strata/post-reboot ] && [ ! -e /var/lib/strata/post-reboo
 		sh /usr/local/lib/strata/post-reboot; rc=$?
 	fi
 	echo "$rc" >/var/lib/strata/post-reboot.done
+	# On disk before Strata hears "installed": a power cycle right after would otherwise find the script's
+	# files empty (ext4 allocates new files' data late) and the script not marked done.
+	sync
 fi
 [ -e /var/lib/strata/post-reboot.done ] && rc=$(cat /var/lib/strata/post-reboot.done)
 addrs=$(ip -o addr show scope global 2>/dev/null | awk '{print "\"" $4 "\""}' | paste -sd, -)
@@ -327,6 +330,7 @@ while [ $i -lt 60 ]; do
 	if curl -fsS --max-time 10 -H "Authorization: Bearer $INSTALLED_TOKEN" -H 'Content-Type: application/json' \
 		--data "$body" "$STRATA_URL/install/$STRATA_NODE/installed" >/dev/null; then
 		touch /var/lib/strata/installed
+		sync
 		echo "strata: reported installed to $STRATA_URL"
 		exit 0
 	fi

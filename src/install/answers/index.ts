@@ -104,6 +104,8 @@ if [ -s /root/strata-post-reboot.sh ]; then
     *) sh /root/strata-post-reboot.sh ;;
   esac
   rc=$?
+  # On disk before Strata hears "installed": a power cycle right after must not find its files empty.
+  sync
 fi
 addrs=$(ip -o -4 addr show scope global 2>/dev/null | awk '{printf "%s\\"%s\\"", (n++ ? "," : ""), $4}')
 body=$(printf '{"hostname":"%s","kernel":"%s","bootId":"%s","machineId":"%s","postRebootExit":%d,"addresses":[%s]}' \\
