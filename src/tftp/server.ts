@@ -440,6 +440,7 @@ export class ReadTransfer implements RunningTransfer {
   #pumping: Promise<void> | undefined;
   /** The file's ready-made DATA packets, when the source holds it in memory and the budget had room. */
   #packets: PacketSet | undefined;
+  readonly #packetSets: PacketSets;
   /** Headers for `span` blocks, then their data: [0, 4*span) then span*blksize. Reused for every window. */
   #win: Buffer | undefined;
   /** Absolute block number held in the first slot of `#win`. */
@@ -457,6 +458,7 @@ export class ReadTransfer implements RunningTransfer {
     this.#mode = req.mode;
     this.#requested = new Map(req.options);
     this.#onDone = onDone;
+    this.#packetSets = cfg.packets ?? sharedPacketSets;
   }
 
   /** Runs the transfer to its end; a crash is logged and reported as a failed transfer. */
@@ -497,7 +499,7 @@ export class ReadTransfer implements RunningTransfer {
     });
     this.#total = blockCount(size, this.#neg.blksize);
     const bytes = this.#file.bytes;
-    if (bytes) this.#packets = (this.#cfg.packets ?? sharedPacketSets).acquire(bytes, this.#neg.blksize);
+    if (bytes) this.#packets = this.#packetSets.acquire(bytes, this.#neg.blksize);
     this.#rto = this.#timeoutMs;
     if (this.#mode === 'netascii') log.debug('tftp netascii served as octet', { path: this.#path });
 
@@ -801,7 +803,7 @@ export class ReadTransfer implements RunningTransfer {
       }
     }
     if (this.#pumping) await this.#pumping.catch(() => {});
-    if (this.#packets) (this.#cfg.packets ?? sharedPacketSets).release(this.#packets);
+    if (this.#packets) this.#packetSets.release(this.#packets);
     this.#packets = undefined;
     try {
       await this.#file?.close();
