@@ -10,11 +10,14 @@
  * A further side is Strata with its artifacts handed to nginx (spec.boot.artifactServer nginx): the boot
  * worker's own nginx (as many worker processes as --workers) on the port, serving /artifacts/ with
  * sendfile and passing the scripts to the worker's Node server, which decides them.
- * --base DIR adds a "before" side: DIR's own bench/serve.ts (a checkout of an earlier commit, e.g. from
- * `git archive`, with node_modules beside it), one process, in the same interleaved rounds.
+ * --base DIR adds "before" sides: DIR's own bench/serve.ts (a checkout of an earlier commit, e.g. from
+ * `git archive`, with node_modules beside it), one process, and with its artifacts handed to nginx, in the
+ * same interleaved rounds.
+ *
+ * Each round takes the sides in another order (rotated by one), so no side always follows the same one.
  *
  *   node bench/http.ts [--size-mib 50] [--clients 200] [--seconds 5] [--rounds 3] [--workers N]
- *                      [--base DIR] [--write]
+ *                      [--base DIR] [--cases one,many,static,small] [--write]
  */
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, writeFileSync } from 'node:fs';
@@ -35,6 +38,7 @@ const {
   rounds: '3',
   workers: String(availableParallelism()),
   base: '',
+  cases: 'one,many,static,small',
 });
 
 const UNITS: Record<string, number> = { B: 1, KB: 2 ** 10, MB: 2 ** 20, GB: 2 ** 30 };
@@ -72,6 +76,8 @@ export async function runHttp(o: {
   workers: number;
   /** A checkout whose bench/serve.ts is measured as "before". */
   base?: string;
+  /** Which cases run (default all): one, many, static, small. */
+  cases?: string[];
 }) {
   if (!have('wrk')) throw new Error('wrk missing: bash scripts/setup.sh installs it');
   return withScratch('http', async ({ set, dir }) => {
@@ -98,6 +104,7 @@ export async function runHttp(o: {
       base: 'http://10.68.0.1:8084',
       handed: 'http://10.68.0.1:8085',
       floor: 'http://10.68.0.1:8086',
+      basehanded: 'http://10.68.0.1:8087',
     };
     const sides: (keyof typeof base)[] = ['strata', 'nginx'];
     if (o.workers > 1) {
@@ -110,6 +117,10 @@ export async function runHttp(o: {
     }
     await strataServe(set, srv, 'http', join(root, 'artifacts'), 8085, undefined, o.workers, 'nginx');
     sides.push('handed');
+    if (o.base) {
+      await strataServe(set, srv, 'http', join(root, 'artifacts'), 8087, o.base, o.workers, 'nginx');
+      sides.push('basehanded');
+    }
     // Node's own floor for small answers (scripts only): bare node:http in as many processes.
     await strataServe(set, srv, 'floor', root, 8086, undefined, o.workers);
     const cases = [
@@ -141,11 +152,14 @@ export async function runHttp(o: {
         c: 50,
         unit: 'req/s',
       },
-    ];
+    ].filter((c) => !o.cases || o.cases.includes(c.key));
+    if (!cases.length) throw new Error(`--cases ${o.cases}: choose among one, many, static, small`);
     const res = new Samples();
     for (let round = 0; round < o.rounds; round++) {
       for (const c of cases) {
-        for (const side of c.key === 'small' ? [...sides, 'floor' as const] : sides) {
+        const all = c.key === 'small' ? [...sides, 'floor' as const] : sides;
+        const order = all.map((_, i) => all[(i + round) % all.length]!);
+        for (const side of order) {
           await res.measure(`http ${c.key} ${side}`, async () => {
             const w = await wrk(set, cli, base[side] + c.path, c.c, o.seconds);
             return c.unit === 'req/s' ? w.rps : w.bps / 2 ** 20;
@@ -173,6 +187,9 @@ export async function runHttp(o: {
           'handed',
           `${c.what}, artifacts handed to nginx (${c.key === 'small' ? 'scripts through nginx to Strata' : 'nginx serves them'})`,
         ),
+        ...(sides.includes('basehanded')
+          ? [row('basehanded', `${c.what}, artifacts handed to nginx, before (${o.base})`)]
+          : []),
         ...(c.key === 'small'
           ? [row('floor', `${c.what}: Node's floor, bare node:http in ${o.workers} process(es), no decision`)]
           : []),
@@ -189,6 +206,7 @@ if (import.meta.main) {
     rounds: Number(values.rounds),
     workers: Number(values.workers),
     ...(values.base ? { base: values.base } : {}),
+    cases: values.cases.split(',').filter(Boolean),
   });
   publish(
     {
@@ -197,7 +215,7 @@ if (import.meta.main) {
       command: `node bench/http.ts ${argv}`.trim(),
       rows,
       notes: [
-        `wrk (2 threads) runs ${values.seconds} s per case from a client namespace, on the same two cores as the servers; median of ${values.rounds} interleaved rounds. nginx: worker_processes auto, sendfile, no access log. Strata: bench/serve.ts, the boot worker's own HTTP server (src/boot/http.ts) alone (httpProcesses 1), and (rows "in N processes") with httpProcesses N: N processes sharing the port with SO_REUSEPORT, script decisions and fetch reports going to the worker over IPC. Rows "artifacts handed to nginx": bench/serve.ts with spec.boot.artifactServer nginx, the worker's own nginx (${values.workers} worker processes, sendfile, each /artifacts/ fetch logged to the worker over syslog UDP and reported as Node's handler reports it) on the port; script requests go through it to the worker's Node server on a unix socket (keep-alive upstream), which decides them as in the other rows. Row "Node's floor": bench/serve.ts floor, a bare node:http handler answering the same bytes in ${values.workers} processes on the port (SO_REUSEPORT), with no routing, decision or IPC: the most any Node server answers here, for reading the script rows against.`,
+        `wrk (2 threads) runs ${values.seconds} s per case from a client namespace, on the same two cores as the servers; median of ${values.rounds} interleaved rounds. nginx: worker_processes auto, sendfile, no access log. Strata: bench/serve.ts, the boot worker's own HTTP server (src/boot/http.ts) alone (httpProcesses 1), and (rows "in N processes") with httpProcesses N: N processes sharing the port with SO_REUSEPORT, script decisions and fetch reports going to the worker over IPC. Rows "artifacts handed to nginx": bench/serve.ts with spec.boot.artifactServer nginx, the worker's own nginx (${values.workers} worker processes, sendfile, each /artifacts/ fetch logged to the worker (a buffered log file it reads as it grows; over syslog UDP before 4 December 2026) and reported as Node's handler reports it) on the port; script requests go through it to the worker's Node server on a unix socket (keep-alive upstream), which decides them as in the other rows. Row "Node's floor": bench/serve.ts floor, a bare node:http handler answering the same bytes in ${values.workers} processes on the port (SO_REUSEPORT), with no routing, decision or IPC: the most any Node server answers here, for reading the script rows against.`,
       ],
     },
     write,

@@ -13,12 +13,12 @@
  * its workers (only if that process runs this very configuration: another instance's nginx is never
  * touched). nginx's workers outlive a master killed with -9, so those are looked up and killed too.
  *
- * Fetch reports keep coming: nginx logs every `/artifacts/` request as one JSON line to a UDP syslog
- * socket on the namespace's loopback, which the worker parses into the FetchSummary Node's handler
- * reports (src/ipxe/http.ts). A line that does not parse is dropped and counted, never fatal.
+ * Fetch reports keep coming: nginx logs every `/artifacts/` request as one JSON line, buffered, to a file
+ * in the run dir that the worker reads as it grows (src/boot/fetch-log.ts: why a file) and parses into
+ * the FetchSummary Node's handler reports (src/ipxe/http.ts). A line that does not parse is dropped and
+ * counted, never fatal.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
-import { createSocket, type Socket } from 'node:dgram';
 import {
   accessSync,
   constants,
@@ -33,6 +33,7 @@ import { delimiter, join } from 'node:path';
 import type { Logger } from '../core/log.ts';
 import { counter } from '../core/metrics.ts';
 import type { FetchSummary } from '../ipxe/http.ts';
+import { FETCH_LOG_BUFFER, FetchLogTail } from './fetch-log.ts';
 
 export type ArtifactServer = 'node' | 'nginx';
 
@@ -84,8 +85,8 @@ export interface NginxConfigOptions {
   artifacts: string;
   /** The worker's Node server. */
   socket: string;
-  /** UDP port of the worker's syslog socket on 127.0.0.1. */
-  logPort: number;
+  /** The fetch log file the worker reads (src/boot/fetch-log.ts). */
+  fetchLog: string;
   processes: number;
   /** Cache-Control max-age of artifacts, as Node's handler sends (0 by default). */
   maxAgeSeconds?: number;
@@ -119,7 +120,8 @@ http {
 
 /** nginx's configuration for one segment (pure: the caller writes it). */
 export function nginxConfig(o: NginxConfigOptions): string {
-  for (const [field, path] of Object.entries({ dir: o.dir, artifacts: o.artifacts, socket: o.socket }))
+  const paths = { dir: o.dir, artifacts: o.artifacts, socket: o.socket, fetchLog: o.fetchLog };
+  for (const [field, path] of Object.entries(paths))
     if (/["\\\n\r\0;{}$]/.test(path) || /\s/.test(path))
       throw new Error(
         `${field} ${JSON.stringify(path)} cannot go into nginx's configuration: use a plainer path`,
@@ -151,7 +153,7 @@ ${nginxHead(o)}  server_tokens off;
       autoindex off;
       etag on;
       add_header Cache-Control "public, max-age=${o.maxAgeSeconds ?? 0}";
-      access_log syslog:server=127.0.0.1:${o.logPort},tag=strata_fetch,nohostname strata_fetch;
+      access_log ${o.fetchLog} strata_fetch ${FETCH_LOG_BUFFER};
       location ~ /\\. { return 404; }
     }
     location / {
@@ -173,7 +175,7 @@ ${nginxHead(o)}  server_tokens off;
 `;
 }
 
-/** One syslog datagram from nginx → the FetchSummary Node's handler would have reported, or undefined. */
+/** One line of nginx's fetch log → the FetchSummary Node's handler would have reported, or undefined. */
 export function parseFetchLine(line: string): FetchSummary | undefined {
   const at = line.indexOf('{');
   if (at === -1) return undefined;
@@ -221,11 +223,15 @@ export interface NginxFrontOptions {
   log: Logger;
   /** The nginx binary (default: findNginx()). */
   nginx?: string;
+  /** The fetch log is rotated past this size (default: FetchLogTail's). */
+  fetchLogMaxBytes?: number;
 }
 
 export interface NginxFront {
   /** The master's pid (changes when it is restarted). */
   pid(): number | undefined;
+  /** How many times the fetch log was rotated. */
+  logRotations(): number;
   stop(): Promise<void>;
 }
 
@@ -236,12 +242,20 @@ export async function startNginxFront(o: NginxFrontOptions): Promise<NginxFront>
   const conf = join(o.dir, 'nginx.conf');
   const pidFile = join(o.dir, 'nginx.pid');
   killStale(pidFile, conf, o.log);
-  const logs = await syslogSocket(o);
   const root = process.getuid?.() === 0;
-  writeFileSync(conf, nginxConfig({ ...o, logPort: logs.address().port, root }), { mode: 0o600 });
+  const logFile = join(o.dir, 'fetch.log');
+  writeFileSync(conf, nginxConfig({ ...o, fetchLog: logFile, root }), { mode: 0o600 });
 
   let stopping = false;
   let master: ChildProcess | undefined;
+  const logs = fetchLog(o, logFile, () => {
+    if (!master?.pid || master.exitCode !== null || master.signalCode !== null) return false;
+    try {
+      return master.kill('SIGUSR1');
+    } catch {
+      return false;
+    }
+  });
   let watchdog: ChildProcess | undefined;
   let restart: NodeJS.Timeout | undefined;
 
@@ -297,49 +311,45 @@ export async function startNginxFront(o: NginxFrontOptions): Promise<NginxFront>
   try {
     await launch(0);
   } catch (err) {
-    logs.close();
+    logs.stop();
     throw err;
   }
   o.log.info('artifacts served by nginx', { pid: master?.pid, listen: `${o.host}:${o.port}` });
   return {
     pid: () => master?.pid,
+    logRotations: () => logs.rotations,
     async stop() {
       stopping = true;
       clearTimeout(restart);
       if (master) await kill(master, watchdog);
-      logs.close();
+      logs.stop();
       rmSync(pidFile, { force: true });
     },
   };
 }
 
-/** The UDP socket nginx's access log goes to (127.0.0.1, a port the kernel picks). */
-async function syslogSocket(o: NginxFrontOptions): Promise<Socket> {
-  const s = createSocket('udp4');
-  s.on('message', (msg) => {
-    const f = parseFetchLine(msg.toString('utf8'));
-    if (!f) {
-      dropped.inc();
-      return;
-    }
-    try {
-      o.onFetch(f);
-    } catch (err) {
-      o.log.warn('onFetch observer threw', { err });
-    }
+/** Reads nginx's fetch log into `o.onFetch`; `reopen` signals the running master, if any. */
+function fetchLog(o: NginxFrontOptions, path: string, reopen: () => boolean): FetchLogTail {
+  const tail = new FetchLogTail({
+    path,
+    reopen,
+    ...(o.fetchLogMaxBytes ? { maxBytes: o.fetchLogMaxBytes } : {}),
+    log: o.log,
+    onLine(line) {
+      const f = parseFetchLine(line);
+      if (!f) {
+        dropped.inc();
+        return;
+      }
+      try {
+        o.onFetch(f);
+      } catch (err) {
+        o.log.warn('onFetch observer threw', { err });
+      }
+    },
   });
-  await new Promise<void>((resolve, reject) => {
-    s.once('error', (err) =>
-      reject(
-        new Error(
-          `nginx's fetch log needs 127.0.0.1 in the worker's namespace (${err.message}): bring loopback up, e.g. \`ip -n NAMESPACE link set lo up\``,
-        ),
-      ),
-    );
-    s.bind({ address: '127.0.0.1', port: 0 }, () => resolve());
-  });
-  s.on('error', (err) => o.log.warn('nginx fetch log socket', { err }));
-  return s;
+  tail.start();
+  return tail;
 }
 
 /** The processes whose parent is `pid` (an nginx master's workers), from /proc. */
