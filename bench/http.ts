@@ -11,8 +11,8 @@
  * worker's own nginx (as many worker processes as --workers) on the port, serving /artifacts/ with
  * sendfile and passing the scripts to the worker's Node server, which decides them.
  * --base DIR adds "before" sides: DIR's own bench/serve.ts (a checkout of an earlier commit, e.g. from
- * `git archive`, with node_modules beside it), one process, and with its artifacts handed to nginx, in the
- * same interleaved rounds.
+ * `git archive`, with node_modules beside it) in one process, in --workers processes, and with its
+ * artifacts handed to nginx, in the same interleaved rounds.
  *
  * Each round takes the sides in another order (rotated by one), so no side always follows the same one.
  *
@@ -105,6 +105,7 @@ export async function runHttp(o: {
       handed: 'http://10.68.0.1:8085',
       floor: 'http://10.68.0.1:8086',
       basehanded: 'http://10.68.0.1:8087',
+      basemulti: 'http://10.68.0.1:8088',
     };
     const sides: (keyof typeof base)[] = ['strata', 'nginx'];
     if (o.workers > 1) {
@@ -114,6 +115,10 @@ export async function runHttp(o: {
     if (o.base) {
       await strataServe(set, srv, 'http', join(root, 'artifacts'), 8084, o.base);
       sides.push('base');
+      if (o.workers > 1) {
+        await strataServe(set, srv, 'http', join(root, 'artifacts'), 8088, o.base, o.workers);
+        sides.push('basemulti');
+      }
     }
     await strataServe(set, srv, 'http', join(root, 'artifacts'), 8085, undefined, o.workers, 'nginx');
     sides.push('handed');
@@ -183,6 +188,9 @@ export async function runHttp(o: {
         row('strata', c.what),
         ...(sides.includes('base') ? [row('base', `${c.what}, before (${o.base})`)] : []),
         ...(sides.includes('multi') ? [row('multi', `${c.what}, Strata in ${o.workers} processes`)] : []),
+        ...(sides.includes('basemulti')
+          ? [row('basemulti', `${c.what}, Strata in ${o.workers} processes, before (${o.base})`)]
+          : []),
         row(
           'handed',
           `${c.what}, artifacts handed to nginx (${c.key === 'small' ? 'scripts through nginx to Strata' : 'nginx serves them'})`,
