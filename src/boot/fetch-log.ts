@@ -168,7 +168,12 @@ export class FetchLogTail {
   #rotate(): void {
     const path = this.#o.path;
     const oldPath = `${path}.old`;
-    renameSync(path, oldPath);
+    try {
+      renameSync(path, oldPath);
+    } catch (err) {
+      // Removed by hand: nginx still writes to the unlinked file, which is read out as an old one would be.
+      this.#o.log.warn('nginx fetch log: cannot rotate, making a new one', { err });
+    }
     writeFileSync(path, '', { mode: 0o600 });
     this.#old = { r: this.#cur!, path: oldPath, until: Date.now() + (this.#o.graceMs ?? 2000) };
     this.#cur = { fd: openSync(path, 'r'), pos: 0, rest: undefined };

@@ -131,3 +131,16 @@ it('a backlog is read in slices across turns of the event loop, all of it', asyn
   assert.equal(f.lines.length, n);
   assert.equal(f.lines.at(-1), `{"u":"/artifacts/${n - 1}"}`);
 });
+
+it('a log removed by hand is made again at the next rotation, and nothing written is lost', (t) => {
+  const f = setup(t, { maxBytes: 10, graceMs: 0 });
+  rmSync(f.path);
+  f.write('{"u":"/artifacts/a"}\n');
+  f.tail.drain();
+  assert.equal(f.tail.rotations, 1);
+  assert.ok(existsSync(f.path), 'a new file is made');
+  f.reopenNow();
+  f.write('{"u":"/artifacts/b"}\n');
+  f.tail.drain();
+  assert.deepEqual(f.lines, ['{"u":"/artifacts/a"}', '{"u":"/artifacts/b"}']);
+});
