@@ -1,7 +1,8 @@
 /**
  * nginx's fetch log (spec.boot.artifactServer nginx), read as it grows. nginx buffers its access log lines
- * (BUFFER, written within FLUSH of the oldest) and appends them to a file in the worker's run dir; this
- * reads what was appended, in large chunks, and hands each whole line on.
+ * (FETCH_LOG_BUFFER: 64 KiB per nginx worker, written out within 250 ms of the oldest) and appends them to
+ * a file in the worker's run dir; this reads what was appended, in large chunks, and hands each whole line
+ * on.
  *
  * Why a file and not syslog over UDP (as before 4 December 2026): a datagram per request cost nginx a
  * sendto and the worker a wake-up, a Buffer and a callback per fetch, which held small static files at
@@ -12,7 +13,7 @@
  * reopen its logs (USR1; each worker first writes out what it buffered, into the old file). The old file
  * is still read for `graceMs` (a worker reopens when it next wakes), then removed; the next rotation waits
  * for that. Lines of different nginx workers arrive in the order their buffers were written out, so two
- * fetches served by different workers within FLUSH of each other may reach a timeline in either order.
+ * fetches served by different workers within 250 ms of each other may reach a timeline in either order.
  */
 import {
   closeSync,
