@@ -78,14 +78,7 @@ export class FetchLogTail {
 
   /** Makes the file (empty: lines a previous worker left unread are not this one's) and starts reading. */
   start(): void {
-    writeFileSync(this.#o.path, '', { mode: 0o600 });
-    this.#cur = { fd: openSync(this.#o.path, 'r'), pos: 0, rest: undefined };
-    try {
-      this.#watcher = watch(this.#o.path, { persistent: false }, () => this.#schedule());
-      this.#watcher.on('error', () => {});
-    } catch {
-      // Without inotify the poll alone reads the file.
-    }
+    this.#openNew();
     this.#timer = setInterval(() => this.#schedule(), this.#o.pollMs ?? 500);
     this.#timer.unref();
   }
@@ -175,16 +168,23 @@ export class FetchLogTail {
       // Removed by hand: nginx still writes to the unlinked file, which is read out as an old one would be.
       this.#o.log.warn('nginx fetch log: cannot rotate, making a new one', { err });
     }
-    writeFileSync(path, '', { mode: 0o600 });
     this.#old = { r: this.#cur!, path: oldPath, until: Date.now() + (this.#o.graceMs ?? 2000) };
-    this.#cur = { fd: openSync(path, 'r'), pos: 0, rest: undefined };
+    this.#openNew();
     this.#rotations++;
+    if (!this.#o.reopen()) this.#old.until = 0;
+  }
+
+  /** Makes the file empty, reads it from its start, and watches it (the watch follows an inode, not a path). */
+  #openNew(): void {
+    writeFileSync(this.#o.path, '', { mode: 0o600 });
+    this.#cur = { fd: openSync(this.#o.path, 'r'), pos: 0, rest: undefined };
     this.#watcher?.close();
     try {
-      this.#watcher = watch(path, { persistent: false }, () => this.#schedule());
+      this.#watcher = watch(this.#o.path, { persistent: false }, () => this.#schedule());
       this.#watcher.on('error', () => {});
-    } catch {}
-    if (!this.#o.reopen()) this.#old.until = 0;
+    } catch {
+      // Without inotify the poll alone reads the file.
+    }
   }
 
   #finishOld(): void {

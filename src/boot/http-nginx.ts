@@ -353,7 +353,7 @@ function fetchLog(o: NginxFrontOptions, path: string, reopen: () => boolean): Fe
 }
 
 /** The processes whose parent is `pid` (an nginx master's workers), from /proc. */
-function childrenOf(pid: number): number[] {
+export function childrenOf(pid: number): number[] {
   const out: number[] = [];
   for (const d of readdirSync('/proc')) {
     if (!/^\d+$/.test(d)) continue;

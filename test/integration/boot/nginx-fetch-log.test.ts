@@ -11,7 +11,6 @@ import {
   mkdirSync,
   mkdtempSync,
   readdirSync,
-  readFileSync,
   readlinkSync,
   rmSync,
   writeFileSync,
@@ -19,7 +18,7 @@ import {
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { it } from 'node:test';
-import { findNginx, startNginxFront } from '../../../src/boot/http-nginx.ts';
+import { childrenOf, findNginx, startNginxFront } from '../../../src/boot/http-nginx.ts';
 import { silentLogger } from '../../../src/core/log.ts';
 import type { FetchSummary } from '../../../src/ipxe/http.ts';
 import { freePort } from '../../helpers/services.ts';
@@ -37,22 +36,13 @@ function skipReason(): string | false {
 /** The files nginx's workers (the master's children) hold open below `dir`. */
 function logFdsOfWorkers(master: number, dir: string): string[] {
   const out: string[] = [];
-  for (const d of readdirSync('/proc')) {
-    if (!/^\d+$/.test(d)) continue;
-    let stat: string;
-    try {
-      stat = readFileSync(`/proc/${d}/stat`, 'utf8');
-    } catch {
-      continue;
-    }
-    if (Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]) !== master) continue;
-    for (const fd of readdirSync(`/proc/${d}/fd`)) {
+  for (const pid of childrenOf(master))
+    for (const fd of readdirSync(`/proc/${pid}/fd`)) {
       try {
-        const target = readlinkSync(`/proc/${d}/fd/${fd}`);
+        const target = readlinkSync(`/proc/${pid}/fd/${fd}`);
         if (target.startsWith(dir)) out.push(target);
       } catch {}
     }
-  }
   return out;
 }
 

@@ -24,8 +24,7 @@ function setup(t: TestContext, o: { maxBytes?: number; graceMs?: number; nginxRu
     onLine: (l) => lines.push(l),
     reopen() {
       reopens++;
-      if (o.nginxRuns === false) return false;
-      return true;
+      return o.nginxRuns !== false;
     },
     ...(o.maxBytes ? { maxBytes: o.maxBytes } : {}),
     graceMs: o.graceMs ?? 60_000,
