@@ -933,6 +933,106 @@ describe('PostgreSQL store: writes waiting for their turn', { skip: await postgr
   });
 });
 
+describe('PostgreSQL store: group commit', { skip: await postgresSkipReason() }, () => {
+  const ev = (name: string, message: string): StrataEvent => ({
+    time: new Date().toISOString(),
+    kind: 'Node',
+    name,
+    source: 'test',
+    type: 'Normal',
+    reason: 'Seen',
+    message,
+  });
+
+  it('writes and appends that queue up behind a commit share the next transaction', async () => {
+    const db = await withPostgres();
+    const { PostgresStore } = await import('../../../src/core/store/postgres.ts');
+    const store = await PostgresStore.open(db.url);
+    const sql = new pg.Client({ connectionString: db.url });
+    try {
+      await sql.connect();
+      const out = await Promise.all(
+        Array.from({ length: 40 }, (_, i) => store.write([{ op: 'create', resource: node(`g-${i}`) }])),
+      );
+      await Promise.all(Array.from({ length: 40 }, (_, i) => store.appendEvents([ev(`g-${i}`, 'seen')])));
+      // Rows a transaction writes outside its savepoints carry its id (xmin), as the change log's do: 40
+      // writes asked for at once took at most two (the first alone, the rest grouped behind it), not 40.
+      const txs = async (table: string) =>
+        Number(
+          (await sql.query(`SELECT count(DISTINCT xmin::text) AS n FROM ${table} WHERE name LIKE 'g-%'`))
+            .rows[0].n,
+        );
+      assert.ok((await txs('changes')) <= 2, `${await txs('changes')} transactions for 40 writes`);
+      assert.ok((await txs('events')) <= 2, `${await txs('events')} transactions for 40 appends`);
+      // Each write still got its own version, in the order asked.
+      const rvs = out.map((w) => Number(w[0]!.resource.metadata.resourceVersion));
+      assert.deepEqual(
+        rvs,
+        [...rvs].sort((a, b) => a - b),
+      );
+      assert.equal(new Set(rvs).size, 40);
+    } finally {
+      await sql.end().catch(() => {});
+      await store.close();
+      await db.cleanup();
+    }
+  });
+
+  it('a value the server refuses fails only its own write or append in a group', async () => {
+    const db = await withPostgres();
+    const { PostgresStore } = await import('../../../src/core/store/postgres.ts');
+    const store = await PostgresStore.open(db.url);
+    try {
+      // JSONB refuses the NUL character: a server-side error in one write of the group.
+      const writes = await Promise.allSettled([
+        store.write([{ op: 'create', resource: node('r-first') }]),
+        store.write([{ op: 'create', resource: node('r-a') }]),
+        store.write([
+          { op: 'create', resource: node('r-bad-half') },
+          { op: 'create', resource: node('r-bad', { note: 'a\u0000b' }) },
+        ]),
+        store.write([{ op: 'create', resource: node('r-b') }]),
+      ]);
+      assert.deepEqual(
+        writes.map((w) => w.status),
+        ['fulfilled', 'fulfilled', 'rejected', 'fulfilled'],
+      );
+      assert.equal(
+        await store.get('Node', 'r-bad-half'),
+        undefined,
+        "the refused write's first op is undone",
+      );
+      assert.ok(await store.get('Node', 'r-a'));
+      assert.ok(await store.get('Node', 'r-b'));
+      const good = [ev('r-x', 'first'), ev('r-x', 'one'), ev('r-x', 'two')];
+      const bad = { ...ev('r-x', 'bad'), data: { note: 'a\u0000b' } };
+      const appends = await Promise.allSettled([
+        store.appendEvents([good[0]!]),
+        store.appendEvents([good[1]!]),
+        store.appendEvents([bad]),
+        store.appendEvents([good[2]!]),
+      ]);
+      assert.deepEqual(
+        appends.map((a) => a.status),
+        ['fulfilled', 'fulfilled', 'rejected', 'fulfilled'],
+      );
+      const listed = await store.listEvents({ kind: 'Node', name: 'r-x' });
+      assert.deepEqual(
+        listed.map((e) => e.message),
+        ['first', 'one', 'two'],
+      );
+      assert.deepEqual(
+        listed.map((e) => e.id),
+        good.map((e) => e.id),
+        'each appended event got back the id it was stored with',
+      );
+    } finally {
+      await store.close();
+      await db.cleanup();
+    }
+  });
+});
+
 describe('PostgreSQL store: writes queued during an outage', { skip: await postgresSkipReason() }, () => {
   it('fail together with the one that found the server unreachable, not one connect timeout after another', async () => {
     const db = await withPostgres();
