@@ -21,7 +21,7 @@
  * The reconcile wait stops after --converge-timeout seconds and reports how many Nodes were reconciled.
  * --prof DIR runs the server with `--cpu-prof` and leaves its `.cpuprofile` in DIR (see BENCHMARKS.md).
  */
-import { copyFileSync, existsSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { postgresSkipReason, withPostgres } from '../test/helpers/services.ts';
 import { type StrataServer, startStrata, waitFor } from '../test/helpers/strata.ts';
@@ -146,7 +146,11 @@ async function measureStore(
     await sleep(600);
     const eld = readProbe(dir, pid);
     // The longest stalls, with their end on the profile's clock, beside the profile.
-    if (opts.prof) copyFileSync(eldFile, join(opts.prof, `eld-${pid}.json`));
+    if (opts.prof) {
+      // Node makes the profile's directory only when it writes the profile, at exit: after this copy.
+      mkdirSync(opts.prof, { recursive: true });
+      copyFileSync(eldFile, join(opts.prof, `eld-${pid}.json`));
+    }
     await stopQuietly(strata);
     return { ...value, eldMaxMs: eld.maxMs, eldMaxCpuMs: eld.maxCpuMs, load } satisfies StoreResult;
   });
