@@ -105,6 +105,19 @@ function ownFailure(e: unknown): boolean {
  */
 const GROUP_WRITES = 64;
 
+type CreateOp = Extract<WriteOp, { op: 'create' }>;
+
+/** A created object's metadata: its own, with a uid, generation 1 and a creation time. */
+function createdMetadata(op: CreateOp): Resource['metadata'] {
+  const { resourceVersion: _rv, ...meta } = op.resource.metadata;
+  return {
+    ...meta,
+    uid: meta.uid ?? randomUUID(),
+    generation: 1,
+    creationTimestamp: meta.creationTimestamp ?? new Date().toISOString(),
+  };
+}
+
 /** A write (or an event append) waiting for its group's commit. */
 interface Pending<I, O> {
   input: I;
@@ -509,8 +522,7 @@ export class PostgresStore implements Store {
       for (const w of batch) {
         if (!one) await c.query('SAVEPOINT w');
         try {
-          const out: WriteResult[] = [];
-          for (const op of w.input) out.push(await this.#apply(c, op));
+          const out = await this.#applyAll(c, w.input);
           if (!one) await c.query('RELEASE SAVEPOINT w');
           outs.push(out);
         } catch (e) {
@@ -568,17 +580,66 @@ export class PostgresStore implements Store {
     }
   }
 
+  /**
+   * The ops of one write, in order. Creates in a row (distinct objects) go in one INSERT per WRITE_ROWS
+   * rather than one round trip each: an apply of 10,000 new Nodes is mostly that.
+   */
+  async #applyAll(c: pg.PoolClient, ops: WriteOp[]): Promise<WriteResult[]> {
+    const out: WriteResult[] = [];
+    for (let i = 0; i < ops.length; ) {
+      const run: CreateOp[] = [];
+      const seen = new Set<string>();
+      for (let op = ops[i]; op?.op === 'create' && run.length < WRITE_ROWS; op = ops[i + run.length]) {
+        const key = `${op.resource.kind}/${op.resource.metadata.name}`;
+        if (seen.has(key)) break;
+        seen.add(key);
+        run.push(op);
+      }
+      if (run.length > 1) {
+        out.push(...(await this.#createMany(c, run)));
+        i += run.length;
+      } else out.push(await this.#apply(c, ops[i++]!));
+    }
+    return out;
+  }
+
+  /** Creates of distinct objects in one statement, their versions taken first so they follow op order. */
+  async #createMany(c: pg.PoolClient, ops: CreateOp[]): Promise<WriteResult[]> {
+    const rvs = (
+      await c.query<{ rv: string }>(
+        "SELECT nextval('resource_versions')::text AS rv FROM generate_series(1, $1)",
+        [ops.length],
+      )
+    ).rows.map((r) => r.rv);
+    const col = <T>(f: (op: CreateOp) => T) => ops.map(f);
+    const { rows } = await c.query<Row>(
+      `INSERT INTO resources (kind, name, api_version, meta, spec, status, rv)
+       SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::jsonb[], $5::jsonb[], $6::jsonb[],
+         $7::bigint[])
+       ON CONFLICT (kind, name) DO NOTHING RETURNING *`,
+      [
+        col((op) => op.resource.kind),
+        col((op) => op.resource.metadata.name),
+        col((op) => op.resource.apiVersion),
+        col((op) => JSON.stringify(createdMetadata(op))),
+        col((op) => JSON.stringify(op.resource.spec)),
+        col((op) => (op.resource.status ? JSON.stringify(op.resource.status) : null)),
+        rvs,
+      ],
+    );
+    const made = new Map(rows.map((r) => [`${r.kind}/${r.name}`, r]));
+    return ops.map((op) => {
+      const row = made.get(`${op.resource.kind}/${op.resource.metadata.name}`);
+      if (!row) throw alreadyExists(op.resource.kind, op.resource.metadata.name);
+      return { op: 'create', resource: rowToResource(row) };
+    });
+  }
+
   async #apply(c: pg.PoolClient, op: WriteOp): Promise<WriteResult> {
     const kind = op.op === 'create' || op.op === 'update' ? op.resource.kind : op.kind;
     const name = op.op === 'create' || op.op === 'update' ? op.resource.metadata.name : op.name;
     if (op.op === 'create') {
-      const { resourceVersion: _rv, ...meta } = op.resource.metadata;
-      const metadata = {
-        ...meta,
-        uid: meta.uid ?? randomUUID(),
-        generation: 1,
-        creationTimestamp: meta.creationTimestamp ?? new Date().toISOString(),
-      };
+      const metadata = createdMetadata(op);
       const { rows } = await c.query<Row>(
         `INSERT INTO resources (kind, name, api_version, meta, spec, status, rv)
          VALUES ($1, $2, $3, $4::jsonb, $5::jsonb, $6::jsonb, nextval('resource_versions'))

@@ -287,6 +287,41 @@ for (const driver of drivers) {
       assert.deepEqual(await store.write([]), []);
     });
 
+    it('creates in a row are all-or-nothing: one that exists, or a name twice, fails the write and names it', async () => {
+      await store.write([{ op: 'create', resource: node('row-3', { v: 'old' }) }]);
+      const names = ['row-0', 'row-1', 'row-2', 'row-3', 'row-4'];
+      await assert.rejects(
+        store.write(names.map((n) => ({ op: 'create' as const, resource: node(n, { v: 'new' }) }))),
+        (e: unknown) => e instanceof StrataError && e.reason === 'AlreadyExists' && /row-3/.test(e.message),
+      );
+      for (const n of ['row-0', 'row-1', 'row-2', 'row-4'])
+        assert.equal(await store.get('Node', n), undefined);
+      assert.deepEqual((await store.get('Node', 'row-3'))!.spec, { v: 'old' });
+      await assert.rejects(
+        store.write(
+          ['twice-a', 'twice-b', 'twice-a'].map((n) => ({ op: 'create' as const, resource: node(n) })),
+        ),
+        (e: unknown) => e instanceof StrataError && e.reason === 'AlreadyExists' && /twice-a/.test(e.message),
+      );
+      assert.equal(await store.get('Node', 'twice-b'), undefined);
+      // Landed, they come back in the order asked, each with its own increasing version and its own uid.
+      const made = await store.write(
+        ['row-4', 'row-2', 'row-0'].map((n) => ({ op: 'create' as const, resource: node(n, { n }) })),
+      );
+      assert.deepEqual(
+        made.map((w) => [w.resource.metadata.name, w.resource.spec]),
+        [
+          ['row-4', { n: 'row-4' }],
+          ['row-2', { n: 'row-2' }],
+          ['row-0', { n: 'row-0' }],
+        ],
+      );
+      const rvs = made.map((w) => Number(w.resource.metadata.resourceVersion));
+      assert.ok(rvs[0]! < rvs[1]! && rvs[1]! < rvs[2]!, rvs.join(' < '));
+      assert.equal(new Set(made.map((w) => w.resource.metadata.uid)).size, 3);
+      assert.deepEqual(await store.get('Node', 'row-2'), made[1]!.resource);
+    });
+
     it('writes asked for together stand alone: a failing one leaves nothing of its own and takes none of the others', async () => {
       await store.write([{ op: 'create', resource: node('tog-existing', { v: 1 }) }]);
       // Asked for in one turn of the loop (SQLite commits them as one group, each in a savepoint).
