@@ -101,7 +101,7 @@ function ownFailure(e: unknown): boolean {
  * The most writes in one group commit. Each runs in a savepoint, a subtransaction with an id of its own, and
  * a backend keeps up to 64 of those in shared memory (PGPROC_MAX_CACHED_SUBXIDS). Past that its snapshot
  * "overflows" and every other session's reads check row visibility through pg_subtrans. Uncapped, the
- * whole 10,000-Node list took 1.8× as long as before group commit (p50 of 3 rounds); capped, as long.
+ * whole 10,000-Node list took 1.8× as long as before group commit (p50 of 3 rounds); capped at 64, the same.
  */
 const GROUP_WRITES = 64;
 
