@@ -550,10 +550,7 @@ export class ApiServer {
         const def = kindOf(ctx.params.plural!);
         const after = intParam(ctx.query, 'after', 0) ?? 0;
         if (ctx.principal?.networks) checkRead(ctx.principal, await resources.mustGet(def.kind, nameOf(ctx)));
-        // Events are persisted in batches (EventHub); what this process recorded before the request is
-        // written first, so a timeline read after a state change shows the step that made it.
-        await resources.hub.flush();
-        const items = await resources.store.listEvents({
+        const items = await resources.hub.list({
           kind: def.kind,
           name: nameOf(ctx),
           afterId: after,

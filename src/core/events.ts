@@ -7,7 +7,7 @@
 import type { Logger } from './log.ts';
 import { counter } from './metrics.ts';
 import type { Resource, StrataEvent, WatchEvent, WatchEventType } from './resources/types.ts';
-import type { Store } from './store/types.ts';
+import type { EventQuery, Store } from './store/types.ts';
 import { coreSubjects } from './wire.ts';
 
 type Listener<T> = (v: T) => void;
@@ -67,6 +67,15 @@ export class EventHub {
     this.#pending.push(ev);
     if (!this.#timer) this.#timer = setTimeout(() => void this.flush(), this.#flushMs);
     return ev;
+  }
+
+  /**
+   * A timeline as stored, with what this process recorded before the call written first: a client that
+   * sees a node reach a state and then reads its timeline finds the step that got it there.
+   */
+  async list(q: EventQuery): Promise<StrataEvent[]> {
+    await this.flush();
+    return this.#store.listEvents(q);
   }
 
   /** Writes pending events; resolves when everything recorded so far is on disk. */
